@@ -1,0 +1,105 @@
+# shellcheck shell=bash
+# Sourced by scripts/test and scripts/bench: makes a real PostgreSQL available and exports
+# BILLSYNC_TEST_DATABASE_URL (a role that may CREATE DATABASE; tests make one per test).
+#
+# Order: (1) BILLSYNC_TEST_DATABASE_URL if already set; (2) a server answering on
+# 127.0.0.1:5432; (3) a throwaway cluster from installed server binaries in a temp dir;
+# (4) install Debian's postgresql package, then (3). Never skips silently: if none works it
+# says why and exits 1. BILLSYNC_PG_FORCE_THROWAWAY=1 skips (1) and (2) (to test (3)).
+
+pg_say() { echo "ensure-postgres: $*" >&2; }
+
+pg_works() { # URL
+  command -v psql >/dev/null 2>&1 || return 1
+  psql "$1" -Atqc 'select 1' >/dev/null 2>&1
+}
+
+pg_bindir() {
+  local d
+  for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)")" /usr/lib/postgresql/*/bin; do
+    if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+      echo "$d"
+      return 0
+    fi
+  done
+  return 1
+}
+
+pg_free_port() {
+  local p
+  for p in $(seq 55432 55532); do
+    if ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Runs a command as the postgres user when we are root (initdb and pg_ctl refuse root).
+pg_as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/sh postgres
+    if command -v runuser >/dev/null 2>&1; then
+      runuser -u postgres -- "$@"
+    else
+      su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+    fi
+  else
+    "$@"
+  fi
+}
+
+pg_start_throwaway() {
+  local bin port
+  bin=$(pg_bindir) || return 1
+  port=$(pg_free_port) || return 1
+  PG_THROWAWAY_DIR=$(mktemp -d /tmp/billsync-pg.XXXXXX)
+  chmod 755 "$PG_THROWAWAY_DIR"
+  [ "$(id -u)" = 0 ] && { id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/sh postgres; chown postgres "$PG_THROWAWAY_DIR"; }
+  pg_as_owner "$bin/initdb" -D "$PG_THROWAWAY_DIR/data" -U postgres -A trust --no-sync >"$PG_THROWAWAY_DIR/initdb.log" 2>&1 || {
+    pg_say "initdb failed: $(tail -3 "$PG_THROWAWAY_DIR/initdb.log")"
+    return 1
+  }
+  pg_as_owner "$bin/pg_ctl" -D "$PG_THROWAWAY_DIR/data" -l "$PG_THROWAWAY_DIR/server.log" -w \
+    -o "-h 127.0.0.1 -p $port -k $PG_THROWAWAY_DIR -c fsync=on -c max_connections=300" start >/dev/null || {
+    pg_say "pg_ctl start failed: $(tail -3 "$PG_THROWAWAY_DIR/server.log")"
+    return 1
+  }
+  PG_THROWAWAY_BIN=$bin
+  trap 'pg_as_owner "$PG_THROWAWAY_BIN/pg_ctl" -D "$PG_THROWAWAY_DIR/data" -m fast stop >/dev/null 2>&1; rm -rf "$PG_THROWAWAY_DIR"' EXIT
+  BILLSYNC_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  pg_say "started a throwaway PostgreSQL ($bin) on 127.0.0.1:$port"
+}
+
+ensure_postgres() {
+  if [ -z "${BILLSYNC_PG_FORCE_THROWAWAY:-}" ]; then
+    if [ -n "${BILLSYNC_TEST_DATABASE_URL:-}" ]; then
+      if ! command -v psql >/dev/null 2>&1 || pg_works "$BILLSYNC_TEST_DATABASE_URL"; then
+        pg_say "using BILLSYNC_TEST_DATABASE_URL"
+        return 0
+      fi
+      pg_say "BILLSYNC_TEST_DATABASE_URL is set but does not answer; looking further"
+    fi
+    if pg_works "postgres://postgres@127.0.0.1:5432/postgres"; then
+      BILLSYNC_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+      pg_say "using the PostgreSQL on 127.0.0.1:5432"
+      return 0
+    fi
+  fi
+  if ! pg_bindir >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      pg_say "no PostgreSQL server binaries; installing Debian's postgresql package"
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+        || { pg_say "apt-get install postgresql failed"; }
+    fi
+  fi
+  if pg_start_throwaway; then
+    return 0
+  fi
+  echo "No PostgreSQL could be had: none answers on 127.0.0.1:5432, BILLSYNC_TEST_DATABASE_URL is unset or dead, and no server binaries could be found, installed or started (see messages above)." >&2
+  exit 1
+}
+
+ensure_postgres
+export BILLSYNC_TEST_DATABASE_URL

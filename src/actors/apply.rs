@@ -1,0 +1,263 @@
+//! Turning observations into writes: the pair actor's one way of applying anything, whether
+//! it came from a webhook or an API read. Reads the stored state, runs the version rule, and
+//! builds the [`ApplyBatch`] the store commits in one transaction.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::connections::LiveConnection;
+use crate::model::time::now_micros;
+use crate::model::version::{decide_with_hash, Current, Decision};
+use crate::model::{content_hash_of_text, quality, ObjectType, Observation, ReconStatus};
+use crate::store::{ApplyBatch, ObjectWrite, Store, StoreError, StoredObject};
+
+type Key = (ObjectType, String);
+
+/// Where an observation came from, and whether the provider API itself said it.
+pub struct Sourced {
+    pub observation: Observation,
+    pub source: Value,
+    /// Read from the provider API: the content is confirmed (`converged`).
+    pub from_api: bool,
+    /// Found by a reconciliation sweep, not delivered by a webhook (`drifted`).
+    pub drift: bool,
+}
+
+/// What the actor knows of an object while it decides a batch.
+struct Known {
+    current: Current,
+    status: ReconStatus,
+    data: Value,
+}
+
+/// Decides every observation in order against the stored state and returns the batch to
+/// commit (inbox ids, dead letters, raw observations and checkpoints are the caller's).
+pub async fn decide_batch(
+    store: &dyn Store,
+    conn: &LiveConnection,
+    items: &[Sourced],
+) -> Result<ApplyBatch, StoreError> {
+    Ok(decide_each(store, conn, items).await?.0)
+}
+
+/// [`decide_batch`], with the decision taken for each item.
+pub async fn decide_each(
+    store: &dyn Store,
+    conn: &LiveConnection,
+    items: &[Sourced],
+) -> Result<(ApplyBatch, Vec<Decision>), StoreError> {
+    let mut keys: Vec<Key> = items
+        .iter()
+        .map(|s| (s.observation.object_type, s.observation.provider_id.clone()))
+        .collect();
+    keys.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+    keys.dedup();
+    let mut known: HashMap<Key, Known> = store
+        .current_objects(&conn.record.id, &keys)
+        .await?
+        .into_iter()
+        .map(|o| {
+            let current = Current {
+                version: o.version,
+                content_hash: o.content_hash,
+                order_key: o.order_key,
+                tie_rank: o.tie_rank,
+            };
+            let known = Known {
+                current,
+                status: o.status,
+                data: o.data,
+            };
+            ((o.object_type, o.provider_id), known)
+        })
+        .collect();
+    let provider = conn.record.provider.as_str();
+    let mut writes: Vec<ObjectWrite> = Vec::new();
+    let mut decisions = Vec::with_capacity(items.len());
+    for item in items {
+        let obs = &item.observation;
+        let key = (obs.object_type, obs.provider_id.clone());
+        let prior = known.get(&key);
+        let obs_text = obs.data.to_string();
+        let obs_hash = content_hash_of_text(&obs_text, obs.deleted);
+        let decision = decide_with_hash(prior.map(|k| &k.current), obs, &obs_hash);
+        decisions.push(decision);
+        let status = if item.from_api {
+            ReconStatus::Converged
+        } else if item.drift {
+            ReconStatus::Drifted
+        } else {
+            ReconStatus::Pending
+        };
+        if decision == Decision::Unchanged {
+            // The API agreeing with stored content confirms it; nothing else changes.
+            if let Some(p) = prior.filter(|p| {
+                item.from_api && matches!(p.status, ReconStatus::Pending | ReconStatus::Failed)
+            }) {
+                writes.push(write(
+                    conn,
+                    obs,
+                    &item.source,
+                    (p.data.clone(), p.data.to_string()),
+                    &p.current,
+                    Some(p.current.version),
+                    p.current.version,
+                    ReconStatus::Converged,
+                    "confirmed_by_api",
+                ));
+                if let Some(k) = known.get_mut(&key) {
+                    k.status = ReconStatus::Converged;
+                }
+            }
+            continue;
+        }
+        if !decision.creates_version() {
+            metrics::counter!("billsync_observations_ignored_total", "provider" => provider,
+                "kind" => obs.object_type.as_str(), "outcome" => decision.reason())
+            .increment(1);
+            continue;
+        }
+        // A deletion without fields keeps the last known data (CONTRACT).
+        let (data, text, hash) = match (&obs.data, prior) {
+            (Value::Null, Some(p)) => {
+                let text = p.data.to_string();
+                let hash = content_hash_of_text(&text, obs.deleted);
+                (p.data.clone(), text, hash)
+            }
+            (Value::Null, None) => (
+                json!({}),
+                "{}".to_owned(),
+                content_hash_of_text("{}", obs.deleted),
+            ),
+            (d, _) => (d.clone(), obs_text, obs_hash),
+        };
+        if prior.is_some_and(|p| p.current.content_hash == hash) {
+            continue;
+        }
+        let expected = prior.map(|p| p.current.version);
+        let version = expected.unwrap_or(0) + 1;
+        let current = Current {
+            version,
+            content_hash: hash,
+            order_key: obs.order_key,
+            tie_rank: obs.tie_rank,
+        };
+        let mut new = write(
+            conn,
+            obs,
+            &item.source,
+            (data.clone(), text),
+            &current,
+            expected,
+            version,
+            status,
+            decision.reason(),
+        );
+        new.findings = quality::check(obs.object_type, &data, now_micros() / 1_000_000)
+            .into_iter()
+            .map(|f| {
+                metrics::counter!("billsync_quality_findings_total", "provider" => provider,
+                    "kind" => obs.object_type.as_str(), "code" => f.code)
+                .increment(1);
+                (f.code.to_owned(), f.message)
+            })
+            .collect();
+        writes.push(new);
+        known.insert(
+            key,
+            Known {
+                current,
+                status,
+                data,
+            },
+        );
+    }
+    let batch = ApplyBatch {
+        connection_id: conn.record.id.clone(),
+        merchant_id: conn.record.merchant_id.clone(),
+        lease_epoch: conn.record.lease_epoch,
+        now: now_micros(),
+        writes,
+        applied_inbox_ids: Vec::new(),
+        dead_letters: Vec::new(),
+        observations: Vec::new(),
+        checkpoints: Vec::new(),
+        schedule_refetches: Vec::new(),
+        settled_refetches: Vec::new(),
+    };
+    Ok((batch, decisions))
+}
+
+/// A write that changes only an object's reconciliation status (no version).
+pub fn status_write(
+    conn: &LiveConnection,
+    o: &StoredObject,
+    status: ReconStatus,
+    reason: &str,
+) -> ObjectWrite {
+    ObjectWrite {
+        object_type: o.object_type,
+        provider_id: o.provider_id.clone(),
+        id: format!("{}:{}", conn.record.provider.as_str(), o.provider_id),
+        expected_version: Some(o.version),
+        version: o.version,
+        status,
+        deleted: o.deleted,
+        data_text: o.data.to_string(),
+        data: o.data.clone(),
+        content_hash: o.content_hash.clone(),
+        order_key: o.order_key,
+        tie_rank: o.tie_rank,
+        provider_updated_at: o.provider_updated_at,
+        source: json!({ "kind": "status" }),
+        reason: reason.to_owned(),
+        findings: Vec::new(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    conn: &LiveConnection,
+    obs: &Observation,
+    source: &Value,
+    (data, data_text): (Value, String),
+    current: &Current,
+    expected_version: Option<i64>,
+    version: i64,
+    status: ReconStatus,
+    reason: &str,
+) -> ObjectWrite {
+    ObjectWrite {
+        object_type: obs.object_type,
+        provider_id: obs.provider_id.clone(),
+        id: format!("{}:{}", conn.record.provider.as_str(), obs.provider_id),
+        expected_version,
+        version,
+        status,
+        deleted: obs.deleted,
+        data,
+        data_text,
+        content_hash: current.content_hash.clone(),
+        order_key: current.order_key,
+        tie_rank: current.tie_rank,
+        provider_updated_at: obs.provider_updated_at,
+        source: source.clone(),
+        reason: reason.to_owned(),
+        findings: Vec::new(),
+    }
+}
+
+/// Metric label for a version's reason (a fixed set, so cardinality stays bounded).
+pub fn reason_label(reason: &str) -> &'static str {
+    [
+        Decision::Create,
+        Decision::Newer,
+        Decision::TieBrokenByLifecycle,
+        Decision::Ambiguous,
+    ]
+    .into_iter()
+    .map(Decision::reason)
+    .find(|r| *r == reason)
+    .unwrap_or("other")
+}

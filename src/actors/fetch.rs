@@ -1,0 +1,140 @@
+//! Provider API calls made by a pair actor's child tasks: every attempt passes the
+//! connection's limiter, each has a timeout, failures back off with jitter, a 429 pauses the
+//! whole connection. The reqwest client's own retries are off, so nothing bypasses the limiter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use thiserror::Error;
+
+use super::limiter::{ConnectionLimiter, Priority};
+use crate::model::time::now_micros;
+use crate::providers::{ApiRequest, Provider};
+
+/// Attempts per request before it is given back as failed.
+const MAX_ATTEMPTS: u32 = 6;
+
+#[derive(Debug, Error)]
+pub enum FetchError {
+    #[error("{provider} answered {status}: not retried")]
+    Refused { provider: &'static str, status: u16 },
+    #[error("gave up after {attempts} attempts: {last}")]
+    Exhausted { attempts: u32, last: String },
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// When the answer was read, microseconds.
+    pub read_at: i64,
+    /// The request as sent (path and query), kept with the raw observation.
+    pub request: String,
+}
+
+/// Everything a child task needs to call one connection's provider API.
+pub struct Fetcher {
+    pub client: reqwest::Client,
+    pub limiter: Arc<ConnectionLimiter>,
+    pub provider: &'static dyn Provider,
+    pub base_url: String,
+    pub api_key: String,
+    pub api_version: String,
+    pub timeout: Duration,
+}
+
+impl Fetcher {
+    /// GETs `request` with retries. Returns the outcome and how many attempts it took.
+    pub async fn get(
+        &self,
+        request: &ApiRequest,
+        priority: Priority,
+    ) -> (Result<Fetched, FetchError>, u32) {
+        let provider = self.provider.kind().as_str();
+        let url = format!("{}{}", self.base_url.trim_end_matches('/'), request.path);
+        let mut last = String::new();
+        for attempt in 1..=MAX_ATTEMPTS {
+            self.limiter.acquire(priority).await;
+            let sent = self
+                .provider
+                .authorize(self.client.get(&url), &self.api_key, &self.api_version)
+                .query(&request.query)
+                .timeout(self.timeout)
+                .send()
+                .await;
+            let outcome = match sent {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if let Some(pause) = self.provider.retry_after(status, response.headers()) {
+                        let jitter = rand::thread_rng().gen_range(0.0..0.25);
+                        self.limiter.pause_for(pause.mul_f64(1.0 + jitter));
+                        last = format!("{status} rate limited");
+                        "rate_limited"
+                    } else if response.status().is_success() {
+                        match response.bytes().await {
+                            Ok(body) => {
+                                metrics::counter!("billsync_provider_requests_total", "provider" => provider,
+                                    "kind" => priority.as_str(), "outcome" => "ok")
+                                .increment(1);
+                                let query: Vec<String> = request
+                                    .query
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={v}"))
+                                    .collect();
+                                return (
+                                    Ok(Fetched {
+                                        body: body.to_vec(),
+                                        read_at: now_micros(),
+                                        request: format!(
+                                            "GET {}?{}",
+                                            request.path,
+                                            query.join("&")
+                                        ),
+                                    }),
+                                    attempt,
+                                );
+                            }
+                            Err(e) => {
+                                last = format!("reading the body: {e}");
+                                "error"
+                            }
+                        }
+                    } else if status >= 500 || status == 408 || status == 409 {
+                        last = format!("{status}");
+                        "server_error"
+                    } else {
+                        metrics::counter!("billsync_provider_requests_total", "provider" => provider,
+                            "kind" => priority.as_str(), "outcome" => "refused")
+                        .increment(1);
+                        return (Err(FetchError::Refused { provider, status }), attempt);
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    last = "timed out".into();
+                    "timeout"
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    "error"
+                }
+            };
+            metrics::counter!("billsync_provider_requests_total", "provider" => provider,
+                "kind" => priority.as_str(), "outcome" => outcome)
+            .increment(1);
+            if outcome != "rate_limited" {
+                // Jittered exponential backoff: 0.25 s, 0.5 s, ... capped at 8 s.
+                let base = 0.25 * f64::from(1u32 << (attempt - 1).min(5));
+                let delay = base.min(8.0) * rand::thread_rng().gen_range(0.5..1.0);
+                tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+            }
+        }
+        (
+            Err(FetchError::Exhausted {
+                attempts: MAX_ATTEMPTS,
+                last,
+            }),
+            MAX_ATTEMPTS,
+        )
+    }
+}

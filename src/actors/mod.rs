@@ -1,0 +1,15 @@
+//! Actors: the supervisor routes inbox work to one pair actor per connection, which is the
+//! only writer of that connection's objects (DESIGN "The flow", steps 2 and 3).
+
+pub mod apply;
+pub mod committer;
+pub mod confirm;
+pub mod fetch;
+pub mod jobs;
+pub mod limiter;
+pub mod pair;
+pub mod pull;
+pub mod supervisor;
+pub mod sweep;
+
+pub use supervisor::{Supervisor, SupervisorHandle};

@@ -1,0 +1,222 @@
+//! Supervisor: learns which connections have inbox work (from intake, or a periodic scan of
+//! the inbox as backstop), and wakes their pair actors, spawning them on demand and letting
+//! idle ones stop. Holds the registry of live actors.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::pair::{Msg, PairActor, PairSettings};
+use crate::connections::Connections;
+use crate::model::time::now_micros;
+use crate::store::Store;
+
+/// How often the inbox is scanned for work nobody announced (restarts, retries).
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// Wakes the supervisor; cheap to clone, never blocks.
+#[derive(Clone, Default)]
+pub struct SupervisorHandle {
+    dirty: Arc<Mutex<HashSet<String>>>,
+    jobs: Arc<Mutex<HashSet<String>>>,
+    notify: Arc<Notify>,
+}
+
+impl SupervisorHandle {
+    /// Announces new inbox rows for these connections.
+    pub fn work_for<'a>(&self, connection_ids: impl IntoIterator<Item = &'a str>) {
+        {
+            // A poisoned lock only means another thread panicked mid-insert; the set is fine.
+            let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            for id in connection_ids {
+                dirty.insert(id.to_owned());
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Announces a started pull job for this connection.
+    pub fn job_for(&self, connection_id: &str) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(connection_id.to_owned());
+        self.notify.notify_one();
+    }
+
+    fn take(set: &Mutex<HashSet<String>>) -> HashSet<String> {
+        std::mem::take(&mut *set.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+struct ActorEntry {
+    generation: u64,
+    mailbox: mpsc::Sender<Msg>,
+}
+
+/// The supervisor task's state.
+pub struct Supervisor {
+    store: Arc<dyn Store>,
+    connections: Arc<Connections>,
+    settings: PairSettings,
+    handle: SupervisorHandle,
+    actors: Arc<DashMap<String, ActorEntry>>,
+    /// One lock per connection, held by its actor for its whole life: a new actor for the
+    /// same connection waits until the old one has finished (one writer, always).
+    writer_locks: Arc<DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    next_generation: u64,
+}
+
+impl Supervisor {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connections: Arc<Connections>,
+        settings: PairSettings,
+        handle: SupervisorHandle,
+    ) -> Self {
+        Supervisor {
+            store,
+            connections,
+            settings,
+            handle,
+            actors: Arc::new(DashMap::new()),
+            writer_locks: Arc::new(DashMap::new()),
+            next_generation: 0,
+        }
+    }
+
+    /// Runs until `cancel` fires, then waits for the actors to finish their current batch.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<(String, u64)>();
+        let mut tasks = JoinSet::new();
+        let mut rescan = tokio::time::interval(RESCAN_EVERY);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut scan = false;
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.handle.notify.notified() => {}
+                _ = rescan.tick() => scan = true,
+                Some((id, generation)) = idle_rx.recv() => {
+                    // Dropping the entry drops the mailbox sender: the actor ends once drained.
+                    self.actors.remove_if(&id, |_, e| e.generation == generation);
+                    continue;
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            }
+            for id in SupervisorHandle::take(&self.handle.dirty) {
+                self.send(&id, Msg::Wake, &idle_tx, &mut tasks, &cancel);
+            }
+            for id in SupervisorHandle::take(&self.handle.jobs) {
+                self.send(&id, Msg::Jobs, &idle_tx, &mut tasks, &cancel);
+            }
+            if scan {
+                let due = self
+                    .store
+                    .connections_with_due_work(now_micros(), 10_000)
+                    .await;
+                match due {
+                    Ok(ids) => {
+                        for id in ids {
+                            self.send(&id, Msg::Wake, &idle_tx, &mut tasks, &cancel);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "inbox scan failed; will retry"),
+                }
+                match self
+                    .store
+                    .connections_with_due_refetches(now_micros(), 10_000)
+                    .await
+                {
+                    Ok(ids) => {
+                        for id in ids {
+                            self.send(&id, Msg::Wake, &idle_tx, &mut tasks, &cancel);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "confirmation scan failed; will retry"),
+                }
+                if self.settings.confirm {
+                    match self
+                        .store
+                        .connections_with_due_sweeps(now_micros(), 1_000)
+                        .await
+                    {
+                        Ok(ids) => {
+                            for id in ids {
+                                self.send(&id, Msg::Sweep, &idle_tx, &mut tasks, &cancel);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "sweep scan failed; will retry"),
+                    }
+                }
+                // Pull jobs survive restarts: resume any whose actor is not running.
+                match self.store.connections_with_running_jobs().await {
+                    Ok(ids) => {
+                        let actors = self.actors.clone();
+                        for id in ids.into_iter().filter(|id| !actors.contains_key(id)) {
+                            self.send(&id, Msg::Jobs, &idle_tx, &mut tasks, &cancel);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "job scan failed; will retry"),
+                }
+                metrics::gauge!("billsync_live_actors").set(self.actors.len() as f64);
+            }
+        }
+        self.actors.clear();
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Delivers `msg` to the connection's actor, spawning one when none is running.
+    fn send(
+        &mut self,
+        id: &str,
+        msg: Msg,
+        idle_tx: &mpsc::UnboundedSender<(String, u64)>,
+        tasks: &mut JoinSet<()>,
+        cancel: &CancellationToken,
+    ) {
+        if let Some(entry) = self.actors.get(id) {
+            match entry.mailbox.try_send(msg) {
+                Ok(()) => return,
+                // A full mailbox already holds work; a job notice must not be lost though.
+                Err(mpsc::error::TrySendError::Full(_)) if msg != Msg::Jobs => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.handle.job_for(id);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let (mailbox, inbox) = mpsc::channel(4);
+        // A fresh channel with capacity 4 has room for the first message.
+        let _ = mailbox.try_send(msg);
+        self.actors.insert(
+            id.to_owned(),
+            ActorEntry {
+                generation,
+                mailbox,
+            },
+        );
+        let lock = self.writer_locks.entry(id.to_owned()).or_default().clone();
+        let actor = PairActor::new(
+            id.to_owned(),
+            generation,
+            self.store.clone(),
+            self.connections.clone(),
+            self.settings.clone(),
+        );
+        let idle_tx = idle_tx.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let _writer = lock.lock_owned().await;
+            actor.run(inbox, idle_tx, cancel).await;
+        });
+    }
+}

@@ -1,0 +1,224 @@
+//! Configuration: defaults, then an optional TOML file, then `BILLSYNC_*` variables (CONTRACT).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("could not read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything a node needs to run. Build with [`Config::load`] or [`Config::default`].
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listen address (`BILLSYNC_LISTEN`).
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://...` (`BILLSYNC_DATABASE_URL`).
+    pub database_url: String,
+    /// Bearer token for admin and read APIs (`BILLSYNC_ADMIN_TOKEN`); generated when unset.
+    pub admin_token: Option<String>,
+    /// This node's name (`BILLSYNC_NODE_ID`).
+    pub node_id: String,
+    /// Log filter (`BILLSYNC_LOG`).
+    pub log: String,
+    /// Where the embedded store and the generated secret key live (`BILLSYNC_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Base64 32-byte key sealing connection secrets (`BILLSYNC_SECRET_KEY`); when unset, a
+    /// key file `secret.key` is created in `data_dir`.
+    pub secret_key: Option<String>,
+    /// Webhook timestamp tolerance in seconds.
+    pub webhook_tolerance_secs: i64,
+    /// Most events one intake transaction commits.
+    pub intake_batch_max: usize,
+    /// Concurrent intake transactions (1 fits SQLite's single writer).
+    pub intake_writers: usize,
+    /// Seconds without work before a pair actor stops.
+    pub actor_idle_secs: u64,
+    /// Apply attempts before an inbox row is dead-lettered.
+    pub inbox_max_attempts: i64,
+    /// Talk to provider APIs in the background: confirm what webhooks changed, sweep for what
+    /// they missed. Off only for offline demos and tests without a provider.
+    pub provider_sync: bool,
+    /// Seconds between reconciliation sweeps of a connection that names no interval.
+    pub reconcile_interval_secs: u64,
+    /// Seconds before the first confirmation read.
+    pub confirm_after_secs: u64,
+    /// Seconds after which an unconfirmed object is marked `failed`.
+    pub confirm_window_secs: u64,
+    /// Timeout of one provider API request, seconds.
+    pub provider_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("node_id", &self.node_id)
+            .field("data_dir", &self.data_dir)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://./billsync-data/billsync.db".into(),
+            admin_token: None,
+            node_id: default_node_id(),
+            log: "info".into(),
+            data_dir: PathBuf::from("./billsync-data"),
+            secret_key: None,
+            webhook_tolerance_secs: 300,
+            intake_batch_max: 256,
+            intake_writers: 0,
+            actor_idle_secs: 30,
+            inbox_max_attempts: 10,
+            provider_sync: true,
+            reconcile_interval_secs: 300,
+            confirm_after_secs: 2,
+            confirm_window_secs: 15 * 60,
+            provider_timeout_secs: 10,
+        }
+    }
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// A database URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the TOML file (when given), overlaid by the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    source,
+                })?
+            }
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = var("BILLSYNC_LISTEN") {
+            self.listen = v.parse().map_err(|e| ConfigError::Invalid {
+                name: "BILLSYNC_LISTEN",
+                reason: format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
+            })?;
+        }
+        if let Some(v) = var("BILLSYNC_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("BILLSYNC_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+            self.admin_token = Some(v);
+        }
+        if let Some(v) = var("BILLSYNC_NODE_ID") {
+            self.node_id = v;
+        }
+        if let Some(v) = var("BILLSYNC_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = var("BILLSYNC_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("BILLSYNC_SECRET_KEY").filter(|v| !v.is_empty()) {
+            self.secret_key = Some(v);
+        }
+        if let Some(v) = var("BILLSYNC_PROVIDER_SYNC") {
+            self.provider_sync = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "BILLSYNC_PROVIDER_SYNC",
+                        reason: format!("`{v}` is not true or false"),
+                    })
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Concurrent intake transactions: as configured, else 1 for SQLite and 4 for Postgres.
+    pub fn intake_writer_count(&self) -> usize {
+        match self.intake_writers {
+            0 if self.database_url.starts_with("sqlite:") => 1,
+            0 => 4,
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_wins_over_defaults_and_bad_values_are_named() {
+        let mut c = Config::default();
+        c.apply_env(|n| (n == "BILLSYNC_LISTEN").then(|| "127.0.0.1:9".to_string()))
+            .unwrap();
+        assert_eq!(c.listen.port(), 9);
+        let err = c
+            .apply_env(|n| (n == "BILLSYNC_LISTEN").then(|| "nope".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("BILLSYNC_LISTEN"));
+    }
+
+    #[test]
+    fn toml_file_is_read_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7\"\nlog = \"debug\"\n").unwrap();
+        let c: Config = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(c.listen.port(), 7);
+        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+    }
+}

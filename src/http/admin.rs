@@ -1,0 +1,246 @@
+//! Admin API (`/admin/v1/connections...`): register, read, list, pause and resume connections.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::query::Params;
+use super::AppState;
+use crate::actors::jobs;
+use crate::connections::view;
+use crate::model::time::{now_micros, parse_rfc3339};
+use crate::model::ObjectType;
+use crate::store::{AuditEntry, ConnectionState, SyncJob};
+
+const ACTOR: &str = "admin_api";
+
+pub async fn create(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("body is not JSON: {e}")))?;
+    let record = app.connections.create(&body, ACTOR).await?;
+    tracing::info!(connection_id = %record.id, provider = record.provider.as_str(), "connection registered");
+    Ok((StatusCode::CREATED, Json(Value::Object(view(&record)))).into_response())
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(q.as_deref())?;
+    let limit = params.limit(100, 1000)?;
+    let records = app
+        .store
+        .list_connections(params.get("merchant_id"), params.get("after"), limit)
+        .await?;
+    let next_after = (records.len() as i64 == limit).then(|| records.last().map(|r| r.id.clone()));
+    let data: Vec<Value> = records.iter().map(|r| Value::Object(view(r))).collect();
+    Ok(Json(
+        json!({ "data": data, "next_after": next_after.flatten() }),
+    ))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = app
+        .store
+        .get_connection(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    let mut v = view(&record);
+    let jobs = app.store.sync_jobs(&id).await?;
+    let now = now_micros();
+    for name in ["backfill", "resync"] {
+        let job = jobs.iter().find(|j| j.job == name);
+        let windows = match job {
+            Some(_) => app.store.sync_windows(&id, name).await?,
+            None => Vec::new(),
+        };
+        v.insert(name.into(), jobs::progress(job, &windows, now));
+    }
+    Ok(Json(Value::Object(v)))
+}
+
+/// `POST .../backfill {"since"}`: every object kind since that time.
+pub async fn backfill(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = json_body(&body)?;
+    start_job(&app, &id, "backfill", &body, None).await
+}
+
+/// `POST .../resync {"object_types", "since"}`: a targeted re-pull of some kinds.
+pub async fn resync(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = json_body(&body)?;
+    let types = body
+        .get("object_types")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| invalid("object_types", "must be a non-empty list of object types"))?
+        .iter()
+        .map(|t| {
+            t.as_str().and_then(ObjectType::parse).ok_or_else(|| {
+                invalid(
+                    "object_types",
+                    "entries must be customer, invoice, credit_note, subscription or transaction",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    start_job(&app, &id, "resync", &body, Some(types)).await
+}
+
+/// `POST .../replay {"from", "to"}`: re-derive objects from stored raw events, no provider calls.
+pub async fn replay(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = json_body(&body)?;
+    let time = |field: &str| {
+        body.get(field)
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339)
+            .ok_or_else(|| invalid(field, "must be an RFC 3339 time"))
+    };
+    let (from, to) = (time("from")?, time("to")?);
+    if from > to {
+        return Err(invalid("from", "must not be after `to`"));
+    }
+    let record = app
+        .store
+        .get_connection(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    let audit = AuditEntry {
+        at: now_micros(),
+        actor: ACTOR.into(),
+        action: "connection.replay".into(),
+        target: id.clone(),
+        detail: json!({ "from": body["from"], "to": body["to"] }),
+    };
+    let queued = app.store.enqueue_replay(&id, from, to, &audit).await?;
+    app.supervisor.work_for([id.as_str()]);
+    tracing::info!(connection_id = %id, queued, "replay queued");
+    let mut answer = view(&record);
+    answer.insert("replay".into(), json!({ "raw_events_queued": queued }));
+    Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))).into_response())
+}
+
+fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("body is not JSON: {e}")))
+}
+
+async fn start_job(
+    app: &AppState,
+    id: &str,
+    job: &str,
+    body: &Value,
+    types: Option<Vec<ObjectType>>,
+) -> Result<Response, ApiError> {
+    let since = body
+        .get("since")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339)
+        .ok_or_else(|| invalid("since", "must be an RFC 3339 time"))?;
+    let now = now_micros();
+    if since >= now {
+        return Err(invalid("since", "must be in the past"));
+    }
+    let conn = app
+        .connections
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    let jobs_now = app.store.sync_jobs(id).await?;
+    if jobs_now
+        .iter()
+        .any(|j| j.job == job && j.state == "running")
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job_running",
+            format!("a {job} is already running for this connection"),
+        ));
+    }
+    let streams: Vec<&str> = conn
+        .provider
+        .streams()
+        .iter()
+        .copied()
+        .filter(|s| {
+            types
+                .as_ref()
+                .is_none_or(|t| t.contains(&conn.provider.stream_object_type(s)))
+        })
+        .collect();
+    let record = SyncJob {
+        connection_id: id.to_owned(),
+        job: job.to_owned(),
+        state: "running".into(),
+        since: since / 1_000_000,
+        until: now / 1_000_000 + 1,
+        started_at: now,
+        finished_at: None,
+        error: None,
+    };
+    let windows = jobs::plan(job, &streams, record.since, record.until);
+    let audit = AuditEntry {
+        at: now,
+        actor: ACTOR.into(),
+        action: format!("connection.{job}"),
+        target: id.to_owned(),
+        detail: json!({ "since": body["since"], "streams": streams }),
+    };
+    app.store.start_sync_job(&record, &windows, &audit).await?;
+    app.supervisor.job_for(id);
+    tracing::info!(
+        connection_id = id,
+        job,
+        windows = windows.len(),
+        "pull job started"
+    );
+    let mut answer = view(&conn.record);
+    answer.insert(job.into(), jobs::progress(Some(&record), &windows, now));
+    Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))).into_response())
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::bad_request("invalid_request", format!("`{field}` {message}"))
+}
+
+pub async fn pause(state: State<AppState>, id: Path<String>) -> Result<Json<Value>, ApiError> {
+    set_state(state, id, ConnectionState::Paused).await
+}
+
+pub async fn resume(state: State<AppState>, id: Path<String>) -> Result<Json<Value>, ApiError> {
+    set_state(state, id, ConnectionState::Active).await
+}
+
+async fn set_state(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    state: ConnectionState,
+) -> Result<Json<Value>, ApiError> {
+    let record = app
+        .connections
+        .set_state(&id, state, ACTOR)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    if state == ConnectionState::Active {
+        app.supervisor.work_for([id.as_str()]);
+    }
+    Ok(Json(Value::Object(view(&record))))
+}

@@ -1,0 +1,140 @@
+//! A client of the admin API for the CLI: `billsync backfill` starts a job on a running node
+//! and draws its progress (objects, pages, rate, ETA) until it ends.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot reach billsync at {0}: {1}")]
+    Unreachable(String, reqwest::Error),
+    #[error("billsync answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("`--since` must be RFC 3339 or YYYY-MM-DD, got `{0}`")]
+    BadSince(String),
+    #[error("the backfill failed: {0}")]
+    JobFailed(String),
+}
+
+/// `2024-01-31` or an RFC 3339 time, as RFC 3339.
+pub fn normalize_since(since: &str) -> Result<String, ClientError> {
+    if crate::model::time::parse_rfc3339(since).is_some() {
+        return Ok(since.to_owned());
+    }
+    let with_time = format!("{since}T00:00:00Z");
+    if crate::model::time::parse_rfc3339(&with_time).is_some() {
+        return Ok(with_time);
+    }
+    Err(ClientError::BadSince(since.to_owned()))
+}
+
+async fn call(request: reqwest::RequestBuilder, target: &str) -> Result<(u16, Value), ClientError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ClientError::Unreachable(target.to_owned(), e))?;
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+fn refused(status: u16, body: &Value) -> ClientError {
+    ClientError::Refused {
+        status,
+        message: body["error"]["message"]
+            .as_str()
+            .unwrap_or("no message")
+            .to_owned(),
+    }
+}
+
+/// Starts (or attaches to the running) backfill of `connection` and shows progress until it
+/// is done. Returns the final progress document.
+pub async fn backfill(
+    target: &str,
+    token: &str,
+    connection: &str,
+    since: &str,
+) -> Result<Value, ClientError> {
+    let client = reqwest::Client::new();
+    let base = target.trim_end_matches('/');
+    let since = normalize_since(since)?;
+    let (status, body) = call(
+        client
+            .post(format!("{base}/admin/v1/connections/{connection}/backfill"))
+            .bearer_auth(token)
+            .json(&json!({ "since": since })),
+        target,
+    )
+    .await?;
+    match status {
+        202 => {}
+        409 => eprintln!("a backfill is already running for {connection}; following it"),
+        _ => return Err(refused(status, &body)),
+    }
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:40}] {percent:>3}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    loop {
+        let (status, body) = call(
+            client
+                .get(format!("{base}/admin/v1/connections/{connection}"))
+                .bearer_auth(token),
+            target,
+        )
+        .await?;
+        if status != 200 {
+            return Err(refused(status, &body));
+        }
+        let p = &body["backfill"];
+        let fraction = p["fraction_done"].as_f64().unwrap_or(0.0);
+        bar.set_position((fraction * 1000.0) as u64);
+        let eta = p["eta_secs"]
+            .as_f64()
+            .map_or("?".to_owned(), |s| format!("{s:.0}s"));
+        bar.set_message(format!(
+            "{} objects, {} pages, {} req, {:.0} obj/s, ETA {eta}",
+            p["objects"],
+            p["pages"],
+            p["requests"],
+            p["rate_per_sec"].as_f64().unwrap_or(0.0)
+        ));
+        match p["state"].as_str() {
+            Some("done") => {
+                bar.finish();
+                return Ok(p.clone());
+            }
+            Some("failed") => {
+                bar.abandon();
+                return Err(ClientError::JobFailed(
+                    p["error"].as_str().unwrap_or("unknown").to_owned(),
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_dates_and_times() {
+        assert_eq!(
+            normalize_since("2024-01-31").unwrap(),
+            "2024-01-31T00:00:00Z"
+        );
+        assert_eq!(
+            normalize_since("2024-01-31T10:00:00Z").unwrap(),
+            "2024-01-31T10:00:00Z"
+        );
+        assert!(normalize_since("last year").is_err());
+    }
+}

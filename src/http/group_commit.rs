@@ -1,0 +1,104 @@
+//! Group commit for intake: concurrent webhooks are gathered into one transaction and all
+//! acknowledged after its commit (DESIGN "Group commit at intake"). A request waits at most
+//! for the commit in progress plus its own; under load batches grow by themselves.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::actors::SupervisorHandle;
+use crate::store::{IncomingEvent, IngestOutcome, Store};
+
+struct Submission {
+    event: IncomingEvent,
+    reply: oneshot::Sender<Result<IngestOutcome, ()>>,
+}
+
+/// Submits events to the intake writers. Cloneable; the writers stop when every clone is gone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl GroupCommit {
+    /// Starts `writers` writer tasks committing up to `batch_max` events per transaction.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        supervisor: SupervisorHandle,
+        writers: usize,
+        batch_max: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(batch_max.max(1) * writers.max(1) * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(writer(
+                store.clone(),
+                supervisor.clone(),
+                rx.clone(),
+                batch_max.max(1),
+            ));
+        }
+        GroupCommit { tx }
+    }
+
+    /// Stores the event durably (or finds it a duplicate). `Err` means it is not stored.
+    pub async fn submit(&self, event: IncomingEvent) -> Result<IngestOutcome, ()> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Submission { event, reply })
+            .await
+            .map_err(|_| ())?;
+        answer.await.map_err(|_| ())?
+    }
+}
+
+async fn writer(
+    store: Arc<dyn Store>,
+    supervisor: SupervisorHandle,
+    rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
+    batch_max: usize,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            batch.push(first);
+            while batch.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(s) => batch.push(s),
+                    Err(_) => break,
+                }
+            }
+        }
+        let events: Vec<IncomingEvent> = batch.iter().map(|s| s.event.clone()).collect();
+        let started = Instant::now();
+        let result = store.ingest(&events).await;
+        metrics::histogram!("billsync_intake_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("billsync_intake_batch_size").record(batch.len() as f64);
+        match result {
+            Ok(outcomes) => {
+                supervisor.work_for(
+                    events
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(_, o)| matches!(o, IngestOutcome::Stored { .. }))
+                        .map(|(e, _)| e.connection_id.as_str()),
+                );
+                for (s, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = s.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "intake commit failed; answering 503");
+                for s in batch {
+                    let _ = s.reply.send(Err(()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! HTTP: webhook intake, the read API, the admin API, health and metrics, on one axum router.
+
+mod admin;
+pub mod admin_client;
+mod auth;
+pub mod error;
+mod group_commit;
+mod health;
+pub mod intake;
+mod query;
+mod read;
+mod status;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::trace::TraceLayer;
+
+pub use auth::token_digest;
+pub use error::ApiError;
+pub use group_commit::GroupCommit;
+
+use crate::actors::SupervisorHandle;
+use crate::connections::Connections;
+use crate::store::Store;
+
+/// What every handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub connections: Arc<Connections>,
+    pub intake: GroupCommit,
+    pub supervisor: SupervisorHandle,
+    pub admin_token_digest: [u8; 32],
+    pub metrics: PrometheusHandle,
+    pub tolerance_secs: i64,
+}
+
+/// Admin API bodies are small JSON documents.
+const ADMIN_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route(
+            "/admin/v1/connections",
+            post(admin::create).get(admin::list),
+        )
+        .route("/admin/v1/connections/{id}", get(admin::get))
+        .route("/admin/v1/connections/{id}/pause", post(admin::pause))
+        .route("/admin/v1/connections/{id}/resume", post(admin::resume))
+        .route("/admin/v1/connections/{id}/backfill", post(admin::backfill))
+        .route("/admin/v1/connections/{id}/resync", post(admin::resync))
+        .route("/admin/v1/connections/{id}/replay", post(admin::replay))
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
+    let read = Router::new()
+        .route("/v1/merchants/{merchant}/changes", get(read::changes))
+        .route(
+            "/v1/merchants/{merchant}/sync-status",
+            get(status::sync_status),
+        )
+        .route(
+            "/v1/merchants/{merchant}/{collection}",
+            get(read::list_objects),
+        )
+        .route(
+            "/v1/merchants/{merchant}/{collection}/{id}",
+            get(read::get_object),
+        )
+        .route(
+            "/v1/merchants/{merchant}/{collection}/{id}/versions",
+            get(read::versions),
+        );
+    let authed = admin
+        .merge(read)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer,
+        ));
+    Router::new()
+        .route(
+            "/webhooks/{provider}/{connection_id}",
+            post(intake::receive),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .merge(authed)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        // Intake reads its own body with the CONTRACT's 1 MiB limit and a JSON 413.
+        .layer(DefaultBodyLimit::disable())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,179 @@
+//! billsync keeps a billing ledger equal to what the billing providers say.
+//!
+//! The flow (DESIGN.md): [`http`] intake stores verified webhooks durably and answers 200;
+//! the [`actors`] supervisor routes inbox work to one pair actor per connection, which maps
+//! events with its [`providers`] module into [`model`] objects and commits versions to the
+//! [`store`]. [`run`] wires it all on one node.
+
+pub mod actors;
+pub mod config;
+pub mod connections;
+pub mod http;
+pub mod model;
+pub mod providers;
+pub mod secrets;
+pub mod simulator;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::committer::Committer;
+use crate::actors::pair::PairSettings;
+use crate::actors::{Supervisor, SupervisorHandle};
+use crate::config::Config;
+use crate::connections::Connections;
+use crate::http::{token_digest, AppState, GroupCommit};
+use crate::secrets::{Sealer, SecretsError};
+use crate::store::{Store, StoreError};
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretsError),
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens and migrates the configured store.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    let store = store::open(&config.database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The sealer for connection secrets: the configured key, else the data dir's key file.
+pub fn sealer(config: &Config) -> Result<Sealer, SecretsError> {
+    match &config.secret_key {
+        Some(key) => Sealer::from_base64(key),
+        None => Sealer::from_key_file(&config.data_dir.join("secret.key")),
+    }
+}
+
+const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+
+/// The admin token's digest: from the configuration, else generated once, stored as a
+/// digest, and printed on this first start only.
+async fn admin_token_digest(config: &Config, store: &dyn Store) -> Result<[u8; 32], StoreError> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token_digest(token));
+    }
+    let token: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    let digest = token_digest(&token);
+    let stored = store
+        .put_setting_if_absent(ADMIN_TOKEN_SETTING, &hex::encode(digest))
+        .await?;
+    if stored == hex::encode(digest) {
+        println!("billsync: generated admin token (shown once; set BILLSYNC_ADMIN_TOKEN to choose your own): {token}");
+    } else {
+        tracing::info!(
+            "using the admin token generated at first start (set BILLSYNC_ADMIN_TOKEN to override)"
+        );
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(&stored, &mut out)
+        .map_err(|_| StoreError::Corrupt("stored admin token digest".into()))?;
+    Ok(out)
+}
+
+/// Runs a node on `listener` until `shutdown` completes: migrates the store, starts the
+/// intake writers, the supervisor and the HTTP server, then drains them in order.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let store = open_store(&config).await?;
+    let sealer = sealer(&config)?;
+    let admin_token_digest = admin_token_digest(&config, store.as_ref()).await?;
+    let connections = Arc::new(Connections::new(
+        store.clone(),
+        sealer,
+        config.reconcile_interval_secs,
+    ));
+    let supervisor_handle = SupervisorHandle::default();
+    let cancel = CancellationToken::new();
+
+    let settings = PairSettings {
+        idle: Duration::from_secs(config.actor_idle_secs.max(1)),
+        max_attempts: config.inbox_max_attempts.max(1),
+        confirm: config.provider_sync,
+        confirm_after: Duration::from_secs(config.confirm_after_secs),
+        confirm_window: Duration::from_secs(config.confirm_window_secs.max(1)),
+        request_timeout: Duration::from_secs(config.provider_timeout_secs.max(1)),
+        reconcile_interval: Duration::from_secs(config.reconcile_interval_secs.max(1)),
+        ..PairSettings::new(Committer::spawn(
+            store.clone(),
+            config.intake_writer_count(),
+        ))
+    };
+    let supervisor = Supervisor::new(
+        store.clone(),
+        connections.clone(),
+        settings,
+        supervisor_handle.clone(),
+    );
+    let supervisor_task = tokio::spawn(supervisor.run(cancel.clone()));
+    let gauge_task = tokio::spawn(inbox_gauge(store.clone(), cancel.clone()));
+
+    let intake = GroupCommit::spawn(
+        store.clone(),
+        supervisor_handle.clone(),
+        config.intake_writer_count(),
+        config.intake_batch_max,
+    );
+    let state = AppState {
+        store: store.clone(),
+        connections,
+        intake,
+        supervisor: supervisor_handle,
+        admin_token_digest,
+        metrics: telemetry::metrics_handle(),
+        tolerance_secs: config.webhook_tolerance_secs,
+    };
+    let app = http::router(state);
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        store = store.backend(),
+        node_id = %config.node_id,
+        "billsync is serving"
+    );
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    cancel.cancel();
+    let _ = supervisor_task.await;
+    let _ = gauge_task.await;
+    tracing::info!("billsync stopped");
+    Ok(served?)
+}
+
+/// Publishes the inbox depth as a gauge every few seconds.
+async fn inbox_gauge(store: Arc<dyn Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(depth) = store.inbox_depth().await {
+            metrics::gauge!("billsync_inbox_depth").set(depth.pending as f64);
+            metrics::gauge!("billsync_inbox_dead_letters").set(depth.dead as f64);
+        }
+    }
+}

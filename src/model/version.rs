@@ -1,0 +1,148 @@
+//! The version rule (DESIGN invariant 4): objects only move forward, duplicates never version.
+//!
+//! Pure decision logic; the pair actor feeds it the stored state and an observation and
+//! writes whatever it decides.
+
+use super::object::{content_hash, Observation};
+
+/// What the store holds now for an object, as far as ordering is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub version: i64,
+    pub content_hash: String,
+    pub order_key: i64,
+    pub tie_rank: i64,
+}
+
+/// Why an observation did or did not become the current content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// First sight of the object: version 1.
+    Create,
+    /// Newer than what is stored: a new version.
+    Newer,
+    /// Same provider time, but later in the object's lifecycle: a new version, still unconfirmed.
+    TieBrokenByLifecycle,
+    /// Same provider time and lifecycle stage with different content: cannot be ordered. The
+    /// later arrival is kept, and the object stays `pending` until the provider API decides.
+    Ambiguous,
+    /// Same content as stored: no version (a duplicate or an identical re-read).
+    Unchanged,
+    /// Older than what is stored: ignored, the version never goes back.
+    Older,
+}
+
+impl Decision {
+    /// Whether this decision writes a new version.
+    pub fn creates_version(self) -> bool {
+        matches!(
+            self,
+            Decision::Create
+                | Decision::Newer
+                | Decision::TieBrokenByLifecycle
+                | Decision::Ambiguous
+        )
+    }
+
+    /// The `reason` recorded with the version (CONTRACT versions endpoint).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Decision::Create => "first_seen",
+            Decision::Newer => "newer_than_stored",
+            Decision::TieBrokenByLifecycle => "same_time_later_lifecycle",
+            Decision::Ambiguous => "same_time_unordered_pending_confirmation",
+            Decision::Unchanged => "unchanged",
+            Decision::Older => "older_than_stored",
+        }
+    }
+}
+
+/// Decides what an observation does to the stored object.
+pub fn decide(current: Option<&Current>, obs: &Observation) -> Decision {
+    decide_with_hash(current, obs, &content_hash(&obs.data, obs.deleted))
+}
+
+/// [`decide`], with the observation's content hash already computed.
+pub fn decide_with_hash(current: Option<&Current>, obs: &Observation, obs_hash: &str) -> Decision {
+    let Some(cur) = current else {
+        return Decision::Create;
+    };
+    if obs_hash == cur.content_hash {
+        return Decision::Unchanged;
+    }
+    match obs.order_key.cmp(&cur.order_key) {
+        std::cmp::Ordering::Greater => Decision::Newer,
+        std::cmp::Ordering::Less => Decision::Older,
+        std::cmp::Ordering::Equal => match obs.tie_rank.cmp(&cur.tie_rank) {
+            std::cmp::Ordering::Greater => Decision::TieBrokenByLifecycle,
+            std::cmp::Ordering::Less => Decision::Older,
+            std::cmp::Ordering::Equal => Decision::Ambiguous,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ObjectType;
+    use serde_json::json;
+
+    fn obs(order_key: i64, tie_rank: i64, status: &str) -> Observation {
+        Observation {
+            object_type: ObjectType::Invoice,
+            provider_id: "in_1".into(),
+            data: json!({ "status": status }),
+            deleted: false,
+            order_key,
+            tie_rank,
+            provider_updated_at: order_key,
+        }
+    }
+
+    fn stored(o: &Observation, version: i64) -> Current {
+        Current {
+            version,
+            content_hash: content_hash(&o.data, o.deleted),
+            order_key: o.order_key,
+            tie_rank: o.tie_rank,
+        }
+    }
+
+    #[test]
+    fn first_observation_creates() {
+        assert_eq!(decide(None, &obs(1, 0, "open")), Decision::Create);
+    }
+
+    #[test]
+    fn identical_content_never_versions_even_if_newer() {
+        let a = obs(1, 0, "open");
+        assert_eq!(
+            decide(Some(&stored(&a, 1)), &obs(5, 0, "open")),
+            Decision::Unchanged
+        );
+    }
+
+    #[test]
+    fn older_snapshot_is_ignored() {
+        let cur = stored(&obs(10, 0, "paid"), 2);
+        assert_eq!(decide(Some(&cur), &obs(9, 2, "open")), Decision::Older);
+    }
+
+    #[test]
+    fn same_second_is_ordered_by_lifecycle_then_ambiguous() {
+        let cur = stored(&obs(10, 1, "open"), 1);
+        assert_eq!(
+            decide(Some(&cur), &obs(10, 2, "paid")),
+            Decision::TieBrokenByLifecycle
+        );
+        let cur = stored(&obs(10, 2, "paid"), 2);
+        assert_eq!(decide(Some(&cur), &obs(10, 1, "open")), Decision::Older);
+        let cur = stored(&obs(10, 1, "open"), 1);
+        assert_eq!(
+            decide(Some(&cur), &obs(10, 1, "open-edited")),
+            Decision::Ambiguous
+        );
+        assert!(Decision::Ambiguous.creates_version());
+        assert!(!Decision::Older.creates_version());
+    }
+}

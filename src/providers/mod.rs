@@ -1,0 +1,186 @@
+//! Providers: one module per billing system behind one trait (webhook authenticity, envelope,
+//! mapping to canonical objects). Intake and the pair actor only ever see [`Provider`].
+
+pub mod stripe;
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::model::{ObjectType, Observation};
+
+/// The six providers of the CONTRACT. Only some have an implementation yet; see [`for_kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Stripe,
+    Chargebee,
+    Recurly,
+    Paddle,
+    Zuora,
+    Maxio,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 6] = [
+        ProviderKind::Stripe,
+        ProviderKind::Chargebee,
+        ProviderKind::Recurly,
+        ProviderKind::Paddle,
+        ProviderKind::Zuora,
+        ProviderKind::Maxio,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Stripe => "stripe",
+            ProviderKind::Chargebee => "chargebee",
+            ProviderKind::Recurly => "recurly",
+            ProviderKind::Paddle => "paddle",
+            ProviderKind::Zuora => "zuora",
+            ProviderKind::Maxio => "maxio",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// Why a webhook's authenticity was refused. Never carries the secret or the signature.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("no valid signature for any active secret")]
+    InvalidSignature,
+    #[error("signed timestamp outside the tolerance")]
+    StaleTimestamp,
+    #[error("credentials missing or matching no active entry")]
+    InvalidCredentials,
+}
+
+/// Why a body that passed authentication is not an event of its provider.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// What intake needs from an event before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The provider's event id: the dedupe key (unique per connection).
+    pub event_id: String,
+    pub event_type: String,
+    /// When the provider says the event happened, microseconds.
+    pub occurred_at: i64,
+}
+
+/// A GET to a provider's API, relative to the connection's API base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequest {
+    pub path: String,
+    pub query: Vec<(String, String)>,
+}
+
+/// One page of a provider list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    /// The provider's objects as returned.
+    pub objects: Vec<Value>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// The provider time (unix seconds) the page reached, for progress: lists walk a window
+    /// from one end to the other.
+    pub reached: Option<i64>,
+}
+
+/// One billing system. Implementations are stateless and shared by all connections.
+pub trait Provider: Send + Sync + 'static {
+    fn kind(&self) -> ProviderKind;
+
+    /// Checks the webhook's authenticity over the exact raw body against every active secret.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &[String],
+        now_secs: i64,
+        tolerance_secs: i64,
+    ) -> Result<(), VerifyError>;
+
+    /// Parses the event envelope (id, type, time). Fails for bodies that are not an event.
+    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError>;
+
+    /// Maps the object an event carries to its canonical form. `Ok(None)` for event types
+    /// billsync stores but does not map.
+    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError>;
+
+    /// The API base URL when a connection names none.
+    fn default_api_base(&self) -> &'static str;
+
+    /// The API version requested when a connection names none.
+    fn default_api_version(&self) -> &'static str;
+
+    /// Requests per second a connection may make when it names no limit.
+    fn default_rate_limit(&self) -> u32;
+
+    /// How far a provider's API may lag behind its own webhooks: an API read is taken to show
+    /// every change older than this, and to be ordered after them.
+    fn api_lag_allowance(&self) -> Duration;
+
+    /// Adds the provider's authentication and version headers to a request.
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        api_key: &str,
+        api_version: &str,
+    ) -> reqwest::RequestBuilder;
+
+    /// The list endpoints a full pull walks (e.g. `invoices`, `charges`).
+    fn streams(&self) -> &'static [&'static str];
+
+    /// The kind of object a list endpoint returns.
+    fn stream_object_type(&self, stream: &str) -> ObjectType;
+
+    /// A page of `stream` for objects created in `[start, end)` (unix seconds).
+    fn list_request(
+        &self,
+        stream: &str,
+        window: (i64, i64),
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> ApiRequest;
+
+    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError>;
+
+    /// A page of everything that changed since `since` (unix seconds), for sweeps.
+    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest;
+
+    /// The events of a sweep page, each as a raw event body, and where the next page starts.
+    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError>;
+
+    /// Retrieves one object.
+    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest;
+
+    /// The object in a retrieve answer.
+    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError>;
+
+    /// Maps one object read from the API at `read_at` (microseconds).
+    fn observe_object(
+        &self,
+        object: &Value,
+        read_at: i64,
+    ) -> Result<Option<Observation>, ParseError>;
+
+    /// How long to hold the connection after this answer, when it says so (429, `Retry-After`).
+    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration>;
+}
+
+/// The implementation for a provider kind, where one exists.
+pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Provider> {
+    match kind {
+        ProviderKind::Stripe => Some(&stripe::Stripe),
+        _ => None,
+    }
+}

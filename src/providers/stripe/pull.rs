@@ -1,0 +1,134 @@
+//! Stripe's pull API: cursor lists (`limit`, `starting_after`, `has_more`, newest first) with
+//! `created` windows, and its rate-limit answers.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::providers::{ApiRequest, ListPage, ParseError};
+
+/// The endpoints a full pull walks. Canceled subscriptions need `status=all`.
+pub const STREAMS: &[&str] = &[
+    "customers",
+    "invoices",
+    "credit_notes",
+    "subscriptions",
+    "charges",
+    "refunds",
+];
+
+pub fn list_request(
+    stream: &str,
+    window: (i64, i64),
+    cursor: Option<&str>,
+    page_size: u32,
+) -> ApiRequest {
+    let mut query = vec![
+        ("limit".to_owned(), page_size.clamp(1, 100).to_string()),
+        ("created[gte]".to_owned(), window.0.to_string()),
+        ("created[lt]".to_owned(), window.1.to_string()),
+    ];
+    if let Some(c) = cursor {
+        query.push(("starting_after".to_owned(), c.to_owned()));
+    }
+    if stream == "subscriptions" {
+        query.push(("status".to_owned(), "all".to_owned()));
+    }
+    ApiRequest {
+        path: format!("/v1/{stream}"),
+        query,
+    }
+}
+
+/// The events API (last 30 days): everything that changed since `since`, newest first.
+pub fn events_request(since: i64, cursor: Option<&str>) -> ApiRequest {
+    let mut query = vec![
+        ("limit".to_owned(), "100".to_owned()),
+        ("created[gte]".to_owned(), since.to_string()),
+    ];
+    if let Some(c) = cursor {
+        query.push(("starting_after".to_owned(), c.to_owned()));
+    }
+    ApiRequest {
+        path: "/v1/events".into(),
+        query,
+    }
+}
+
+pub fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
+    if v.get("object").and_then(Value::as_str) != Some("list") {
+        return Err(ParseError("answer is not a Stripe list".into()));
+    }
+    let objects = v
+        .get("data")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| ParseError("list has no `data`".into()))?;
+    let has_more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+    let last = objects.last();
+    let next_cursor = match (
+        has_more,
+        last.and_then(|o| o.get("id")).and_then(Value::as_str),
+    ) {
+        (true, Some(id)) => Some(id.to_owned()),
+        (true, None) => return Err(ParseError("`has_more` with no last object id".into())),
+        (false, _) => None,
+    };
+    Ok(ListPage {
+        reached: last.and_then(|o| o.get("created")).and_then(Value::as_i64),
+        objects,
+        next_cursor,
+    })
+}
+
+/// Stripe answers 429 (and historically 400 `rate_limit`) when over its limits; it sends no
+/// `Retry-After`, so a short default pause applies unless one is given.
+pub fn retry_after(status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if status != 429 {
+        return None;
+    }
+    let secs = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(1.0);
+    Some(Duration::from_secs_f64(secs.min(60.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_request_windows_and_continues() {
+        let r = list_request("subscriptions", (10, 20), Some("sub_9"), 500);
+        assert_eq!(r.path, "/v1/subscriptions");
+        assert!(r.query.contains(&("limit".into(), "100".into())));
+        assert!(r.query.contains(&("created[gte]".into(), "10".into())));
+        assert!(r.query.contains(&("created[lt]".into(), "20".into())));
+        assert!(r.query.contains(&("starting_after".into(), "sub_9".into())));
+        assert!(r.query.contains(&("status".into(), "all".into())));
+    }
+
+    #[test]
+    fn parse_list_follows_has_more() {
+        let page = parse_list(br#"{"object":"list","has_more":true,"data":[{"id":"in_2","created":9},{"id":"in_1","created":5}]}"#).unwrap();
+        assert_eq!(page.next_cursor.as_deref(), Some("in_1"));
+        assert_eq!(page.reached, Some(5));
+        let last = parse_list(br#"{"object":"list","has_more":false,"data":[]}"#).unwrap();
+        assert_eq!(last.next_cursor, None);
+        assert!(parse_list(br#"{"error":{}}"#).is_err());
+    }
+
+    #[test]
+    fn rate_limit_answers_pause() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(200, &h), None);
+        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(1)));
+        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(3)));
+    }
+}

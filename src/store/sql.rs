@@ -1,0 +1,1243 @@
+//! The SQL of the store, written once and expanded for each backend by [`sql_store!`].
+//!
+//! Every statement here runs unchanged on SQLite and Postgres (`$N` placeholders, `ON CONFLICT`,
+//! `RETURNING`, row values). Dialect differences live in the migrations and in each backend's
+//! `open`, so a behaviour difference between the stores cannot hide in duplicated code.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::StoreError;
+use crate::model::{ObjectType, ReconStatus};
+use crate::providers::ProviderKind;
+
+/// zstd level for raw bodies: fast, and most of the bytes billsync writes are raw bodies.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Largest body a stored raw event may decompress to (intake refuses more than 1 MiB).
+const MAX_RAW_BODY: u64 = 16 << 20;
+
+pub(super) fn compress(body: &[u8]) -> Result<Vec<u8>, StoreError> {
+    zstd::encode_all(body, ZSTD_LEVEL).map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))
+}
+
+pub(super) fn decompress(stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    zstd::Decoder::new(stored)
+        .map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?
+        .take(MAX_RAW_BODY)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Corrupt(format!("zstd: {e}")))?;
+    Ok(out)
+}
+
+pub(super) fn sha256_hex(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(body))
+}
+
+pub(super) fn object_type(name: &str) -> Result<ObjectType, StoreError> {
+    ObjectType::parse(name).ok_or_else(|| StoreError::Corrupt(format!("object_type `{name}`")))
+}
+
+pub(super) fn status(name: &str) -> Result<ReconStatus, StoreError> {
+    ReconStatus::parse(name).ok_or_else(|| StoreError::Corrupt(format!("status `{name}`")))
+}
+
+pub(super) fn provider(name: &str) -> Result<ProviderKind, StoreError> {
+    ProviderKind::parse(name).ok_or_else(|| StoreError::Corrupt(format!("provider `{name}`")))
+}
+
+pub(super) fn json(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+pub(super) const CONNECTION_COLUMNS: &str = "id, merchant_id, provider, account_id, \
+    sealed_webhook_secrets, sealed_api_key, api_base_url, rate_limit_per_sec, \
+    reconcile_interval_secs, api_version, state, lease_epoch, created_at, updated_at, \
+    last_applied_at";
+
+pub(super) const OBJECT_VIEW_COLUMNS: &str = "id, merchant_id, connection_id, object_type, \
+    version, status, deleted, provider_updated_at, updated_at, data";
+
+pub(super) const VERSION_COLUMNS: &str =
+    "version, recorded_at, deleted, status, provider_updated_at, data, source, reason";
+
+/// Implements [`super::Store`] for a struct with `read` and `write` pools of one sqlx backend.
+macro_rules! sql_store {
+    ($store:ty, $db:ty) => {
+        use async_trait::async_trait;
+        use sqlx::{QueryBuilder, Row};
+
+        use $crate::model::ObjectType;
+        use $crate::store::sql::{self, CONNECTION_COLUMNS, OBJECT_VIEW_COLUMNS, VERSION_COLUMNS};
+        use $crate::store::*;
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn decode_connection(row: &DbRow) -> Result<ConnectionRecord, StoreError> {
+            let state: String = row.try_get("state")?;
+            Ok(ConnectionRecord {
+                id: row.try_get("id")?,
+                merchant_id: row.try_get("merchant_id")?,
+                provider: sql::provider(&row.try_get::<String, _>("provider")?)?,
+                account_id: row.try_get("account_id")?,
+                sealed_webhook_secrets: row.try_get("sealed_webhook_secrets")?,
+                sealed_api_key: row.try_get("sealed_api_key")?,
+                api_base_url: row.try_get("api_base_url")?,
+                rate_limit_per_sec: row.try_get("rate_limit_per_sec")?,
+                reconcile_interval_secs: row.try_get("reconcile_interval_secs")?,
+                api_version: row.try_get("api_version")?,
+                state: ConnectionState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("connection state `{state}`")))?,
+                lease_epoch: row.try_get("lease_epoch")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                last_applied_at: row.try_get("last_applied_at")?,
+            })
+        }
+
+        fn decode_object_view(row: &DbRow) -> Result<ObjectView, StoreError> {
+            Ok(ObjectView {
+                id: row.try_get("id")?,
+                merchant_id: row.try_get("merchant_id")?,
+                connection_id: row.try_get("connection_id")?,
+                object_type: sql::object_type(&row.try_get::<String, _>("object_type")?)?,
+                version: row.try_get("version")?,
+                status: sql::status(&row.try_get::<String, _>("status")?)?,
+                deleted: row.try_get("deleted")?,
+                provider_updated_at: row.try_get("provider_updated_at")?,
+                updated_at: row.try_get("updated_at")?,
+                data: sql::json(&row.try_get::<String, _>("data")?)?,
+            })
+        }
+
+        fn decode_version(row: &DbRow) -> Result<VersionView, StoreError> {
+            Ok(VersionView {
+                version: row.try_get("version")?,
+                recorded_at: row.try_get("recorded_at")?,
+                deleted: row.try_get("deleted")?,
+                status: sql::status(&row.try_get::<String, _>("status")?)?,
+                provider_updated_at: row.try_get("provider_updated_at")?,
+                data: sql::json(&row.try_get::<String, _>("data")?)?,
+                source: sql::json(&row.try_get::<String, _>("source")?)?,
+                reason: row.try_get("reason")?,
+            })
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                Self::MIGRATOR.run(&self.write).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.read).await?;
+                Ok(())
+            }
+
+            async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn put_setting_if_absent(
+                &self,
+                key: &str,
+                value: &str,
+            ) -> Result<String, StoreError> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(stored)
+            }
+
+            async fn insert_connection(
+                &self,
+                c: &ConnectionRecord,
+                audit: &AuditEntry,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query(
+                    "INSERT INTO connections (id, merchant_id, provider, account_id, \
+                     sealed_webhook_secrets, sealed_api_key, api_base_url, rate_limit_per_sec, \
+                     reconcile_interval_secs, api_version, state, lease_epoch, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&c.id)
+                .bind(&c.merchant_id)
+                .bind(c.provider.as_str())
+                .bind(&c.account_id)
+                .bind(&c.sealed_webhook_secrets)
+                .bind(&c.sealed_api_key)
+                .bind(&c.api_base_url)
+                .bind(c.rate_limit_per_sec)
+                .bind(c.reconcile_interval_secs)
+                .bind(&c.api_version)
+                .bind(c.state.as_str())
+                .bind(c.lease_epoch)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
+                let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1");
+                sqlx::query(&sql)
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?
+                    .as_ref()
+                    .map(decode_connection)
+                    .transpose()
+            }
+
+            async fn list_connections(
+                &self,
+                merchant_id: Option<&str>,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<ConnectionRecord>, StoreError> {
+                let mut q = QueryBuilder::<$db>::new(format!(
+                    "SELECT {CONNECTION_COLUMNS} FROM connections WHERE 1 = 1"
+                ));
+                if let Some(m) = merchant_id {
+                    q.push(" AND merchant_id = ").push_bind(m.to_owned());
+                }
+                if let Some(a) = after {
+                    q.push(" AND id > ").push_bind(a.to_owned());
+                }
+                q.push(" ORDER BY id LIMIT ").push_bind(limit);
+                q.build()
+                    .fetch_all(&self.read)
+                    .await?
+                    .iter()
+                    .map(decode_connection)
+                    .collect()
+            }
+
+            async fn set_connection_state(
+                &self,
+                id: &str,
+                state: ConnectionState,
+                audit: &AuditEntry,
+            ) -> Result<Option<ConnectionRecord>, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let sql = format!(
+                    "UPDATE connections SET state = $1, updated_at = $2 WHERE id = $3 \
+                     RETURNING {CONNECTION_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(state.as_str())
+                    .bind(audit.at)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let record = decode_connection(&row)?;
+                Self::audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(Some(record))
+            }
+
+            async fn ingest(&self, events: &[IncomingEvent]) -> Result<Vec<IngestOutcome>, StoreError> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Insert in key order so concurrent batches cannot deadlock on the unique index.
+                let mut order: Vec<usize> = (0..events.len()).collect();
+                order.sort_by(|&a, &b| {
+                    (&events[a].connection_id, &events[a].provider_event_id)
+                        .cmp(&(&events[b].connection_id, &events[b].provider_event_id))
+                });
+                let rows = order
+                    .iter()
+                    .map(|&i| {
+                        let e = &events[i];
+                        Ok((e, sql::compress(&e.body)?, sql::sha256_hex(&e.body)))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let mut tx = self.write.begin().await?;
+                // One statement for the raw events: a key already stored (or repeated within
+                // the batch) inserts nothing and returns nothing.
+                let mut q = QueryBuilder::<$db>::new(
+                    "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
+                     received_at, body_zstd, body_sha256) ",
+                );
+                q.push_values(&rows, |mut b, (e, zstd, sha)| {
+                    b.push_bind(e.connection_id.as_str())
+                        .push_bind(e.provider_event_id.as_str())
+                        .push_bind(e.event_type.as_str())
+                        .push_bind(e.source)
+                        .push_bind(e.received_at)
+                        .push_bind(zstd.as_slice())
+                        .push_bind(sha.as_str());
+                });
+                q.push(
+                    " ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
+                     RETURNING id, connection_id, provider_event_id",
+                );
+                let mut stored = std::collections::HashMap::new();
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    let key: (String, String) =
+                        (row.try_get("connection_id")?, row.try_get("provider_event_id")?);
+                    stored.insert(key, row.try_get::<i64, _>("id")?);
+                }
+                let mut outcomes = vec![IngestOutcome::Duplicate; events.len()];
+                let mut inbox = Vec::with_capacity(stored.len());
+                for &i in &order {
+                    let e = &events[i];
+                    let key = (e.connection_id.clone(), e.provider_event_id.clone());
+                    // The first occurrence of a key in the batch takes the stored row.
+                    if let Some(raw_event_id) = stored.remove(&key) {
+                        outcomes[i] = IngestOutcome::Stored { raw_event_id };
+                        inbox.push((e, raw_event_id));
+                    }
+                }
+                if !inbox.is_empty() {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) ",
+                    );
+                    q.push_values(&inbox, |mut b, (e, raw_event_id)| {
+                        b.push_bind(e.connection_id.as_str())
+                            .push_bind(*raw_event_id)
+                            .push_bind(e.received_at)
+                            .push_bind(e.received_at);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+
+            async fn connections_with_due_work(
+                &self,
+                now: i64,
+                limit: i64,
+            ) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT i.connection_id FROM inbox i \
+                     JOIN connections c ON c.id = i.connection_id \
+                     WHERE i.dead = FALSE AND i.next_attempt_at <= $1 AND c.state = 'active' \
+                     LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn due_inbox(
+                &self,
+                connection_id: &str,
+                now: i64,
+                limit: i64,
+            ) -> Result<Vec<InboxItem>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT i.id, i.raw_event_id, r.provider_event_id, r.event_type, r.source, \
+                     i.received_at, i.attempts, r.body_zstd FROM inbox i \
+                     JOIN raw_events r ON r.id = i.raw_event_id \
+                     WHERE i.connection_id = $1 AND i.dead = FALSE AND i.next_attempt_at <= $2 \
+                     ORDER BY i.id LIMIT $3",
+                )
+                .bind(connection_id)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(InboxItem {
+                            inbox_id: row.try_get("id")?,
+                            raw_event_id: row.try_get("raw_event_id")?,
+                            provider_event_id: row.try_get("provider_event_id")?,
+                            event_type: row.try_get("event_type")?,
+                            source: row.try_get("source")?,
+                            received_at: row.try_get("received_at")?,
+                            attempts: row.try_get("attempts")?,
+                            body: sql::decompress(&row.try_get::<Vec<u8>, _>("body_zstd")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn retry_inbox(
+                &self,
+                inbox_ids: &[i64],
+                next_attempt_at: i64,
+                error: &str,
+                max_attempts: i64,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                for id in inbox_ids {
+                    sqlx::query(
+                        "UPDATE inbox SET attempts = attempts + 1, next_attempt_at = $1, \
+                         last_error = $2, dead = (attempts + 1 >= $3) WHERE id = $4",
+                    )
+                    .bind(next_attempt_at)
+                    .bind(error)
+                    .bind(max_attempts)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn inbox_depth(&self) -> Result<InboxDepth, StoreError> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS total, \
+                     COALESCE(SUM(CASE WHEN dead THEN 1 ELSE 0 END), 0) AS dead FROM inbox",
+                )
+                .fetch_one(&self.read)
+                .await?;
+                let total: i64 = row.try_get("total")?;
+                let dead: i64 = row.try_get("dead")?;
+                Ok(InboxDepth { pending: total - dead, dead })
+            }
+
+            async fn current_objects(
+                &self,
+                connection_id: &str,
+                keys: &[(ObjectType, String)],
+            ) -> Result<Vec<StoredObject>, StoreError> {
+                let mut found = Vec::with_capacity(keys.len());
+                // One kind at a time with a plain IN list: both engines use the primary key.
+                for kind in ObjectType::ALL {
+                    let ids: Vec<&str> = keys.iter().filter(|(t, _)| *t == kind).map(|(_, id)| id.as_str()).collect();
+                    for chunk in ids.chunks(500) {
+                        let mut q = QueryBuilder::<$db>::new(
+                            "SELECT object_type, provider_id, version, status, deleted, data, \
+                             content_hash, order_key, tie_rank, provider_updated_at FROM objects \
+                             WHERE connection_id = ",
+                        );
+                        q.push_bind(connection_id.to_owned());
+                        q.push(" AND object_type = ").push_bind(kind.as_str());
+                        q.push(" AND provider_id IN (");
+                        let mut sep = q.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.to_string());
+                        }
+                        q.push(")");
+                        for row in q.build().fetch_all(&self.read).await? {
+                            found.push(StoredObject {
+                                object_type: sql::object_type(&row.try_get::<String, _>("object_type")?)?,
+                                provider_id: row.try_get("provider_id")?,
+                                version: row.try_get("version")?,
+                                status: sql::status(&row.try_get::<String, _>("status")?)?,
+                                deleted: row.try_get("deleted")?,
+                                data: sql::json(&row.try_get::<String, _>("data")?)?,
+                                content_hash: row.try_get("content_hash")?,
+                                order_key: row.try_get("order_key")?,
+                                tie_rank: row.try_get("tie_rank")?,
+                                provider_updated_at: row.try_get("provider_updated_at")?,
+                            });
+                        }
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn apply(&self, b: &ApplyBatch) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                Self::apply_in(&mut tx, b).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn apply_all(&self, batches: &[ApplyBatch]) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                for b in batches {
+                    Self::apply_in(&mut tx, b).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn read_object(
+                &self,
+                merchant_id: &str,
+                object_type: ObjectType,
+                id: &str,
+                as_of: Option<i64>,
+            ) -> Result<Option<ObjectView>, StoreError> {
+                let Some(at) = as_of else {
+                    let sql = format!(
+                        "SELECT {OBJECT_VIEW_COLUMNS} FROM objects WHERE merchant_id = $1 \
+                         AND object_type = $2 AND id = $3 ORDER BY updated_at DESC LIMIT 1"
+                    );
+                    return sqlx::query(&sql)
+                        .bind(merchant_id)
+                        .bind(object_type.as_str())
+                        .bind(id)
+                        .fetch_optional(&self.read)
+                        .await?
+                        .as_ref()
+                        .map(decode_object_view)
+                        .transpose();
+                };
+                let row = sqlx::query(
+                    "SELECT id, merchant_id, connection_id, object_type, version, status, deleted, \
+                     provider_updated_at, recorded_at AS updated_at, data FROM object_versions \
+                     WHERE merchant_id = $1 AND object_type = $2 AND id = $3 AND recorded_at <= $4 \
+                     ORDER BY recorded_at DESC, version DESC LIMIT 1",
+                )
+                .bind(merchant_id)
+                .bind(object_type.as_str())
+                .bind(id)
+                .bind(at)
+                .fetch_optional(&self.read)
+                .await?;
+                row.as_ref().map(decode_object_view).transpose()
+            }
+
+            async fn list_objects(
+                &self,
+                merchant_id: &str,
+                object_type: ObjectType,
+                query: &ListQuery,
+            ) -> Result<Vec<ObjectView>, StoreError> {
+                let mut q = QueryBuilder::<$db>::new(format!(
+                    "SELECT {OBJECT_VIEW_COLUMNS} FROM objects WHERE merchant_id = "
+                ));
+                q.push_bind(merchant_id.to_owned());
+                q.push(" AND object_type = ").push_bind(object_type.as_str());
+                if let Some(t) = query.updated_after {
+                    q.push(" AND updated_at > ").push_bind(t);
+                }
+                if let Some(s) = query.status {
+                    q.push(" AND status = ").push_bind(s.as_str());
+                }
+                if let Some((at, id)) = &query.after {
+                    q.push(" AND (updated_at, id) > (")
+                        .push_bind(*at)
+                        .push(", ")
+                        .push_bind(id.clone())
+                        .push(")");
+                }
+                q.push(" ORDER BY updated_at, id LIMIT ").push_bind(query.limit);
+                q.build()
+                    .fetch_all(&self.read)
+                    .await?
+                    .iter()
+                    .map(decode_object_view)
+                    .collect()
+            }
+
+            async fn object_versions(
+                &self,
+                merchant_id: &str,
+                object_type: ObjectType,
+                id: &str,
+            ) -> Result<Vec<VersionView>, StoreError> {
+                let sql = format!(
+                    "SELECT {VERSION_COLUMNS} FROM object_versions WHERE merchant_id = $1 \
+                     AND object_type = $2 AND id = $3 ORDER BY recorded_at, version"
+                );
+                sqlx::query(&sql)
+                    .bind(merchant_id)
+                    .bind(object_type.as_str())
+                    .bind(id)
+                    .fetch_all(&self.read)
+                    .await?
+                    .iter()
+                    .map(decode_version)
+                    .collect()
+            }
+
+            async fn changes(
+                &self,
+                merchant_id: &str,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<ChangeView>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT seq, id, connection_id, object_type, version, deleted, recorded_at \
+                     FROM changes WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(merchant_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(ChangeView {
+                            seq: row.try_get("seq")?,
+                            id: row.try_get("id")?,
+                            connection_id: row.try_get("connection_id")?,
+                            object_type: sql::object_type(&row.try_get::<String, _>("object_type")?)?,
+                            version: row.try_get("version")?,
+                            deleted: row.try_get("deleted")?,
+                            recorded_at: row.try_get("recorded_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn start_sync_job(
+                &self,
+                job: &SyncJob,
+                windows: &[SyncWindow],
+                audit: &AuditEntry,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query("DELETE FROM sync_windows WHERE connection_id = $1 AND job = $2")
+                    .bind(&job.connection_id)
+                    .bind(&job.job)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO sync_jobs (connection_id, job, state, since, until, started_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connection_id, job) DO UPDATE \
+                     SET state = excluded.state, since = excluded.since, until = excluded.until, \
+                     started_at = excluded.started_at, finished_at = NULL, error = NULL",
+                )
+                .bind(&job.connection_id)
+                .bind(&job.job)
+                .bind(&job.state)
+                .bind(job.since)
+                .bind(job.until)
+                .bind(job.started_at)
+                .execute(&mut *tx)
+                .await?;
+                for chunk in windows.chunks(500) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO sync_windows (connection_id, job, stream, window_start, \
+                         window_end, updated_at) ",
+                    );
+                    q.push_values(chunk, |mut row, w| {
+                        row.push_bind(job.connection_id.as_str())
+                            .push_bind(job.job.as_str())
+                            .push_bind(w.stream.as_str())
+                            .push_bind(w.window_start)
+                            .push_bind(w.window_end)
+                            .push_bind(job.started_at);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                Self::audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn finish_sync_job(
+                &self,
+                connection_id: &str,
+                job: &str,
+                state: &str,
+                error: Option<&str>,
+                at: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE sync_jobs SET state = $1, error = $2, finished_at = $3 \
+                     WHERE connection_id = $4 AND job = $5",
+                )
+                .bind(state)
+                .bind(error)
+                .bind(at)
+                .bind(connection_id)
+                .bind(job)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn sync_jobs(&self, connection_id: &str) -> Result<Vec<SyncJob>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT connection_id, job, state, since, until, started_at, finished_at, error \
+                     FROM sync_jobs WHERE connection_id = $1 ORDER BY job",
+                )
+                .bind(connection_id)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SyncJob {
+                            connection_id: r.try_get("connection_id")?,
+                            job: r.try_get("job")?,
+                            state: r.try_get("state")?,
+                            since: r.try_get("since")?,
+                            until: r.try_get("until")?,
+                            started_at: r.try_get("started_at")?,
+                            finished_at: r.try_get("finished_at")?,
+                            error: r.try_get("error")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn sync_windows(&self, connection_id: &str, job: &str) -> Result<Vec<SyncWindow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT job, stream, window_start, window_end, cursor, reached, done, objects, \
+                     pages, requests FROM sync_windows WHERE connection_id = $1 AND job = $2 \
+                     ORDER BY stream, window_start",
+                )
+                .bind(connection_id)
+                .bind(job)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SyncWindow {
+                            job: r.try_get("job")?,
+                            stream: r.try_get("stream")?,
+                            window_start: r.try_get("window_start")?,
+                            window_end: r.try_get("window_end")?,
+                            cursor: r.try_get("cursor")?,
+                            reached: r.try_get("reached")?,
+                            done: r.try_get("done")?,
+                            objects: r.try_get("objects")?,
+                            pages: r.try_get("pages")?,
+                            requests: r.try_get("requests")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn connections_with_running_jobs(&self) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT j.connection_id FROM sync_jobs j \
+                     JOIN connections c ON c.id = j.connection_id \
+                     WHERE j.state = 'running' AND c.state = 'active'",
+                )
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn count_window_requests(
+                &self,
+                connection_id: &str,
+                checkpoint: &WindowCheckpoint,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await?;
+                Self::checkpoint(&mut tx, connection_id, checkpoint, false, crate_now()).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn connections_with_due_refetches(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT r.connection_id FROM refetches r \
+                     JOIN connections c ON c.id = r.connection_id \
+                     WHERE r.due_at <= $1 AND c.state = 'active' LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn due_refetches(&self, connection_id: &str, now: i64, limit: i64) -> Result<Vec<Refetch>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT object_type, provider_id, due_at, attempts, first_seen_at FROM refetches \
+                     WHERE connection_id = $1 AND due_at <= $2 ORDER BY due_at LIMIT $3",
+                )
+                .bind(connection_id)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(Refetch {
+                            object_type: sql::object_type(&r.try_get::<String, _>("object_type")?)?,
+                            provider_id: r.try_get("provider_id")?,
+                            due_at: r.try_get("due_at")?,
+                            attempts: r.try_get("attempts")?,
+                            first_seen_at: r.try_get("first_seen_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn reschedule_refetch(&self, connection_id: &str, r: &Refetch) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE refetches SET due_at = $1, attempts = $2 WHERE connection_id = $3 \
+                     AND object_type = $4 AND provider_id = $5",
+                )
+                .bind(r.due_at)
+                .bind(r.attempts)
+                .bind(connection_id)
+                .bind(r.object_type.as_str())
+                .bind(&r.provider_id)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn refetch_backlog(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM refetches").fetch_one(&self.read).await?)
+            }
+
+            async fn init_sweep(&self, connection_id: &str, position: i64, next_run_at: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sweeps (connection_id, position, next_run_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (connection_id) DO NOTHING",
+                )
+                .bind(connection_id)
+                .bind(position)
+                .bind(next_run_at)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn connections_with_due_sweeps(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT s.connection_id FROM sweeps s JOIN connections c ON c.id = s.connection_id \
+                     WHERE s.next_run_at <= $1 AND c.state = 'active' ORDER BY s.next_run_at LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+            }
+
+            async fn sweep(&self, connection_id: &str) -> Result<Option<Sweep>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT position, next_run_at, last_run_at, last_found, total_found FROM sweeps \
+                     WHERE connection_id = $1",
+                )
+                .bind(connection_id)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(|r| {
+                    Ok(Sweep {
+                        position: r.try_get("position")?,
+                        next_run_at: r.try_get("next_run_at")?,
+                        last_run_at: r.try_get("last_run_at")?,
+                        last_found: r.try_get("last_found")?,
+                        total_found: r.try_get("total_found")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn finish_sweep(
+                &self,
+                connection_id: &str,
+                position: i64,
+                next_run_at: i64,
+                found: i64,
+                at: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE sweeps SET position = $1, next_run_at = $2, last_run_at = $3, \
+                     last_found = $4, total_found = total_found + $4 WHERE connection_id = $5",
+                )
+                .bind(position)
+                .bind(next_run_at)
+                .bind(at)
+                .bind(found)
+                .bind(connection_id)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn status_counts(&self, merchant_id: &str) -> Result<Vec<StatusCount>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT connection_id, object_type, status, COUNT(*) AS n, \
+                     MIN(provider_updated_at) AS oldest FROM objects WHERE merchant_id = $1 \
+                     GROUP BY connection_id, object_type, status ORDER BY connection_id, object_type",
+                )
+                .bind(merchant_id)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StatusCount {
+                            connection_id: r.try_get("connection_id")?,
+                            object_type: sql::object_type(&r.try_get::<String, _>("object_type")?)?,
+                            status: sql::status(&r.try_get::<String, _>("status")?)?,
+                            count: r.try_get("n")?,
+                            oldest: r.try_get("oldest")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn backlog(&self, connection_id: &str) -> Result<Backlog, StoreError> {
+                let inbox = sqlx::query(
+                    "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox \
+                     WHERE connection_id = $1 AND dead = FALSE",
+                )
+                .bind(connection_id)
+                .fetch_one(&self.read)
+                .await?;
+                let refetches: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM refetches WHERE connection_id = $1")
+                        .bind(connection_id)
+                        .fetch_one(&self.read)
+                        .await?;
+                Ok(Backlog {
+                    inbox: inbox.try_get("n")?,
+                    oldest_inbox: inbox.try_get("oldest")?,
+                    refetches,
+                })
+            }
+
+            async fn enqueue_replay(
+                &self,
+                connection_id: &str,
+                from: i64,
+                to: i64,
+                audit: &AuditEntry,
+            ) -> Result<u64, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let queued = sqlx::query(
+                    "INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
+                     SELECT connection_id, id, received_at, $1 FROM raw_events \
+                     WHERE connection_id = $2 AND received_at >= $3 AND received_at <= $4 ORDER BY id",
+                )
+                .bind(audit.at)
+                .bind(connection_id)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                Self::audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(queued)
+            }
+
+            async fn raw_event_ids(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT provider_event_id FROM raw_events WHERE connection_id = $1 ORDER BY id",
+                )
+                .bind(connection_id)
+                .fetch_all(&self.read)
+                .await?)
+            }
+        }
+
+        fn crate_now() -> i64 {
+            $crate::model::time::now_micros()
+        }
+
+        impl $store {
+            /// One apply batch inside a transaction (see [`Store::apply`]).
+            async fn apply_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                b: &ApplyBatch,
+            ) -> Result<(), StoreError> {
+                // Fencing: only the holder of the current lease epoch may write.
+                let fenced = sqlx::query(
+                    "UPDATE connections SET last_applied_at = $1 WHERE id = $2 AND lease_epoch = $3",
+                )
+                .bind(b.now)
+                .bind(&b.connection_id)
+                .bind(b.lease_epoch)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 0;
+                if fenced {
+                    return Err(StoreError::Fenced(b.connection_id.clone()));
+                }
+                let new_versions = b.writes.iter().filter(|w| w.is_new_version()).count() as i64;
+                let mut seq = 0;
+                if new_versions > 0 {
+                    // The merchant's row lock orders concurrent writers' change seqs by commit.
+                    let last: i64 = sqlx::query_scalar(
+                        "INSERT INTO merchant_seqs (merchant_id, last_seq) VALUES ($1, $2) \
+                         ON CONFLICT (merchant_id) DO UPDATE \
+                         SET last_seq = merchant_seqs.last_seq + excluded.last_seq RETURNING last_seq",
+                    )
+                    .bind(&b.merchant_id)
+                    .bind(new_versions)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    seq = last - new_versions;
+                }
+                // New objects in one statement (an object's insert is always its first write in
+                // a batch, so doing them first keeps every object's own order), then updates.
+                let inserts: Vec<&ObjectWrite> =
+                    b.writes.iter().filter(|w| w.expected_version.is_none()).collect();
+                for chunk in inserts.chunks(300) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO objects (connection_id, object_type, provider_id, id, \
+                         merchant_id, version, status, deleted, data, content_hash, order_key, \
+                         tie_rank, provider_updated_at, updated_at, lease_epoch) ",
+                    );
+                    q.push_values(chunk, |mut row, w| {
+                        row.push_bind(b.connection_id.as_str())
+                            .push_bind(w.object_type.as_str())
+                            .push_bind(w.provider_id.as_str())
+                            .push_bind(w.id.as_str())
+                            .push_bind(b.merchant_id.as_str())
+                            .push_bind(w.version)
+                            .push_bind(w.status.as_str())
+                            .push_bind(w.deleted)
+                            .push_bind(w.data_text.as_str())
+                            .push_bind(w.content_hash.as_str())
+                            .push_bind(w.order_key)
+                            .push_bind(w.tie_rank)
+                            .push_bind(w.provider_updated_at)
+                            .push_bind(b.now)
+                            .push_bind(b.lease_epoch);
+                    });
+                    q.push(" ON CONFLICT (connection_id, object_type, provider_id) DO NOTHING");
+                    let written = q.build().execute(&mut **tx).await?.rows_affected();
+                    if written != chunk.len() as u64 {
+                        return Err(StoreError::Conflict(format!(
+                            "{} of {} new objects already existed",
+                            chunk.len() as u64 - written,
+                            chunk.len()
+                        )));
+                    }
+                }
+                for w in b.writes.iter() {
+                    let Some(expected) = w.expected_version else {
+                        continue;
+                    };
+                    let written = sqlx::query(
+                        "UPDATE objects SET version = $1, status = $2, deleted = $3, data = $4, \
+                         content_hash = $5, order_key = $6, tie_rank = $7, \
+                         provider_updated_at = $8, updated_at = $9, lease_epoch = $10 \
+                         WHERE connection_id = $11 AND object_type = $12 AND provider_id = $13 \
+                         AND version = $14",
+                    )
+                    .bind(w.version)
+                    .bind(w.status.as_str())
+                    .bind(w.deleted)
+                    .bind(&w.data_text)
+                    .bind(&w.content_hash)
+                    .bind(w.order_key)
+                    .bind(w.tie_rank)
+                    .bind(w.provider_updated_at)
+                    .bind(b.now)
+                    .bind(b.lease_epoch)
+                    .bind(&b.connection_id)
+                    .bind(w.object_type.as_str())
+                    .bind(&w.provider_id)
+                    .bind(expected)
+                    .execute(&mut **tx)
+                    .await?;
+                    if written.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(w.id.clone()));
+                    }
+                }
+                let versions: Vec<(&ObjectWrite, i64)> = b
+                    .writes
+                    .iter()
+                    .filter(|w| w.is_new_version())
+                    .zip(seq + 1..)
+                    .collect();
+                for chunk in versions.chunks(500) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO object_versions (connection_id, object_type, provider_id, version, \
+                         id, merchant_id, status, deleted, data, provider_updated_at, recorded_at, \
+                         source, reason) ",
+                    );
+                    q.push_values(chunk, |mut row, (w, _)| {
+                        row.push_bind(b.connection_id.as_str())
+                            .push_bind(w.object_type.as_str())
+                            .push_bind(w.provider_id.as_str())
+                            .push_bind(w.version)
+                            .push_bind(w.id.as_str())
+                            .push_bind(b.merchant_id.as_str())
+                            .push_bind(w.status.as_str())
+                            .push_bind(w.deleted)
+                            .push_bind(w.data_text.as_str())
+                            .push_bind(w.provider_updated_at)
+                            .push_bind(b.now)
+                            .push_bind(w.source.to_string())
+                            .push_bind(w.reason.as_str());
+                    });
+                    q.build().execute(&mut **tx).await?;
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO changes (merchant_id, seq, connection_id, object_type, id, \
+                         version, deleted, recorded_at) ",
+                    );
+                    q.push_values(chunk, |mut row, (w, seq)| {
+                        row.push_bind(b.merchant_id.as_str())
+                            .push_bind(*seq)
+                            .push_bind(b.connection_id.as_str())
+                            .push_bind(w.object_type.as_str())
+                            .push_bind(w.id.as_str())
+                            .push_bind(w.version)
+                            .push_bind(w.deleted)
+                            .push_bind(b.now);
+                    });
+                    q.build().execute(&mut **tx).await?;
+                }
+                let findings: Vec<(&ObjectWrite, &(String, String))> = b
+                    .writes
+                    .iter()
+                    .filter(|w| w.is_new_version())
+                    .flat_map(|w| w.findings.iter().map(move |f| (w, f)))
+                    .collect();
+                for chunk in findings.chunks(300) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO quality_findings (connection_id, object_type, provider_id, \
+                         version, id, merchant_id, code, message, recorded_at) ",
+                    );
+                    q.push_values(chunk, |mut row, (w, (code, message))| {
+                        row.push_bind(b.connection_id.as_str())
+                            .push_bind(w.object_type.as_str())
+                            .push_bind(w.provider_id.as_str())
+                            .push_bind(w.version)
+                            .push_bind(w.id.as_str())
+                            .push_bind(b.merchant_id.as_str())
+                            .push_bind(code.as_str())
+                            .push_bind(message.as_str())
+                            .push_bind(b.now);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut **tx).await?;
+                }
+                for chunk in b.applied_inbox_ids.chunks(500) {
+                    let mut q = QueryBuilder::<$db>::new("DELETE FROM inbox WHERE id IN (");
+                    let mut ids = q.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut **tx).await?;
+                }
+                for chunk in b.observations.chunks(200) {
+                    let rows = chunk
+                        .iter()
+                        .map(|e| Ok((e, sql::compress(&e.body)?, sql::sha256_hex(&e.body))))
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
+                         received_at, body_zstd, body_sha256) ",
+                    );
+                    q.push_values(&rows, |mut row, (e, zstd, sha)| {
+                        row.push_bind(e.connection_id.as_str())
+                            .push_bind(e.provider_event_id.as_str())
+                            .push_bind(e.event_type.as_str())
+                            .push_bind(e.source)
+                            .push_bind(e.received_at)
+                            .push_bind(zstd.as_slice())
+                            .push_bind(sha.as_str());
+                    });
+                    q.push(" ON CONFLICT (connection_id, provider_event_id) DO NOTHING");
+                    q.build().execute(&mut **tx).await?;
+                }
+                for c in &b.checkpoints {
+                    Self::checkpoint(tx, &b.connection_id, c, true, b.now).await?;
+                }
+                for r in &b.schedule_refetches {
+                    sqlx::query(
+                        "INSERT INTO refetches (connection_id, object_type, provider_id, due_at, \
+                         attempts, first_seen_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (connection_id, object_type, provider_id) DO NOTHING",
+                    )
+                    .bind(&b.connection_id)
+                    .bind(r.object_type.as_str())
+                    .bind(&r.provider_id)
+                    .bind(r.due_at)
+                    .bind(r.attempts)
+                    .bind(r.first_seen_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                for (object_type, provider_id) in &b.settled_refetches {
+                    sqlx::query(
+                        "DELETE FROM refetches WHERE connection_id = $1 AND object_type = $2 \
+                         AND provider_id = $3",
+                    )
+                    .bind(&b.connection_id)
+                    .bind(object_type.as_str())
+                    .bind(provider_id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                for (id, reason) in &b.dead_letters {
+                    sqlx::query(
+                        "UPDATE inbox SET dead = TRUE, attempts = attempts + 1, last_error = $1 \
+                         WHERE id = $2",
+                    )
+                    .bind(reason)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// Advances a window (`page`: a page was read) or only counts its requests.
+            async fn checkpoint(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                connection_id: &str,
+                c: &WindowCheckpoint,
+                page: bool,
+                now: i64,
+            ) -> Result<(), StoreError> {
+                let done = if page {
+                    sqlx::query(
+                        "UPDATE sync_windows SET cursor = $1, reached = $2, done = $3, \
+                         objects = objects + $4, pages = pages + 1, requests = requests + $5, \
+                         updated_at = $6 WHERE connection_id = $7 AND job = $8 AND stream = $9 \
+                         AND window_start = $10",
+                    )
+                    .bind(&c.cursor)
+                    .bind(c.reached)
+                    .bind(c.done)
+                    .bind(c.objects)
+                } else {
+                    sqlx::query(
+                        "UPDATE sync_windows SET requests = requests + $1, updated_at = $2 \
+                         WHERE connection_id = $3 AND job = $4 AND stream = $5 AND window_start = $6",
+                    )
+                };
+                done.bind(c.requests)
+                    .bind(now)
+                    .bind(connection_id)
+                    .bind(&c.job)
+                    .bind(&c.stream)
+                    .bind(c.window_start)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                a: &AuditEntry,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(a.at)
+                .bind(&a.actor)
+                .bind(&a.action)
+                .bind(&a.target)
+                .bind(a.detail.to_string())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;

@@ -1,0 +1,302 @@
+//! Plain records the store takes and returns.
+
+use serde_json::Value;
+
+use crate::model::{ObjectType, ReconStatus};
+use crate::providers::ProviderKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    Active,
+    Paused,
+}
+
+impl ConnectionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Active => "active",
+            ConnectionState::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(ConnectionState::Active),
+            "paused" => Some(ConnectionState::Paused),
+            _ => None,
+        }
+    }
+}
+
+/// A connection as stored: secrets stay sealed (see `crate::secrets`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRecord {
+    pub id: String,
+    pub merchant_id: String,
+    pub provider: ProviderKind,
+    pub account_id: String,
+    pub sealed_webhook_secrets: Vec<u8>,
+    pub sealed_api_key: Option<Vec<u8>>,
+    pub api_base_url: Option<String>,
+    pub rate_limit_per_sec: Option<i64>,
+    pub reconcile_interval_secs: Option<i64>,
+    pub api_version: Option<String>,
+    pub state: ConnectionState,
+    pub lease_epoch: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_applied_at: Option<i64>,
+}
+
+/// One admin action for the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Value,
+}
+
+/// A verified event (webhook body or API observation) to store as received.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub connection_id: String,
+    pub provider_event_id: String,
+    pub event_type: String,
+    /// `webhook` or `api`.
+    pub source: &'static str,
+    pub received_at: i64,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Stored { raw_event_id: i64 },
+    Duplicate,
+}
+
+/// An inbox row ready to apply.
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    pub inbox_id: i64,
+    pub raw_event_id: i64,
+    pub provider_event_id: String,
+    pub event_type: String,
+    pub source: String,
+    pub received_at: i64,
+    pub attempts: i64,
+    /// The raw body, decompressed.
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InboxDepth {
+    pub pending: i64,
+    pub dead: i64,
+}
+
+/// An object's stored state, as the pair actor needs it to decide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub object_type: ObjectType,
+    pub provider_id: String,
+    pub version: i64,
+    pub status: ReconStatus,
+    pub deleted: bool,
+    pub data: Value,
+    pub content_hash: String,
+    pub order_key: i64,
+    pub tie_rank: i64,
+    pub provider_updated_at: i64,
+}
+
+/// One write to an object, checked against the version the writer read.
+#[derive(Debug, Clone)]
+pub struct ObjectWrite {
+    pub object_type: ObjectType,
+    pub provider_id: String,
+    /// The canonical id, `{provider}:{provider_id}`.
+    pub id: String,
+    /// The version the writer read (`None`: the object must not exist yet).
+    pub expected_version: Option<i64>,
+    /// Equal to `expected_version` for a status-only change; one more for a new version.
+    pub version: i64,
+    pub status: ReconStatus,
+    pub deleted: bool,
+    pub data: Value,
+    /// `data` serialized (what is stored and hashed), computed once.
+    pub data_text: String,
+    pub content_hash: String,
+    pub order_key: i64,
+    pub tie_rank: i64,
+    pub provider_updated_at: i64,
+    /// What produced the version (raw event, API read).
+    pub source: Value,
+    /// Why it won (`Decision::reason`).
+    pub reason: String,
+    /// Data-quality checks this version fails (`code`, `message`); stored with it.
+    pub findings: Vec<(String, String)>,
+}
+
+impl ObjectWrite {
+    pub fn is_new_version(&self) -> bool {
+        self.expected_version != Some(self.version)
+    }
+}
+
+/// Everything one apply step of a pair actor commits at once.
+#[derive(Debug, Clone)]
+pub struct ApplyBatch {
+    pub connection_id: String,
+    pub merchant_id: String,
+    pub lease_epoch: i64,
+    pub now: i64,
+    pub writes: Vec<ObjectWrite>,
+    /// Inbox rows this batch applies (deleted in the same transaction).
+    pub applied_inbox_ids: Vec<i64>,
+    /// Inbox rows that can never apply (kept, marked dead, with the reason).
+    pub dead_letters: Vec<(i64, String)>,
+    /// API observations to keep as raw events (no inbox rows: they are applied here).
+    pub observations: Vec<IncomingEvent>,
+    /// The pull windows this batch advances, checkpointed with their objects.
+    pub checkpoints: Vec<WindowCheckpoint>,
+    /// Objects to read back from the provider API (kept if already scheduled).
+    pub schedule_refetches: Vec<Refetch>,
+    /// Confirmations that are settled (the object converged or failed).
+    pub settled_refetches: Vec<(ObjectType, String)>,
+}
+
+/// A pending confirmation read of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refetch {
+    pub object_type: ObjectType,
+    pub provider_id: String,
+    pub due_at: i64,
+    pub attempts: i64,
+    pub first_seen_at: i64,
+}
+
+/// A pull job (`backfill`, `resync`) of one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncJob {
+    pub connection_id: String,
+    pub job: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// The time range it pulls, unix seconds `[since, until)`.
+    pub since: i64,
+    pub until: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// One cursor stream of a job: a list endpoint over a time window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncWindow {
+    pub job: String,
+    pub stream: String,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub cursor: Option<String>,
+    /// The provider time the window's walk has reached (progress).
+    pub reached: Option<i64>,
+    pub done: bool,
+    pub objects: i64,
+    pub pages: i64,
+    pub requests: i64,
+}
+
+/// Progress of one window after a page, written with the page's objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowCheckpoint {
+    pub job: String,
+    pub stream: String,
+    pub window_start: i64,
+    pub cursor: Option<String>,
+    pub reached: Option<i64>,
+    pub done: bool,
+    pub objects: i64,
+    pub requests: i64,
+}
+
+/// An object as the read API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectView {
+    pub id: String,
+    pub merchant_id: String,
+    pub connection_id: String,
+    pub object_type: ObjectType,
+    pub version: i64,
+    pub status: ReconStatus,
+    pub deleted: bool,
+    pub provider_updated_at: i64,
+    pub updated_at: i64,
+    pub data: Value,
+}
+
+/// Filters and position of a list page.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub updated_after: Option<i64>,
+    pub status: Option<ReconStatus>,
+    /// Keyset position: the (`updated_at`, `id`) of the last object of the previous page.
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionView {
+    pub version: i64,
+    pub recorded_at: i64,
+    pub deleted: bool,
+    pub status: ReconStatus,
+    pub provider_updated_at: i64,
+    pub data: Value,
+    pub source: Value,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeView {
+    pub seq: i64,
+    pub id: String,
+    pub connection_id: String,
+    pub object_type: ObjectType,
+    pub version: i64,
+    pub deleted: bool,
+    pub recorded_at: i64,
+}
+
+/// A connection's reconciliation sweep state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Unix seconds: changes before this were swept (the next sweep starts a bit earlier).
+    pub position: i64,
+    pub next_run_at: i64,
+    pub last_run_at: Option<i64>,
+    /// Events the last sweep found that no webhook had delivered.
+    pub last_found: i64,
+    pub total_found: i64,
+}
+
+/// Objects of one connection, kind and status (sync-status report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub connection_id: String,
+    pub object_type: ObjectType,
+    pub status: ReconStatus,
+    pub count: i64,
+    /// Oldest `provider_updated_at` among them, microseconds.
+    pub oldest: i64,
+}
+
+/// Unfinished work of one connection (sync-status report).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub inbox: i64,
+    /// Oldest unapplied inbox row, microseconds.
+    pub oldest_inbox: Option<i64>,
+    pub refetches: i64,
+}

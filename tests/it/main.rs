@@ -1,0 +1,16 @@
+//! The integration test binary: spawns the real app on 127.0.0.1:0 with a fresh store per
+//! test, on SQLite and on Postgres, and drives it over HTTP.
+
+mod admin;
+mod backfill;
+mod crash;
+mod helpers;
+mod intake;
+mod ordering;
+mod props;
+mod quality;
+mod read_api;
+mod reprocess;
+mod signature_vectors;
+mod sim;
+mod store;

@@ -1,0 +1,374 @@
+//! The store conformance suite: the same behaviour, tested through the `Store` trait, on
+//! SQLite and on Postgres.
+
+use std::sync::Arc;
+
+use billsync::model::{content_hash, ObjectType, ReconStatus};
+use billsync::providers::ProviderKind;
+use billsync::store::*;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(
+    raw_events_refuse_update_and_delete,
+    ingest_dedupes_by_connection_and_event_id,
+    apply_is_atomic_and_fenced_by_lease_epoch,
+    stale_expected_version_is_a_conflict_and_writes_nothing,
+    change_seqs_are_contiguous_per_merchant,
+    failed_inbox_rows_back_off_then_dead_letter,
+    settings_keep_the_first_value,
+    versions_are_append_only,
+);
+
+async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let conn = ConnectionRecord {
+        id: format!("conn_{}", &uuid_like()[..10]),
+        merchant_id: "m_store".into(),
+        provider: ProviderKind::Stripe,
+        account_id: "acct".into(),
+        sealed_webhook_secrets: vec![1, 2, 3],
+        sealed_api_key: None,
+        api_base_url: None,
+        rate_limit_per_sec: Some(25),
+        reconcile_interval_secs: None,
+        api_version: None,
+        state: ConnectionState::Active,
+        lease_epoch: 1,
+        created_at: 1,
+        updated_at: 1,
+        last_applied_at: None,
+    };
+    let audit = AuditEntry {
+        at: 1,
+        actor: "test".into(),
+        action: "connection.create".into(),
+        target: conn.id.clone(),
+        detail: json!({}),
+    };
+    store.insert_connection(&conn, &audit).await.unwrap();
+    assert_eq!(
+        store.get_connection(&conn.id).await.unwrap().as_ref(),
+        Some(&conn)
+    );
+    (db, store, conn)
+}
+
+fn event(conn: &ConnectionRecord, id: &str) -> IncomingEvent {
+    IncomingEvent {
+        connection_id: conn.id.clone(),
+        provider_event_id: id.into(),
+        event_type: "customer.updated".into(),
+        source: "webhook",
+        received_at: 10,
+        body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
+    }
+}
+
+fn write(id: &str, expected: Option<i64>, version: i64, email: &str) -> ObjectWrite {
+    let data = json!({ "email": email });
+    ObjectWrite {
+        object_type: ObjectType::Customer,
+        provider_id: id.into(),
+        id: format!("stripe:{id}"),
+        expected_version: expected,
+        version,
+        status: ReconStatus::Pending,
+        deleted: false,
+        content_hash: content_hash(&data, false),
+        data_text: data.to_string(),
+        data,
+        order_key: version,
+        tie_rank: 0,
+        provider_updated_at: version,
+        source: json!({ "kind": "test" }),
+        reason: "test".into(),
+        findings: vec![],
+    }
+}
+
+fn batch(conn: &ConnectionRecord, writes: Vec<ObjectWrite>, inbox: Vec<i64>) -> ApplyBatch {
+    ApplyBatch {
+        connection_id: conn.id.clone(),
+        merchant_id: conn.merchant_id.clone(),
+        lease_epoch: conn.lease_epoch,
+        now: billsync::model::time::now_micros(),
+        writes,
+        applied_inbox_ids: inbox,
+        dead_letters: vec![],
+        observations: vec![],
+        checkpoints: vec![],
+        schedule_refetches: vec![],
+        settled_refetches: vec![],
+    }
+}
+
+async fn raw_events_refuse_update_and_delete(backend: Backend) {
+    let (db, store, conn) = setup(backend).await;
+    store.ingest(&[event(&conn, "evt_1")]).await.unwrap();
+    assert!(db
+        .exec_raw("UPDATE raw_events SET event_type = 'x'")
+        .await
+        .is_err());
+    assert!(db.exec_raw("DELETE FROM raw_events").await.is_err());
+    assert_eq!(store.raw_event_ids(&conn.id).await.unwrap(), vec!["evt_1"]);
+    let items = store.due_inbox(&conn.id, i64::MAX, 10).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].body, b"{\"id\":\"evt_1\"}",
+        "the raw body comes back byte for byte"
+    );
+}
+
+async fn ingest_dedupes_by_connection_and_event_id(backend: Backend) {
+    let (_db, store, conn) = setup(backend).await;
+    let out = store
+        .ingest(&[
+            event(&conn, "evt_b"),
+            event(&conn, "evt_a"),
+            event(&conn, "evt_b"),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], IngestOutcome::Stored { .. }));
+    assert!(matches!(out[1], IngestOutcome::Stored { .. }));
+    assert_eq!(out[2], IngestOutcome::Duplicate);
+    assert_eq!(
+        store.ingest(&[event(&conn, "evt_a")]).await.unwrap(),
+        vec![IngestOutcome::Duplicate]
+    );
+    assert_eq!(
+        store.inbox_depth().await.unwrap(),
+        InboxDepth {
+            pending: 2,
+            dead: 0
+        }
+    );
+    assert_eq!(
+        store.connections_with_due_work(i64::MAX, 10).await.unwrap(),
+        vec![conn.id.clone()]
+    );
+}
+
+async fn apply_is_atomic_and_fenced_by_lease_epoch(backend: Backend) {
+    let (_db, store, conn) = setup(backend).await;
+    store.ingest(&[event(&conn, "evt_1")]).await.unwrap();
+    let inbox: Vec<i64> = store
+        .due_inbox(&conn.id, i64::MAX, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.inbox_id)
+        .collect();
+    let mut stale = batch(&conn, vec![write("cus_1", None, 1, "a@x")], inbox.clone());
+    stale.lease_epoch = 0;
+    assert!(matches!(
+        store.apply(&stale).await,
+        Err(StoreError::Fenced(_))
+    ));
+    assert_eq!(
+        store.inbox_depth().await.unwrap().pending,
+        1,
+        "a fenced apply changes nothing"
+    );
+    assert!(store
+        .read_object("m_store", ObjectType::Customer, "stripe:cus_1", None)
+        .await
+        .unwrap()
+        .is_none());
+
+    store
+        .apply(&batch(&conn, vec![write("cus_1", None, 1, "a@x")], inbox))
+        .await
+        .unwrap();
+    assert_eq!(store.inbox_depth().await.unwrap().pending, 0);
+    let obj = store
+        .read_object("m_store", ObjectType::Customer, "stripe:cus_1", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(obj.version, 1);
+    assert_eq!(obj.data["email"], "a@x");
+    let current = store
+        .current_objects(
+            &conn.id,
+            &[
+                (ObjectType::Customer, "cus_1".into()),
+                (ObjectType::Customer, "cus_9".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(current.len(), 1);
+    assert_eq!(
+        current[0].content_hash,
+        content_hash(&json!({"email": "a@x"}), false)
+    );
+}
+
+async fn stale_expected_version_is_a_conflict_and_writes_nothing(backend: Backend) {
+    let (_db, store, conn) = setup(backend).await;
+    store
+        .apply(&batch(&conn, vec![write("cus_1", None, 1, "a@x")], vec![]))
+        .await
+        .unwrap();
+    // Creating again, or updating from a version that is no longer current, conflicts.
+    let r = store
+        .apply(&batch(
+            &conn,
+            vec![
+                write("cus_2", None, 1, "b@x"),
+                write("cus_1", None, 1, "c@x"),
+            ],
+            vec![],
+        ))
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))));
+    assert!(
+        store
+            .read_object("m_store", ObjectType::Customer, "stripe:cus_2", None)
+            .await
+            .unwrap()
+            .is_none(),
+        "rolled back"
+    );
+    let r = store
+        .apply(&batch(
+            &conn,
+            vec![write("cus_1", Some(7), 8, "c@x")],
+            vec![],
+        ))
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))));
+    store
+        .apply(&batch(
+            &conn,
+            vec![
+                write("cus_1", Some(1), 2, "c@x"),
+                write("cus_1", Some(2), 3, "d@x"),
+            ],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let versions = store
+        .object_versions("m_store", ObjectType::Customer, "stripe:cus_1")
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(versions[2].data["email"], "d@x");
+}
+
+async fn change_seqs_are_contiguous_per_merchant(backend: Backend) {
+    let (_db, store, conn) = setup(backend).await;
+    for i in 0..5 {
+        store
+            .apply(&batch(
+                &conn,
+                vec![
+                    write(&format!("cus_{i}"), None, 1, "a@x"),
+                    write(&format!("cus_{i}"), Some(1), 2, "b@x"),
+                ],
+                vec![],
+            ))
+            .await
+            .unwrap();
+    }
+    // A status-only write is no version and no change.
+    let mut status_only = write("cus_0", Some(2), 2, "b@x");
+    status_only.status = ReconStatus::Converged;
+    store
+        .apply(&batch(&conn, vec![status_only], vec![]))
+        .await
+        .unwrap();
+    let feed = store.changes("m_store", 0, 100).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(store.changes("m_store", 7, 100).await.unwrap().len(), 3);
+    assert!(store.changes("m_other", 0, 100).await.unwrap().is_empty());
+    let obj = store
+        .read_object("m_store", ObjectType::Customer, "stripe:cus_0", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((obj.version, obj.status), (2, ReconStatus::Converged));
+    let page = store
+        .list_objects(
+            "m_store",
+            ObjectType::Customer,
+            &ListQuery {
+                limit: 100,
+                status: Some(ReconStatus::Converged),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+}
+
+async fn failed_inbox_rows_back_off_then_dead_letter(backend: Backend) {
+    let (_db, store, conn) = setup(backend).await;
+    store.ingest(&[event(&conn, "evt_1")]).await.unwrap();
+    let id = store.due_inbox(&conn.id, i64::MAX, 10).await.unwrap()[0].inbox_id;
+    store.retry_inbox(&[id], 1_000, "boom", 2).await.unwrap();
+    assert!(
+        store.due_inbox(&conn.id, 999, 10).await.unwrap().is_empty(),
+        "not due before its time"
+    );
+    let again = store.due_inbox(&conn.id, 1_000, 10).await.unwrap();
+    assert_eq!(again[0].attempts, 1);
+    store.retry_inbox(&[id], 2_000, "boom", 2).await.unwrap();
+    assert!(
+        store
+            .due_inbox(&conn.id, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "dead letters are not retried"
+    );
+    assert_eq!(
+        store.inbox_depth().await.unwrap(),
+        InboxDepth {
+            pending: 0,
+            dead: 1
+        }
+    );
+}
+
+async fn settings_keep_the_first_value(backend: Backend) {
+    let (_db, store, _conn) = setup(backend).await;
+    assert_eq!(store.get_setting("k").await.unwrap(), None);
+    assert_eq!(
+        store.put_setting_if_absent("k", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.put_setting_if_absent("k", "second").await.unwrap(),
+        "first"
+    );
+    // Migrating twice is harmless.
+    store.migrate().await.unwrap();
+}
+
+async fn versions_are_append_only(backend: Backend) {
+    let (db, store, conn) = setup(backend).await;
+    store
+        .apply(&batch(&conn, vec![write("cus_1", None, 1, "a@x")], vec![]))
+        .await
+        .unwrap();
+    assert!(db
+        .exec_raw("UPDATE object_versions SET reason = 'x'")
+        .await
+        .is_err());
+    assert!(db.exec_raw("DELETE FROM object_versions").await.is_err());
+    assert!(db.exec_raw("DELETE FROM audit_log").await.is_err());
+}
