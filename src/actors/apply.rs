@@ -2,6 +2,7 @@
 //! it came from a webhook or an API read. Reads the stored state, runs the version rule, and
 //! builds the [`ApplyBatch`] the store commits in one transaction.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
@@ -79,9 +80,15 @@ pub async fn decide_each(
         let obs = &item.observation;
         let key = (obs.object_type, obs.provider_id.clone());
         let prior = known.get(&key);
-        let obs_text = obs.data.to_string();
-        let obs_hash = content_hash_of_text(&obs_text, obs.deleted);
-        let decision = decide_with_hash(prior.map(|k| &k.current), obs, &obs_hash);
+        // A deletion without fields keeps the last known data (CONTRACT), so it is the same
+        // content as a stored tombstone: an API 404 then confirms it like any equal read.
+        let (data, text) = match (&obs.data, prior) {
+            (Value::Null, Some(p)) => (Cow::Borrowed(&p.data), p.data.to_string()),
+            (Value::Null, None) => (Cow::Owned(json!({})), "{}".to_owned()),
+            (d, _) => (Cow::Borrowed(d), d.to_string()),
+        };
+        let hash = content_hash_of_text(&text, obs.deleted);
+        let decision = decide_with_hash(prior.map(|k| &k.current), obs, &hash);
         decisions.push(decision);
         let status = if item.from_api {
             ReconStatus::Converged
@@ -91,9 +98,15 @@ pub async fn decide_each(
             ReconStatus::Pending
         };
         if decision == Decision::Unchanged {
-            // The API agreeing with stored content confirms it; nothing else changes.
+            // The API agreeing with stored content confirms it; nothing else changes. A sweep's
+            // correction (`drifted`) is confirmed the same way: the drift stays on record in
+            // the version's source (`"kind": "sweep"`).
             if let Some(p) = prior.filter(|p| {
-                item.from_api && matches!(p.status, ReconStatus::Pending | ReconStatus::Failed)
+                item.from_api
+                    && matches!(
+                        p.status,
+                        ReconStatus::Pending | ReconStatus::Failed | ReconStatus::Drifted
+                    )
             }) {
                 writes.push(write(
                     conn,
@@ -118,23 +131,7 @@ pub async fn decide_each(
             .increment(1);
             continue;
         }
-        // A deletion without fields keeps the last known data (CONTRACT).
-        let (data, text, hash) = match (&obs.data, prior) {
-            (Value::Null, Some(p)) => {
-                let text = p.data.to_string();
-                let hash = content_hash_of_text(&text, obs.deleted);
-                (p.data.clone(), text, hash)
-            }
-            (Value::Null, None) => (
-                json!({}),
-                "{}".to_owned(),
-                content_hash_of_text("{}", obs.deleted),
-            ),
-            (d, _) => (d.clone(), obs_text, obs_hash),
-        };
-        if prior.is_some_and(|p| p.current.content_hash == hash) {
-            continue;
-        }
+        let data = data.into_owned();
         let expected = prior.map(|p| p.current.version);
         let version = expected.unwrap_or(0) + 1;
         let current = Current {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod backfill;
+mod chaos;
 mod crash;
 mod helpers;
 mod intake;
