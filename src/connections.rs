@@ -259,9 +259,17 @@ impl NewConnection {
             )
         })?;
         if providers::for_kind(provider).is_none() {
+            let supported: Vec<&str> = ProviderKind::ALL
+                .into_iter()
+                .filter(|k| providers::for_kind(*k).is_some())
+                .map(ProviderKind::as_str)
+                .collect();
             return Err(invalid(
                 "provider",
-                format!("`{provider_name}` is not supported by this build yet (supported: stripe)"),
+                format!(
+                    "`{provider_name}` is not supported by this build yet (supported: {})",
+                    supported.join(", ")
+                ),
             ));
         }
         let webhook_secrets = match obj.get("webhook_secrets") {

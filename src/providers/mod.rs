@@ -1,6 +1,7 @@
 //! Providers: one module per billing system behind one trait (webhook authenticity, envelope,
 //! mapping to canonical objects). Intake and the pair actor only ever see [`Provider`].
 
+pub mod paddle;
 pub mod stripe;
 
 use std::time::Duration;
@@ -181,6 +182,7 @@ pub trait Provider: Send + Sync + 'static {
 pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Provider> {
     match kind {
         ProviderKind::Stripe => Some(&stripe::Stripe),
+        ProviderKind::Paddle => Some(&paddle::Paddle),
         _ => None,
     }
 }

@@ -9,6 +9,7 @@ mod helpers;
 mod intake;
 mod ordering;
 mod props;
+mod providers;
 mod quality;
 mod read_api;
 mod reprocess;

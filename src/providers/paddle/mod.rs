@@ -1,0 +1,331 @@
+//! Paddle Billing: `Paddle-Signature` webhooks, `evt_` envelopes whose `data` is the full
+//! entity after the change, and the mapping of customers, transactions, adjustments and
+//! subscriptions. Entities carry `updated_at` (microseconds), which orders them.
+//!
+//! Pull: only `/transactions` can be filtered by time (`created_at[GTE|LT]`), so it is the one
+//! windowed backfill stream; the other entities reach billsync through webhooks, their
+//! confirmation reads and the sweeps of `/events`. Paddle's events list has no time filter
+//! (`after`, `order_by=id[ASC]`, `per_page` ≤ 200, 90 days kept), so a sweep walks the kept
+//! events in order and event-id dedupe makes the re-read idempotent. No simulator personality
+//! exists for Paddle yet.
+
+mod mapping;
+mod signature;
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use crate::model::time::parse_rfc3339;
+use crate::model::{ObjectType, Observation};
+
+pub use signature::{sign, verify_header};
+
+/// The Paddle Billing provider.
+pub struct Paddle;
+
+const STREAMS: &[&str] = &["transactions"];
+
+/// The parts of a Paddle event billsync reads.
+struct PaddleEvent {
+    id: String,
+    event_type: String,
+    occurred_at: i64,
+    data: Option<Value>,
+}
+
+fn parse_event(body: &[u8]) -> Result<PaddleEvent, ParseError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let text = |key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 255)
+            .ok_or_else(|| ParseError(format!("event has no string `{key}`")))
+    };
+    // `event_id` is the dedupe key; `notification_id` differs per destination and delivery.
+    let id = text("event_id")?.to_owned();
+    let event_type = text("event_type")?.to_owned();
+    let occurred_at = parse_rfc3339(text("occurred_at")?)
+        .ok_or_else(|| ParseError("`occurred_at` is not RFC 3339".into()))?;
+    let data = v.get("data").filter(|d| d.is_object()).cloned();
+    Ok(PaddleEvent {
+        id,
+        event_type,
+        occurred_at,
+        data,
+    })
+}
+
+fn json(body: &[u8]) -> Result<Value, ParseError> {
+    serde_json::from_slice(body).map_err(|e| ParseError(format!("answer is not JSON: {e}")))
+}
+
+impl Provider for Paddle {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Paddle
+    }
+
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &[String],
+        now_secs: i64,
+        tolerance_secs: i64,
+    ) -> Result<(), VerifyError> {
+        let header = headers
+            .get("paddle-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or(VerifyError::InvalidSignature)?;
+        verify_header(header, body, secrets, now_secs, tolerance_secs)
+    }
+
+    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
+        let e = parse_event(body)?;
+        Ok(Envelope {
+            event_id: e.id,
+            event_type: e.event_type,
+            occurred_at: e.occurred_at,
+        })
+    }
+
+    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
+        let e = parse_event(body)?;
+        match e.data {
+            Some(data) => mapping::observe(&data, e.occurred_at),
+            None => Ok(None),
+        }
+    }
+
+    fn default_api_base(&self) -> &'static str {
+        "https://api.paddle.com"
+    }
+
+    fn default_api_version(&self) -> &'static str {
+        "1"
+    }
+
+    fn default_rate_limit(&self) -> u32 {
+        // 240 requests a minute per IP for most operations.
+        4
+    }
+
+    fn api_lag_allowance(&self) -> Duration {
+        // Entities carry their own update time, so a read is ordered by it, not by this.
+        Duration::from_secs(30)
+    }
+
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        api_key: &str,
+        api_version: &str,
+    ) -> reqwest::RequestBuilder {
+        request
+            .bearer_auth(api_key)
+            .header("Paddle-Version", api_version)
+    }
+
+    fn streams(&self) -> &'static [&'static str] {
+        STREAMS
+    }
+
+    fn stream_object_type(&self, _stream: &str) -> ObjectType {
+        ObjectType::Invoice
+    }
+
+    fn list_request(
+        &self,
+        stream: &str,
+        window: (i64, i64),
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> ApiRequest {
+        let at = |secs| crate::model::time::secs_to_rfc3339(secs).unwrap_or_default();
+        let mut query = vec![
+            ("per_page".to_owned(), page_size.clamp(1, 200).to_string()),
+            ("order_by".to_owned(), "id[ASC]".to_owned()),
+            ("created_at[GTE]".to_owned(), at(window.0)),
+            ("created_at[LT]".to_owned(), at(window.1)),
+        ];
+        if let Some(c) = cursor {
+            query.push(("after".to_owned(), c.to_owned()));
+        }
+        ApiRequest {
+            path: format!("/{stream}"),
+            query,
+        }
+    }
+
+    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
+        let v = json(body)?;
+        let objects = v
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| ParseError("list has no `data` array".into()))?;
+        let has_more = v
+            .pointer("/meta/pagination/has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let last = objects.last();
+        let next_cursor = match (
+            has_more,
+            last.and_then(|o| o.get("id")).and_then(Value::as_str),
+        ) {
+            (true, Some(id)) => Some(id.to_owned()),
+            (true, None) => return Err(ParseError("`has_more` with no last entity id".into())),
+            (false, _) => None,
+        };
+        Ok(ListPage {
+            reached: last
+                .and_then(|o| o.get("created_at"))
+                .and_then(Value::as_str)
+                .and_then(parse_rfc3339)
+                .map(|m| m / 1_000_000),
+            objects,
+            next_cursor,
+        })
+    }
+
+    fn sweep_request(&self, _since: i64, cursor: Option<&str>) -> ApiRequest {
+        let mut query = vec![
+            ("per_page".to_owned(), "200".to_owned()),
+            ("order_by".to_owned(), "id[ASC]".to_owned()),
+        ];
+        if let Some(c) = cursor {
+            query.push(("after".to_owned(), c.to_owned()));
+        }
+        ApiRequest {
+            path: "/events".into(),
+            query,
+        }
+    }
+
+    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        let v = json(body)?;
+        let events = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ParseError("events list has no `data` array".into()))?;
+        let bodies = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).map_err(|e| ParseError(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = v
+            .pointer("/meta/pagination/has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let next = events
+            .last()
+            .and_then(|e| e.get("event_id"))
+            .and_then(Value::as_str)
+            .filter(|_| has_more)
+            .map(str::to_owned);
+        Ok((bodies, next))
+    }
+
+    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
+        let collection = match object_type {
+            ObjectType::Customer => "customers",
+            ObjectType::Invoice => "transactions",
+            ObjectType::CreditNote => "adjustments",
+            ObjectType::Subscription => "subscriptions",
+            ObjectType::Transaction => "transactions",
+        };
+        ApiRequest {
+            path: format!("/{collection}/{provider_id}"),
+            query: Vec::new(),
+        }
+    }
+
+    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
+        let v = json(body)?;
+        v.get("data")
+            .filter(|d| d.get("id").and_then(Value::as_str).is_some())
+            .cloned()
+            .ok_or_else(|| ParseError("answer has no `data` entity with an `id`".into()))
+    }
+
+    fn observe_object(
+        &self,
+        object: &Value,
+        read_at: i64,
+    ) -> Result<Option<Observation>, ParseError> {
+        let lag = self.api_lag_allowance().as_micros() as i64;
+        mapping::observe(object, read_at.saturating_sub(lag))
+    }
+
+    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        if status != 429 {
+            return None;
+        }
+        let secs = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(60);
+        Some(Duration::from_secs(secs.clamp(1, 300)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"event_id":"evt_01","event_type":"customer.updated","occurred_at":"2025-11-24T16:00:00.123456Z","notification_id":"ntf_01","data":{"id":"ctm_01","email":"a@example.com","name":"A","status":"active","updated_at":"2025-11-24T16:00:00.100000Z"}}"#;
+
+    #[test]
+    fn envelope_dedupes_on_event_id_not_notification_id() {
+        let e = Paddle.envelope(EVENT.as_bytes()).unwrap();
+        assert_eq!(e.event_id, "evt_01");
+        assert_eq!(e.event_type, "customer.updated");
+        assert_eq!(
+            e.occurred_at,
+            parse_rfc3339("2025-11-24T16:00:00.123456Z").unwrap()
+        );
+        for bad in [
+            r#"{"event_type":"x","occurred_at":"2025-01-01T00:00:00Z"}"#,
+            r#"{"event_id":"e","event_type":"x","occurred_at":"yesterday"}"#,
+            "[]",
+            "not json",
+        ] {
+            assert!(Paddle.envelope(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn event_snapshot_is_ordered_by_the_entity_update_time() {
+        let o = Paddle.observe(EVENT.as_bytes()).unwrap().unwrap();
+        assert_eq!(o.object_type, ObjectType::Customer);
+        assert_eq!(
+            o.order_key,
+            parse_rfc3339("2025-11-24T16:00:00.1Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn lists_page_by_last_id_and_fetches_unwrap_data() {
+        let page = br#"{"data":[{"id":"txn_1","created_at":"2025-01-01T00:00:00Z"},{"id":"txn_2","created_at":"2025-01-02T00:00:00Z"}],"meta":{"pagination":{"per_page":2,"has_more":true}}}"#;
+        let p = Paddle.parse_list(page).unwrap();
+        assert_eq!(p.next_cursor.as_deref(), Some("txn_2"));
+        assert_eq!(p.reached, Some(1_735_776_000));
+        let r = Paddle.list_request("transactions", (0, 86_400), Some("txn_2"), 500);
+        assert!(r.query.contains(&("per_page".into(), "200".into())));
+        assert!(r.query.contains(&("after".into(), "txn_2".into())));
+        assert_eq!(
+            Paddle.fetch_request(ObjectType::CreditNote, "adj_1").path,
+            "/adjustments/adj_1"
+        );
+        let one = Paddle
+            .parse_object(br#"{"data":{"id":"ctm_1"},"meta":{}}"#)
+            .unwrap();
+        assert_eq!(one["id"], "ctm_1");
+        assert!(Paddle
+            .parse_object(br#"{"error":{"code":"not_found"}}"#)
+            .is_err());
+    }
+}
