@@ -88,7 +88,20 @@ pub async fn decide_each(
             (d, _) => (Cow::Borrowed(d), d.to_string()),
         };
         let hash = content_hash_of_text(&text, obs.deleted);
-        let decision = decide_with_hash(prior.map(|k| &k.current), obs, &hash);
+        let mut decision = decide_with_hash(prior.map(|k| &k.current), obs, &hash);
+        // An API read is ordered after only the changes older than the provider's lag
+        // allowance (its `order_key` says so). Agreeing with a pending change newer than that
+        // proves nothing: a lagging API shows the state before the change, which can equal
+        // the stored content when two changes tied and the older one arrived last. Such a
+        // read counts as older, so the confirmation is asked again later.
+        if decision == Decision::Unchanged
+            && item.from_api
+            && prior.is_some_and(|p| {
+                p.status == ReconStatus::Pending && obs.order_key < p.current.order_key
+            })
+        {
+            decision = Decision::Older;
+        }
         decisions.push(decision);
         let status = if item.from_api {
             ReconStatus::Converged
