@@ -279,6 +279,8 @@ impl PairActor {
         let mut sourced = Vec::new();
         let mut applied = Vec::new();
         let mut dead_letters = Vec::new();
+        // Objects named by thin events (Recurly, Zuora), to be read from the API.
+        let mut thin = Vec::new();
         for item in items {
             if item.source == "api" {
                 // A replayed API page: its objects, as read then.
@@ -306,8 +308,11 @@ impl PairActor {
                         drift: item.source == "sweep",
                     });
                 }
-                // Stored, answered 200, nothing to map.
-                Ok(None) => applied.push(item.inbox_id),
+                // Stored, answered 200, nothing to map (or only an object to fetch).
+                Ok(None) => {
+                    applied.push(item.inbox_id);
+                    thin.extend(conn.provider.thin_reference(&item.body));
+                }
                 Err(e) => {
                     tracing::error!(connection_id = %self.connection_id, event_id = %item.provider_event_id,
                         error = %e, "stored event cannot be mapped; dead-lettered");
@@ -343,6 +348,15 @@ impl PairActor {
                         first_seen_at: now,
                     })
                     .collect();
+                batch
+                    .schedule_refetches
+                    .extend(thin.iter().map(|(object_type, provider_id)| Refetch {
+                        object_type: *object_type,
+                        provider_id: provider_id.clone(),
+                        due_at: now,
+                        attempts: 0,
+                        first_seen_at: now,
+                    }));
             }
             let versions: Vec<(&'static str, &'static str)> = batch
                 .writes

@@ -1,8 +1,11 @@
 //! Providers: one module per billing system behind one trait (webhook authenticity, envelope,
 //! mapping to canonical objects). Intake and the pair actor only ever see [`Provider`].
 
+mod major_units;
 pub mod paddle;
+pub mod recurly;
 pub mod stripe;
+pub mod zuora;
 
 use std::time::Duration;
 
@@ -117,6 +120,12 @@ pub trait Provider: Send + Sync + 'static {
     /// billsync stores but does not map.
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError>;
 
+    /// For providers whose events name an object without carrying it (Recurly, Zuora): the
+    /// object to fetch. The pair actor schedules a refetch of it when `observe` maps nothing.
+    fn thin_reference(&self, _body: &[u8]) -> Option<(ObjectType, String)> {
+        None
+    }
+
     /// The API base URL when a connection names none.
     fn default_api_base(&self) -> &'static str;
 
@@ -183,6 +192,8 @@ pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Provider> {
     match kind {
         ProviderKind::Stripe => Some(&stripe::Stripe),
         ProviderKind::Paddle => Some(&paddle::Paddle),
+        ProviderKind::Recurly => Some(&recurly::Recurly),
+        ProviderKind::Zuora => Some(&zuora::Zuora),
         _ => None,
     }
 }

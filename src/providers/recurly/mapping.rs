@@ -1,0 +1,467 @@
+//! Maps Recurly v3 (`v2021-02-25`) API objects — accounts, invoices, subscriptions and
+//! transactions — to canonical objects. The pair actor gets here through `observe_object`
+//! (API reads, pages, confirmations) and through swept objects.
+//!
+//! Provider ids (the part after `recurly:`) are the handles Recurly's thin webhooks carry, so a
+//! webhook's refetch and the API read name the same object:
+//!
+//! | canonical | Recurly object | provider id | fetched as |
+//! |---|---|---|---|
+//! | `customer` | account | `code` (webhook `account_code`) | `/accounts/code-{code}` |
+//! | `invoice` | invoice with `type` `charge` (or `legacy`) | `number` (webhook `invoice_number`) | `/invoices/number-{number}` |
+//! | `credit_note` | invoice with `type` `credit` | `number` | `/invoices/number-{number}` |
+//! | `subscription` | subscription | `uuid` (webhook `uuid`) | `/subscriptions/uuid-{uuid}` |
+//! | `transaction` | transaction | `uuid` (webhook `uuid`) | `/transactions/uuid-{uuid}` |
+//!
+//! Invoice `state` → canonical `status` (Recurly has no drafts; `pending` is "not yet
+//! collected"):
+//!
+//! | Recurly state | charge invoice | credit invoice |
+//! |---|---|---|
+//! | `pending`, `processing`, `past_due`, `open` | `open` | `issued` |
+//! | `paid`, `closed` | `paid` | `issued` |
+//! | `failed` | `uncollectible` | `issued` |
+//! | `voided` | `void` | `void` |
+//!
+//! Known gaps: invoices name subscriptions by Recurly `id`, not `uuid`, so an invoice's
+//! `subscription_id` is left null rather than pointing at a different id; a credit invoice does
+//! not name the invoice it credits, so its `invoice_id` is null. Credit invoice amounts are
+//! stored as positive magnitudes, as credit notes are elsewhere.
+
+use serde_json::{json, Value};
+
+use crate::model::{ObjectType, Observation};
+use crate::providers::major_units::{reference, span, Fields};
+use crate::providers::ParseError;
+
+/// Lifecycle rank of a deletion: nothing at the same provider time comes after it.
+pub const DELETED_RANK: i64 = i64::MAX;
+
+fn r(id: Option<String>) -> Value {
+    reference("recurly", id)
+}
+
+/// Which canonical object a Recurly API object is (by its `object` field), with its provider id.
+pub fn identify(object: &Value) -> Result<Option<(ObjectType, String)>, ParseError> {
+    let o = Fields(object);
+    let (object_type, key) = match o.s("object") {
+        Some("account") => (ObjectType::Customer, "code"),
+        Some("invoice") if o.s("type") == Some("credit") => (ObjectType::CreditNote, "number"),
+        Some("invoice") => (ObjectType::Invoice, "number"),
+        Some("subscription") => (ObjectType::Subscription, "uuid"),
+        Some("transaction") if o.s("type") == Some("verify") => return Ok(None),
+        Some("transaction") => (ObjectType::Transaction, "uuid"),
+        _ => return Ok(None),
+    };
+    let id = o
+        .id(key)
+        .ok_or_else(|| ParseError(format!("Recurly {} has no `{key}`", object_type.as_str())))?;
+    Ok(Some((object_type, id)))
+}
+
+/// Maps one API object. `fallback_time` (microseconds) orders it when it has no `updated_at`.
+pub fn observe(object: &Value, fallback_time: i64) -> Result<Option<Observation>, ParseError> {
+    let Some((object_type, provider_id)) = identify(object)? else {
+        return Ok(None);
+    };
+    let o = Fields(object);
+    let (data, rank, deleted) = match object_type {
+        ObjectType::Customer => account(&o),
+        ObjectType::Invoice => invoice(&o)?,
+        ObjectType::CreditNote => credit_invoice(&o)?,
+        ObjectType::Subscription => subscription(&o)?,
+        ObjectType::Transaction => transaction(&o)?,
+    };
+    let updated = o.micros(&["updated_at"]).unwrap_or(fallback_time);
+    Ok(Some(Observation {
+        object_type,
+        provider_id,
+        data,
+        deleted,
+        order_key: updated,
+        tie_rank: if deleted { DELETED_RANK } else { rank },
+        provider_updated_at: updated,
+    }))
+}
+
+fn account_ref(o: &Fields) -> Value {
+    r(o.obj("account").and_then(|a| a.id("code")))
+}
+
+fn account(o: &Fields) -> (Value, i64, bool) {
+    let address = o.obj("address").map_or(Value::Null, |a| {
+        json!({
+            "line1": a.str("street1"),
+            "city": a.str("city"),
+            "state": a.str("region"),
+            "postal_code": a.str("postal_code"),
+            "country": a.str("country"),
+        })
+    });
+    let name = match (o.s("first_name"), o.s("last_name")) {
+        (Some(f), Some(l)) => Value::String(format!("{f} {l}")),
+        (Some(n), None) | (None, Some(n)) => Value::String(n.to_owned()),
+        (None, None) => o.str("company"),
+    };
+    let tax_ids: Vec<Value> = o
+        .s("vat_number")
+        .map(|v| json!({"type": "vat", "value": v}))
+        .into_iter()
+        .collect();
+    let exempt = o.get("tax_exempt").and_then(Value::as_bool) == Some(true);
+    // Closing ("deactivating") an account sets `deleted_at`; it can be reactivated later,
+    // which clears it and is a later `updated_at`.
+    let deleted = o.get("deleted_at").is_some();
+    let data = json!({
+        "email": o.str("email"),
+        "name": name,
+        "address": address,
+        "tax_ids": tax_ids,
+        "tax_exempt": if exempt { "exempt" } else { "none" },
+    });
+    (data, 0, deleted)
+}
+
+fn required_currency(o: &Fields, what: &str) -> Result<String, ParseError> {
+    o.currency("currency")?
+        .ok_or_else(|| ParseError(format!("Recurly {what} has no `currency`")))
+}
+
+/// Line items; `amount` is the line's `subtotal` (quantity × unit amount, before discount and
+/// tax), falling back to `amount`. `sign` turns credit amounts into magnitudes.
+fn lines(o: &Fields, currency: &str, sign: i64) -> Result<(Vec<Value>, Value, Value), ParseError> {
+    let items = o.list("line_items");
+    let lines = items
+        .iter()
+        .map(|l| {
+            let amount = if l.get("subtotal").is_some() {
+                l.money("subtotal", currency)?
+            } else {
+                l.money("amount", currency)?
+            };
+            Ok(json!({
+                "id": l.str("id"),
+                "description": l.str("description"),
+                "quantity": l.count("quantity"),
+                "amount": amount.saturating_mul(sign),
+                "tax": l.money("tax", currency)?.saturating_mul(sign),
+                "period_start": l.time(&["start_date"]),
+                "period_end": l.time(&["end_date"]),
+            }))
+        })
+        .collect::<Result<Vec<_>, ParseError>>()?;
+    let (start, end) = span(&items, &["start_date"], &["end_date"]);
+    Ok((lines, start, end))
+}
+
+fn invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+    let currency = required_currency(o, "invoice")?;
+    let (status, rank) = match o.s("state").unwrap_or("pending") {
+        "paid" | "closed" => ("paid", 3),
+        "voided" => ("void", 3),
+        "failed" => ("uncollectible", 2),
+        _ => ("open", 1),
+    };
+    let (lines, period_start, period_end) = lines(o, &currency, 1)?;
+    let data = json!({
+        "customer_id": account_ref(o),
+        "subscription_id": Value::Null,
+        "status": status,
+        "currency": currency,
+        "subtotal": o.money("subtotal", &currency)?,
+        "discount": o.money("discount", &currency)?,
+        "tax": o.money("tax", &currency)?,
+        "total": o.money("total", &currency)?,
+        "amount_paid": o.money("paid", &currency)?,
+        "amount_due": o.money("total", &currency)?,
+        "issued_at": o.time(&["created_at"]),
+        "period_start": period_start,
+        "period_end": period_end,
+        "lines": lines,
+    });
+    Ok((data, rank, false))
+}
+
+fn credit_invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+    let currency = required_currency(o, "credit invoice")?;
+    let voided = o.s("state") == Some("voided");
+    // Recurly writes credit invoice amounts as negative numbers.
+    let sign = if o.money("total", &currency)? < 0 {
+        -1
+    } else {
+        1
+    };
+    let (lines, _, _) = lines(o, &currency, sign)?;
+    let data = json!({
+        "invoice_id": Value::Null,
+        "customer_id": account_ref(o),
+        "status": if voided { "void" } else { "issued" },
+        "currency": currency,
+        "subtotal": o.money("subtotal", &currency)?.saturating_mul(sign),
+        "tax": o.money("tax", &currency)?.saturating_mul(sign),
+        "total": o.money("total", &currency)?.saturating_mul(sign),
+        "issued_at": o.time(&["created_at"]),
+        "reason": o.str("origin"),
+        "lines": lines,
+    });
+    Ok((data, i64::from(voided), false))
+}
+
+/// Subscription `state` → canonical `status` and rank: `future` → `incomplete`, `active`,
+/// `paused`, `canceled` (still running until `expires_at`, which becomes `cancel_at`),
+/// `expired`/`failed` → `ended`.
+fn subscription(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+    let (status, rank) = match o.s("state").unwrap_or("active") {
+        "future" => ("incomplete", 0),
+        "paused" => ("paused", 2),
+        "canceled" => ("canceled", 3),
+        "expired" | "failed" => ("ended", 4),
+        _ => ("active", 1),
+    };
+    let currency = o.currency("currency")?;
+    let mut items = vec![json!({
+        "id": o.str("id"),
+        "price_id": o.obj("plan").map_or(Value::Null, |p| p.str("code")),
+        "quantity": o.count("quantity"),
+    })];
+    items.extend(o.list("add_ons").iter().map(|a| {
+        json!({
+            "id": a.str("id"),
+            "price_id": a.obj("add_on").map_or(Value::Null, |x| x.str("code")),
+            "quantity": a.count("quantity"),
+        })
+    }));
+    let cancel_at = if o.get("canceled_at").is_some() {
+        o.time(&["expires_at"])
+    } else {
+        Value::Null
+    };
+    let data = json!({
+        "customer_id": account_ref(o),
+        "status": status,
+        "currency": currency,
+        "current_period_start": o.time(&["current_period_started_at"]),
+        "current_period_end": o.time(&["current_period_ends_at"]),
+        "cancel_at": cancel_at,
+        "canceled_at": o.time(&["canceled_at"]),
+        "items": items,
+    });
+    Ok((data, rank, false))
+}
+
+/// Transactions: `type` `refund` → `refund`, others (`purchase`, `capture`, `authorization`)
+/// → `charge`; `verify` (card checks) is not mapped. `status` is Recurly's
+/// (`pending`, `processing`, `scheduled`, `success`, `declined`, `error`, `void`, `chargeback`).
+fn transaction(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+    let currency = required_currency(o, "transaction")?;
+    let status = o.s("status").unwrap_or("pending");
+    let rank = match status {
+        "pending" | "scheduled" => 0,
+        "processing" => 1,
+        "void" | "chargeback" => 3,
+        _ => 2,
+    };
+    let kind = if o.s("type") == Some("refund") {
+        "refund"
+    } else {
+        "charge"
+    };
+    let data = json!({
+        "kind": kind,
+        "customer_id": account_ref(o),
+        "invoice_id": r(o.obj("invoice").and_then(|i| i.id("number"))),
+        "currency": currency,
+        "amount": o.money("amount", &currency)?,
+        "status": status,
+        "occurred_at": o.time(&["collected_at", "created_at"]),
+    });
+    Ok((data, rank, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account_json() -> Value {
+        json!({
+            "id": "o1xyzabc", "object": "account", "code": "acct-42", "state": "active",
+            "email": "verena@example.com", "first_name": "Verena", "last_name": "Example",
+            "company": "Example GmbH", "vat_number": "DE123456789", "tax_exempt": false,
+            "address": {"street1": "1 Main St", "city": "Berlin", "region": "BE",
+                        "postal_code": "10115", "country": "DE"},
+            "created_at": "2026-10-01T09:00:00Z", "updated_at": "2026-11-01T10:00:00.123456Z"
+        })
+    }
+
+    #[test]
+    fn account_maps_to_customer_keyed_by_code() {
+        let obs = observe(&account_json(), 0).unwrap().unwrap();
+        assert_eq!(obs.object_type, ObjectType::Customer);
+        assert_eq!(obs.provider_id, "acct-42");
+        assert_eq!(obs.data["name"], "Verena Example");
+        assert_eq!(obs.data["address"]["state"], "BE");
+        assert_eq!(obs.data["address"]["line1"], "1 Main St");
+        assert_eq!(
+            obs.data["tax_ids"],
+            json!([{"type": "vat", "value": "DE123456789"}])
+        );
+        assert_eq!(obs.data["tax_exempt"], "none");
+        assert_eq!(obs.order_key, 1_793_527_200_123_456);
+        assert_eq!(obs.provider_updated_at, obs.order_key);
+        assert!(!obs.deleted);
+    }
+
+    #[test]
+    fn closed_account_is_deleted_and_outranks_everything() {
+        let mut a = account_json();
+        a["state"] = json!("inactive");
+        a["deleted_at"] = json!("2026-11-01T10:00:00Z");
+        let obs = observe(&a, 0).unwrap().unwrap();
+        assert!(obs.deleted);
+        assert_eq!(obs.tie_rank, DELETED_RANK);
+    }
+
+    fn charge_invoice() -> Value {
+        json!({
+            "id": "rxinv1", "object": "invoice", "type": "charge", "number": "1042",
+            "state": "paid", "origin": "purchase", "currency": "usd",
+            "account": {"id": "o1xyzabc", "object": "account", "code": "acct-42"},
+            "subscription_ids": ["sub1"],
+            "subtotal": 10.99, "discount": 1.0, "tax": 0.8, "total": 10.79, "paid": 10.79,
+            "balance": 0.0,
+            "line_items": [{"id": "li1", "object": "line_item", "type": "charge",
+                "description": "Gold plan", "quantity": 1, "unit_amount": 10.99,
+                "subtotal": 10.99, "discount": 1.0, "tax": 0.8, "amount": 10.79,
+                "start_date": "2026-11-01T00:00:00Z", "end_date": "2026-12-01T00:00:00Z"}],
+            "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:05:00Z"
+        })
+    }
+
+    #[test]
+    fn charge_invoice_maps_decimal_major_units_to_minor() {
+        let obs = observe(&charge_invoice(), 0).unwrap().unwrap();
+        assert_eq!(obs.object_type, ObjectType::Invoice);
+        assert_eq!(obs.provider_id, "1042");
+        let d = &obs.data;
+        assert_eq!(d["currency"], "USD");
+        assert_eq!(d["customer_id"], "recurly:acct-42");
+        assert_eq!(d["status"], "paid");
+        assert_eq!(d["subtotal"], 1099);
+        assert_eq!(d["discount"], 100);
+        assert_eq!(d["tax"], 80);
+        assert_eq!(d["total"], 1079);
+        assert_eq!(d["amount_paid"], 1079);
+        assert_eq!(d["issued_at"], "2026-11-01T10:00:00Z");
+        assert_eq!(d["period_start"], "2026-11-01T00:00:00Z");
+        assert_eq!(d["period_end"], "2026-12-01T00:00:00Z");
+        assert_eq!(d["lines"][0]["amount"], 1099);
+        assert_eq!(d["lines"][0]["quantity"], 1);
+        assert_eq!(obs.tie_rank, 3);
+    }
+
+    #[test]
+    fn jpy_invoice_has_no_minor_digits() {
+        let mut inv = charge_invoice();
+        inv["currency"] = json!("JPY");
+        inv["subtotal"] = json!(1200);
+        inv["total"] = json!(1200);
+        inv["discount"] = json!(0);
+        inv["tax"] = json!(0);
+        inv["paid"] = json!(0);
+        inv["line_items"] = json!([]);
+        inv["state"] = json!("past_due");
+        let obs = observe(&inv, 0).unwrap().unwrap();
+        assert_eq!(obs.data["total"], 1200);
+        assert_eq!(obs.data["status"], "open");
+        assert_eq!(obs.tie_rank, 1);
+    }
+
+    #[test]
+    fn over_precise_amount_is_a_parse_error_not_rounding() {
+        let mut inv = charge_invoice();
+        inv["total"] = json!(10.999);
+        assert!(observe(&inv, 0).is_err());
+        let mut inv = charge_invoice();
+        inv["currency"] = json!("US");
+        assert!(observe(&inv, 0).is_err());
+    }
+
+    #[test]
+    fn credit_invoice_maps_to_credit_note_with_positive_amounts() {
+        let mut inv = charge_invoice();
+        inv["type"] = json!("credit");
+        inv["number"] = json!(1043);
+        inv["state"] = json!("closed");
+        inv["origin"] = json!("refund");
+        for k in ["subtotal", "total"] {
+            inv[k] = json!(-5.5);
+        }
+        inv["tax"] = json!(-0.5);
+        inv["line_items"] = json!([{"id": "li2", "subtotal": -5.5, "tax": -0.5}]);
+        let obs = observe(&inv, 0).unwrap().unwrap();
+        assert_eq!(obs.object_type, ObjectType::CreditNote);
+        assert_eq!(obs.provider_id, "1043");
+        assert_eq!(obs.data["total"], 550);
+        assert_eq!(obs.data["tax"], 50);
+        assert_eq!(obs.data["status"], "issued");
+        assert_eq!(obs.data["reason"], "refund");
+        assert_eq!(obs.data["lines"][0]["amount"], 550);
+    }
+
+    #[test]
+    fn subscription_maps_plan_and_add_ons_keyed_by_uuid() {
+        let sub = json!({
+            "id": "sub1", "uuid": "63ab531e1d5b1d47eaf1ef44eeb853c3", "object": "subscription",
+            "state": "canceled", "currency": "EUR", "quantity": 2,
+            "account": {"code": "acct-42"}, "plan": {"id": "p1", "code": "gold"},
+            "add_ons": [{"id": "ao1", "add_on": {"code": "seats"}, "quantity": 5}],
+            "current_period_started_at": "2026-11-01T00:00:00Z",
+            "current_period_ends_at": "2026-12-01T00:00:00Z",
+            "canceled_at": "2026-11-10T00:00:00Z", "expires_at": "2026-12-01T00:00:00Z",
+            "updated_at": "2026-11-10T00:00:00Z"
+        });
+        let obs = observe(&sub, 0).unwrap().unwrap();
+        assert_eq!(obs.provider_id, "63ab531e1d5b1d47eaf1ef44eeb853c3");
+        assert_eq!(obs.data["status"], "canceled");
+        assert_eq!(obs.data["cancel_at"], "2026-12-01T00:00:00Z");
+        assert_eq!(obs.data["customer_id"], "recurly:acct-42");
+        assert_eq!(obs.data["items"][0]["price_id"], "gold");
+        assert_eq!(obs.data["items"][0]["quantity"], 2);
+        assert_eq!(obs.data["items"][1]["price_id"], "seats");
+        assert_eq!(obs.tie_rank, 3);
+    }
+
+    #[test]
+    fn transactions_map_charges_and_refunds_and_skip_verifications() {
+        let t = json!({
+            "id": "tx1", "uuid": "62bd4a0a7c2b7f1e0a6f9c2f3e4d5b6a", "object": "transaction",
+            "type": "refund", "status": "success", "currency": "usd", "amount": 5.5,
+            "account": {"code": "acct-42"}, "invoice": {"id": "rxinv2", "number": "1043"},
+            "collected_at": "2026-11-02T00:00:00Z", "updated_at": "2026-11-02T00:00:01Z"
+        });
+        let obs = observe(&t, 0).unwrap().unwrap();
+        assert_eq!(obs.provider_id, "62bd4a0a7c2b7f1e0a6f9c2f3e4d5b6a");
+        assert_eq!(obs.data["kind"], "refund");
+        assert_eq!(obs.data["amount"], 550);
+        assert_eq!(obs.data["invoice_id"], "recurly:1043");
+        assert_eq!(obs.data["occurred_at"], "2026-11-02T00:00:00Z");
+        let mut v = t.clone();
+        v["type"] = json!("verify");
+        assert_eq!(observe(&v, 0).unwrap(), None);
+        let mut p = t;
+        p["type"] = json!("purchase");
+        assert_eq!(observe(&p, 0).unwrap().unwrap().data["kind"], "charge");
+    }
+
+    #[test]
+    fn missing_updated_at_orders_by_fallback_and_unknown_objects_map_nothing() {
+        let mut a = account_json();
+        a.as_object_mut().unwrap().remove("updated_at");
+        assert_eq!(observe(&a, 77).unwrap().unwrap().order_key, 77);
+        assert_eq!(
+            observe(&json!({"object": "plan", "id": "p"}), 0).unwrap(),
+            None
+        );
+        assert!(observe(&json!({"object": "account"}), 0).is_err());
+    }
+}

@@ -1,0 +1,548 @@
+//! Recurly (API v3, `v2021-02-25`): intake verifies `recurly-signature` webhooks and stores
+//! their thin JSON envelopes; the pair actor refetches the object each names
+//! ([`Provider::thin_reference`]) and pulls `updated_at`-ordered lists for backfills and sweeps.
+//!
+//! Webhook body: `{"id", "object_type", "site_id", "event_type", "event_time", <id field>}` —
+//! `account_code` (accounts), `invoice_number` (`charge_invoice`, `credit_invoice`, legacy
+//! `invoice`), `uuid` (subscriptions, payments). The event id is `id`, the type
+//! `{object_type}.{event_type}`. Only JSON webhooks are signed; XML ones are refused.
+//!
+//! Sweeps: Recurly v3 has no events API. A sweep walks `/invoices` sorted by `updated_at`
+//! ascending from `since` and wraps each invoice in a synthetic envelope
+//! (`{"id": "sweep:{number}:{updated_at}", "object_type": "billsync_sweep",
+//! "event_type": "invoice", "event_time": updated_at, "object": {...}}`) that [`Recurly`]'s own
+//! `observe` maps. Limitation: sweeps cover invoices and credit invoices only; accounts,
+//! subscriptions and transactions are caught up by webhooks' refetches and by backfill/resync.
+
+mod mapping;
+mod signature;
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde_json::{json, Value};
+
+use super::major_units::Fields;
+use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use crate::model::time::{micros_to_rfc3339, now_micros, parse_rfc3339, secs_to_rfc3339};
+use crate::model::{ObjectType, Observation};
+
+pub use signature::{sign, verify_header};
+
+/// The Recurly provider.
+pub struct Recurly;
+
+/// The synthetic `object_type` of swept objects (see the module doc).
+const SWEEP_OBJECT_TYPE: &str = "billsync_sweep";
+
+/// The list endpoints a full pull walks.
+const STREAMS: &[&str] = &["accounts", "invoices", "subscriptions", "transactions"];
+
+impl Provider for Recurly {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Recurly
+    }
+
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &[String],
+        now_secs: i64,
+        tolerance_secs: i64,
+    ) -> Result<(), VerifyError> {
+        let header = headers
+            .get("recurly-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or(VerifyError::InvalidSignature)?;
+        verify_header(header, body, secrets, now_secs, tolerance_secs)
+    }
+
+    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
+        let event = parse_event(body)?;
+        Ok(Envelope {
+            event_id: event.id,
+            event_type: format!("{}.{}", event.object_type, event.event_type),
+            occurred_at: event.occurred_at,
+        })
+    }
+
+    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
+        let event = parse_event(body)?;
+        match event.object {
+            // A swept object: mapped like any API read of it.
+            Some(object) => mapping::observe(&object, event.occurred_at),
+            // Webhooks are thin: the object is fetched (see `thin_reference`).
+            None => Ok(None),
+        }
+    }
+
+    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let e = Fields(&value);
+        let (object_type, key) = match e.s("object_type")? {
+            "account" => (ObjectType::Customer, "account_code"),
+            "charge_invoice" | "invoice" => (ObjectType::Invoice, "invoice_number"),
+            "credit_invoice" => (ObjectType::CreditNote, "invoice_number"),
+            "subscription" => (ObjectType::Subscription, "uuid"),
+            "payment" => (ObjectType::Transaction, "uuid"),
+            _ => return None,
+        };
+        Some((object_type, e.id(key)?))
+    }
+
+    fn default_api_base(&self) -> &'static str {
+        "https://v3.recurly.com"
+    }
+
+    fn default_api_version(&self) -> &'static str {
+        "v2021-02-25"
+    }
+
+    fn default_rate_limit(&self) -> u32 {
+        // Production: 1,000 GET/min over a sliding 5-minute window (sandbox 400/min).
+        16
+    }
+
+    fn api_lag_allowance(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        api_key: &str,
+        api_version: &str,
+    ) -> reqwest::RequestBuilder {
+        request
+            .basic_auth(api_key, Some(""))
+            .header("Accept", format!("application/vnd.recurly.{api_version}"))
+    }
+
+    fn streams(&self) -> &'static [&'static str] {
+        STREAMS
+    }
+
+    fn stream_object_type(&self, stream: &str) -> ObjectType {
+        match stream {
+            "accounts" => ObjectType::Customer,
+            "invoices" => ObjectType::Invoice,
+            "subscriptions" => ObjectType::Subscription,
+            _ => ObjectType::Transaction,
+        }
+    }
+
+    fn list_request(
+        &self,
+        stream: &str,
+        window: (i64, i64),
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> ApiRequest {
+        if let Some(next) = cursor {
+            return next_request(next);
+        }
+        let mut query = vec![
+            ("limit".to_owned(), page_size.clamp(1, 200).to_string()),
+            ("sort".to_owned(), "updated_at".to_owned()),
+            ("order".to_owned(), "asc".to_owned()),
+        ];
+        if let Some(t) = secs_to_rfc3339(window.0) {
+            query.push(("begin_time".to_owned(), t));
+        }
+        // `end_time` is inclusive; the window's end is not.
+        if let Some(t) = micros_to_rfc3339(window.1.saturating_mul(1_000_000).saturating_sub(1)) {
+            query.push(("end_time".to_owned(), t));
+        }
+        ApiRequest {
+            path: format!("/{stream}"),
+            query,
+        }
+    }
+
+    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
+        parse_list(body)
+    }
+
+    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
+        if let Some(next) = cursor {
+            return next_request(next);
+        }
+        let mut query = vec![
+            ("limit".to_owned(), "200".to_owned()),
+            ("sort".to_owned(), "updated_at".to_owned()),
+            ("order".to_owned(), "asc".to_owned()),
+        ];
+        if let Some(t) = secs_to_rfc3339(since) {
+            query.push(("begin_time".to_owned(), t));
+        }
+        ApiRequest {
+            path: "/invoices".into(),
+            query,
+        }
+    }
+
+    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        let page = parse_list(body)?;
+        let mut events = Vec::with_capacity(page.objects.len());
+        for object in page.objects {
+            let Some((_, id)) = mapping::identify(&object)? else {
+                continue;
+            };
+            let o = Fields(&object);
+            let updated = o
+                .s("updated_at")
+                .ok_or_else(|| ParseError("swept object has no `updated_at`".into()))?;
+            let kind = o.s("object").unwrap_or("object").to_owned();
+            let updated = updated.to_owned();
+            let event = json!({
+                "id": format!("sweep:{kind}:{id}:{updated}"),
+                "object_type": SWEEP_OBJECT_TYPE,
+                "event_type": kind,
+                "event_time": updated,
+                "object": object,
+            });
+            events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
+        }
+        Ok((events, page.next_cursor))
+    }
+
+    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
+        let id = urlencoding_path(provider_id);
+        let path = match object_type {
+            ObjectType::Customer => format!("/accounts/code-{id}"),
+            ObjectType::Invoice | ObjectType::CreditNote => format!("/invoices/number-{id}"),
+            ObjectType::Subscription => format!("/subscriptions/uuid-{id}"),
+            ObjectType::Transaction => format!("/transactions/uuid-{id}"),
+        };
+        ApiRequest {
+            path,
+            query: Vec::new(),
+        }
+    }
+
+    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+        if v.get("object").and_then(Value::as_str).is_none() || v.get("error").is_some() {
+            return Err(ParseError("answer is not a Recurly object".into()));
+        }
+        Ok(v)
+    }
+
+    fn observe_object(
+        &self,
+        object: &Value,
+        read_at: i64,
+    ) -> Result<Option<Observation>, ParseError> {
+        // Objects carry `updated_at`; an object without one is as old as the API may lag.
+        let lag = self.api_lag_allowance().as_micros() as i64;
+        mapping::observe(object, read_at.saturating_sub(lag))
+    }
+
+    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        if status != 429 {
+            return None;
+        }
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        let secs = header("retry-after")
+            .or_else(|| header("x-ratelimit-reset").map(|reset| reset - now_micros() / 1_000_000))
+            .unwrap_or(1)
+            .clamp(1, 60);
+        Some(Duration::from_secs(secs as u64))
+    }
+}
+
+/// The parts of a Recurly webhook (or swept object envelope) billsync reads.
+struct RecurlyEvent {
+    id: String,
+    object_type: String,
+    event_type: String,
+    occurred_at: i64,
+    object: Option<Value>,
+}
+
+fn parse_event(body: &[u8]) -> Result<RecurlyEvent, ParseError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ParseError(format!("body is not JSON (XML webhooks are unsigned): {e}")))?;
+    let e = Fields(&value);
+    let text = |key: &str| {
+        e.s(key)
+            .filter(|s| s.len() <= 255)
+            .map(str::to_owned)
+            .ok_or_else(|| ParseError(format!("event has no string `{key}`")))
+    };
+    let id = text("id")?;
+    let object_type = text("object_type")?;
+    let event_type = text("event_type")?;
+    let occurred_at = e
+        .s("event_time")
+        .and_then(parse_rfc3339)
+        .ok_or_else(|| ParseError("event has no RFC 3339 `event_time`".into()))?;
+    let object = if object_type == SWEEP_OBJECT_TYPE {
+        Some(
+            e.get("object")
+                .filter(|o| o.is_object())
+                .cloned()
+                .ok_or_else(|| ParseError("swept event has no `object`".into()))?,
+        )
+    } else {
+        None
+    };
+    Ok(RecurlyEvent {
+        id,
+        object_type,
+        event_type,
+        occurred_at,
+        object,
+    })
+}
+
+/// `{has_more, next, data}`; the cursor is the `next` path itself.
+fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
+    let objects = v
+        .get("data")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| ParseError("answer is not a Recurly list (no `data`)".into()))?;
+    let has_more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+    let next_cursor = match (has_more, v.get("next").and_then(Value::as_str)) {
+        (true, Some(next)) if !next.is_empty() => Some(next.to_owned()),
+        (true, _) => return Err(ParseError("`has_more` without a `next` link".into())),
+        (false, _) => None,
+    };
+    let reached = objects
+        .last()
+        .and_then(|o| o.get("updated_at"))
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339)
+        .map(|m| m.div_euclid(1_000_000));
+    Ok(ListPage {
+        objects,
+        next_cursor,
+        reached,
+    })
+}
+
+/// A request for a `next` link (`/invoices?cursor=...&limit=...`), relative to the API base.
+fn next_request(next: &str) -> ApiRequest {
+    // Absolute links keep only their path and query: the base URL is the connection's.
+    let relative = match next.find("://") {
+        Some(i) => next[i + 3..].find('/').map_or("/", |j| &next[i + 3 + j..]),
+        None => next,
+    };
+    let (path, query) = relative.split_once('?').unwrap_or((relative, ""));
+    ApiRequest {
+        path: path.to_owned(),
+        query: url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect(),
+    }
+}
+
+/// Percent-encodes a provider id for one path segment.
+fn urlencoding_path(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFICIAL_BODY: &[u8] = br#"{"id":"rjxwmwedwqug","object_type":"account","site_id":"qc326l1hl8k9","event_type":"created","event_time":"2022-09-13T21:18:40Z","account_code":"adfas23zzz14123"}"#;
+
+    #[test]
+    fn envelope_reads_id_type_and_event_time() {
+        let env = Recurly.envelope(OFFICIAL_BODY).unwrap();
+        assert_eq!(env.event_id, "rjxwmwedwqug");
+        assert_eq!(env.event_type, "account.created");
+        assert_eq!(
+            env.occurred_at,
+            parse_rfc3339("2022-09-13T21:18:40Z").unwrap()
+        );
+        for bad in [
+            &br#"{"object_type":"account","event_type":"created","event_time":"2022-09-13T21:18:40Z"}"#[..],
+            br#"{"id":"x","object_type":"account","event_type":"created","event_time":"yesterday"}"#,
+            br#"{"id":"x","object_type":"account","event_time":"2022-09-13T21:18:40Z"}"#,
+            b"<?xml version=\"1.0\"?><new_account_notification/>",
+        ] {
+            assert!(Recurly.envelope(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn thin_webhooks_observe_nothing_and_name_the_object_to_fetch() {
+        assert_eq!(Recurly.observe(OFFICIAL_BODY).unwrap(), None);
+        assert_eq!(
+            Recurly.thin_reference(OFFICIAL_BODY),
+            Some((ObjectType::Customer, "adfas23zzz14123".into()))
+        );
+        let cases = [
+            (
+                r#""object_type":"charge_invoice","invoice_number":1042"#,
+                Some((ObjectType::Invoice, "1042")),
+            ),
+            (
+                r#""object_type":"credit_invoice","invoice_number":"1043""#,
+                Some((ObjectType::CreditNote, "1043")),
+            ),
+            (
+                r#""object_type":"subscription","uuid":"63ab""#,
+                Some((ObjectType::Subscription, "63ab")),
+            ),
+            (
+                r#""object_type":"payment","uuid":"62bd""#,
+                Some((ObjectType::Transaction, "62bd")),
+            ),
+            (r#""object_type":"gift_card","id2":"g""#, None),
+        ];
+        for (fields, expected) in cases {
+            let body = format!(
+                r#"{{"id":"e1","event_type":"paid","event_time":"2026-11-01T10:00:00Z",{fields}}}"#
+            );
+            assert_eq!(
+                Recurly.thin_reference(body.as_bytes()),
+                expected.map(|(t, id)| (t, id.to_owned())),
+                "{fields}"
+            );
+        }
+    }
+
+    #[test]
+    fn fetch_paths_use_the_webhook_handles() {
+        let path = |t, id| Recurly.fetch_request(t, id).path;
+        assert_eq!(
+            path(ObjectType::Customer, "acct-42"),
+            "/accounts/code-acct-42"
+        );
+        assert_eq!(path(ObjectType::Invoice, "1042"), "/invoices/number-1042");
+        assert_eq!(
+            path(ObjectType::CreditNote, "1043"),
+            "/invoices/number-1043"
+        );
+        assert_eq!(
+            path(ObjectType::Subscription, "63ab"),
+            "/subscriptions/uuid-63ab"
+        );
+        assert_eq!(
+            path(ObjectType::Transaction, "62bd"),
+            "/transactions/uuid-62bd"
+        );
+        assert_eq!(
+            path(ObjectType::Customer, "a b/c"),
+            "/accounts/code-a%20b%2Fc"
+        );
+    }
+
+    #[test]
+    fn list_request_sorts_by_updated_at_ascending_in_the_window() {
+        let r = Recurly.list_request("invoices", (1_793_527_200, 1_793_530_800), None, 500);
+        assert_eq!(r.path, "/invoices");
+        assert!(r.query.contains(&("limit".into(), "200".into())));
+        assert!(r.query.contains(&("sort".into(), "updated_at".into())));
+        assert!(r.query.contains(&("order".into(), "asc".into())));
+        assert!(r
+            .query
+            .contains(&("begin_time".into(), "2026-11-01T10:00:00Z".into())));
+        assert!(r
+            .query
+            .contains(&("end_time".into(), "2026-11-01T10:59:59.999999Z".into())));
+        let next = Recurly.list_request(
+            "invoices",
+            (0, 1),
+            Some("/invoices?cursor=abc%3D&limit=200&sort=updated_at"),
+            10,
+        );
+        assert_eq!(next.path, "/invoices");
+        assert!(next.query.contains(&("cursor".into(), "abc=".into())));
+        let abs = next_request("https://v3.recurly.com/accounts?cursor=x");
+        assert_eq!(abs.path, "/accounts");
+    }
+
+    #[test]
+    fn parse_list_follows_next_links() {
+        let page = Recurly
+            .parse_list(br#"{"object":"list","has_more":true,"next":"/invoices?cursor=c2","data":[{"object":"invoice","updated_at":"1970-01-01T00:00:09Z"}]}"#)
+            .unwrap();
+        assert_eq!(page.next_cursor.as_deref(), Some("/invoices?cursor=c2"));
+        assert_eq!(page.reached, Some(9));
+        let last = Recurly
+            .parse_list(br#"{"object":"list","has_more":false,"next":null,"data":[]}"#)
+            .unwrap();
+        assert_eq!(last.next_cursor, None);
+        assert!(Recurly
+            .parse_list(br#"{"has_more":true,"data":[]}"#)
+            .is_err());
+        assert!(Recurly
+            .parse_list(br#"{"error":{"type":"not_found"}}"#)
+            .is_err());
+    }
+
+    #[test]
+    fn swept_invoices_become_envelopes_that_observe_maps() {
+        let list = br#"{"object":"list","has_more":false,"next":null,"data":[{"object":"invoice","type":"charge","number":"7","state":"paid","currency":"USD","total":1.5,"account":{"code":"a1"},"updated_at":"2026-11-01T10:00:00Z"}]}"#;
+        let (events, next) = Recurly.parse_sweep(list).unwrap();
+        assert_eq!(next, None);
+        assert_eq!(events.len(), 1);
+        let env = Recurly.envelope(&events[0]).unwrap();
+        assert_eq!(env.event_id, "sweep:invoice:7:2026-11-01T10:00:00Z");
+        assert_eq!(env.event_type, "billsync_sweep.invoice");
+        let obs = Recurly.observe(&events[0]).unwrap().unwrap();
+        assert_eq!(obs.provider_id, "7");
+        assert_eq!(obs.data["total"], 150);
+        assert_eq!(Recurly.thin_reference(&events[0]), None);
+        let req = Recurly.sweep_request(1_793_527_200, None);
+        assert_eq!(req.path, "/invoices");
+        assert!(req
+            .query
+            .contains(&("begin_time".into(), "2026-11-01T10:00:00Z".into())));
+    }
+
+    #[test]
+    fn rate_limit_answers_pause_until_reset() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(Recurly.retry_after(200, &h), None);
+        assert_eq!(Recurly.retry_after(429, &h), Some(Duration::from_secs(1)));
+        let reset = now_micros() / 1_000_000 + 30;
+        h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
+        let pause = Recurly.retry_after(429, &h).unwrap();
+        assert!((Duration::from_secs(29)..=Duration::from_secs(30)).contains(&pause));
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(Recurly.retry_after(429, &h), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn verify_reads_the_recurly_signature_header() {
+        let secret = "354fab5bd35f5a0d50845ee7e30165244468b13c2c343f104e4e730a59326d9d".to_owned();
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            Recurly.verify(
+                &h,
+                OFFICIAL_BODY,
+                std::slice::from_ref(&secret),
+                1663103925,
+                300
+            ),
+            Err(VerifyError::InvalidSignature)
+        );
+        h.insert(
+            "recurly-signature",
+            "1663103925004,ad24699f3beaa24c9af2cc7ada3ce4c835da0090194241b9d3add83d27f14bc3"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            Recurly.verify(&h, OFFICIAL_BODY, &[secret], 1663103925, 300),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,499 @@
+//! Maps Zuora Object Query objects (camelCase; legacy PascalCase `UpdatedDate`-style names are
+//! read too) to canonical objects, for API reads, pages, confirmations and swept invoices.
+//!
+//! | canonical | Zuora object | provider id | status mapping |
+//! |---|---|---|---|
+//! | `customer` | Account (`expand[]=billto`) | `id` | — |
+//! | `invoice` | Invoice (`expand[]=invoiceitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` with `balance` > 0 → `open`, else `paid`; `Canceled` → `void` |
+//! | `credit_note` | CreditMemo (`expand[]=creditmemoitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` → `issued`; `Canceled` → `void` |
+//! | `subscription` | Subscription (`expand[]=rateplans`) | `subscriptionNumber` (ids change with every amendment) | `Draft`/`Pending*` → `incomplete`; `Active` → `active`; `Suspended` → `paused`; `Cancelled` → `canceled`; `Expired` → `ended` |
+//! | `transaction` | Payment / Refund | payment `id` / `refund-{id}` | Zuora's own status text |
+//!
+//! Money is decimal major units in the object's `currency`. Zuora has no invoice-level
+//! discount (discounts are charges), so `discount` is 0; `amount_due` is the invoice `amount`
+//! and `amount_paid` is `amount - balance`. Subscription periods are the current term
+//! (`termStartDate`/`termEndDate`).
+
+use serde_json::{json, Value};
+
+use crate::model::{ObjectType, Observation};
+use crate::providers::major_units::{reference, span, Fields};
+use crate::providers::ParseError;
+
+/// The Zuora objects billsync maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Account,
+    Invoice,
+    CreditMemo,
+    Subscription,
+    Payment,
+    Refund,
+}
+
+impl Kind {
+    /// A callout `objectType` name.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Some(match name {
+            "Account" => Kind::Account,
+            "Invoice" => Kind::Invoice,
+            "CreditMemo" => Kind::CreditMemo,
+            "Subscription" => Kind::Subscription,
+            "Payment" => Kind::Payment,
+            "Refund" => Kind::Refund,
+            _ => return None,
+        })
+    }
+}
+
+/// Prefix that tells refunds from payments among transaction ids (both are 32-hex ids).
+const REFUND_PREFIX: &str = "refund-";
+
+pub fn refund_id(id: &str) -> String {
+    format!("{REFUND_PREFIX}{id}")
+}
+
+pub fn strip_refund_id(provider_id: &str) -> Option<&str> {
+    provider_id.strip_prefix(REFUND_PREFIX)
+}
+
+/// The `expand[]` parameters that bring the nested parts a mapping reads.
+pub fn expand(stream: &str) -> Vec<(String, String)> {
+    let part = match stream {
+        "accounts" => "billto",
+        "invoices" => "invoiceitems",
+        "credit-memos" => "creditmemoitems",
+        "subscriptions" => "rateplans",
+        _ => return Vec::new(),
+    };
+    vec![("expand[]".to_owned(), part.to_owned())]
+}
+
+/// Which object an Object Query answer is: Object Query objects carry no type field, so
+/// the kind is read from the number field each kind has.
+pub fn identify(object: &Value) -> Option<Kind> {
+    let o = Fields(object);
+    let has = |keys: &[&str]| o.any(keys).is_some();
+    Some(if has(&["invoiceNumber", "InvoiceNumber"]) {
+        Kind::Invoice
+    } else if has(&["memoNumber", "MemoNumber"]) {
+        Kind::CreditMemo
+    } else if has(&["refundNumber", "RefundNumber"]) {
+        Kind::Refund
+    } else if has(&["paymentNumber", "PaymentNumber"]) {
+        Kind::Payment
+    } else if has(&["subscriptionNumber", "termStartDate", "TermStartDate"]) {
+        Kind::Subscription
+    } else if has(&["accountNumber", "AccountNumber"]) {
+        Kind::Account
+    } else {
+        return None;
+    })
+}
+
+fn z(id: Option<String>) -> Value {
+    reference("zuora", id)
+}
+
+/// One of several spellings of a field.
+fn id_of(o: &Fields, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| o.id(k))
+}
+
+fn money(o: &Fields, keys: &[&str], currency: &str) -> Result<i64, ParseError> {
+    match keys.iter().find(|k| o.get(k).is_some()) {
+        Some(k) => o.money(k, currency),
+        None => Ok(0),
+    }
+}
+
+fn text<'a>(o: &Fields<'a>, keys: &[&str]) -> Option<&'a str> {
+    o.any(keys).and_then(Value::as_str)
+}
+
+fn required_currency(o: &Fields, what: &str) -> Result<String, ParseError> {
+    match ["currency", "Currency"].iter().find(|k| o.get(k).is_some()) {
+        Some(k) => o
+            .currency(k)?
+            .ok_or_else(|| ParseError(format!("Zuora {what} has no `currency`"))),
+        None => Err(ParseError(format!("Zuora {what} has no `currency`"))),
+    }
+}
+
+/// Maps one object of a known kind. `fallback_time` orders it when it has no `updatedDate`.
+pub fn observe(
+    kind: Kind,
+    object: &Value,
+    fallback_time: i64,
+) -> Result<Option<Observation>, ParseError> {
+    let o = Fields(object);
+    let id = id_of(&o, &["id", "Id"]).ok_or_else(|| ParseError("Zuora object has no `id`".into()));
+    let (object_type, provider_id, data, rank) = match kind {
+        Kind::Account => {
+            let (d, r) = account(&o);
+            (ObjectType::Customer, id?, d, r)
+        }
+        Kind::Invoice => {
+            let (d, r) = invoice(&o)?;
+            (ObjectType::Invoice, id?, d, r)
+        }
+        Kind::CreditMemo => {
+            let (d, r) = credit_memo(&o)?;
+            (ObjectType::CreditNote, id?, d, r)
+        }
+        Kind::Subscription => {
+            let number = id_of(&o, &["subscriptionNumber", "name", "Name"]).ok_or_else(|| {
+                ParseError("Zuora subscription has no `subscriptionNumber`".into())
+            })?;
+            let (d, r) = subscription(&o)?;
+            (ObjectType::Subscription, number, d, r)
+        }
+        Kind::Payment => {
+            let (d, r) = transaction(&o, "charge")?;
+            (ObjectType::Transaction, id?, d, r)
+        }
+        Kind::Refund => {
+            let (d, r) = transaction(&o, "refund")?;
+            (ObjectType::Transaction, refund_id(&id?), d, r)
+        }
+    };
+    let updated = o
+        .micros(&["updatedDate", "UpdatedDate"])
+        .unwrap_or(fallback_time);
+    Ok(Some(Observation {
+        object_type,
+        provider_id,
+        data,
+        deleted: false,
+        order_key: updated,
+        tie_rank: rank,
+        provider_updated_at: updated,
+    }))
+}
+
+fn account(o: &Fields) -> (Value, i64) {
+    let bill_to = o.obj("billTo").or_else(|| o.obj("BillToContact"));
+    let address = bill_to.map_or(Value::Null, |c| {
+        json!({
+            "line1": c.str("address1"),
+            "city": c.str("city"),
+            "state": c.str("state"),
+            "postal_code": c.str("postalCode"),
+            "country": c.str("country"),
+        })
+    });
+    let email = bill_to
+        .and_then(|c| text(&c, &["workEmail", "personalEmail"]))
+        .map_or(Value::Null, |s| Value::String(s.to_owned()));
+    let vat = text(o, &["vatId", "VATId"]).or_else(|| bill_to.and_then(|c| text(&c, &["vatId"])));
+    let tax_ids: Vec<Value> = vat
+        .map(|v| json!({"type": "vat", "value": v}))
+        .into_iter()
+        .collect();
+    let exempt = text(o, &["taxExemptStatus", "TaxExemptStatus"]) == Some("Yes");
+    let data = json!({
+        "email": email,
+        "name": text(o, &["name", "Name"]).map_or(Value::Null, |s| Value::String(s.to_owned())),
+        "address": address,
+        "tax_ids": tax_ids,
+        "tax_exempt": if exempt { "exempt" } else { "none" },
+    });
+    (data, 0)
+}
+
+/// Items with `amount` = the pre-tax charge amount.
+fn lines(items: &[Fields], currency: &str) -> Result<Vec<Value>, ParseError> {
+    items
+        .iter()
+        .map(|l| {
+            Ok(json!({
+                "id": l.str("id"),
+                "description": text(l, &["chargeDescription", "description", "chargeName", "comment"])
+                    .map_or(Value::Null, |s| Value::String(s.to_owned())),
+                "quantity": l.count("quantity"),
+                "amount": money(l, &["chargeAmount", "amountWithoutTax", "amount"], currency)?,
+                "tax": money(l, &["taxAmount"], currency)?,
+                "period_start": l.time(&["serviceStartDate"]),
+                "period_end": l.time(&["serviceEndDate"]),
+            }))
+        })
+        .collect()
+}
+
+fn invoice(o: &Fields) -> Result<(Value, i64), ParseError> {
+    let currency = required_currency(o, "invoice")?;
+    let total = money(o, &["amount", "Amount"], &currency)?;
+    let balance = money(o, &["balance", "Balance"], &currency)?;
+    let (status, rank) = match text(o, &["status", "Status"]).unwrap_or("Draft") {
+        "Posted" if balance > 0 => ("open", 1),
+        "Posted" => ("paid", 3),
+        "Canceled" | "Cancelled" => ("void", 3),
+        _ => ("draft", 0),
+    };
+    let items = o.list("invoiceItems");
+    let (period_start, period_end) = span(&items, &["serviceStartDate"], &["serviceEndDate"]);
+    let subscription = items
+        .iter()
+        .find_map(|i| i.id("subscriptionNumber"))
+        .or_else(|| o.id("subscriptionNumber"));
+    let data = json!({
+        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
+        "subscription_id": z(subscription),
+        "status": status,
+        "currency": currency,
+        "subtotal": money(o, &["amountWithoutTax", "AmountWithoutTax"], &currency)?,
+        "discount": 0,
+        "tax": money(o, &["taxAmount", "TaxAmount"], &currency)?,
+        "total": total,
+        "amount_paid": total.saturating_sub(balance),
+        "amount_due": total,
+        "issued_at": o.time(&["invoiceDate", "InvoiceDate"]),
+        "period_start": period_start,
+        "period_end": period_end,
+        "lines": lines(&items, &currency)?,
+    });
+    Ok((data, rank))
+}
+
+fn credit_memo(o: &Fields) -> Result<(Value, i64), ParseError> {
+    let currency = required_currency(o, "credit memo")?;
+    let (status, rank) = match text(o, &["status", "Status"]).unwrap_or("Draft") {
+        "Posted" => ("issued", 1),
+        "Canceled" | "Cancelled" => ("void", 2),
+        _ => ("draft", 0),
+    };
+    let items = o.list("creditMemoItems");
+    let data = json!({
+        "invoice_id": z(id_of(o, &["invoiceId", "InvoiceId"])),
+        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
+        "status": status,
+        "currency": currency,
+        "subtotal": money(o, &["amountWithoutTax", "AmountWithoutTax"], &currency)?,
+        "tax": money(o, &["taxAmount", "TaxAmount"], &currency)?,
+        "total": money(o, &["amount", "Amount"], &currency)?,
+        "issued_at": o.time(&["memoDate", "MemoDate"]),
+        "reason": text(o, &["reasonCode", "ReasonCode"]).map_or(Value::Null, |s| Value::String(s.to_owned())),
+        "lines": lines(&items, &currency)?,
+    });
+    Ok((data, rank))
+}
+
+fn subscription(o: &Fields) -> Result<(Value, i64), ParseError> {
+    let raw = text(o, &["status", "Status"]).unwrap_or("Active");
+    let (status, rank) = match raw {
+        "Active" => ("active", 1),
+        "Suspended" => ("paused", 2),
+        "Cancelled" | "Canceled" => ("canceled", 3),
+        "Expired" => ("ended", 4),
+        _ => ("incomplete", 0),
+    };
+    let currency = match ["currency", "Currency"].iter().find(|k| o.get(k).is_some()) {
+        Some(k) => o.currency(k)?,
+        None => None,
+    };
+    let items: Vec<Value> = o
+        .list("ratePlans")
+        .iter()
+        .map(|p| {
+            let charges = p.list("ratePlanCharges");
+            json!({
+                "id": p.str("id"),
+                "price_id": p.str("productRatePlanId"),
+                "quantity": charges.first().map_or(Value::Null, |c| c.count("quantity")),
+            })
+        })
+        .collect();
+    let cancel_at = if status == "canceled" {
+        o.time(&["subscriptionEndDate", "SubscriptionEndDate"])
+    } else {
+        Value::Null
+    };
+    let data = json!({
+        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
+        "status": status,
+        "currency": currency,
+        "current_period_start": o.time(&["termStartDate", "TermStartDate"]),
+        "current_period_end": o.time(&["termEndDate", "TermEndDate"]),
+        "cancel_at": cancel_at,
+        "canceled_at": o.time(&["cancelledDate", "CancelledDate"]),
+        "items": items,
+    });
+    Ok((data, rank))
+}
+
+fn transaction(o: &Fields, kind: &str) -> Result<(Value, i64), ParseError> {
+    let currency = required_currency(o, kind)?;
+    let status = text(o, &["status", "Status"]).unwrap_or("Processing");
+    let rank = match status {
+        "Draft" => 0,
+        "Processing" => 1,
+        "Processed" => 2,
+        _ => 3, // Error, Canceled: final
+    };
+    let data = json!({
+        "kind": kind,
+        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
+        "invoice_id": z(id_of(o, &["invoiceId", "InvoiceId"])),
+        "currency": currency,
+        "amount": money(o, &["amount", "Amount"], &currency)?,
+        "status": status,
+        "occurred_at": o.time(&["effectiveDate", "refundDate", "EffectiveDate", "RefundDate", "createdDate"]),
+    });
+    Ok((data, rank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(object: Value) -> Observation {
+        let kind = identify(&object).expect("kind");
+        observe(kind, &object, 0).unwrap().unwrap()
+    }
+
+    #[test]
+    fn account_maps_bill_to_contact() {
+        let obs = map(json!({
+            "id": "8a8a0001", "accountNumber": "A00000001", "name": "Acme Corp",
+            "currency": "USD", "status": "Active", "taxExemptStatus": "Yes", "vatId": "GB123",
+            "billTo": {"workEmail": "ap@acme.test", "address1": "1 Road", "city": "London",
+                       "state": "LDN", "postalCode": "N1", "country": "United Kingdom"},
+            "updatedDate": "2026-11-01T02:00:00-08:00"
+        }));
+        assert_eq!(obs.object_type, ObjectType::Customer);
+        assert_eq!(obs.provider_id, "8a8a0001");
+        assert_eq!(obs.data["email"], "ap@acme.test");
+        assert_eq!(obs.data["name"], "Acme Corp");
+        assert_eq!(obs.data["address"]["postal_code"], "N1");
+        assert_eq!(obs.data["tax_exempt"], "exempt");
+        assert_eq!(obs.data["tax_ids"][0]["value"], "GB123");
+        assert_eq!(
+            obs.order_key, 1_793_527_200_000_000,
+            "offset -08:00 read as UTC 10:00"
+        );
+    }
+
+    fn invoice_json() -> Value {
+        json!({
+            "id": "8a8ainv1", "invoiceNumber": "INV00000042", "accountId": "8a8a0001",
+            "status": "Posted", "currency": "usd", "amount": 10.99, "amountWithoutTax": 10.0,
+            "taxAmount": 0.99, "balance": 4.99, "invoiceDate": "2026-11-01",
+            "invoiceItems": [{"id": "item1", "chargeName": "Gold monthly", "quantity": 1,
+                "chargeAmount": 10.0, "taxAmount": 0.99, "subscriptionNumber": "A-S00000007",
+                "serviceStartDate": "2026-11-01", "serviceEndDate": "2026-11-30"}],
+            "updatedDate": "2026-11-01T10:00:00Z"
+        })
+    }
+
+    #[test]
+    fn posted_invoice_with_balance_is_open_with_exact_minor_units() {
+        let obs = map(invoice_json());
+        assert_eq!(obs.object_type, ObjectType::Invoice);
+        let d = &obs.data;
+        assert_eq!(d["status"], "open");
+        assert_eq!(d["currency"], "USD");
+        assert_eq!(d["total"], 1099);
+        assert_eq!(d["subtotal"], 1000);
+        assert_eq!(d["tax"], 99);
+        assert_eq!(d["amount_paid"], 600);
+        assert_eq!(d["amount_due"], 1099);
+        assert_eq!(d["customer_id"], "zuora:8a8a0001");
+        assert_eq!(d["subscription_id"], "zuora:A-S00000007");
+        assert_eq!(d["issued_at"], "2026-11-01T00:00:00Z");
+        assert_eq!(d["period_end"], "2026-11-30T00:00:00Z");
+        assert_eq!(d["lines"][0]["description"], "Gold monthly");
+        assert_eq!(d["lines"][0]["amount"], 1000);
+        assert_eq!(obs.tie_rank, 1);
+    }
+
+    #[test]
+    fn settled_and_canceled_invoices_are_paid_and_void() {
+        let mut inv = invoice_json();
+        inv["balance"] = json!(0);
+        assert_eq!(map(inv.clone()).data["status"], "paid");
+        inv["status"] = json!("Canceled");
+        assert_eq!(map(inv).data["status"], "void");
+    }
+
+    #[test]
+    fn jpy_invoice_and_bad_money_are_exact_or_errors() {
+        let mut inv = invoice_json();
+        inv["currency"] = json!("JPY");
+        inv["amount"] = json!(1200);
+        inv["amountWithoutTax"] = json!(1100);
+        inv["taxAmount"] = json!(100);
+        inv["balance"] = json!(0);
+        inv["invoiceItems"] = json!([]);
+        assert_eq!(map(inv.clone()).data["total"], 1200);
+        inv["amount"] = json!(12.5);
+        assert!(
+            observe(Kind::Invoice, &inv, 0).is_err(),
+            "JPY has no fraction digits"
+        );
+        let mut no_currency = invoice_json();
+        no_currency.as_object_mut().unwrap().remove("currency");
+        assert!(observe(Kind::Invoice, &no_currency, 0).is_err());
+    }
+
+    #[test]
+    fn credit_memo_maps_to_credit_note() {
+        let obs = map(json!({
+            "id": "8a8acm1", "memoNumber": "CM00000001", "accountId": "8a8a0001",
+            "invoiceId": "8a8ainv1", "status": "Posted", "currency": "EUR", "amount": 5.5,
+            "amountWithoutTax": 5.0, "taxAmount": 0.5, "memoDate": "2026-11-02",
+            "reasonCode": "Correcting invoice error", "updatedDate": "2026-11-02T00:00:00Z"
+        }));
+        assert_eq!(obs.object_type, ObjectType::CreditNote);
+        assert_eq!(obs.data["invoice_id"], "zuora:8a8ainv1");
+        assert_eq!(obs.data["total"], 550);
+        assert_eq!(obs.data["status"], "issued");
+        assert_eq!(obs.data["reason"], "Correcting invoice error");
+    }
+
+    #[test]
+    fn subscription_is_keyed_by_number_and_maps_rate_plans() {
+        let obs = map(json!({
+            "id": "8a8asubv3", "subscriptionNumber": "A-S00000007", "accountId": "8a8a0001",
+            "status": "Cancelled", "termStartDate": "2026-01-01", "termEndDate": "2027-01-01",
+            "subscriptionEndDate": "2026-12-01", "cancelledDate": "2026-11-10",
+            "ratePlans": [{"id": "rp1", "productRatePlanId": "prp_gold",
+                "ratePlanCharges": [{"quantity": 3}]}],
+            "updatedDate": "2026-11-10T00:00:00Z"
+        }));
+        assert_eq!(obs.provider_id, "A-S00000007");
+        assert_eq!(obs.data["status"], "canceled");
+        assert_eq!(obs.data["cancel_at"], "2026-12-01T00:00:00Z");
+        assert_eq!(obs.data["canceled_at"], "2026-11-10T00:00:00Z");
+        assert_eq!(
+            obs.data["items"],
+            json!([{"id": "rp1", "price_id": "prp_gold", "quantity": 3}])
+        );
+        assert_eq!(obs.tie_rank, 3);
+    }
+
+    #[test]
+    fn payments_and_refunds_are_transactions_with_distinct_ids() {
+        let pay = map(json!({
+            "id": "8a8apay1", "paymentNumber": "P-00000001", "accountId": "8a8a0001",
+            "currency": "USD", "amount": 10.99, "status": "Processed",
+            "effectiveDate": "2026-11-01", "updatedDate": "2026-11-01T10:00:00Z"
+        }));
+        assert_eq!(pay.provider_id, "8a8apay1");
+        assert_eq!(pay.data["kind"], "charge");
+        assert_eq!(pay.data["amount"], 1099);
+        let refund = map(json!({
+            "id": "8a8aref1", "refundNumber": "R-00000001", "accountId": "8a8a0001",
+            "currency": "USD", "amount": 1.0, "status": "Processed",
+            "refundDate": "2026-11-03", "updatedDate": "2026-11-03T10:00:00Z"
+        }));
+        assert_eq!(refund.provider_id, "refund-8a8aref1");
+        assert_eq!(refund.data["kind"], "refund");
+        assert_eq!(refund.data["amount"], 100);
+        assert_eq!(refund.data["occurred_at"], "2026-11-03T00:00:00Z");
+    }
+
+    #[test]
+    fn unknown_objects_are_not_identified() {
+        assert_eq!(identify(&json!({"id": "u1", "quantity": 4})), None);
+    }
+}

@@ -1,0 +1,573 @@
+//! Zuora: intake authenticates callouts with HTTP Basic (RFC 7617) and stores their thin
+//! bodies; the pair actor refetches the object each names ([`Provider::thin_reference`]) and
+//! pulls the Object Query API (`/object-query/...`, `updateddate` ordered) for backfills and
+//! sweeps.
+//!
+//! # The callout body billsync expects
+//!
+//! Zuora callout bodies are whatever the tenant's notification template says, so billsync
+//! documents one shape and the merchant's callout template must produce it (JSON,
+//! `Content-Type: application/json`, Basic auth with one of the connection's
+//! `username:password` entries):
+//!
+//! ```json
+//! {
+//!   "notificationId": "<Zuora-Notification-Id>",
+//!   "eventType": "InvoicePosted",
+//!   "eventTime": "2026-11-01T10:00:00Z",
+//!   "objectType": "Invoice",
+//!   "objectId": "8a8aa0b27f3c1d2e017f3c5a6b7c0001"
+//! }
+//! ```
+//!
+//! - `notificationId` (required) is the dedupe key. Zuora sends it as the
+//!   `Zuora-Notification-Id` header, which is the same across retries, but
+//!   [`Provider::envelope`] only sees the body: the template must copy that value into the
+//!   body with the `<Zuora-Notification-Id>` merge field. (Not `Zuora-Request-Id`, which
+//!   changes per attempt and would defeat deduplication.)
+//! - `eventType` (required): the event's name, stored as the event type.
+//! - `eventTime` (required): RFC 3339, e.g. the event's `<DataSource.UpdatedDate>` merge field.
+//! - `objectType` and `objectId` (optional): the object to fetch. `objectType` is one of
+//!   `Account`, `Invoice`, `CreditMemo`, `Subscription`, `Payment`, `Refund`; `objectId` is
+//!   the object's id, except for `Subscription`, whose id changes with every amendment: send
+//!   the subscription **number** (`Subscription.Name`), billsync's key for subscriptions.
+//!
+//! Sweeps: Zuora has no events list. A sweep walks `/object-query/invoices` by `updateddate`
+//! ascending from `since` and wraps each invoice in a synthetic envelope
+//! (`{"notificationId": "sweep:...", "eventType": "billsync_sweep.invoice", "object": {...}}`)
+//! that [`Zuora`]'s own `observe` maps. Accounts, credit memos, subscriptions and payments are
+//! caught up by callouts' refetches and by backfill/resync.
+
+mod mapping;
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::major_units::{time_micros, Fields};
+use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use crate::model::time::micros_to_rfc3339;
+use crate::model::{ObjectType, Observation};
+
+/// The Zuora provider.
+pub struct Zuora;
+
+/// Object Query pages hold at most 99 objects.
+const MAX_PAGE: u32 = 99;
+
+/// The list endpoints a full pull walks.
+const STREAMS: &[&str] = &[
+    "accounts",
+    "invoices",
+    "credit-memos",
+    "subscriptions",
+    "payments",
+];
+
+/// Checks `Authorization: Basic base64(user-id:password)` (RFC 7617) against `username:password`
+/// entries: scheme case-insensitive, the user-id ends at the first colon, each entry compared
+/// in constant time.
+pub fn verify_basic(headers: &HeaderMap, secrets: &[String]) -> Result<(), VerifyError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(VerifyError::InvalidCredentials)?;
+    let (scheme, token) = header
+        .trim()
+        .split_once(' ')
+        .ok_or(VerifyError::InvalidCredentials)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(VerifyError::InvalidCredentials);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .map_err(|_| VerifyError::InvalidCredentials)?;
+    let mut matched = subtle::Choice::from(0);
+    for entry in secrets {
+        if entry.contains(':') {
+            // Lengths are not secret; contents are compared in constant time.
+            matched |= entry.as_bytes().ct_eq(&decoded);
+        }
+    }
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(VerifyError::InvalidCredentials)
+    }
+}
+
+impl Provider for Zuora {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Zuora
+    }
+
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        _body: &[u8],
+        secrets: &[String],
+        _now_secs: i64,
+        _tolerance_secs: i64,
+    ) -> Result<(), VerifyError> {
+        verify_basic(headers, secrets)
+    }
+
+    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
+        let event = parse_event(body)?;
+        Ok(Envelope {
+            event_id: event.id,
+            event_type: event.event_type,
+            occurred_at: event.occurred_at,
+        })
+    }
+
+    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
+        let event = parse_event(body)?;
+        match event.object {
+            Some((object_type, object)) => {
+                mapping::observe(object_type, &object, event.occurred_at)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let e = Fields(&value);
+        let (object_type, refund) = object_type_of(e.s("objectType")?)?;
+        let id = e.id("objectId")?;
+        Some((
+            object_type,
+            if refund { mapping::refund_id(&id) } else { id },
+        ))
+    }
+
+    fn default_api_base(&self) -> &'static str {
+        "https://rest.zuora.com"
+    }
+
+    fn default_api_version(&self) -> &'static str {
+        // No `Zuora-Version` header is sent for the default.
+        "v1"
+    }
+
+    fn default_rate_limit(&self) -> u32 {
+        // The tenant limit is 50,000/min, shared by every integration; stay well under.
+        50
+    }
+
+    fn api_lag_allowance(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        api_key: &str,
+        api_version: &str,
+    ) -> reqwest::RequestBuilder {
+        let request = request.bearer_auth(api_key);
+        if api_version.is_empty() || api_version == "v1" {
+            request
+        } else {
+            request.header("Zuora-Version", api_version)
+        }
+    }
+
+    fn streams(&self) -> &'static [&'static str] {
+        STREAMS
+    }
+
+    fn stream_object_type(&self, stream: &str) -> ObjectType {
+        match stream {
+            "accounts" => ObjectType::Customer,
+            "invoices" => ObjectType::Invoice,
+            "credit-memos" => ObjectType::CreditNote,
+            "subscriptions" => ObjectType::Subscription,
+            _ => ObjectType::Transaction,
+        }
+    }
+
+    fn list_request(
+        &self,
+        stream: &str,
+        window: (i64, i64),
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> ApiRequest {
+        let mut query = vec![
+            (
+                "pageSize".to_owned(),
+                page_size.clamp(1, MAX_PAGE).to_string(),
+            ),
+            ("sort[]".to_owned(), "updateddate.ASC".to_owned()),
+        ];
+        if let Some(t) = micros_to_rfc3339(window.0.saturating_mul(1_000_000)) {
+            query.push(("filter[]".to_owned(), format!("updateddate.GE:{t}")));
+        }
+        if let Some(t) = micros_to_rfc3339(window.1.saturating_mul(1_000_000)) {
+            query.push(("filter[]".to_owned(), format!("updateddate.LT:{t}")));
+        }
+        query.extend(mapping::expand(stream));
+        if let Some(c) = cursor {
+            query.push(("cursor".to_owned(), c.to_owned()));
+        }
+        ApiRequest {
+            path: format!("/object-query/{stream}"),
+            query,
+        }
+    }
+
+    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
+        parse_list(body)
+    }
+
+    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
+        self.list_request("invoices", (since, i64::MAX / 1_000_000), cursor, MAX_PAGE)
+    }
+
+    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        let page = parse_list(body)?;
+        let mut events = Vec::with_capacity(page.objects.len());
+        for object in page.objects {
+            let o = Fields(&object);
+            let id = o
+                .id("id")
+                .ok_or_else(|| ParseError("swept invoice has no `id`".into()))?;
+            let updated = o
+                .any(&["updatedDate", "UpdatedDate"])
+                .and_then(Value::as_str)
+                .ok_or_else(|| ParseError("swept invoice has no `updatedDate`".into()))?
+                .to_owned();
+            let event = json!({
+                "notificationId": format!("sweep:invoice:{id}:{updated}"),
+                "eventType": "billsync_sweep.invoice",
+                "eventTime": updated,
+                "objectType": "Invoice",
+                "objectId": id,
+                "object": object,
+            });
+            events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
+        }
+        Ok((events, page.next_cursor))
+    }
+
+    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
+        let (stream, id) = match object_type {
+            ObjectType::Customer => ("accounts", provider_id),
+            ObjectType::Invoice => ("invoices", provider_id),
+            ObjectType::CreditNote => ("credit-memos", provider_id),
+            ObjectType::Subscription => ("subscriptions", provider_id),
+            ObjectType::Transaction => match mapping::strip_refund_id(provider_id) {
+                Some(id) => ("refunds", id),
+                None => ("payments", provider_id),
+            },
+        };
+        let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        ApiRequest {
+            path: format!("/object-query/{stream}/{id}"),
+            query: mapping::expand(stream),
+        }
+    }
+
+    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+        if Fields(&v).id("id").is_none() {
+            return Err(ParseError("answer has no object `id`".into()));
+        }
+        Ok(v)
+    }
+
+    fn observe_object(
+        &self,
+        object: &Value,
+        read_at: i64,
+    ) -> Result<Option<Observation>, ParseError> {
+        let lag = self.api_lag_allowance().as_micros() as i64;
+        let fallback = read_at.saturating_sub(lag);
+        match mapping::identify(object) {
+            Some(object_type) => mapping::observe(object_type, object, fallback),
+            None => Ok(None),
+        }
+    }
+
+    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        if status != 429 {
+            return None;
+        }
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let secs = header("ratelimit-reset")
+            .or_else(|| header("retry-after"))
+            .unwrap_or(1)
+            .clamp(1, 60);
+        Some(Duration::from_secs(secs))
+    }
+}
+
+/// A callout `objectType` as a canonical kind, and whether it is a refund.
+fn object_type_of(name: &str) -> Option<(ObjectType, bool)> {
+    Some(match name {
+        "Account" => (ObjectType::Customer, false),
+        "Invoice" => (ObjectType::Invoice, false),
+        "CreditMemo" => (ObjectType::CreditNote, false),
+        "Subscription" => (ObjectType::Subscription, false),
+        "Payment" => (ObjectType::Transaction, false),
+        "Refund" => (ObjectType::Transaction, true),
+        _ => return None,
+    })
+}
+
+/// The parts of a callout body (or swept envelope) billsync reads.
+struct ZuoraEvent {
+    id: String,
+    event_type: String,
+    occurred_at: i64,
+    object: Option<(mapping::Kind, Value)>,
+}
+
+fn parse_event(body: &[u8]) -> Result<ZuoraEvent, ParseError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let e = Fields(&value);
+    let text = |key: &str| {
+        e.s(key)
+            .filter(|s| s.len() <= 255)
+            .map(str::to_owned)
+            .ok_or_else(|| ParseError(format!("callout body has no string `{key}`")))
+    };
+    let id = text("notificationId")?;
+    let event_type = text("eventType")?;
+    let occurred_at = e
+        .s("eventTime")
+        .and_then(time_micros)
+        .ok_or_else(|| ParseError("callout body has no RFC 3339 `eventTime`".into()))?;
+    let object = match e.get("object").filter(|o| o.is_object()) {
+        Some(object) => {
+            let kind = e
+                .s("objectType")
+                .and_then(mapping::Kind::parse)
+                .ok_or_else(|| ParseError("swept object has no known `objectType`".into()))?;
+            Some((kind, object.clone()))
+        }
+        None => None,
+    };
+    Ok(ZuoraEvent {
+        id,
+        event_type,
+        occurred_at,
+        object,
+    })
+}
+
+/// Object Query pages: `{"data": [...], "nextPage": "<cursor>"}`.
+fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
+    let objects = v
+        .get("data")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| ParseError("answer is not an Object Query page (no `data`)".into()))?;
+    let next_cursor = v
+        .get("nextPage")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let reached = objects
+        .last()
+        .and_then(|o| Fields(o).micros(&["updatedDate", "UpdatedDate"]))
+        .map(|m| m.div_euclid(1_000_000));
+    Ok(ListPage {
+        objects,
+        next_cursor,
+        reached,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTORS: &str = include_str!("../../../tests/data/zuora_webhook_vectors.json");
+
+    fn headers_of(v: &Value) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(m) = v["headers"].as_object() {
+            for (k, val) in m {
+                h.insert(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    val.as_str().unwrap().parse().unwrap(),
+                );
+            }
+        }
+        h
+    }
+
+    /// tests/data/zuora_webhook_vectors.json: RFC 7617 section 2's example
+    /// (`Aladdin:open sesame` → `QWxhZGRpbjpvcGVuIHNlc2FtZQ==`), wrong password, missing
+    /// header, wrong scheme, rotation, colon in the password.
+    #[test]
+    fn verdicts_match_every_zuora_vector() {
+        let all: Value = serde_json::from_str(VECTORS).unwrap();
+        let vectors = all["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 5);
+        for v in vectors {
+            let secrets: Vec<String> = v["secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect();
+            let verdict = Zuora.verify(
+                &headers_of(v),
+                v["body"].as_str().unwrap().as_bytes(),
+                &secrets,
+                v["now"].as_i64().unwrap(),
+                v["tolerance_s"].as_i64().unwrap(),
+            );
+            match v["expected"].as_str().unwrap() {
+                "valid" => assert_eq!(verdict, Ok(()), "{}", v["id"]),
+                _ => assert_eq!(verdict, Err(VerifyError::InvalidCredentials), "{}", v["id"]),
+            }
+        }
+    }
+
+    const CALLOUT: &[u8] = br#"{"notificationId":"2c92c0f8-0001","eventType":"InvoicePosted","eventTime":"2026-11-01T10:00:00Z","objectType":"Invoice","objectId":"8a8aa0b27f3c1d2e"}"#;
+
+    #[test]
+    fn envelope_needs_notification_id_event_type_and_time() {
+        let env = Zuora.envelope(CALLOUT).unwrap();
+        assert_eq!(env.event_id, "2c92c0f8-0001");
+        assert_eq!(env.event_type, "InvoicePosted");
+        assert_eq!(env.occurred_at, 1_793_527_200_000_000);
+        for bad in [
+            &br#"{"eventType":"InvoicePosted","eventTime":"2026-11-01T10:00:00Z"}"#[..],
+            br#"{"notificationId":"n","eventTime":"2026-11-01T10:00:00Z"}"#,
+            br#"{"notificationId":"n","eventType":"X","eventTime":"soon"}"#,
+            b"<xml/>",
+        ] {
+            assert!(Zuora.envelope(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn callouts_are_thin_and_name_the_object_to_fetch() {
+        assert_eq!(Zuora.observe(CALLOUT).unwrap(), None);
+        assert_eq!(
+            Zuora.thin_reference(CALLOUT),
+            Some((ObjectType::Invoice, "8a8aa0b27f3c1d2e".into()))
+        );
+        for (t, kind, id) in [
+            ("Account", ObjectType::Customer, "A1"),
+            ("CreditMemo", ObjectType::CreditNote, "A1"),
+            ("Subscription", ObjectType::Subscription, "A1"),
+            ("Payment", ObjectType::Transaction, "A1"),
+            ("Refund", ObjectType::Transaction, "refund-A1"),
+        ] {
+            let body = format!(
+                r#"{{"notificationId":"n","eventType":"E","eventTime":"2026-11-01T10:00:00Z","objectType":"{t}","objectId":"A1"}}"#
+            );
+            assert_eq!(
+                Zuora.thin_reference(body.as_bytes()),
+                Some((kind, id.to_owned())),
+                "{t}"
+            );
+        }
+        let other = br#"{"notificationId":"n","eventType":"E","eventTime":"2026-11-01T10:00:00Z","objectType":"Usage","objectId":"u"}"#;
+        assert_eq!(Zuora.thin_reference(other), None);
+    }
+
+    #[test]
+    fn fetch_uses_object_query_by_key_and_refunds_have_their_own_path() {
+        let r = Zuora.fetch_request(ObjectType::Invoice, "8a8a");
+        assert_eq!(r.path, "/object-query/invoices/8a8a");
+        assert!(r
+            .query
+            .contains(&("expand[]".into(), "invoiceitems".into())));
+        assert_eq!(
+            Zuora
+                .fetch_request(ObjectType::Transaction, "refund-9f")
+                .path,
+            "/object-query/refunds/9f"
+        );
+        assert_eq!(
+            Zuora.fetch_request(ObjectType::Transaction, "9f").path,
+            "/object-query/payments/9f"
+        );
+        assert_eq!(
+            Zuora.fetch_request(ObjectType::Customer, "A1").path,
+            "/object-query/accounts/A1"
+        );
+    }
+
+    #[test]
+    fn list_request_filters_and_sorts_by_updateddate() {
+        let r = Zuora.list_request(
+            "credit-memos",
+            (1_793_527_200, 1_793_530_800),
+            Some("tok"),
+            500,
+        );
+        assert_eq!(r.path, "/object-query/credit-memos");
+        assert!(r.query.contains(&("pageSize".into(), "99".into())));
+        assert!(r
+            .query
+            .contains(&("sort[]".into(), "updateddate.ASC".into())));
+        assert!(r.query.contains(&(
+            "filter[]".into(),
+            "updateddate.GE:2026-11-01T10:00:00Z".into()
+        )));
+        assert!(r.query.contains(&(
+            "filter[]".into(),
+            "updateddate.LT:2026-11-01T11:00:00Z".into()
+        )));
+        assert!(r.query.contains(&("cursor".into(), "tok".into())));
+    }
+
+    #[test]
+    fn parse_list_reads_data_and_next_page() {
+        let page = Zuora
+            .parse_list(
+                br#"{"data":[{"id":"i1","updatedDate":"1970-01-01T00:00:09Z"}],"nextPage":"n2"}"#,
+            )
+            .unwrap();
+        assert_eq!(page.next_cursor.as_deref(), Some("n2"));
+        assert_eq!(page.reached, Some(9));
+        assert_eq!(
+            Zuora.parse_list(br#"{"data":[]}"#).unwrap().next_cursor,
+            None
+        );
+        assert!(Zuora.parse_list(br#"{"reasons":[]}"#).is_err());
+    }
+
+    #[test]
+    fn swept_invoices_become_envelopes_that_observe_maps() {
+        let list = br#"{"data":[{"id":"i1","invoiceNumber":"INV-1","accountId":"A1","status":"Posted","currency":"USD","amount":10.99,"amountWithoutTax":10.0,"taxAmount":0.99,"balance":0,"updatedDate":"2026-11-01T10:00:00-08:00"}]}"#;
+        let (events, next) = Zuora.parse_sweep(list).unwrap();
+        assert_eq!(next, None);
+        let env = Zuora.envelope(&events[0]).unwrap();
+        assert_eq!(env.event_id, "sweep:invoice:i1:2026-11-01T10:00:00-08:00");
+        let obs = Zuora.observe(&events[0]).unwrap().unwrap();
+        assert_eq!(obs.provider_id, "i1");
+        assert_eq!(obs.data["total"], 1099);
+        assert_eq!(obs.data["status"], "paid");
+    }
+
+    #[test]
+    fn rate_limit_answers_pause_for_ratelimit_reset() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(Zuora.retry_after(200, &h), None);
+        assert_eq!(Zuora.retry_after(429, &h), Some(Duration::from_secs(1)));
+        h.insert("ratelimit-reset", "12".parse().unwrap());
+        assert_eq!(Zuora.retry_after(429, &h), Some(Duration::from_secs(12)));
+    }
+}
