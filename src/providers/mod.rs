@@ -1,7 +1,9 @@
 //! Providers: one module per billing system behind one trait (webhook authenticity, envelope,
 //! mapping to canonical objects). Intake and the pair actor only ever see [`Provider`].
 
+pub mod chargebee;
 mod major_units;
+mod minor_units;
 pub mod paddle;
 pub mod recurly;
 pub mod stripe;
@@ -194,6 +196,7 @@ pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Provider> {
         ProviderKind::Paddle => Some(&paddle::Paddle),
         ProviderKind::Recurly => Some(&recurly::Recurly),
         ProviderKind::Zuora => Some(&zuora::Zuora),
+        ProviderKind::Chargebee => Some(&chargebee::Chargebee),
         _ => None,
     }
 }

@@ -1,0 +1,119 @@
+//! Reading minor-unit provider objects (Chargebee): field access
+//! with canonical money, currency and time text, and 429 pauses. Intake never calls these directly.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::model::money::{currency_code, json_minor};
+use crate::providers::ParseError;
+
+/// A 429 answer's pause: `Retry-After` seconds when sent, else `default`; capped at a minute.
+pub fn retry_after(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    default: Duration,
+) -> Option<Duration> {
+    if status != 429 {
+        return None;
+    }
+    let pause = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(default, Duration::from_secs);
+    Some(pause.min(Duration::from_secs(60)))
+}
+
+/// Read access to a provider object's fields (nulls read as absent).
+#[derive(Clone, Copy)]
+pub struct Obj<'a>(pub &'a Value);
+
+impl<'a> Obj<'a> {
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn obj(&self, key: &str) -> Option<Obj<'a>> {
+        self.get(key).filter(|v| v.is_object()).map(Obj)
+    }
+
+    pub fn s(&self, key: &str) -> Option<&'a str> {
+        self.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// A string field as JSON (null when absent).
+    pub fn str(&self, key: &str) -> Value {
+        self.s(key)
+            .map_or(Value::Null, |s| Value::String(s.to_owned()))
+    }
+
+    /// An integer field given as a number or as digits in a string.
+    pub fn int(&self, key: &str) -> Option<i64> {
+        match self.get(key)? {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn list(&self, key: &str) -> Vec<Obj<'a>> {
+        self.get(key)
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |a| a.iter().map(Obj).collect())
+    }
+
+    /// An integer minor-unit amount (number or digit string); absent is 0.
+    pub fn minor(&self, key: &str) -> Result<i64, ParseError> {
+        match self.get(key) {
+            None => Ok(0),
+            Some(v) => json_minor(v).map_err(|e| ParseError(format!("`{key}`: {e}"))),
+        }
+    }
+
+    /// A reference to another object of `provider`, as a canonical id.
+    pub fn reference(&self, provider: &str, key: &str) -> Value {
+        let id = match self.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        id.map_or(Value::Null, |id| Value::String(format!("{provider}:{id}")))
+    }
+
+    /// The upper-case ISO currency at `key`; a malformed code is a parse error.
+    pub fn currency(&self, key: &str) -> Result<Value, ParseError> {
+        match self.s(key) {
+            None => Ok(Value::Null),
+            Some(c) => currency_code(c)
+                .map(Value::String)
+                .map_err(|e| ParseError(format!("`{key}`: {e}"))),
+        }
+    }
+}
+
+/// A JSON id (string or number) as text.
+pub fn id_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() && s.len() <= 255 => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_or_defaults() {
+        let mut h = reqwest::header::HeaderMap::new();
+        let d = Duration::from_secs(2);
+        assert_eq!(retry_after(200, &h, d), None);
+        assert_eq!(retry_after(429, &h, d), Some(d));
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(429, &h, d), Some(Duration::from_secs(7)));
+    }
+}
