@@ -1,12 +1,25 @@
-//! Reading minor-unit provider objects (Chargebee): field access
+//! Reading minor-unit provider objects (Chargebee, Maxio): HMAC, field access
 //! with canonical money, currency and time text, and 429 pauses. Intake never calls these directly.
 
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 
 use crate::model::money::{currency_code, json_minor};
+use crate::model::time::{micros_to_rfc3339, parse_rfc3339};
 use crate::providers::ParseError;
+
+/// HMAC-SHA256 of `parts` (concatenated) keyed with `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so construction cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
 
 /// A 429 answer's pause: `Retry-After` seconds when sent, else `default`; capped at a minute.
 pub fn retry_after(
@@ -91,6 +104,24 @@ impl<'a> Obj<'a> {
                 .map(Value::String)
                 .map_err(|e| ParseError(format!("`{key}`: {e}"))),
         }
+    }
+
+    /// An RFC 3339 time (any offset) as canonical UTC text; null when absent or unreadable.
+    pub fn rfc3339(&self, key: &str) -> Value {
+        self.micros(key)
+            .and_then(micros_to_rfc3339)
+            .map_or(Value::Null, Value::String)
+    }
+
+    /// An RFC 3339 time (any offset) in microseconds; also Ruby's `2024-06-20 12:00:00 -0400`
+    /// form, which Maxio's form-encoded webhooks use.
+    pub fn micros(&self, key: &str) -> Option<i64> {
+        let text = self.s(key)?;
+        parse_rfc3339(text).or_else(|| {
+            chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z")
+                .ok()
+                .map(|t| t.timestamp_micros())
+        })
     }
 }
 

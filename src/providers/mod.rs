@@ -3,6 +3,7 @@
 
 pub mod chargebee;
 mod major_units;
+pub mod maxio;
 mod minor_units;
 pub mod paddle;
 pub mod recurly;
@@ -197,6 +198,6 @@ pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Provider> {
         ProviderKind::Recurly => Some(&recurly::Recurly),
         ProviderKind::Zuora => Some(&zuora::Zuora),
         ProviderKind::Chargebee => Some(&chargebee::Chargebee),
-        _ => None,
+        ProviderKind::Maxio => Some(&maxio::Maxio),
     }
 }
