@@ -15,7 +15,8 @@ use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::minor_units::{hmac_sha256, id_text, retry_after, Obj};
+use super::minor_units::{id_text, retry_after, Obj};
+use super::signing::hmac_sha256;
 use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
 use crate::model::money::major_to_minor;
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};

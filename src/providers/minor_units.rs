@@ -1,25 +1,13 @@
-//! Reading minor-unit provider objects (Chargebee, Maxio): HMAC, field access
+//! Reading minor-unit provider objects (Chargebee, Maxio): field access
 //! with canonical money, currency and time text, and 429 pauses. Intake never calls these directly.
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
 use crate::model::money::{currency_code, json_minor};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339};
 use crate::providers::ParseError;
-
-/// HMAC-SHA256 of `parts` (concatenated) keyed with `key`.
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so construction cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().into()
-}
 
 /// A 429 answer's pause: `Retry-After` seconds when sent, else `default`; capped at a minute.
 pub fn retry_after(

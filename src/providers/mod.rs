@@ -7,6 +7,7 @@ pub mod maxio;
 mod minor_units;
 pub mod paddle;
 pub mod recurly;
+mod signing;
 pub mod stripe;
 pub mod zuora;
 

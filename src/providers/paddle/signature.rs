@@ -2,21 +2,13 @@
 //! HMAC-SHA256 over `"{ts}:{raw body}"` (a colon, not Stripe's dot) keyed with the whole
 //! `pdl_ntfset_...` secret; any `h1` against any active secret.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::providers::signing::hmac_sha256;
 use crate::providers::VerifyError;
 
-type HmacSha256 = Hmac<Sha256>;
-
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so construction cannot fail.
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    mac.finalize().into_bytes().into()
+    hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b":", body])
 }
 
 /// Verifies a `Paddle-Signature` header as paddle-python-sdk's `Verifier` does, except that

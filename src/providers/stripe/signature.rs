@@ -1,21 +1,13 @@
 //! Stripe webhook signatures: `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=...]`, HMAC-SHA256
 //! over `"{t}.{raw body}"` keyed with the whole `whsec_...` string, any active secret.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::providers::signing::hmac_sha256;
 use crate::providers::VerifyError;
 
-type HmacSha256 = Hmac<Sha256>;
-
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so construction cannot fail.
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.finalize().into_bytes().into()
+    hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body])
 }
 
 /// Verifies a `Stripe-Signature` header the way Stripe's own SDK does: parse, require a `t=`
