@@ -52,7 +52,8 @@ struct SimServeArgs {
     accounts: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Providers to simulate (only `stripe` so far).
+    /// Providers to simulate; accounts are spread over them, and each merchant has one
+    /// account at each (`--accounts 12 --providers stripe,paddle` gives 6 merchants).
     #[arg(long, default_value = "stripe", value_delimiter = ',')]
     providers: Vec<String>,
     /// Objects of history per account (for backfills).
@@ -213,13 +214,20 @@ async fn connect(config: Config, args: ConnectArgs) -> anyhow::Result<()> {
 
 async fn sim_serve(args: SimServeArgs) -> anyhow::Result<()> {
     use billsync::simulator::{Sim, SimConfig, Target};
-    if let Some(p) = args.providers.iter().find(|p| p.as_str() != "stripe") {
-        anyhow::bail!(billsync::simulator::SimError::Provider(p.clone()));
-    }
+    let providers = args
+        .providers
+        .iter()
+        .map(|p| {
+            billsync::providers::ProviderKind::parse(p.trim())
+                .filter(|k| billsync::simulator::personality::for_kind(*k).is_some())
+                .ok_or_else(|| billsync::simulator::SimError::Provider(p.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut config = SimConfig {
         accounts: args.accounts,
         seed: args.seed,
         history: args.history,
+        providers: providers.clone(),
         ..SimConfig::default()
     };
     if let Some(k) = &args.knobs {
@@ -231,10 +239,14 @@ async fn sim_serve(args: SimServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let handle = Sim::start(config, listener).await?;
-    println!(
-        "billsync sim serving on http://{} (Stripe API at http://{}/stripe)",
-        handle.addr, handle.addr
-    );
+    for p in &providers {
+        println!(
+            "billsync sim serving {} at http://{}/{}",
+            p.as_str(),
+            handle.addr,
+            p.as_str()
+        );
+    }
     if let Some(url) = args.target {
         let token = args
             .token

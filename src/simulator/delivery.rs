@@ -1,6 +1,6 @@
-//! Webhook delivery with chaos: each event is signed the way Stripe signs it and posted to the
-//! account's billsync connection; drops, duplicates, reordering, retries on non-2xx with
-//! Stripe-like backoff (time-compressed) and replays of old deliveries, per the knobs.
+//! Webhook delivery with chaos: each event is signed the way its provider signs it and posted
+//! to the account's billsync connection; drops, duplicates, reordering, retries on non-2xx
+//! with Stripe-like backoff (time-compressed) and replays of old deliveries, per the knobs.
 
 use std::time::Duration;
 
@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 
 use super::Sim;
 use crate::model::time::now_micros;
-use crate::providers::stripe::sign;
 
 /// One webhook to send (or send again).
 #[derive(Debug, Clone)]
@@ -105,7 +104,7 @@ fn flush(sim: &Sim, held: &mut Vec<Delivery>, sent: &mut Vec<(Delivery, i64)>) {
 /// Posts one delivery, retrying on failure with backoff. Replays are sent once.
 async fn send(sim: Sim, mut d: Delivery) {
     loop {
-        let (target, conn, secret, knobs) = {
+        let (target, conn, secret, knobs, face) = {
             let w = sim.world();
             let Some(target) = w.target.clone() else {
                 return;
@@ -119,22 +118,21 @@ async fn send(sim: Sim, mut d: Delivery) {
                 conn,
                 acc.account.webhook_secret.clone(),
                 w.knobs.clone(),
+                acc.personality(),
             )
         };
         let t = d.timestamp.unwrap_or_else(|| now_micros() / 1_000_000);
         let url = format!(
-            "{}/webhooks/stripe/{conn}",
-            target.url.trim_end_matches('/')
+            "{}/webhooks/{}/{conn}",
+            target.url.trim_end_matches('/'),
+            face.kind().as_str()
         );
         let sent_at = now_micros();
-        let answer = sim
-            .http
-            .post(&url)
-            .header("Stripe-Signature", sign(&secret, t, d.body.as_bytes()))
-            .header("content-type", "application/json")
-            .body(d.body.clone())
-            .send()
-            .await;
+        let mut request = sim.http.post(&url);
+        for (name, value) in face.delivery_headers(&secret, &d.body, t) {
+            request = request.header(name, value);
+        }
+        let answer = request.body(d.body.clone()).send().await;
         let ok = answer.as_ref().is_ok_and(|r| r.status().is_success());
         {
             let mut w = sim.world();

@@ -1,13 +1,16 @@
-//! `billsync sim`: a stateful, hostile fake of the billing providers (Stripe today) for tests,
-//! benchmarks and demos. It serves the provider's API with its pagination, errors and rate
-//! limits, generates seeded billing lifecycles, delivers signed webhooks with chaos, and
-//! exports its ground truth so a billsync can be checked object by object (`verify`).
+//! `billsync sim`: a stateful, hostile fake of the billing providers for tests, benchmarks
+//! and demos. Each provider's personality serves its API with its pagination, errors and
+//! rate limits and signs its webhooks its way; the world underneath is shared: seeded
+//! billing lifecycles, chaos in delivery, and a ground truth a billsync is checked against
+//! object by object (`verify`).
 
+mod control;
 mod delivery;
+mod gate;
 mod knobs;
+pub mod personality;
 mod scenario;
 mod state;
-mod stripe_api;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -24,8 +27,10 @@ pub use knobs::{Knobs, Outage, OutageMode};
 pub use scenario::Clock;
 pub use state::Account;
 
+use crate::providers::ProviderKind;
 use delivery::Delivery;
 use knobs::Bucket;
+use personality::Personality;
 use scenario::{Change, Generator};
 use state::{Ledger, SimEvent};
 
@@ -35,7 +40,7 @@ pub enum SimError {
     Io(#[from] std::io::Error),
     #[error("cannot register account {account} with billsync: {message}")]
     Register { account: String, message: String },
-    #[error("unknown provider `{0}`: the simulator has a Stripe personality only so far")]
+    #[error("the simulator has no `{0}` personality")]
     Provider(String),
 }
 
@@ -56,6 +61,9 @@ pub struct SimConfig {
     /// Objects of history per account, created over the `history_days` before the start.
     pub history: usize,
     pub history_days: i64,
+    /// The providers simulated. Account `n` is at `providers[n % len]` and belongs to
+    /// merchant `n / len`, so with several providers each merchant is connected to several.
+    pub providers: Vec<ProviderKind>,
 }
 
 impl Default for SimConfig {
@@ -67,6 +75,7 @@ impl Default for SimConfig {
             knobs: Knobs::default(),
             history: 0,
             history_days: 730,
+            providers: vec![ProviderKind::Stripe],
         }
     }
 }
@@ -87,13 +96,28 @@ pub struct Stats {
     pub requests_by_path: HashMap<String, u64>,
 }
 
-struct AccountState {
+pub(crate) struct AccountState {
     account: Account,
     ledger: Ledger,
     generator: Generator,
     bucket: Bucket,
     /// The latest event of each object (only its delivery counts as "sent" for latency).
     latest_event: HashMap<String, String>,
+    /// The time of the latest change, microseconds; strictly increasing.
+    last_micros: i64,
+}
+
+impl AccountState {
+    pub(crate) fn personality(&self) -> &'static dyn Personality {
+        // Accounts are only created for kinds `personality::for_kind` knows (`Sim::start`).
+        personality::for_kind(self.account.provider).unwrap_or(&personality::STRIPE)
+    }
+
+    /// A strictly increasing change time at or after `at` (unix seconds), microseconds.
+    fn next_micros(&mut self, at: i64) -> i64 {
+        self.last_micros = (self.last_micros + 1).max(at.saturating_mul(1_000_000));
+        self.last_micros
+    }
 }
 
 struct World {
@@ -142,20 +166,36 @@ impl Sim {
             Clock::Fixed(t) => t,
             Clock::Wall => chrono::Utc::now().timestamp(),
         };
+        let kinds = if config.providers.is_empty() {
+            vec![ProviderKind::Stripe]
+        } else {
+            config.providers.clone()
+        };
+        let faces = kinds
+            .iter()
+            .map(|k| personality::for_kind(*k).ok_or_else(|| SimError::Provider(k.as_str().into())))
+            .collect::<Result<Vec<_>, _>>()?;
         for n in 0..config.accounts {
+            let face = faces[n % faces.len()];
             let mut generator = Generator::new(config.seed, n as u64, config.clock);
             let tag = format!("{}{n}", config.seed);
+            let (api_key, webhook_secret) = face.credentials(&tag);
             let account = Account {
+                provider: face.kind(),
                 account_id: format!("acct_sim{tag}"),
-                api_key: format!("sk_test_sim{tag}"),
-                webhook_secret: format!("whsec_sim{tag}"),
-                merchant_id: format!("m_sim{tag}"),
+                api_key,
+                webhook_secret,
+                merchant_id: format!("m_sim{}{}", config.seed, n / faces.len()),
                 connection_id: None,
             };
             let mut ledger = Ledger::default();
             let since = start - config.history_days * 86_400;
+            let mut last_micros = 0;
             for c in generator.history(config.history, since, start - 1) {
-                ledger.put(c.stream, &c.id, c.created, c.object, c.deleted);
+                last_micros = (last_micros + 1).max(c.at.saturating_mul(1_000_000));
+                if let Some(c) = face.translate(c, last_micros) {
+                    ledger.put(c.stream, &c.id, c.created, c.object, c.deleted);
+                }
             }
             // History is old news: no lag on it.
             for o in ledger.objects.values_mut() {
@@ -168,6 +208,7 @@ impl Sim {
                 generator,
                 bucket: Bucket::default(),
                 latest_event: HashMap::new(),
+                last_micros,
             });
         }
         let (deliveries, queue) = mpsc::unbounded_channel();
@@ -189,7 +230,7 @@ impl Sim {
         };
         tokio::spawn(delivery::run(sim.clone(), queue));
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = stripe_api::router(sim.clone());
+        let app = control::router(sim.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -240,7 +281,7 @@ impl Sim {
         Ok(w.knobs.clone())
     }
 
-    /// Registers every account without a connection as a Stripe connection in billsync, so
+    /// Registers every account without a connection as a connection in billsync, so
     /// its webhooks are delivered there. `reconcile_interval_secs` is passed through.
     pub async fn register(
         &self,
@@ -258,11 +299,18 @@ impl Sim {
     pub async fn register_with(&self, target: Target, extra: &Value) -> Result<(), SimError> {
         let accounts = self.accounts();
         for a in accounts.iter().filter(|a| a.connection_id.is_none()) {
+            let face = personality::for_kind(a.provider)
+                .ok_or_else(|| SimError::Provider(a.provider.as_str().into()))?;
             let mut body = json!({
-                "merchant_id": a.merchant_id, "provider": "stripe", "account_id": a.account_id,
+                "merchant_id": a.merchant_id, "provider": a.provider, "account_id": a.account_id,
                 "webhook_secrets": [a.webhook_secret], "api_key": a.api_key,
-                "api_base_url": format!("{}/stripe", self.base),
+                "api_base_url": format!("{}/{}", self.base, a.provider.as_str()),
             });
+            if let (Some(b), Some(e)) =
+                (body.as_object_mut(), face.connection_fields(a).as_object())
+            {
+                b.extend(e.clone());
+            }
             if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
                 b.extend(e.clone());
             }
@@ -307,9 +355,14 @@ impl Sim {
         for i in 0..w.accounts.len() {
             for _ in 0..n {
                 let changes = w.accounts[i].generator.step();
-                changed += changes.len();
                 for c in changes {
-                    let delivery = record(&mut w.accounts[i], c);
+                    let acc = &mut w.accounts[i];
+                    let at = acc.next_micros(c.at);
+                    let Some(c) = acc.personality().translate(c, at) else {
+                        continue;
+                    };
+                    changed += 1;
+                    let delivery = record(acc, c, at);
                     let _ = self.deliveries.send(Delivery {
                         account: i,
                         ..delivery
@@ -337,29 +390,26 @@ impl Sim {
                 obj.insert(k.clone(), v.clone());
             }
         }
-        let kind = object["object"].as_str().unwrap_or("object").to_owned();
-        let event_type: &'static str = match kind.as_str() {
-            "customer" => "customer.updated",
-            "invoice" => "invoice.updated",
-            "subscription" => "customer.subscription.updated",
-            "charge" => "charge.updated",
-            "refund" => "refund.updated",
-            _ => "credit_note.updated",
-        };
+        let face = acc.personality();
+        let event_type = face.edit_event(o.stream);
+        let (stream, created) = (o.stream, o.created);
+        let now = chrono::Utc::now().timestamp();
         let at = match acc.ledger.events.last() {
-            Some(e) => e.created.max(chrono::Utc::now().timestamp()),
-            None => chrono::Utc::now().timestamp(),
+            Some(e) => e.created.max(now),
+            None => now,
         };
+        let at_micros = acc.next_micros(at);
+        face.touch(&mut object, at_micros);
         let change = Change {
-            stream: o.stream,
+            stream,
             id: id.to_owned(),
-            created: o.created,
+            created,
             object,
             deleted: false,
             event_type,
             at,
         };
-        let delivery = record(acc, change);
+        let delivery = record(acc, change, at_micros);
         let _ = self.deliveries.send(Delivery {
             account,
             ..delivery
@@ -379,7 +429,7 @@ impl Sim {
                     "account_id": a.account.account_id,
                     "merchant_id": a.account.merchant_id,
                     "connection_id": a.account.connection_id,
-                    "provider": "stripe",
+                    "provider": a.account.provider,
                     "objects": state::truth(&a.ledger, deliveries),
                 })
             })
@@ -388,16 +438,10 @@ impl Sim {
     }
 }
 
-/// Applies a change to the account's ledger and event log; returns its delivery.
-fn record(acc: &mut AccountState, c: Change) -> Delivery {
+/// Applies a (translated) change to the account's ledger and event log; returns its delivery.
+fn record(acc: &mut AccountState, c: Change, at_micros: i64) -> Delivery {
     let event_id = acc.generator.event_id();
-    let body = json!({
-        "id": event_id, "object": "event", "api_version": "2024-06-20", "created": c.at,
-        "type": c.event_type, "livemode": false, "pending_webhooks": 1,
-        "request": {"id": null, "idempotency_key": null},
-        "data": {"object": c.object},
-    })
-    .to_string();
+    let body = acc.personality().event_body(&event_id, &c, at_micros);
     acc.ledger
         .put(c.stream, &c.id, c.created, c.object, c.deleted);
     acc.ledger.events.push(SimEvent {

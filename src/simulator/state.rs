@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-/// One provider account (a merchant's Stripe account).
+use crate::providers::ProviderKind;
+
+/// One provider account (a merchant's account at one provider).
 #[derive(Debug, Clone, Serialize)]
 pub struct Account {
+    pub provider: ProviderKind,
     pub account_id: String,
     pub api_key: String,
     pub webhook_secret: String,

@@ -7,8 +7,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::model::time::parse_rfc3339;
-use crate::providers::stripe::Stripe;
-use crate::providers::Provider;
+use crate::providers::{self, ProviderKind};
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
@@ -63,16 +62,6 @@ impl Report {
             pct(0.99),
             self.latencies_ms.len()
         )
-    }
-}
-
-fn collection(stream: &str) -> &'static str {
-    match stream {
-        "customers" => "customers",
-        "invoices" => "invoices",
-        "credit_notes" => "credit_notes",
-        "subscriptions" => "subscriptions",
-        _ => "transactions",
     }
 }
 
@@ -162,12 +151,13 @@ pub async fn verify(sim: &str, target: &str, token: &str) -> Result<Report, Veri
                 }
             }
         }
+        let kind = account["provider"]
+            .as_str()
+            .and_then(ProviderKind::parse)
+            .unwrap_or(ProviderKind::Stripe);
         for object in account["objects"].as_array().cloned().unwrap_or_default() {
             report.objects += 1;
-            let collection = collection(object["stream"].as_str().unwrap_or(""));
-            let id = format!("stripe:{}", object["id"].as_str().unwrap_or_default());
-            let got = stored.get(collection).and_then(|m| m.get(&id));
-            let (divergence, latency) = compare(&merchant, &id, &object, got);
+            let (divergence, latency) = compare(kind, &merchant, &object, &stored);
             report.divergent.extend(divergence);
             report.latencies_ms.extend(latency);
         }
@@ -178,30 +168,47 @@ pub async fn verify(sim: &str, target: &str, token: &str) -> Result<Report, Veri
     Ok(report)
 }
 
+/// Compares one simulated object, mapped the way billsync maps its provider's objects, with
+/// what billsync stores (by collection, then canonical id).
 fn compare(
+    kind: ProviderKind,
     merchant: &str,
-    id: &str,
     object: &Value,
-    got: Option<&Value>,
+    stored: &HashMap<&str, HashMap<String, Value>>,
 ) -> (Option<Divergence>, Option<f64>) {
-    let diverged = |what: String| Divergence {
+    let raw_id = object["id"].as_str().unwrap_or_default();
+    let diverged = |id: &str, what: String| Divergence {
         merchant_id: merchant.to_owned(),
         id: id.to_owned(),
         what,
     };
     let deleted = object["deleted"].as_bool().unwrap_or(false);
-    let expected = match Stripe.observe_object(&object["object"], 0) {
+    let Some(provider) = providers::for_kind(kind) else {
+        let id = format!("{}:{raw_id}", kind.as_str());
+        return (
+            Some(diverged(&id, "billsync has no such provider".into())),
+            None,
+        );
+    };
+    let expected = match provider.observe_object(&object["object"], 0) {
         Ok(Some(o)) => o,
         Ok(None) => return (None, None),
         Err(e) => {
+            let id = format!("{}:{raw_id}", kind.as_str());
             return (
-                Some(diverged(format!(
-                    "the simulator's object does not map: {e}"
-                ))),
+                Some(diverged(
+                    &id,
+                    format!("the simulator's object does not map: {e}"),
+                )),
                 None,
-            )
+            );
         }
     };
+    let id = format!("{}:{}", kind.as_str(), expected.provider_id);
+    let diverged = |what: String| diverged(&id, what);
+    let got = stored
+        .get(expected.object_type.collection())
+        .and_then(|m| m.get(&id));
     let Some(got) = got else {
         return (Some(diverged("missing in billsync".into())), None);
     };

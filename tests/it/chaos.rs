@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use billsync::providers::ProviderKind;
 use billsync::simulator::{SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
@@ -150,9 +151,10 @@ fn truth_states(sim: &SimHandle) -> HashMap<String, String> {
     let truth = sim.sim.truth(false);
     let mut out = HashMap::new();
     for account in truth["accounts"].as_array().into_iter().flatten() {
+        let provider = account["provider"].as_str().unwrap_or_default();
         for o in account["objects"].as_array().into_iter().flatten() {
             out.insert(
-                format!("stripe:{}", o["id"].as_str().unwrap_or_default()),
+                format!("{provider}:{}", o["id"].as_str().unwrap_or_default()),
                 format!("{}|{}", o["deleted"], o["object"]),
             );
         }
@@ -215,10 +217,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(backend: Backend) {
+    chaos_run(backend, vec![ProviderKind::Stripe], 2, 20).await;
+}
+
+/// The chaos run on `accounts` accounts spread over `providers` (each merchant connected to
+/// every provider), changing objects for `change_secs`.
+pub async fn chaos_run(
+    backend: Backend,
+    providers: Vec<ProviderKind>,
+    accounts: usize,
+    change_secs: u64,
+) {
     let app = synced_app(backend).await;
     let sim = start_sim(SimConfig {
-        accounts: 2,
+        accounts,
         seed: 11,
+        providers: providers.clone(),
         ..SimConfig::default()
     })
     .await;
@@ -231,37 +245,41 @@ async fn chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(backend
         }))
         .unwrap();
     register(&sim, &app, 3).await;
-    let merchants: Vec<String> = sim
+    let mut merchants: Vec<String> = sim
         .sim
         .accounts()
         .into_iter()
         .map(|a| a.merchant_id)
         .collect();
+    merchants.dedup();
     let stop = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(PollLog::default()));
     let poller = spawn_poller(&app, merchants.clone(), stop.clone(), log.clone());
 
-    // 20 s of changes: an outage (10 min compressed to 6 s) from 5 s, a 429 storm from 12 s.
+    // Changes for `change_secs` (20 s: an outage, 10 min compressed to 6 s, from 5 s; a 429
+    // storm from 12 s to 16 s), the timeline scaled to the run.
+    let at = |fraction: f64| Duration::from_secs_f64(change_secs as f64 * fraction);
+    let outage_secs = 0.3 * change_secs as f64;
     let started = Instant::now();
     let mut states = truth_states(&sim);
     let mut changed_at: HashMap<String, Instant> = HashMap::new();
     let (mut outage_set, mut storm_set, mut storm_over) = (false, false, false);
     let mut changes = 0;
-    while started.elapsed() < Duration::from_secs(20) {
+    while started.elapsed() < Duration::from_secs(change_secs) {
         let t = started.elapsed();
-        if !outage_set && t >= Duration::from_secs(5) {
+        if !outage_set && t >= at(0.25) {
             sim.sim
-                .set_knobs(&json!({"outage": {"mode": "error", "secs": 6.0}}))
+                .set_knobs(&json!({"outage": {"mode": "error", "secs": outage_secs}}))
                 .unwrap();
             outage_set = true;
         }
-        if !storm_set && t >= Duration::from_secs(12) {
+        if !storm_set && t >= at(0.6) {
             sim.sim
                 .set_knobs(&json!({"rate_limit_per_sec": 2.0, "rate_limit_burst": 2.0}))
                 .unwrap();
             storm_set = true;
         }
-        if !storm_over && t >= Duration::from_secs(16) {
+        if !storm_over && t >= at(0.8) {
             sim.sim
                 .set_knobs(&json!({"rate_limit_per_sec": 60.0, "rate_limit_burst": 20.0}))
                 .unwrap();
@@ -279,7 +297,10 @@ async fn chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(backend
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stats = sim.sim.stats();
-    assert!(changes > 300, "only {changes} changes");
+    assert!(
+        changes as u64 > 4 * change_secs * accounts as u64,
+        "only {changes} changes"
+    );
     assert!(stats.webhooks_dropped > 0, "nothing was dropped: {stats:?}");
     assert!(
         stats.webhooks_duplicated > 0,
@@ -317,10 +338,16 @@ async fn chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(backend
         times.push(converged.saturating_duration_since(*at).as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    assert!(times.len() > 100, "only {} objects changed", times.len());
+    assert!(
+        times.len() as u64 > 2 * change_secs * accounts as u64,
+        "only {} objects changed",
+        times.len()
+    );
+    let names: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
     println!(
-        "chaos ({backend:?}): {} objects, {changes} changes, {} polls; sim {stats:?}; \
+        "chaos ({backend:?}, {}): {} objects, {changes} changes, {} polls; sim {stats:?}; \
          convergence time P50 {:.2} s, P99 {:.2} s, P99.9 {:.2} s, max {:.2} s",
+        names.join("+"),
         times.len(),
         log.polls,
         percentile(&times, 0.5),

@@ -1,6 +1,7 @@
-//! The Stripe personality's HTTP API under `/stripe` (cursor lists newest first, `created`
-//! filters, retrieve, the events API, Stripe's error bodies and 429s), and the simulator's
-//! own `/_sim` endpoints (accounts, truth, stats, knobs, step, a sample webhook).
+//! The Stripe personality: `/stripe/v1/{resource}` cursor lists newest first with `created`
+//! filters, retrieve, the events API (30 days), Stripe's error bodies and 429s, and webhooks
+//! signed with `Stripe-Signature`. The generator speaks Stripe's shapes, so objects pass
+//! through unchanged.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -10,14 +11,16 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::knobs::{outage_active, OutageMode};
-use super::Sim;
-use crate::model::time::now_micros;
+use super::{Failure, Personality};
 use crate::providers::stripe::sign;
+use crate::providers::ProviderKind;
+use crate::simulator::gate::{admit, params};
+use crate::simulator::scenario::Change;
+use crate::simulator::Sim;
 
 const STREAMS: &[&str] = &[
     "customers",
@@ -28,17 +31,100 @@ const STREAMS: &[&str] = &[
     "refunds",
 ];
 
-pub fn router(sim: Sim) -> Router {
-    Router::new()
-        .route("/stripe/v1/{resource}", get(list))
-        .route("/stripe/v1/{resource}/{id}", get(retrieve))
-        .route("/_sim/accounts", get(accounts))
-        .route("/_sim/truth", get(truth))
-        .route("/_sim/stats", get(stats))
-        .route("/_sim/knobs", get(knobs).post(set_knobs))
-        .route("/_sim/step", post(step))
-        .route("/_sim/sample_webhook", get(sample_webhook))
-        .with_state(sim)
+pub struct Stripe;
+
+impl Personality for Stripe {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Stripe
+    }
+
+    fn credentials(&self, tag: &str) -> (String, String) {
+        (format!("sk_test_sim{tag}"), format!("whsec_sim{tag}"))
+    }
+
+    fn api_key(&self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned)
+    }
+
+    fn error(&self, failure: Failure) -> Response {
+        match failure {
+            Failure::Unauthorized => stripe_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                None,
+                "Invalid API Key provided.",
+            ),
+            Failure::RateLimited => {
+                let mut r = stripe_error(StatusCode::TOO_MANY_REQUESTS, "invalid_request_error", Some("rate_limit"),
+                    "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.");
+                r.headers_mut().insert(
+                    "Stripe-Should-Retry",
+                    "true".parse().expect("static header value"),
+                );
+                r
+            }
+            Failure::Outage => stripe_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                None,
+                "An unknown error occurred (simulated outage).",
+            ),
+            Failure::NotFound(what) => stripe_error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                None,
+                &format!("Unrecognized request URL (GET: {what})."),
+            ),
+            Failure::BadRequest(message) => stripe_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                &message,
+            ),
+        }
+    }
+
+    fn translate(&self, change: Change, _at_micros: i64) -> Option<Change> {
+        Some(change)
+    }
+
+    fn edit_event(&self, stream: &str) -> &'static str {
+        match stream {
+            "customers" => "customer.updated",
+            "invoices" => "invoice.updated",
+            "subscriptions" => "customer.subscription.updated",
+            "charges" => "charge.updated",
+            "refunds" => "refund.updated",
+            _ => "credit_note.updated",
+        }
+    }
+
+    fn event_body(&self, event_id: &str, c: &Change, _at_micros: i64) -> String {
+        json!({
+            "id": event_id, "object": "event", "api_version": "2024-06-20", "created": c.at,
+            "type": c.event_type, "livemode": false, "pending_webhooks": 1,
+            "request": {"id": null, "idempotency_key": null},
+            "data": {"object": c.object},
+        })
+        .to_string()
+    }
+
+    fn delivery_headers(&self, secret: &str, body: &str, t: i64) -> Vec<(String, String)> {
+        vec![
+            ("Stripe-Signature".into(), sign(secret, t, body.as_bytes())),
+            ("content-type".into(), "application/json".into()),
+        ]
+    }
+
+    fn router(&self) -> Router<Sim> {
+        Router::new()
+            .route("/v1/{resource}", get(list))
+            .route("/v1/{resource}/{id}", get(retrieve))
+    }
 }
 
 fn stripe_error(status: StatusCode, kind: &str, code: Option<&str>, message: &str) -> Response {
@@ -47,72 +133,6 @@ fn stripe_error(status: StatusCode, kind: &str, code: Option<&str>, message: &st
         err["code"] = json!(c);
     }
     (status, Json(json!({ "error": err }))).into_response()
-}
-
-/// Auth, rate limit and outage for one API request; the account index when it may proceed.
-async fn admit(sim: &Sim, headers: &HeaderMap, path: &str) -> Result<usize, Response> {
-    let key = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let (account, outage) = {
-        let mut w = sim.world();
-        w.stats.requests += 1;
-        *w.stats.requests_by_path.entry(path.to_owned()).or_default() += 1;
-        let Some(&account) = w.by_key.get(key) else {
-            return Err(stripe_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                None,
-                "Invalid API Key provided.",
-            ));
-        };
-        let outage = match (&w.knobs.outage, w.outage_since) {
-            (Some(o), Some(since)) if outage_active(o, since) => Some(o.clone()),
-            _ => None,
-        };
-        if outage.is_none() {
-            if let Some(rate) = w.knobs.rate_limit_per_sec {
-                let burst = w.knobs.rate_limit_burst;
-                if !w.accounts[account].bucket.take(rate, burst) {
-                    w.stats.rate_limited += 1;
-                    let mut r = stripe_error(StatusCode::TOO_MANY_REQUESTS, "invalid_request_error", Some("rate_limit"),
-                        "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.");
-                    r.headers_mut().insert(
-                        "Stripe-Should-Retry",
-                        "true".parse().expect("static header value"),
-                    );
-                    return Err(r);
-                }
-            }
-        }
-        (account, outage)
-    };
-    if let Some(o) = outage {
-        match o.mode {
-            OutageMode::Slow => tokio::time::sleep(Duration::from_millis(o.slow_ms)).await,
-            mode => {
-                if mode == OutageMode::Hang {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                }
-                sim.world().stats.outage_answers += 1;
-                return Err(stripe_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "api_error",
-                    None,
-                    "An unknown error occurred (simulated outage).",
-                ));
-            }
-        }
-    }
-    Ok(account)
-}
-
-fn params(q: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
 }
 
 /// An integer parameter; the error is Stripe's message for it.
@@ -140,7 +160,7 @@ async fn list(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let account = match admit(&sim, &headers, &format!("/v1/{resource}")).await {
+    let account = match admit(&sim, &Stripe, &headers, &format!("/v1/{resource}")).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -184,7 +204,7 @@ async fn list(
             .filter(|(k, _)| k.starts_with("types[") || *k == "type")
             .map(|(_, v)| v)
             .collect();
-        let mut events: Vec<&super::state::SimEvent> = ledger
+        let mut events: Vec<&crate::simulator::state::SimEvent> = ledger
             .events
             .iter()
             .rev()
@@ -279,7 +299,7 @@ async fn retrieve(
     Path((resource, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let account = match admit(&sim, &headers, &format!("/v1/{resource}/:id")).await {
+    let account = match admit(&sim, &Stripe, &headers, &format!("/v1/{resource}/:id")).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -301,65 +321,4 @@ async fn retrieve(
         Some((o, Some(visible))) if o.stream == resource => Json(visible.clone()).into_response(),
         _ => missing("id", &id),
     }
-}
-
-async fn accounts(State(sim): State<Sim>) -> Json<Value> {
-    Json(json!({ "data": sim.accounts(), "base_url": sim.base_url() }))
-}
-
-async fn truth(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Json<Value> {
-    let deliveries = params(q.as_deref())
-        .get("deliveries")
-        .is_some_and(|v| v == "1" || v == "true");
-    Json(sim.truth(deliveries))
-}
-
-async fn stats(State(sim): State<Sim>) -> Json<Value> {
-    Json(serde_json::to_value(sim.stats()).unwrap_or(Value::Null))
-}
-
-async fn knobs(State(sim): State<Sim>) -> Json<Value> {
-    Json(serde_json::to_value(sim.knobs()).unwrap_or(Value::Null))
-}
-
-async fn set_knobs(State(sim): State<Sim>, Json(patch): Json<Value>) -> Response {
-    match sim.set_knobs(&patch) {
-        Ok(k) => Json(serde_json::to_value(k).unwrap_or(Value::Null)).into_response(),
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": {"message": e.to_string()}})),
-        )
-            .into_response(),
-    }
-}
-
-async fn step(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Json<Value> {
-    let n = params(q.as_deref())
-        .get("n")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1usize)
-        .min(100_000);
-    Json(json!({ "changed": sim.step(n) }))
-}
-
-/// A webhook of the first account signed now, for checking a client's verifier.
-async fn sample_webhook(State(sim): State<Sim>) -> Response {
-    let w = sim.world();
-    let Some(acc) = w.accounts.first() else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let Some(event) = acc.ledger.events.last() else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": {"message": "no events yet: step first"}})),
-        )
-            .into_response();
-    };
-    let t = now_micros() / 1_000_000;
-    Json(json!({
-        "payload": event.body,
-        "signature": sign(&acc.account.webhook_secret, t, event.body.as_bytes()),
-        "secret": acc.account.webhook_secret,
-    }))
-    .into_response()
 }

@@ -1,0 +1,102 @@
+//! The simulator's own endpoints under `/_sim`: accounts, ground truth, stats, knobs,
+//! lifecycle steps, and a sample signed webhook for checking a client's verifier.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::gate::params;
+use super::personality;
+use super::Sim;
+use crate::model::time::now_micros;
+
+pub fn router(sim: Sim) -> Router {
+    Router::new()
+        .route("/_sim/accounts", get(accounts))
+        .route("/_sim/truth", get(truth))
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/knobs", get(knobs).post(set_knobs))
+        .route("/_sim/step", post(step))
+        .route("/_sim/sample_webhook", get(sample_webhook))
+        .merge(personality::routes())
+        .with_state(sim)
+}
+
+async fn accounts(State(sim): State<Sim>) -> Json<Value> {
+    Json(json!({ "data": sim.accounts(), "base_url": sim.base_url() }))
+}
+
+async fn truth(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Json<Value> {
+    let deliveries = params(q.as_deref())
+        .get("deliveries")
+        .is_some_and(|v| v == "1" || v == "true");
+    Json(sim.truth(deliveries))
+}
+
+async fn stats(State(sim): State<Sim>) -> Json<Value> {
+    Json(serde_json::to_value(sim.stats()).unwrap_or(Value::Null))
+}
+
+async fn knobs(State(sim): State<Sim>) -> Json<Value> {
+    Json(serde_json::to_value(sim.knobs()).unwrap_or(Value::Null))
+}
+
+async fn set_knobs(State(sim): State<Sim>, Json(patch): Json<Value>) -> Response {
+    match sim.set_knobs(&patch) {
+        Ok(k) => Json(serde_json::to_value(k).unwrap_or(Value::Null)).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"message": e.to_string()}})),
+        )
+            .into_response(),
+    }
+}
+
+async fn step(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Json<Value> {
+    let n = params(q.as_deref())
+        .get("n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1usize)
+        .min(100_000);
+    Json(json!({ "changed": sim.step(n) }))
+}
+
+/// A webhook of the first account signed now, for checking a client's verifier.
+async fn sample_webhook(State(sim): State<Sim>) -> Response {
+    let w = sim.world();
+    let Some(acc) = w.accounts.first() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(event) = acc.ledger.events.last() else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "no events yet: step first"}})),
+        )
+            .into_response();
+    };
+    let Some(face) = personality::for_kind(acc.account.provider) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let t = now_micros() / 1_000_000;
+    let headers: serde_json::Map<String, Value> = face
+        .delivery_headers(&acc.account.webhook_secret, &event.body, t)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    // `signature` is the provider's signature header alone (Stripe-Signature for Stripe).
+    let signature = headers
+        .iter()
+        .find(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.clone());
+    Json(json!({
+        "provider": acc.account.provider,
+        "payload": event.body,
+        "signature": signature,
+        "headers": headers,
+        "secret": acc.account.webhook_secret,
+    }))
+    .into_response()
+}

@@ -1,0 +1,95 @@
+//! The simulator's providers: each personality says how its provider's objects look, how
+//! its webhooks are built and signed, and how its API answers (paths, pagination, auth,
+//! errors, 429s). The world, the generator and the chaos are shared; only the face differs.
+
+mod stripe;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::scenario::Change;
+use super::state::Account;
+use super::Sim;
+use crate::providers::ProviderKind;
+
+/// Why the gate refused an API request, answered in the provider's error format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No or unknown credentials (401).
+    Unauthorized,
+    /// Over the account's request rate (429, with the provider's retry headers).
+    RateLimited,
+    /// A simulated outage (5xx).
+    Outage,
+    /// No such object or route (404); names what was asked for.
+    NotFound(String),
+    /// A malformed parameter (400).
+    BadRequest(String),
+}
+
+/// One provider's face. Implementations are stateless; the world is in [`Sim`].
+pub trait Personality: Send + Sync + 'static {
+    fn kind(&self) -> ProviderKind;
+
+    /// The API key and webhook secret of the account tagged `tag`, shaped like the
+    /// provider's (for HTTP Basic webhooks the secret is `username:password`).
+    fn credentials(&self, tag: &str) -> (String, String);
+
+    /// Extra fields for registering an account as a billsync connection (CONTRACT).
+    fn connection_fields(&self, _account: &Account) -> Value {
+        json!({})
+    }
+
+    /// The API key a request presents, however the provider carries it.
+    fn api_key(&self, headers: &HeaderMap) -> Option<String>;
+
+    /// An error answer in the provider's format.
+    fn error(&self, failure: Failure) -> Response;
+
+    /// A generator change (in Stripe's shapes) as this provider holds it: its list stream,
+    /// id, object and event type. `at_micros` is strictly increasing per account, for
+    /// providers whose update times carry sub-second precision. `None`: the provider has no
+    /// such object, and the change does not happen there.
+    fn translate(&self, change: Change, at_micros: i64) -> Option<Change>;
+
+    /// Marks a provider-shaped object as changed at `at_micros` (an edit): update times,
+    /// resource versions.
+    fn touch(&self, _object: &mut Value, _at_micros: i64) {}
+
+    /// The event type announcing an edit of an object of `stream`.
+    fn edit_event(&self, stream: &str) -> &'static str;
+
+    /// The webhook body announcing a (translated) change, under event id `event_id`.
+    fn event_body(&self, event_id: &str, change: &Change, at_micros: i64) -> String;
+
+    /// The headers of a delivery of `body` signed at `t` (unix seconds) with `secret`,
+    /// content type included.
+    fn delivery_headers(&self, secret: &str, body: &str, t: i64) -> Vec<(String, String)>;
+
+    /// The provider's API, mounted at `/{provider}`.
+    fn router(&self) -> Router<Sim>;
+}
+
+/// Stripe's personality, the default face.
+pub static STRIPE: stripe::Stripe = stripe::Stripe;
+
+/// The personality of a provider kind, where the simulator has one.
+pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Personality> {
+    match kind {
+        ProviderKind::Stripe => Some(&STRIPE),
+        _ => None,
+    }
+}
+
+/// Every personality's API, each under `/{provider}`.
+pub fn routes() -> Router<Sim> {
+    let mut router = Router::new();
+    for kind in ProviderKind::ALL {
+        if let Some(p) = for_kind(kind) {
+            router = router.nest(&format!("/{}", kind.as_str()), p.router());
+        }
+    }
+    router
+}
