@@ -184,8 +184,34 @@ impl Confirmer {
             }
         }
         committer.apply(batch).await?;
-        for refetch in later {
-            self.not_yet(store, committer, conn, refetch, now).await;
+        if later.is_empty() {
+            return Ok(());
+        }
+        // Where reads are ordered by read time, the next one that can confirm is known.
+        let keys: Vec<Key> = later
+            .iter()
+            .map(|r| (r.object_type, r.provider_id.clone()))
+            .collect();
+        let current = store.current_objects(&conn.record.id, &keys).await?;
+        for mut refetch in later {
+            let earliest = current
+                .iter()
+                .find(|o| {
+                    o.object_type == refetch.object_type && o.provider_id == refetch.provider_id
+                })
+                .and_then(|o| conn.provider.earliest_confirming_read(o.order_key))
+                .filter(|at| *at > now)
+                .filter(|at| at - refetch.first_seen_at <= self.window.as_micros() as i64);
+            match earliest {
+                Some(at) => {
+                    refetch.attempts += 1;
+                    refetch.due_at = at;
+                    if let Err(e) = store.reschedule_refetch(&conn.record.id, &refetch).await {
+                        tracing::warn!(connection_id = %conn.record.id, error = %e, "cannot reschedule confirmation");
+                    }
+                }
+                None => self.not_yet(store, committer, conn, refetch, now).await,
+            }
         }
         Ok(())
     }

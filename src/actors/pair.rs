@@ -336,6 +336,7 @@ impl PairActor {
             if self.settings.confirm {
                 let now = now_micros();
                 let due = now + self.settings.confirm_after.as_micros() as i64;
+                let provider = conn.provider;
                 batch.schedule_refetches = batch
                     .writes
                     .iter()
@@ -343,7 +344,14 @@ impl PairActor {
                     .map(|w| Refetch {
                         object_type: w.object_type,
                         provider_id: w.provider_id.clone(),
-                        due_at: due,
+                        // A sweep's correction (`drifted`) is confirmed by any equal read;
+                        // a webhook's change only by a read ordered after it.
+                        due_at: match w.status {
+                            ReconStatus::Pending => provider
+                                .earliest_confirming_read(w.order_key)
+                                .map_or(due, |earliest| earliest.max(due)),
+                            _ => due,
+                        },
                         attempts: 0,
                         first_seen_at: now,
                     })

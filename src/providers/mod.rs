@@ -143,6 +143,15 @@ pub trait Provider: Send + Sync + 'static {
     /// every change older than this, and to be ordered after them.
     fn api_lag_allowance(&self) -> Duration;
 
+    /// For providers whose API reads are ordered by when they were made (Stripe: objects
+    /// carry no update time, so a read at `t` counts as of `t` minus the lag allowance): the
+    /// earliest read time (microseconds) that can be ordered after a change whose order key
+    /// is `change_order_key`. Reads before it can never confirm the change and are not made.
+    /// `None` for providers whose objects carry their own update time.
+    fn earliest_confirming_read(&self, _change_order_key: i64) -> Option<i64> {
+        None
+    }
+
     /// Adds the provider's authentication and version headers to a request.
     fn authorize(
         &self,

@@ -258,9 +258,31 @@ pub async fn chaos_run(
 
     // Changes for `change_secs` (20 s: an outage, 10 min compressed to 6 s, from 5 s; a 429
     // storm from 12 s to 16 s), the timeline scaled to the run.
-    let at = |fraction: f64| Duration::from_secs_f64(change_secs as f64 * fraction);
+    let at = move |fraction: f64| Duration::from_secs_f64(change_secs as f64 * fraction);
     let outage_secs = 0.3 * change_secs as f64;
     let started = Instant::now();
+    // The same outage and storm again one lag allowance later, when the confirmation reads of
+    // providers whose reads are ordered by read time (Stripe) are made.
+    let allowance = providers
+        .iter()
+        .filter_map(|p| billsync::providers::for_kind(*p))
+        .map(|p| p.api_lag_allowance())
+        .max()
+        .unwrap_or_default();
+    let second_phase = {
+        let sim = sim.sim.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((started + allowance + at(0.25)).into()).await;
+            sim.set_knobs(&json!({"outage": {"mode": "error", "secs": outage_secs}}))
+                .unwrap();
+            tokio::time::sleep_until((started + allowance + at(0.6)).into()).await;
+            sim.set_knobs(&json!({"rate_limit_per_sec": 2.0, "rate_limit_burst": 2.0}))
+                .unwrap();
+            tokio::time::sleep_until((started + allowance + at(0.8)).into()).await;
+            sim.set_knobs(&json!({"rate_limit_per_sec": 60.0, "rate_limit_burst": 20.0}))
+                .unwrap();
+        })
+    };
     let mut states = truth_states(&sim);
     let mut changed_at: HashMap<String, Instant> = HashMap::new();
     let (mut outage_set, mut storm_set, mut storm_over) = (false, false, false);
@@ -296,11 +318,14 @@ pub async fn chaos_run(
         states = next;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let stats = sim.sim.stats();
     assert!(
         changes as u64 > 4 * change_secs * accounts as u64,
         "only {changes} changes"
     );
+
+    second_phase.await.unwrap();
+    wait_converged(&sim, &app, &merchants, 240).await;
+    let stats = sim.sim.stats();
     assert!(stats.webhooks_dropped > 0, "nothing was dropped: {stats:?}");
     assert!(
         stats.webhooks_duplicated > 0,
@@ -308,8 +333,6 @@ pub async fn chaos_run(
     );
     assert!(stats.outage_answers > 0, "the outage answered nothing");
     assert!(stats.rate_limited > 0, "no 429 in the storm: {stats:?}");
-
-    wait_converged(&sim, &app, &merchants, 240).await;
     // One more full poll after convergence, then stop the poller.
     let polls = log.lock().unwrap().polls;
     wait_for_polls(&log, polls + 2).await;

@@ -149,6 +149,16 @@ impl Provider for Stripe {
         Ok(v)
     }
 
+    fn earliest_confirming_read(&self, change_order_key: i64) -> Option<i64> {
+        // `observe_object` orders a read at `read_at - lag`; a second's margin for clocks.
+        let lag = self.api_lag_allowance().as_micros() as i64;
+        Some(
+            change_order_key
+                .saturating_add(lag)
+                .saturating_add(1_000_000),
+        )
+    }
+
     fn observe_object(
         &self,
         object: &Value,
