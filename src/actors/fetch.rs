@@ -1,9 +1,11 @@
 //! Provider API calls made by a pair actor's child tasks: every attempt passes the
 //! connection's limiter, each has a timeout, failures back off with jitter, a 429 pauses the
 //! whole connection. The reqwest client's own retries are off, so nothing bypasses the limiter.
+//! For providers that authorize with short-lived tokens (Zuora OAuth), a token is obtained with
+//! the connection's credentials, cached until shortly before it expires, and dropped on a 401.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use thiserror::Error;
@@ -11,6 +13,13 @@ use thiserror::Error;
 use super::limiter::{ConnectionLimiter, Priority};
 use crate::model::time::now_micros;
 use crate::providers::{ApiRequest, Provider};
+
+/// A token is renewed this long before the provider says it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+/// The access token of one connection, shared by its child tasks.
+#[derive(Debug, Default)]
+pub struct TokenCache(tokio::sync::Mutex<Option<(String, Instant)>>);
 
 /// Attempts per request before it is given back as failed.
 const MAX_ATTEMPTS: u32 = 6;
@@ -42,6 +51,7 @@ pub struct Fetcher {
     pub api_key: String,
     pub api_version: String,
     pub timeout: Duration,
+    pub token: TokenCache,
 }
 
 impl Fetcher {
@@ -55,10 +65,18 @@ impl Fetcher {
         let url = format!("{}{}", self.base_url.trim_end_matches('/'), request.path);
         let mut last = String::new();
         for attempt in 1..=MAX_ATTEMPTS {
+            let credential = match self.credential(priority).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = e;
+                    backoff(attempt).await;
+                    continue;
+                }
+            };
             self.limiter.acquire(priority).await;
             let sent = self
                 .provider
-                .authorize(self.client.get(&url), &self.api_key, &self.api_version)
+                .authorize(self.client.get(&url), &credential, &self.api_version)
                 .query(&request.query)
                 .timeout(self.timeout)
                 .send()
@@ -100,6 +118,12 @@ impl Fetcher {
                                 "error"
                             }
                         }
+                    } else if status == 401 && self.provider.token_request(&self.api_key).is_some()
+                    {
+                        // The token expired or was revoked early: get a new one and try again.
+                        self.token.clear().await;
+                        last = "401 with a cached access token".into();
+                        "unauthorized"
                     } else if status >= 500 || status == 408 || status == 409 {
                         last = format!("{status}");
                         "server_error"
@@ -122,11 +146,8 @@ impl Fetcher {
             metrics::counter!("billsync_provider_requests_total", "provider" => provider,
                 "kind" => priority.as_str(), "outcome" => outcome)
             .increment(1);
-            if outcome != "rate_limited" {
-                // Jittered exponential backoff: 0.25 s, 0.5 s, ... capped at 8 s.
-                let base = 0.25 * f64::from(1u32 << (attempt - 1).min(5));
-                let delay = base.min(8.0) * rand::thread_rng().gen_range(0.5..1.0);
-                tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+            if outcome != "rate_limited" && outcome != "unauthorized" {
+                backoff(attempt).await;
             }
         }
         (
@@ -137,4 +158,58 @@ impl Fetcher {
             MAX_ATTEMPTS,
         )
     }
+
+    /// What authorizes a request: the API key, or for token providers a cached access token
+    /// (obtained first when there is none or it is about to expire; the token request passes
+    /// the limiter too, and a 429 to it pauses the connection).
+    async fn credential(&self, priority: Priority) -> Result<String, String> {
+        let Some(request) = self.provider.token_request(&self.api_key) else {
+            return Ok(self.api_key.clone());
+        };
+        let mut cached = self.token.0.lock().await;
+        if let Some((token, expires)) = cached.as_ref() {
+            if Instant::now() + TOKEN_MARGIN < *expires {
+                return Ok(token.clone());
+            }
+        }
+        self.limiter.acquire(priority).await;
+        let url = format!("{}{}", self.base_url.trim_end_matches('/'), request.path);
+        let response = self
+            .client
+            .post(&url)
+            .form(&request.form)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| format!("token request: {e}"))?;
+        let status = response.status().as_u16();
+        if let Some(pause) = self.provider.retry_after(status, response.headers()) {
+            self.limiter.pause_for(pause);
+            return Err(format!("token request: {status} rate limited"));
+        }
+        if !response.status().is_success() {
+            return Err(format!("token request answered {status}"));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("token request: reading the body: {e}"))?;
+        let token = self.provider.parse_token(&body).map_err(|e| e.0)?;
+        let expires = Instant::now() + token.expires_in;
+        *cached = Some((token.token.clone(), expires));
+        Ok(token.token)
+    }
+}
+
+impl TokenCache {
+    async fn clear(&self) {
+        *self.0.lock().await = None;
+    }
+}
+
+/// Jittered exponential backoff before attempt `attempt + 1`: 0.25 s, 0.5 s, ... capped at 8 s.
+async fn backoff(attempt: u32) {
+    let base = 0.25 * f64::from(1u32 << (attempt - 1).min(5));
+    let delay = base.min(8.0) * rand::thread_rng().gen_range(0.5..1.0);
+    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
 }

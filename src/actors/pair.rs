@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::apply::{decide_batch, reason_label, Sourced};
 use super::committer::Committer;
 use super::confirm::{ConfirmResult, Confirmer};
-use super::fetch::Fetcher;
+use super::fetch::{Fetcher, TokenCache};
 use super::limiter::{ConnectionLimiter, ProviderLimits};
 use super::pull::{PageResult, PullDriver, MAX_PAGES_PER_BATCH};
 use super::sweep::{self, SweepResult};
@@ -140,6 +140,7 @@ impl PairActor {
                 .clone()
                 .unwrap_or_else(|| conn.provider.default_api_version().to_owned()),
             timeout: self.settings.request_timeout,
+            token: TokenCache::default(),
         });
         let mut pull = PullDriver::new(rate);
         // Resume a job that was running when this node (or actor) stopped.

@@ -45,9 +45,12 @@ pub async fn start(
         for _ in 0..MAX_PAGES {
             let request = fetcher.provider.sweep_request(since, cursor.as_deref());
             let (answer, _) = fetcher.get(&request, Priority::Reconcile).await;
-            let page = answer
-                .map_err(|e| e.to_string())
-                .and_then(|f| fetcher.provider.parse_sweep(&f.body).map_err(|e| e.0));
+            let page = answer.map_err(|e| e.to_string()).and_then(|f| {
+                fetcher
+                    .provider
+                    .parse_sweep_page(&request, &f.body)
+                    .map_err(|e| e.0)
+            });
             match page {
                 Ok((mut page, next)) => {
                     events.append(&mut page);

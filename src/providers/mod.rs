@@ -91,6 +91,21 @@ pub struct ApiRequest {
     pub query: Vec<(String, String)>,
 }
 
+/// An OAuth 2.0 client-credentials token request: a form POST to `path`, relative to the
+/// connection's API base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub path: String,
+    pub form: Vec<(String, String)>,
+}
+
+/// A bearer token from a token answer and how long the provider says it is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in: Duration,
+}
+
 /// One page of a provider list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListPage {
@@ -152,7 +167,20 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
-    /// Adds the provider's authentication and version headers to a request.
+    /// For providers whose API takes a short-lived bearer token obtained with the connection's
+    /// credentials (Zuora: OAuth 2.0 client credentials, `POST /oauth/token`): the token
+    /// request for `api_key`. `None`: `api_key` itself authorizes requests.
+    fn token_request(&self, _api_key: &str) -> Option<TokenRequest> {
+        None
+    }
+
+    /// The token in a token answer (only for providers with a [`Provider::token_request`]).
+    fn parse_token(&self, _body: &[u8]) -> Result<AccessToken, ParseError> {
+        Err(ParseError("this provider issues no access tokens".into()))
+    }
+
+    /// Adds the provider's authentication and version headers to a request. `api_key` is the
+    /// connection's key, or the access token obtained with it (see [`Provider::token_request`]).
     fn authorize(
         &self,
         request: reqwest::RequestBuilder,
@@ -182,6 +210,17 @@ pub trait Provider: Send + Sync + 'static {
 
     /// The events of a sweep page, each as a raw event body, and where the next page starts.
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError>;
+
+    /// [`Provider::parse_sweep`] knowing the request that `body` answers: providers without an
+    /// events API (Recurly, Zuora) sweep several lists in turn, and the next list to read
+    /// depends on which one this page was.
+    fn parse_sweep_page(
+        &self,
+        _request: &ApiRequest,
+        body: &[u8],
+    ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        self.parse_sweep(body)
+    }
 
     /// Retrieves one object.
     fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest;

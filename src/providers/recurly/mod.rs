@@ -7,12 +7,12 @@
 //! `invoice`), `uuid` (subscriptions, payments). The event id is `id`, the type
 //! `{object_type}.{event_type}`. Only JSON webhooks are signed; XML ones are refused.
 //!
-//! Sweeps: Recurly v3 has no events API. A sweep walks `/invoices` sorted by `updated_at`
-//! ascending from `since` and wraps each invoice in a synthetic envelope
-//! (`{"id": "sweep:{number}:{updated_at}", "object_type": "billsync_sweep",
-//! "event_type": "invoice", "event_time": updated_at, "object": {...}}`) that [`Recurly`]'s own
-//! `observe` maps. Limitation: sweeps cover invoices and credit invoices only; accounts,
-//! subscriptions and transactions are caught up by webhooks' refetches and by backfill/resync.
+//! Sweeps: Recurly v3 has no events API. A sweep walks every list (`/accounts`, `/invoices` —
+//! charge and credit —, `/subscriptions`, `/transactions`) in turn, sorted by `updated_at`
+//! ascending from `since`, and wraps each object in a synthetic envelope
+//! (`{"id": "sweep:{object}:{id}:{updated_at}", "object_type": "billsync_sweep",
+//! "event_type": "{object}", "event_time": updated_at, "object": {...}}`) that [`Recurly`]'s own
+//! `observe` maps. The sweep cursor is a list's `next` link, or `start:{list}` between lists.
 
 mod mapping;
 mod signature;
@@ -35,7 +35,10 @@ pub struct Recurly;
 /// The synthetic `object_type` of swept objects (see the module doc).
 const SWEEP_OBJECT_TYPE: &str = "billsync_sweep";
 
-/// The list endpoints a full pull walks.
+/// A sweep cursor that starts the named list.
+const SWEEP_START: &str = "start:";
+
+/// The list endpoints a full pull (and a sweep) walks.
 const STREAMS: &[&str] = &["accounts", "invoices", "subscriptions", "transactions"];
 
 impl Provider for Recurly {
@@ -165,9 +168,14 @@ impl Provider for Recurly {
     }
 
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        if let Some(next) = cursor {
-            return next_request(next);
-        }
+        let stream = match cursor {
+            None => STREAMS[0],
+            Some(c) => match c.strip_prefix(SWEEP_START) {
+                Some(s) if STREAMS.contains(&s) => s,
+                Some(_) => STREAMS[0],
+                None => return next_request(c),
+            },
+        };
         let mut query = vec![
             ("limit".to_owned(), "200".to_owned()),
             ("sort".to_owned(), "updated_at".to_owned()),
@@ -177,12 +185,25 @@ impl Provider for Recurly {
             query.push(("begin_time".to_owned(), t));
         }
         ApiRequest {
-            path: "/invoices".into(),
+            path: format!("/{stream}"),
             query,
         }
     }
 
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        let invoices = self.sweep_request(0, Some(&format!("{SWEEP_START}invoices")));
+        self.parse_sweep_page(&invoices, body)
+    }
+
+    fn parse_sweep_page(
+        &self,
+        request: &ApiRequest,
+        body: &[u8],
+    ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        let stream = STREAMS
+            .iter()
+            .position(|s| request.path.strip_prefix('/') == Some(*s))
+            .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
         let page = parse_list(body)?;
         let mut events = Vec::with_capacity(page.objects.len());
         for object in page.objects {
@@ -204,7 +225,10 @@ impl Provider for Recurly {
             });
             events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
         }
-        Ok((events, page.next_cursor))
+        let next = page
+            .next_cursor
+            .or_else(|| STREAMS.get(stream + 1).map(|s| format!("{SWEEP_START}{s}")));
+        Ok((events, next))
     }
 
     fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
@@ -491,7 +515,11 @@ mod tests {
     fn swept_invoices_become_envelopes_that_observe_maps() {
         let list = br#"{"object":"list","has_more":false,"next":null,"data":[{"object":"invoice","type":"charge","number":"7","state":"paid","currency":"USD","total":1.5,"account":{"code":"a1"},"updated_at":"2026-11-01T10:00:00Z"}]}"#;
         let (events, next) = Recurly.parse_sweep(list).unwrap();
-        assert_eq!(next, None);
+        assert_eq!(
+            next.as_deref(),
+            Some("start:subscriptions"),
+            "then the next list"
+        );
         assert_eq!(events.len(), 1);
         let env = Recurly.envelope(&events[0]).unwrap();
         assert_eq!(env.event_id, "sweep:invoice:7:2026-11-01T10:00:00Z");
@@ -501,7 +529,15 @@ mod tests {
         assert_eq!(obs.data["total"], 150);
         assert_eq!(Recurly.thin_reference(&events[0]), None);
         let req = Recurly.sweep_request(1_793_527_200, None);
+        assert_eq!(req.path, "/accounts");
+        let req = Recurly.sweep_request(1_793_527_200, Some("start:invoices"));
         assert_eq!(req.path, "/invoices");
+        let more = br#"{"object":"list","has_more":true,"next":"/invoices?cursor=c2&begin_time=x","data":[]}"#;
+        let (_, next) = Recurly.parse_sweep_page(&req, more).unwrap();
+        assert_eq!(next.as_deref(), Some("/invoices?cursor=c2&begin_time=x"));
+        let last = Recurly.sweep_request(0, Some("start:transactions"));
+        let done = br#"{"object":"list","has_more":false,"next":null,"data":[]}"#;
+        assert_eq!(Recurly.parse_sweep_page(&last, done).unwrap().1, None);
         assert!(req
             .query
             .contains(&("begin_time".into(), "2026-11-01T10:00:00Z".into())));

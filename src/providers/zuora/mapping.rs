@@ -6,7 +6,7 @@
 //! | `customer` | Account (`expand[]=billto`) | `id` | — |
 //! | `invoice` | Invoice (`expand[]=invoiceitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` with `balance` > 0 → `open`, else `paid`; `Canceled` → `void` |
 //! | `credit_note` | CreditMemo (`expand[]=creditmemoitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` → `issued`; `Canceled` → `void` |
-//! | `subscription` | Subscription (`expand[]=rateplans`) | `subscriptionNumber` (ids change with every amendment) | `Draft`/`Pending*` → `incomplete`; `Active` → `active`; `Suspended` → `paused`; `Cancelled` → `canceled`; `Expired` → `ended` |
+//! | `subscription` | Subscription (`expand[]=rateplans`, `rateplans.rateplancharges`) | `subscriptionNumber` (ids change with every amendment) | `Draft`/`Pending*` → `incomplete`; `Active` → `active`; `Suspended` → `paused`; `Cancelled` → `canceled`; `Expired` → `ended` |
 //! | `transaction` | Payment / Refund | payment `id` / `refund-{id}` | Zuora's own status text |
 //!
 //! Money is decimal major units in the object's `currency`. Zuora has no invoice-level
@@ -44,6 +44,18 @@ impl Kind {
             _ => return None,
         })
     }
+
+    /// The callout `objectType` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Account => "Account",
+            Kind::Invoice => "Invoice",
+            Kind::CreditMemo => "CreditMemo",
+            Kind::Subscription => "Subscription",
+            Kind::Payment => "Payment",
+            Kind::Refund => "Refund",
+        }
+    }
 }
 
 /// Prefix that tells refunds from payments among transaction ids (both are 32-hex ids).
@@ -63,7 +75,16 @@ pub fn expand(stream: &str) -> Vec<(String, String)> {
         "accounts" => "billto",
         "invoices" => "invoiceitems",
         "credit-memos" => "creditmemoitems",
-        "subscriptions" => "rateplans",
+        // Rate plans carry their charges (and so the quantity) only when expanded too.
+        "subscriptions" => {
+            return vec![
+                ("expand[]".to_owned(), "rateplans".to_owned()),
+                (
+                    "expand[]".to_owned(),
+                    "rateplans.rateplancharges".to_owned(),
+                ),
+            ]
+        }
         _ => return Vec::new(),
     };
     vec![("expand[]".to_owned(), part.to_owned())]
@@ -185,7 +206,9 @@ fn account(o: &Fields) -> (Value, i64) {
     let email = bill_to
         .and_then(|c| text(&c, &["workEmail", "personalEmail"]))
         .map_or(Value::Null, |s| Value::String(s.to_owned()));
-    let vat = text(o, &["vatId", "VATId"]).or_else(|| bill_to.and_then(|c| text(&c, &["vatId"])));
+    // Object Query lower-cases the first letter of `VATId`: `vATId` (official zuora-sdk).
+    let vat = text(o, &["vATId", "vatId", "VATId"])
+        .or_else(|| bill_to.and_then(|c| text(&c, &["vatId"])));
     let tax_ids: Vec<Value> = vat
         .map(|v| json!({"type": "vat", "value": v}))
         .into_iter()
@@ -268,9 +291,11 @@ fn credit_memo(o: &Fields) -> Result<(Value, i64), ParseError> {
         "customer_id": z(id_of(o, &["accountId", "AccountId"])),
         "status": status,
         "currency": currency,
-        "subtotal": money(o, &["amountWithoutTax", "AmountWithoutTax"], &currency)?,
+        // Object Query credit memos carry `totalAmount`/`totalAmountWithoutTax` (official
+        // zuora-sdk `ExpandedCreditMemo`); `amount`/`amountWithoutTax` are older spellings.
+        "subtotal": money(o, &["totalAmountWithoutTax", "amountWithoutTax", "AmountWithoutTax"], &currency)?,
         "tax": money(o, &["taxAmount", "TaxAmount"], &currency)?,
-        "total": money(o, &["amount", "Amount"], &currency)?,
+        "total": money(o, &["totalAmount", "amount", "Amount"], &currency)?,
         "issued_at": o.time(&["memoDate", "MemoDate"]),
         "reason": text(o, &["reasonCode", "ReasonCode"]).map_or(Value::Null, |s| Value::String(s.to_owned())),
         "lines": lines(&items, &currency)?,

@@ -32,11 +32,20 @@
 //!   the object's id, except for `Subscription`, whose id changes with every amendment: send
 //!   the subscription **number** (`Subscription.Name`), billsync's key for subscriptions.
 //!
-//! Sweeps: Zuora has no events list. A sweep walks `/object-query/invoices` by `updateddate`
-//! ascending from `since` and wraps each invoice in a synthetic envelope
-//! (`{"notificationId": "sweep:...", "eventType": "billsync_sweep.invoice", "object": {...}}`)
-//! that [`Zuora`]'s own `observe` maps. Accounts, credit memos, subscriptions and payments are
-//! caught up by callouts' refetches and by backfill/resync.
+//! # API access
+//!
+//! Zuora's REST API takes an OAuth 2.0 bearer token: `POST /oauth/token` with the form fields
+//! `client_id`, `client_secret` and `grant_type=client_credentials` answers `access_token` and
+//! `expires_in` (about an hour). A connection's `api_key` is therefore `client_id:client_secret`
+//! (the pair actor's fetcher obtains, caches and renews the token; see
+//! [`Provider::token_request`]). An `api_key` without a colon is taken as a ready bearer token.
+//!
+//! Sweeps: Zuora has no events list. A sweep walks every Object Query list (accounts,
+//! invoices, credit memos, subscriptions, payments, refunds) in turn by `updateddate` ascending
+//! from `since` and wraps each object in a synthetic envelope
+//! (`{"notificationId": "sweep:...", "eventType": "billsync_sweep.<kind>", "object": {...}}`)
+//! that [`Zuora`]'s own `observe` maps. The sweep cursor is `<list>|<Object Query cursor>`.
+//! Deleted objects are not listed; a callout naming one is refetched, and its 404 is a tombstone.
 
 mod mapping;
 
@@ -48,24 +57,32 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::major_units::{time_micros, Fields};
-use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use super::{
+    AccessToken, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, TokenRequest,
+    VerifyError,
+};
 use crate::model::time::micros_to_rfc3339;
 use crate::model::{ObjectType, Observation};
 
 /// The Zuora provider.
 pub struct Zuora;
 
-/// Object Query pages hold at most 99 objects.
-const MAX_PAGE: u32 = 99;
+/// Object Query pages hold at most 50 objects: Zuora answers 400 to a larger `pageSize`
+/// (official zuora-sdk 3.21.0, `ObjectQueriesApi`: `page_size` `ge=1, le=50`).
+const MAX_PAGE: u32 = 50;
 
-/// The list endpoints a full pull walks.
+/// The list endpoints a full pull (and a sweep) walks.
 const STREAMS: &[&str] = &[
     "accounts",
     "invoices",
     "credit-memos",
     "subscriptions",
     "payments",
+    "refunds",
 ];
+
+/// Token answers that name no lifetime are taken to last this long (Zuora: one hour).
+const DEFAULT_TOKEN_SECS: u64 = 3600;
 
 /// Checks `Authorization: Basic base64(user-id:password)` (RFC 7617) against `username:password`
 /// entries: scheme case-insensitive, the user-id ends at the first colon, each entry compared
@@ -163,12 +180,42 @@ impl Provider for Zuora {
         Duration::from_secs(60)
     }
 
+    fn token_request(&self, api_key: &str) -> Option<TokenRequest> {
+        let (client_id, client_secret) = api_key.split_once(':')?;
+        Some(TokenRequest {
+            path: "/oauth/token".into(),
+            form: vec![
+                ("client_id".into(), client_id.to_owned()),
+                ("client_secret".into(), client_secret.to_owned()),
+                ("grant_type".into(), "client_credentials".into()),
+            ],
+        })
+    }
+
+    fn parse_token(&self, body: &[u8]) -> Result<AccessToken, ParseError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ParseError(format!("token answer is not JSON: {e}")))?;
+        let token = Fields(&v)
+            .s("access_token")
+            .ok_or_else(|| ParseError("token answer has no `access_token`".into()))?;
+        let secs = v
+            .get("expires_in")
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(DEFAULT_TOKEN_SECS, |s| s as u64);
+        Ok(AccessToken {
+            token: token.to_owned(),
+            expires_in: Duration::from_secs(secs),
+        })
+    }
+
     fn authorize(
         &self,
         request: reqwest::RequestBuilder,
         api_key: &str,
         api_version: &str,
     ) -> reqwest::RequestBuilder {
+        // `api_key` is the access token here (see `token_request`).
         let request = request.bearer_auth(api_key);
         if api_version.is_empty() || api_version == "v1" {
             request
@@ -226,33 +273,61 @@ impl Provider for Zuora {
     }
 
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        self.list_request("invoices", (since, i64::MAX / 1_000_000), cursor, MAX_PAGE)
+        let (stream, cursor) = match cursor.and_then(|c| c.split_once('|')) {
+            Some((stream, c)) if STREAMS.contains(&stream) => {
+                (stream, Some(c).filter(|c| !c.is_empty()))
+            }
+            _ => (STREAMS[0], None),
+        };
+        self.list_request(stream, (since, i64::MAX / 1_000_000), cursor, MAX_PAGE)
     }
 
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        let invoices = self.sweep_request(0, Some("invoices|"));
+        self.parse_sweep_page(&invoices, body)
+    }
+
+    fn parse_sweep_page(
+        &self,
+        request: &ApiRequest,
+        body: &[u8],
+    ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        let stream = request
+            .path
+            .strip_prefix("/object-query/")
+            .and_then(|s| STREAMS.iter().position(|x| *x == s))
+            .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
         let page = parse_list(body)?;
         let mut events = Vec::with_capacity(page.objects.len());
         for object in page.objects {
+            let Some(kind) = mapping::identify(&object) else {
+                continue;
+            };
             let o = Fields(&object);
             let id = o
                 .id("id")
-                .ok_or_else(|| ParseError("swept invoice has no `id`".into()))?;
+                .ok_or_else(|| ParseError("swept object has no `id`".into()))?;
             let updated = o
                 .any(&["updatedDate", "UpdatedDate"])
                 .and_then(Value::as_str)
-                .ok_or_else(|| ParseError("swept invoice has no `updatedDate`".into()))?
+                .ok_or_else(|| ParseError("swept object has no `updatedDate`".into()))?
                 .to_owned();
+            let lower = kind.name().to_ascii_lowercase();
             let event = json!({
-                "notificationId": format!("sweep:invoice:{id}:{updated}"),
-                "eventType": "billsync_sweep.invoice",
+                "notificationId": format!("sweep:{lower}:{id}:{updated}"),
+                "eventType": format!("billsync_sweep.{lower}"),
                 "eventTime": updated,
-                "objectType": "Invoice",
+                "objectType": kind.name(),
                 "objectId": id,
                 "object": object,
             });
             events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
         }
-        Ok((events, page.next_cursor))
+        let next = match page.next_cursor {
+            Some(c) => Some(format!("{}|{c}", STREAMS[stream])),
+            None => STREAMS.get(stream + 1).map(|s| format!("{s}|")),
+        };
+        Ok((events, next))
     }
 
     fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
@@ -518,7 +593,7 @@ mod tests {
             500,
         );
         assert_eq!(r.path, "/object-query/credit-memos");
-        assert!(r.query.contains(&("pageSize".into(), "99".into())));
+        assert!(r.query.contains(&("pageSize".into(), "50".into())));
         assert!(r
             .query
             .contains(&("sort[]".into(), "updateddate.ASC".into())));
@@ -553,13 +628,54 @@ mod tests {
     fn swept_invoices_become_envelopes_that_observe_maps() {
         let list = br#"{"data":[{"id":"i1","invoiceNumber":"INV-1","accountId":"A1","status":"Posted","currency":"USD","amount":10.99,"amountWithoutTax":10.0,"taxAmount":0.99,"balance":0,"updatedDate":"2026-11-01T10:00:00-08:00"}]}"#;
         let (events, next) = Zuora.parse_sweep(list).unwrap();
-        assert_eq!(next, None);
+        assert_eq!(next.as_deref(), Some("credit-memos|"), "then the next list");
         let env = Zuora.envelope(&events[0]).unwrap();
         assert_eq!(env.event_id, "sweep:invoice:i1:2026-11-01T10:00:00-08:00");
         let obs = Zuora.observe(&events[0]).unwrap().unwrap();
         assert_eq!(obs.provider_id, "i1");
         assert_eq!(obs.data["total"], 1099);
         assert_eq!(obs.data["status"], "paid");
+    }
+
+    #[test]
+    fn sweeps_walk_every_list_in_turn() {
+        let first = Zuora.sweep_request(1_793_527_200, None);
+        assert_eq!(first.path, "/object-query/accounts");
+        let page = br#"{"data":[{"id":"a1","accountNumber":"A1","currency":"USD","updatedDate":"2026-11-01T10:00:00Z"}],"nextPage":"c2"}"#;
+        let (events, next) = Zuora.parse_sweep_page(&first, page).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            Zuora.envelope(&events[0]).unwrap().event_type,
+            "billsync_sweep.account"
+        );
+        assert_eq!(next.as_deref(), Some("accounts|c2"));
+        let second = Zuora.sweep_request(1_793_527_200, next.as_deref());
+        assert!(second.query.contains(&("cursor".into(), "c2".into())));
+        let last = Zuora.sweep_request(1_793_527_200, Some("refunds|"));
+        assert_eq!(last.path, "/object-query/refunds");
+        let (_, end) = Zuora.parse_sweep_page(&last, br#"{"data":[]}"#).unwrap();
+        assert_eq!(end, None);
+    }
+
+    #[test]
+    fn client_credentials_become_a_token_request_and_the_answer_a_bearer_token() {
+        let r = Zuora.token_request("6a1b2c3d-client:s3cret:x").unwrap();
+        assert_eq!(r.path, "/oauth/token");
+        assert_eq!(
+            r.form,
+            vec![
+                ("client_id".to_owned(), "6a1b2c3d-client".to_owned()),
+                ("client_secret".to_owned(), "s3cret:x".to_owned()),
+                ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ]
+        );
+        assert_eq!(Zuora.token_request("ready-bearer-token"), None);
+        let t = Zuora
+            .parse_token(br#"{"access_token":"tok","token_type":"bearer","expires_in":3599,"scope":"x","jti":"j"}"#)
+            .unwrap();
+        assert_eq!(t.token, "tok");
+        assert_eq!(t.expires_in, Duration::from_secs(3599));
+        assert!(Zuora.parse_token(br#"{"error":"invalid_client"}"#).is_err());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! its webhooks are built and signed, and how its API answers (paths, pagination, auth,
 //! errors, 429s). The world, the generator and the chaos are shared; only the face differs.
 
+mod recurly;
 mod stripe;
+mod zuora;
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -79,6 +81,8 @@ pub static STRIPE: stripe::Stripe = stripe::Stripe;
 pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Personality> {
     match kind {
         ProviderKind::Stripe => Some(&STRIPE),
+        ProviderKind::Recurly => Some(&recurly::Recurly),
+        ProviderKind::Zuora => Some(&zuora::Zuora),
         _ => None,
     }
 }
