@@ -15,4 +15,5 @@ mod read_api;
 mod reprocess;
 mod signature_vectors;
 mod sim;
+mod sim_maxio;
 mod store;

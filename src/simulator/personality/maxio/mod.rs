@@ -157,17 +157,21 @@ impl Personality for Maxio {
                 "previous_subscription_state": field("previous_state"),
                 "new_subscription_state": field("state"),
             }),
-            "signup_success" => {
-                json!({"product_id": field("product")["id"], "account_transaction_id": null})
+            // No payment is taken at signup here (its invoice is paid later): no data.
+            "signup_success" => Value::Null,
+            // The official SDK requires integer product ids: the site's catalogue product.
+            "payment_success" => {
+                json!({"product_id": shapes::PRODUCT_ID, "account_transaction_id": id})
             }
-            "payment_success" => json!({"product_id": null, "account_transaction_id": id}),
             "refund_success" => {
-                json!({"refund_id": id, "gateway_transaction_id": field("gateway_transaction_id"), "product_id": null})
+                json!({"refund_id": id, "gateway_transaction_id": id, "product_id": shapes::PRODUCT_ID})
             }
             "invoice_issued" => json!({
                 "uid": field("uid"), "number": field("number"), "role": field("role"),
                 "due_date": field("due_date"), "issue_date": field("issue_date"),
-                "paid_date": field("paid_date"), "due_amount": field("due_amount"),
+                // A string in the official SDK's model even before payment.
+                "paid_date": field("paid_date").as_str().unwrap_or_default(),
+                "due_amount": field("due_amount"),
                 "paid_amount": field("paid_amount"), "tax_amount": field("tax_amount"),
                 "refund_amount": field("refund_amount"), "total_amount": field("total_amount"),
                 "status_amount": field("total_amount"), "product_name": field("product_name"),

@@ -12,6 +12,9 @@ use crate::simulator::scenario::Change;
 /// The simulated site's id (every account is one Maxio site).
 pub const SITE_ID: i64 = 8_401;
 
+/// The site's catalogue product, named by payment events.
+pub const PRODUCT_ID: i64 = 6_042;
+
 /// A Maxio numeric id for a generator id `{prefix}_{tag}{counter:010}`: the account tag
 /// hashed into the high digits and the counter below, so ids are unique across sites and
 /// stay under 2^53 (JavaScript clients read them exactly).
