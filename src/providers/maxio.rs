@@ -7,7 +7,9 @@
 //! deduplication by the webhook `id` (stable across Maxio's retries and replays) and on
 //! ordering by the objects' own `updated_at`, so a replayed old state never wins.
 //!
-//! Credit notes (`/credit_notes.json`) are not mapped yet.
+//! Ordering: `updated_at` is to the second, so two changes of one object in one second tie.
+//! An API read within the lag allowance of such a second may predate the stored change, so
+//! it ranks just below it (see [`api_rank`]); after the allowance the API decides.
 
 use std::time::Duration;
 
@@ -144,9 +146,38 @@ struct Event {
 fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
-        // An Events API event `{"event": {...}}` or `{...}`: no object snapshot, only ids.
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+        if v.get("event_type").is_some() {
+            // An invoice event (`/invoices/events.json`): the invoice as it was, and for
+            // `create_credit_note` the credit note (`event_data`).
+            let id = id_text(v.get("id"))
+                .ok_or_else(|| ParseError("invoice event has no `id`".into()))?;
+            let kind = v
+                .get("event_type")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty() && s.len() <= 255)
+                .ok_or_else(|| ParseError("invoice event has no `event_type`".into()))?;
+            let mut payload = Map::new();
+            payload.insert(
+                "created_at".into(),
+                v.get("timestamp").cloned().unwrap_or(Value::Null),
+            );
+            if kind == "create_credit_note" {
+                if let Some(cn) = v.get("event_data").filter(|d| d.is_object()) {
+                    payload.insert("credit_note".into(), cn.clone());
+                }
+            } else if let Some(inv) = v.get("invoice").filter(|i| i.get("currency").is_some()) {
+                payload.insert("invoice".into(), inv.clone());
+            }
+            return Ok(Event {
+                // Invoice event ids are their own series.
+                id: format!("invoice_event:{id}"),
+                event_type: kind.to_owned(),
+                payload: Value::Object(payload),
+            });
+        }
+        // An Events API event `{"event": {...}}` or `{...}`: no object snapshot, only ids.
         let e = v.get("event").unwrap_or(&v);
         let id = id_text(e.get("id")).ok_or_else(|| ParseError("event has no `id`".into()))?;
         let key = e
@@ -161,7 +192,9 @@ fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
             payload: json!({ "created_at": e.get("created_at") }),
         });
     }
-    let form = decode_form(body)?;
+    let mut form = decode_form(body)?;
+    // Rails form-encodes nil as an empty value (`payload[subscription][product]=`).
+    drop_empty(&mut form);
     let id = form
         .get("id")
         .and_then(Value::as_str)
@@ -179,9 +212,22 @@ fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
     })
 }
 
+/// Removes empty-string leaves (form-encoded nils) and the objects left empty by it.
+fn drop_empty(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.values_mut().for_each(drop_empty);
+            m.retain(|_, x| !(x.as_str() == Some("") || x.as_object().is_some_and(Map::is_empty)));
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_empty),
+        _ => {}
+    }
+}
+
 /// The resource names billsync maps, in the order a payload is searched by default.
 const RESOURCES: &[(&str, ObjectType)] = &[
     ("invoice", ObjectType::Invoice),
+    ("credit_note", ObjectType::CreditNote),
     ("transaction", ObjectType::Transaction),
     ("subscription", ObjectType::Subscription),
     ("customer", ObjectType::Customer),
@@ -225,9 +271,11 @@ fn observe_resource(
         return Ok(None);
     };
     let o = Obj(object);
-    // Relationship invoices are named by `uid`; everything else by its numeric `id`.
+    // Relationship invoices and credit notes are named by `uid`; the rest by numeric `id`.
     let id = match object_type {
-        ObjectType::Invoice => id_text(o.get("uid")).or_else(|| id_text(o.get("id"))),
+        ObjectType::Invoice | ObjectType::CreditNote => {
+            id_text(o.get("uid")).or_else(|| id_text(o.get("id")))
+        }
         _ => id_text(o.get("id")),
     }
     .ok_or_else(|| ParseError(format!("{resource} has no id")))?;
@@ -239,7 +287,7 @@ fn observe_resource(
             Some(x) => x,
             None => return Ok(None),
         },
-        ObjectType::CreditNote => return Ok(None),
+        ObjectType::CreditNote => credit_note(&o)?,
     };
     let time = change_time(&o).unwrap_or(fallback);
     Ok(Some(Observation {
@@ -248,7 +296,8 @@ fn observe_resource(
         data,
         deleted: deleted_event,
         order_key: time,
-        tie_rank: if deleted_event { i64::MAX } else { rank },
+        // Doubled, so an API read can rank just below its lifecycle stage (`api_rank`).
+        tie_rank: if deleted_event { i64::MAX } else { rank * 2 },
         provider_updated_at: time,
     }))
 }
@@ -351,6 +400,66 @@ fn date_or_time(o: &Obj, key: &str) -> Value {
         .map_or(Value::Null, Value::String)
 }
 
+/// Invoice and credit-note line items (decimal-string money, decimal quantities).
+fn lines(o: &Obj, currency: &str) -> Result<Vec<Value>, ParseError> {
+    o.list("line_items")
+        .iter()
+        .map(|l| {
+            // Quantities are decimal strings ("1.0"): an integral one becomes an integer
+            // (a currency with no minor unit reads "2.0" as exactly 2 and refuses "2.5").
+            let quantity = l
+                .s("quantity")
+                .and_then(|q| major_to_minor(q, NO_MINOR_UNIT).ok())
+                .map_or(Value::Null, Value::from);
+            Ok(json!({
+                "id": l.str("uid"),
+                "description": if l.s("title").is_some() { l.str("title") } else { l.str("description") },
+                "quantity": quantity,
+                "amount": major(l, "subtotal_amount", currency)?,
+                "tax": major(l, "tax_amount", currency)?,
+                "period_start": date_or_time(l, "period_range_start"),
+                "period_end": date_or_time(l, "period_range_end"),
+            }))
+        })
+        .collect()
+}
+
+/// A credit note (`/credit_notes.json`, `create_credit_note` invoice events): decimal-string
+/// money like relationship invoices. `open` (credit left to apply) and `applied` are both in
+/// force (`issued`); the memo is the reason; the first origin invoice is the invoice.
+fn credit_note(o: &Obj) -> Result<(Value, i64), ParseError> {
+    let currency = o
+        .currency("currency")?
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ParseError("credit note has no `currency`".into()))?;
+    let (status, rank) = match o.s("status").unwrap_or("open") {
+        "open" => ("issued", 0),
+        "applied" => ("issued", 1),
+        "voided" => ("void", 2),
+        other => return Err(ParseError(format!("unknown credit note status `{other}`"))),
+    };
+    let invoice_id = o
+        .list("origin_invoices")
+        .first()
+        .map_or(Value::Null, |i| i.reference(P, "uid"));
+    Ok((
+        json!({
+            "invoice_id": invoice_id,
+            "customer_id": o.reference(P, "customer_id"),
+            "status": status,
+            "currency": currency,
+            "subtotal": major(o, "subtotal_amount", &currency)?,
+            "tax": major(o, "tax_amount", &currency)?,
+            "total": major(o, "total_amount", &currency)?,
+            "issued_at": date_or_time(o, "issue_date"),
+            "reason": o.str("memo"),
+            "lines": lines(o, &currency)?,
+        }),
+        rank,
+    ))
+}
+
 fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
     let currency = o
         .currency("currency")?
@@ -364,27 +473,7 @@ fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
         "voided" | "canceled" => ("void", 3),
         other => return Err(ParseError(format!("unknown invoice status `{other}`"))),
     };
-    let lines = o
-        .list("line_items")
-        .iter()
-        .map(|l| {
-            // Quantities are decimal strings ("1.0"): an integral one becomes an integer
-            // (a currency with no minor unit reads "2.0" as exactly 2 and refuses "2.5").
-            let quantity = l
-                .s("quantity")
-                .and_then(|q| major_to_minor(q, NO_MINOR_UNIT).ok())
-                .map_or(Value::Null, Value::from);
-            Ok(json!({
-                "id": l.str("uid"),
-                "description": if l.s("title").is_some() { l.str("title") } else { l.str("description") },
-                "quantity": quantity,
-                "amount": major(l, "subtotal_amount", &currency)?,
-                "tax": major(l, "tax_amount", &currency)?,
-                "period_start": date_or_time(l, "period_range_start"),
-                "period_end": date_or_time(l, "period_range_end"),
-            }))
-        })
-        .collect::<Result<Vec<Value>, ParseError>>()?;
+    let lines = lines(o, &currency)?;
     let customer_id = match o.get("customer_id") {
         Some(_) => o.reference(P, "customer_id"),
         None => o
@@ -459,7 +548,13 @@ fn transaction(o: &Obj, context: Option<&Value>) -> Result<Option<(Value, i64)>,
 }
 
 /// The endpoints a full pull walks.
-const STREAMS: &[&str] = &["customers", "subscriptions", "invoices", "transactions"];
+const STREAMS: &[&str] = &[
+    "customers",
+    "subscriptions",
+    "invoices",
+    "credit_notes",
+    "transactions",
+];
 
 fn datetime_param(secs: i64) -> String {
     secs_to_rfc3339(secs).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
@@ -475,10 +570,15 @@ fn wrap(v: &Value) -> Option<Value> {
             return Some(Value::Object(m));
         }
     }
-    // Relationship invoices come unwrapped; they are the objects with a `uid`.
-    v.get("uid")
-        .and_then(Value::as_str)
-        .map(|_| json!({ "invoice": v }))
+    // Relationship invoices and credit notes come unwrapped, named by `uid`: a credit note's
+    // has the prefix `cn_` (official SDK model `CreditNote`).
+    v.get("uid").and_then(Value::as_str).map(|uid| {
+        if uid.starts_with("cn_") {
+            json!({ "credit_note": v })
+        } else {
+            json!({ "invoice": v })
+        }
+    })
 }
 
 impl Provider for Maxio {
@@ -526,20 +626,49 @@ impl Provider for Maxio {
             e.event_type.as_str(),
             "customer_delete" | "subscription_deletion"
         );
-        observe_resource(resource, &e.payload[resource], deleted, 0, Some(&e.payload))
+        // Credit notes carry no time of their own: the invoice event's time orders them.
+        let fallback = change_time(&Obj(&e.payload)).unwrap_or(0);
+        observe_resource(
+            resource,
+            &e.payload[resource],
+            deleted,
+            fallback,
+            Some(&e.payload),
+        )
     }
 
-    /// An Events API event (from a sweep) names its subscription or customer without
-    /// carrying it: that object is refetched. Webhooks carry their objects and name nothing.
+    /// An Events API event (from a sweep) names the object it is about without carrying it:
+    /// that object is refetched. Its `event_specific_data` names payments and refunds
+    /// (`account_transaction_id`, `refund_id`) and issued invoices (`uid`); customer events
+    /// name the customer; the rest their subscription. Webhooks and invoice events carry
+    /// their objects and name nothing.
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return None;
         }
         let v: Value = serde_json::from_slice(body).ok()?;
+        if v.get("event_type").is_some() {
+            return None;
+        }
         let e = v.get("event").unwrap_or(&v);
-        id_text(e.get("subscription_id"))
-            .map(|id| (ObjectType::Subscription, id))
-            .or_else(|| id_text(e.get("customer_id")).map(|id| (ObjectType::Customer, id)))
+        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+        let specific = |k: &str| id_text(e.get("event_specific_data")?.get(k));
+        let named = match key {
+            "payment_success" | "payment_failure" | "renewal_success" | "renewal_failure" => {
+                specific("account_transaction_id").map(|id| (ObjectType::Transaction, id))
+            }
+            "refund_success" => specific("refund_id").map(|id| (ObjectType::Transaction, id)),
+            "invoice_issued" => specific("uid").map(|id| (ObjectType::Invoice, id)),
+            k if k.starts_with("customer_") => {
+                id_text(e.get("customer_id")).map(|id| (ObjectType::Customer, id))
+            }
+            _ => None,
+        };
+        named.or_else(|| {
+            id_text(e.get("subscription_id"))
+                .map(|id| (ObjectType::Subscription, id))
+                .or_else(|| id_text(e.get("customer_id")).map(|id| (ObjectType::Customer, id)))
+        })
     }
 
     /// A placeholder: Maxio's API lives at `https://{subdomain}.chargify.com` (or
@@ -583,15 +712,20 @@ impl Provider for Maxio {
         match stream {
             "customers" => ObjectType::Customer,
             "invoices" => ObjectType::Invoice,
+            "credit_notes" => ObjectType::CreditNote,
             "subscriptions" => ObjectType::Subscription,
             _ => ObjectType::Transaction,
         }
     }
 
-    /// Objects updated in the window, oldest first, 1-based `page=1` always: the cursor is a
-    /// position, not a page number (a list answer does not say which page it was), either
-    /// `t:<unix s>` (restart the window at that update time) or, for transactions, which are
-    /// immutable and id-ordered, `id:<n>` (`since_id`, inclusive).
+    /// Objects of the window, oldest first. Subscriptions and invoices are filtered and sorted
+    /// by `updated_at` (`date_field` + `sort=updated_at`: without `sort` Maxio orders by id);
+    /// customers sort only by creation (`direction` is "by time of creation"), so they are
+    /// filtered by `created_at`. The cursor is a position, not a page number (a list answer
+    /// does not say which page it was): `t:<unix s>` restarts the window at that time
+    /// (`page=1`); transactions, immutable and id-ordered, use `id:<n>` (`since_id`,
+    /// inclusive). Credit notes have no date filter at all and page only by number, which a
+    /// list answer does not echo: a pull reads their first page (see [`next_cursor`]).
     fn list_request(
         &self,
         stream: &str,
@@ -608,27 +742,40 @@ impl Provider for Maxio {
             .and_then(|c| c.strip_prefix("t:"))
             .and_then(|t| t.parse::<i64>().ok());
         let from_id = cursor.and_then(|c| c.strip_prefix("id:"));
-        if stream == "transactions" {
-            // Transactions filter by whole days (`since_date`/`until_date`, inclusive): a
-            // window's edge days overlap its neighbours', which only repeats objects.
-            let day = |s: i64| {
-                chrono::DateTime::from_timestamp(s, 0)
-                    .map_or_else(|| "1970-01-01".into(), |t| t.format("%Y-%m-%d").to_string())
-            };
-            query.push(("since_date".to_owned(), day(window.0)));
-            query.push(("until_date".to_owned(), day(window.1)));
-        } else {
-            query.push(("date_field".to_owned(), "updated_at".to_owned()));
-            query.push((
-                "start_datetime".to_owned(),
-                datetime_param(from_time.unwrap_or(window.0).max(window.0)),
-            ));
-            query.push(("end_datetime".to_owned(), datetime_param(window.1)));
+        match stream {
+            "transactions" => {
+                // Transactions filter by whole days (`since_date`/`until_date`, inclusive): a
+                // window's edge days overlap its neighbours', which only repeats objects.
+                let day = |s: i64| {
+                    chrono::DateTime::from_timestamp(s, 0)
+                        .map_or_else(|| "1970-01-01".into(), |t| t.format("%Y-%m-%d").to_string())
+                };
+                query.push(("since_date".to_owned(), day(window.0)));
+                query.push(("until_date".to_owned(), day(window.1)));
+            }
+            "credit_notes" => {}
+            _ => {
+                let field = if stream == "customers" {
+                    "created_at"
+                } else {
+                    "updated_at"
+                };
+                query.push(("date_field".to_owned(), field.to_owned()));
+                if stream != "customers" {
+                    query.push(("sort".to_owned(), field.to_owned()));
+                }
+                query.push((
+                    "start_datetime".to_owned(),
+                    datetime_param(from_time.unwrap_or(window.0).max(window.0)),
+                ));
+                query.push(("end_datetime".to_owned(), datetime_param(window.1)));
+            }
         }
         if let Some(id) = from_id {
             query.push(("since_id".to_owned(), id.to_owned()));
         }
-        if stream == "invoices" {
+        if matches!(stream, "invoices" | "credit_notes") {
+            // Lists leave breakdowns out unless asked for.
             query.push(("line_items".to_owned(), "true".to_owned()));
         }
         ApiRequest {
@@ -638,7 +785,8 @@ impl Provider for Maxio {
     }
 
     /// Lists are arrays of wrapped objects (`[{"subscription": {...}}]`), or, for relationship
-    /// invoices, `{"invoices": [...]}`; each object comes out wrapped. See [`next_cursor`].
+    /// invoices and credit notes, `{"invoices": [...]}` / `{"credit_notes": [...]}`; each
+    /// object comes out wrapped. See [`next_cursor`].
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
@@ -646,6 +794,7 @@ impl Provider for Maxio {
             Value::Array(a) => a.as_slice(),
             Value::Object(m) => m
                 .get("invoices")
+                .or_else(|| m.get("credit_notes"))
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
                 .ok_or_else(|| ParseError("answer is not a Maxio list".into()))?,
@@ -657,8 +806,16 @@ impl Provider for Maxio {
             .collect::<Result<Vec<_>, _>>()?;
         let times: Vec<i64> = objects
             .iter()
-            .filter_map(|w| w.as_object().and_then(|m| m.values().next()))
-            .filter_map(|o| change_time(&Obj(o)))
+            .filter_map(|w| w.as_object().and_then(|m| m.iter().next()))
+            .filter_map(|(name, o)| {
+                // Customers are listed in creation order; the rest in update order.
+                let o = Obj(o);
+                if name == "customer" {
+                    o.micros("created_at")
+                } else {
+                    change_time(&o)
+                }
+            })
             .map(|m| m.div_euclid(1_000_000))
             .collect();
         Ok(ListPage {
@@ -668,42 +825,73 @@ impl Provider for Maxio {
         })
     }
 
-    /// The Events API (`since_id`, ascending). Its events carry ids, not object snapshots:
-    /// they map to nothing and name the object to refetch ([`Provider::thin_reference`]).
+    /// Two phases, both ascending: the Events API (`/events.json`, `since_id` inclusive), whose
+    /// events name objects to refetch ([`Provider::thin_reference`]); then invoice events
+    /// (`/invoices/events.json`, `since_date`, then `since_id` exclusive), which carry invoice
+    /// and credit-note snapshots: Maxio sends no webhook for payments applied to invoices,
+    /// voids or credit notes. Cursors: `ev:<id>`, `inv` (the second phase's start), `inv:<id>`.
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        let mut query = vec![
-            ("per_page".to_owned(), "200".to_owned()),
-            ("direction".to_owned(), "asc".to_owned()),
-            ("date_field".to_owned(), "created_at".to_owned()),
-            ("start_datetime".to_owned(), datetime_param(since)),
-        ];
-        if let Some(c) = cursor {
-            query.push(("since_id".to_owned(), c.to_owned()));
-        }
-        ApiRequest {
-            path: "/events.json".into(),
-            query,
+        let per_page = ("per_page".to_owned(), SWEEP_PAGE.to_string());
+        match cursor {
+            Some("inv") => ApiRequest {
+                path: "/invoices/events.json".into(),
+                query: vec![per_page, ("since_date".to_owned(), datetime_param(since))],
+            },
+            Some(c) if c.starts_with("inv:") => ApiRequest {
+                path: "/invoices/events.json".into(),
+                query: vec![per_page, ("since_id".to_owned(), c[4..].to_owned())],
+            },
+            _ => {
+                let mut query = vec![
+                    per_page,
+                    ("direction".to_owned(), "asc".to_owned()),
+                    ("date_field".to_owned(), "created_at".to_owned()),
+                    ("start_datetime".to_owned(), datetime_param(since)),
+                ];
+                if let Some(id) = cursor.map(|c| c.strip_prefix("ev:").unwrap_or(c)) {
+                    query.push(("since_id".to_owned(), id.to_owned()));
+                }
+                ApiRequest {
+                    path: "/events.json".into(),
+                    query,
+                }
+            }
         }
     }
 
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ParseError(format!("events are not JSON: {e}")))?;
-        let items = v
-            .as_array()
-            .ok_or_else(|| ParseError("events answer is not an array".into()))?;
+        let (items, invoice_events) = match &v {
+            Value::Array(a) => (a, false),
+            Value::Object(m) => (
+                m.get("events")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| ParseError("invoice events answer has no `events`".into()))?,
+                true,
+            ),
+            _ => return Err(ParseError("events answer is not a list".into())),
+        };
         let bodies = items
             .iter()
             .map(|e| serde_json::to_vec(e).map_err(|e| ParseError(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        // A full page may have a successor: continue after its last event id.
-        let next = (items.len() >= 200)
-            .then(|| {
-                items
-                    .last()
-                    .and_then(|e| id_text(e.get("event")?.get("id")))
-            })
-            .flatten();
+        let full = items.len() >= SWEEP_PAGE;
+        let last_id = |e: &Value| {
+            let e = e.get("event").unwrap_or(e);
+            e.get("id")
+                .and_then(|i| i.as_i64().or_else(|| i.as_str()?.parse().ok()))
+        };
+        let next = match (invoice_events, full) {
+            // A full page may have a successor: continue after its last event.
+            (false, true) => items
+                .last()
+                .and_then(last_id)
+                .map(|id| format!("ev:{}", id.saturating_add(1))),
+            (false, false) => Some("inv".to_owned()),
+            (true, true) => items.last().and_then(last_id).map(|id| format!("inv:{id}")),
+            (true, false) => None,
+        };
         Ok((bodies, next))
     }
 
@@ -738,13 +926,29 @@ impl Provider for Maxio {
             return Ok(None);
         };
         let lag = self.api_lag_allowance().as_micros() as i64;
-        observe_resource(resource, inner, false, read_at.saturating_sub(lag), None)
+        let observed = observe_resource(resource, inner, false, read_at.saturating_sub(lag), None)?;
+        Ok(observed.map(|o| api_rank(o, read_at, lag)))
     }
 
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         // Maxio sends no rate-limit headers; back off for a while by default.
         retry_after(status, headers, Duration::from_secs(10))
     }
+}
+
+/// Events per sweep page (Maxio's maximum).
+const SWEEP_PAGE: usize = 200;
+
+/// An API read's rank. `updated_at` is to the second, so a read within the lag allowance of
+/// its object's last second may not show a later change of that same second: it ranks just
+/// below the stored state of equal time and stage, and is asked again; once the allowance has
+/// passed, an unequal read of equal time wins (the API decides).
+fn api_rank(mut o: Observation, read_at: i64, lag: i64) -> Observation {
+    let second_done = o.order_key.div_euclid(1_000_000).saturating_add(1) * 1_000_000;
+    if o.tie_rank != i64::MAX && read_at.saturating_sub(lag) < second_done {
+        o.tie_rank -= 1;
+    }
+    o
 }
 
 /// Where the list continues after a page (`None` after an empty page).
@@ -757,6 +961,11 @@ impl Provider for Maxio {
 /// reconciliation still bring them.
 fn next_cursor(objects: &[Value], times: &[i64]) -> Option<String> {
     let last = objects.last()?;
+    if last.get("credit_note").is_some() {
+        // Credit notes page only by number, and an answer does not say which page it was,
+        // so a pull reads the first page (200) of them; the rest come by invoice events.
+        return None;
+    }
     if let Some(t) = last.get("transaction") {
         let id = t
             .get("id")
@@ -924,7 +1133,9 @@ mod tests {
         let canceled = Maxio.observe_object(&page.objects[1], 0).unwrap().unwrap();
         assert_eq!(canceled.data["canceled_at"], "2024-06-21T13:00:00Z");
         // A page all in one second continues after it; an empty page ends the walk.
-        let one = json!([{"customer": {"id": 9, "email": "a@b.c", "updated_at": "2024-06-20T12:00:00-04:00"}}]);
+        // Customers list in creation order: their cursor is the creation time.
+        let one = json!([{"customer": {"id": 9, "email": "a@b.c", "created_at": "2024-06-20T12:00:00-04:00",
+            "updated_at": "2024-06-22T12:00:00-04:00"}}]);
         let page = Maxio.parse_list(one.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("t:1718899201"));
         assert_eq!(Maxio.parse_list(b"[]").unwrap().next_cursor, None);
@@ -934,6 +1145,14 @@ mod tests {
         assert!(r
             .query
             .contains(&("start_datetime".into(), "1970-01-01T00:02:30Z".into())));
+        assert!(r
+            .query
+            .contains(&("date_field".into(), "created_at".into())));
+        let r = Maxio.list_request("subscriptions", (100, 200), None, 50);
+        assert!(
+            r.query.contains(&("sort".into(), "updated_at".into())),
+            "without `sort` Maxio orders by id"
+        );
         let txns = json!([{"transaction": {"id": 41, "transaction_type": "payment", "amount_in_cents": 500}}]);
         let page = Maxio.parse_list(txns.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("id:42"));
@@ -962,5 +1181,162 @@ mod tests {
             sweep.occurred_at,
             parse_rfc3339("2024-06-20T16:00:00Z").unwrap()
         );
+    }
+
+    #[test]
+    fn credit_notes_map_decimal_strings_exactly_including_jpy() {
+        let cn = json!({"credit_notes": [{"uid": "cn_8c8b5b8k4ccq", "site_id": 8401,
+            "customer_id": 14714298, "subscription_id": null, "number": "77",
+            "sequence_number": 77, "issue_date": "2024-06-21", "applied_date": null,
+            "status": "open", "currency": "eur", "memo": "product_unsatisfactory",
+            "subtotal_amount": "10.00", "discount_amount": "0.0", "tax_amount": "1.90",
+            "total_amount": "11.90", "applied_amount": "0.0", "remaining_amount": "11.90",
+            "line_items": [{"uid": "cnli_1", "title": "Goodwill", "quantity": "1.0",
+                "subtotal_amount": "10.00", "tax_amount": "1.90"}],
+            "origin_invoices": [{"uid": "inv_b8j7zk5bsb9qc", "number": "112"}]}]});
+        let page = Maxio.parse_list(cn.to_string().as_bytes()).unwrap();
+        assert_eq!(page.next_cursor, None, "credit notes: one page per pull");
+        let obs = Maxio.observe_object(&page.objects[0], 0).unwrap().unwrap();
+        assert_eq!(obs.object_type, ObjectType::CreditNote);
+        assert_eq!(obs.provider_id, "cn_8c8b5b8k4ccq");
+        let d = &obs.data;
+        assert_eq!(d["currency"], "EUR");
+        assert_eq!(
+            (d["subtotal"].clone(), d["tax"].clone(), d["total"].clone()),
+            (json!(1000), json!(190), json!(1190))
+        );
+        assert_eq!(d["status"], "issued");
+        assert_eq!(d["invoice_id"], "maxio:inv_b8j7zk5bsb9qc");
+        assert_eq!(d["customer_id"], "maxio:14714298");
+        assert_eq!(d["issued_at"], "2024-06-21T00:00:00Z");
+        assert_eq!(d["reason"], "product_unsatisfactory");
+        assert_eq!(d["lines"][0]["amount"], 1000);
+        assert_eq!(d["lines"][0]["quantity"], 1);
+        // A retrieve answers the credit note unwrapped; its `cn_` uid says what it is.
+        let one = Maxio
+            .parse_object(cn["credit_notes"][0].to_string().as_bytes())
+            .unwrap();
+        assert!(one.get("credit_note").is_some());
+        // JPY has no minor unit: "1000.0" is 1000 yen, and "0.5" yen is refused, never rounded.
+        let mut yen = cn["credit_notes"][0].clone();
+        yen["currency"] = json!("JPY");
+        yen["subtotal_amount"] = json!("1000.0");
+        yen["tax_amount"] = json!("190");
+        yen["total_amount"] = json!("1190");
+        yen["line_items"] = json!([]);
+        let obs = Maxio
+            .observe_object(&json!({"credit_note": yen}), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(obs.data["subtotal"], 1000);
+        assert_eq!(obs.data["total"], 1190);
+        yen["tax_amount"] = json!("0.5");
+        assert!(Maxio
+            .observe_object(&json!({"credit_note": yen}), 0)
+            .is_err());
+    }
+
+    #[test]
+    fn invoice_events_carry_snapshots_and_credit_notes() {
+        let created = json!({"id": 91, "timestamp": "2024-06-21T09:00:00-04:00",
+            "event_type": "create_credit_note", "invoice": {"uid": "inv_b8j7zk5bsb9qc"},
+            "event_data": {"uid": "cn_8c8b5b8k4ccq", "status": "open", "currency": "USD",
+                "total_amount": "5.00", "origin_invoices": [{"uid": "inv_b8j7zk5bsb9qc"}]}});
+        let body = created.to_string();
+        let env = Maxio.envelope(body.as_bytes()).unwrap();
+        assert_eq!(env.event_id, "invoice_event:91");
+        assert_eq!(env.event_type, "create_credit_note");
+        let obs = Maxio.observe(body.as_bytes()).unwrap().unwrap();
+        assert_eq!(obs.object_type, ObjectType::CreditNote);
+        assert_eq!(obs.data["total"], 500);
+        assert_eq!(
+            obs.order_key,
+            parse_rfc3339("2024-06-21T13:00:00Z").unwrap(),
+            "the event's time orders it"
+        );
+        assert_eq!(Maxio.thin_reference(body.as_bytes()), None);
+        let paid = json!({"id": 92, "timestamp": "2024-06-21T09:00:01-04:00", "event_type": "apply_payment",
+            "invoice": {"uid": "inv_b8j7zk5bsb9qc", "status": "paid", "currency": "USD",
+                "total_amount": "10.99", "paid_amount": "10.99", "due_amount": "0.0",
+                "updated_at": "2024-06-21T09:00:01-04:00"}, "event_data": {"applied_amount": "10.99"}});
+        let obs = Maxio.observe(paid.to_string().as_bytes()).unwrap().unwrap();
+        assert_eq!(obs.object_type, ObjectType::Invoice);
+        assert_eq!(obs.data["status"], "paid");
+        assert_eq!(obs.data["amount_paid"], 1099);
+    }
+
+    #[test]
+    fn sweeps_read_events_then_invoice_events() {
+        let first = Maxio.sweep_request(1_718_899_200, None);
+        assert_eq!(first.path, "/events.json");
+        assert!(first.query.contains(&("direction".into(), "asc".into())));
+        let events: Vec<Value> = (1..=200)
+            .map(|i| json!({"event": {"id": i, "key": "customer_update", "customer_id": 5}}))
+            .collect();
+        let (bodies, next) = Maxio
+            .parse_sweep(Value::Array(events).to_string().as_bytes())
+            .unwrap();
+        assert_eq!(bodies.len(), 200);
+        assert_eq!(next.as_deref(), Some("ev:201"));
+        let (_, next) = Maxio.parse_sweep(b"[]").unwrap();
+        assert_eq!(next.as_deref(), Some("inv"));
+        let inv = Maxio.sweep_request(1_718_899_200, Some("inv"));
+        assert_eq!(inv.path, "/invoices/events.json");
+        assert!(inv
+            .query
+            .contains(&("since_date".into(), "2024-06-20T16:00:00Z".into())));
+        let (_, next) = Maxio
+            .parse_sweep(
+                br#"{"events": [{"id": 7}], "page": 1, "per_page": 200, "total_pages": 1}"#,
+            )
+            .unwrap();
+        assert_eq!(next, None);
+        let later = Maxio.sweep_request(0, Some("inv:7"));
+        assert!(later.query.contains(&("since_id".into(), "7".into())));
+        // Events name what to refetch: payments by transaction, customers by customer.
+        let pay = br#"{"event":{"id":3,"key":"payment_success","subscription_id":1,"customer_id":2,"event_specific_data":{"product_id":null,"account_transaction_id":77}}}"#;
+        assert_eq!(
+            Maxio.thin_reference(pay),
+            Some((ObjectType::Transaction, "77".into()))
+        );
+        let gone =
+            br#"{"event":{"id":4,"key":"customer_delete","subscription_id":null,"customer_id":2}}"#;
+        assert_eq!(
+            Maxio.thin_reference(gone),
+            Some((ObjectType::Customer, "2".into()))
+        );
+    }
+
+    #[test]
+    fn api_read_within_the_lag_of_its_second_ranks_below_an_equal_time_change() {
+        let customer = json!({"customer": {"id": 9, "email": "a@b.c", "updated_at": "2024-06-20T12:00:00-04:00"}});
+        let t = parse_rfc3339("2024-06-20T16:00:00Z").unwrap();
+        let lag = Maxio.api_lag_allowance().as_micros() as i64;
+        let fresh = Maxio
+            .observe_object(&customer, t + 2_000_000)
+            .unwrap()
+            .unwrap();
+        let later = Maxio
+            .observe_object(&customer, t + lag + 2_000_000)
+            .unwrap()
+            .unwrap();
+        let webhook = Maxio.observe(b"id=1&event=customer_update&payload[customer][id]=9&payload[customer][updated_at]=2024-06-20+12%3A00%3A00+-0400").unwrap().unwrap();
+        assert_eq!(webhook.order_key, fresh.order_key);
+        assert!(
+            fresh.tie_rank < webhook.tie_rank,
+            "a recent read may predate a change of its second"
+        );
+        assert_eq!(
+            later.tie_rank, webhook.tie_rank,
+            "after the allowance the API decides"
+        );
+    }
+
+    #[test]
+    fn form_nils_read_as_absent() {
+        let body = b"id=5&event=payment_success&payload[transaction][id]=41&payload[transaction][transaction_type]=payment&payload[transaction][amount_in_cents]=500&payload[transaction][success]=true&payload[transaction][kind]=&payload[transaction][currency]=USD&payload[transaction][invoice_uid]=&payload[transaction][created_at]=2024-06-20+12%3A00%3A00+-0400";
+        let obs = Maxio.observe(body).unwrap().unwrap();
+        assert_eq!(obs.data["invoice_id"], Value::Null);
+        assert_eq!(obs.data["amount"], 500);
     }
 }

@@ -70,19 +70,26 @@ async fn sample_webhook(State(sim): State<Sim>) -> Response {
     let Some(acc) = w.accounts.first() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Some(event) = acc.ledger.events.last() else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": {"message": "no events yet: step first"}})),
-        )
-            .into_response();
-    };
     let Some(face) = personality::for_kind(acc.account.provider) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    // The latest event that went out as a webhook (some changes show only in the API).
+    let Some(body) = acc
+        .ledger
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| face.webhook_body(&e.body))
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "no webhooks yet: step first"}})),
+        )
+            .into_response();
+    };
     let t = now_micros() / 1_000_000;
     let headers: serde_json::Map<String, Value> = face
-        .delivery_headers(&acc.account.webhook_secret, &event.body, t)
+        .delivery_headers(&acc.account.webhook_secret, &body, t)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
@@ -93,7 +100,7 @@ async fn sample_webhook(State(sim): State<Sim>) -> Response {
         .map(|(_, v)| v.clone());
     Json(json!({
         "provider": acc.account.provider,
-        "payload": event.body,
+        "payload": body,
         "signature": signature,
         "headers": headers,
         "secret": acc.account.webhook_secret,

@@ -362,11 +362,12 @@ impl Sim {
                         continue;
                     };
                     changed += 1;
-                    let delivery = record(acc, c, at);
-                    let _ = self.deliveries.send(Delivery {
-                        account: i,
-                        ..delivery
-                    });
+                    if let Some(delivery) = record(acc, c, at) {
+                        let _ = self.deliveries.send(Delivery {
+                            account: i,
+                            ..delivery
+                        });
+                    }
                 }
             }
         }
@@ -409,11 +410,12 @@ impl Sim {
             event_type,
             at,
         };
-        let delivery = record(acc, change, at_micros);
-        let _ = self.deliveries.send(Delivery {
-            account,
-            ..delivery
-        });
+        if let Some(delivery) = record(acc, change, at_micros) {
+            let _ = self.deliveries.send(Delivery {
+                account,
+                ..delivery
+            });
+        }
         true
     }
 
@@ -438,10 +440,12 @@ impl Sim {
     }
 }
 
-/// Applies a (translated) change to the account's ledger and event log; returns its delivery.
-fn record(acc: &mut AccountState, c: Change, at_micros: i64) -> Delivery {
+/// Applies a (translated) change to the account's ledger and event log; returns its delivery,
+/// unless the provider sends no webhook for it.
+fn record(acc: &mut AccountState, c: Change, at_micros: i64) -> Option<Delivery> {
     let event_id = acc.generator.event_id();
     let body = acc.personality().event_body(&event_id, &c, at_micros);
+    let webhook = acc.personality().webhook_body(&body);
     acc.ledger
         .put(c.stream, &c.id, c.created, c.object, c.deleted);
     acc.ledger.events.push(SimEvent {
@@ -450,12 +454,12 @@ fn record(acc: &mut AccountState, c: Change, at_micros: i64) -> Delivery {
         body: body.clone(),
     });
     acc.latest_event.insert(c.id.clone(), event_id.clone());
-    Delivery {
+    Some(Delivery {
         account: 0,
         event_id,
         object_id: c.id,
-        body,
+        body: webhook?,
         attempt: 0,
         timestamp: None,
-    }
+    })
 }

@@ -17,4 +17,5 @@ mod signature_vectors;
 mod sim;
 mod sim_recurly;
 mod sim_zuora;
+mod sim_maxio;
 mod store;

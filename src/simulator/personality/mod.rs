@@ -3,6 +3,7 @@
 //! errors, 429s). The world, the generator and the chaos are shared; only the face differs.
 
 mod recurly;
+mod maxio;
 mod stripe;
 mod zuora;
 
@@ -66,6 +67,12 @@ pub trait Personality: Send + Sync + 'static {
     /// The webhook body announcing a (translated) change, under event id `event_id`.
     fn event_body(&self, event_id: &str, change: &Change, at_micros: i64) -> String;
 
+    /// The webhook delivered for an event body of the event log, or `None` when the provider
+    /// sends no webhook for that change (it shows only in its API). Default: the body itself.
+    fn webhook_body(&self, event_body: &str) -> Option<String> {
+        Some(event_body.to_owned())
+    }
+
     /// The headers of a delivery of `body` signed at `t` (unix seconds) with `secret`,
     /// content type included.
     fn delivery_headers(&self, secret: &str, body: &str, t: i64) -> Vec<(String, String)>;
@@ -83,6 +90,7 @@ pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Personality> {
         ProviderKind::Stripe => Some(&STRIPE),
         ProviderKind::Recurly => Some(&recurly::Recurly),
         ProviderKind::Zuora => Some(&zuora::Zuora),
+        ProviderKind::Maxio => Some(&maxio::Maxio),
         _ => None,
     }
 }
