@@ -15,4 +15,6 @@ mod read_api;
 mod reprocess;
 mod signature_vectors;
 mod sim;
+mod sim_chargebee;
+mod sim_paddle;
 mod store;

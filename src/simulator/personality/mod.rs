@@ -2,6 +2,8 @@
 //! its webhooks are built and signed, and how its API answers (paths, pagination, auth,
 //! errors, 429s). The world, the generator and the chaos are shared; only the face differs.
 
+mod chargebee;
+mod paddle;
 mod stripe;
 
 use axum::http::HeaderMap;
@@ -79,6 +81,8 @@ pub static STRIPE: stripe::Stripe = stripe::Stripe;
 pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Personality> {
     match kind {
         ProviderKind::Stripe => Some(&STRIPE),
+        ProviderKind::Paddle => Some(&paddle::Paddle),
+        ProviderKind::Chargebee => Some(&chargebee::Chargebee),
         _ => None,
     }
 }
