@@ -110,11 +110,13 @@ fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
     })
 }
 
-/// The resource an event type is about: `invoice_*`, `credit_note_*`, `subscription_*`,
-/// `customer_*`; `transaction_*`, `payment_*` and `refund_*` are about a transaction.
+/// The resource an event type is about: `invoice_*` and `pending_invoice_*` (an invoice not
+/// yet closed), `credit_note_*`, `subscription_*`, `customer_*`; `transaction_*`, `payment_*`
+/// and `refund_*` are about a transaction.
 fn primary_resource(event_type: &str) -> Option<&'static str> {
     let prefixes: &[(&str, &str)] = &[
         ("invoice_", "invoice"),
+        ("pending_invoice_", "invoice"),
         ("credit_note_", "credit_note"),
         ("subscription_", "subscription"),
         ("customer_", "customer"),
@@ -153,11 +155,14 @@ fn observe_resource(
     };
     let updated = o.int("updated_at").map(secs_to_micros);
     // `resource_version` is in practice the change time in milliseconds; a resource without
-    // one (changed before 2016-09-28) orders by `updated_at` on the same millisecond scale.
+    // one (changed before 2016-09-28) orders by `updated_at`. Keys are microseconds, the
+    // scale of every other order key (an API 404's tombstone is ordered at its read time,
+    // less the lag allowance: on a millisecond scale it would outrank every real change).
     let order_key = o
         .int("resource_version")
-        .or_else(|| o.int("updated_at").map(|s| s.saturating_mul(1000)))
-        .unwrap_or(fallback / 1000);
+        .map(|ms| ms.saturating_mul(1000))
+        .or(updated)
+        .unwrap_or(fallback);
     Ok(Some(Observation {
         object_type,
         provider_id: id.to_owned(),
@@ -702,7 +707,7 @@ mod tests {
         let obs = Chargebee.observe(&body).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::Invoice);
         assert_eq!(obs.provider_id, "inv_0001");
-        assert_eq!(obs.order_key, 1_718_899_150_123);
+        assert_eq!(obs.order_key, 1_718_899_150_123_000);
         assert_eq!(obs.provider_updated_at, 1_718_899_150_000_000);
         let d = &obs.data;
         assert_eq!(d["currency"], "USD");
@@ -771,7 +776,7 @@ mod tests {
         assert_eq!(obs.data["cancel_at"], "2024-07-20T16:00:00Z");
         assert_eq!(obs.data["canceled_at"], Value::Null);
         assert_eq!(obs.data["items"][0]["quantity"], 3);
-        assert_eq!(obs.order_key, 7);
+        assert_eq!(obs.order_key, 7_000);
         let cus = json!({"id": "cus_1", "object": "customer", "first_name": "Ada", "last_name": "Lovelace",
             "email": "ada@example.com", "taxability": "exempt", "vat_number": "DE123456789",
             "billing_address": {"line1": "1 Main St", "city": "Berlin", "zip": "10115", "country": "DE"}});

@@ -6,8 +6,8 @@
 //! windowed backfill stream; the other entities reach billsync through webhooks, their
 //! confirmation reads and the sweeps of `/events`. Paddle's events list has no time filter
 //! (`after`, `order_by=id[ASC]`, `per_page` ≤ 200, 90 days kept), so a sweep walks the kept
-//! events in order and event-id dedupe makes the re-read idempotent. No simulator personality
-//! exists for Paddle yet.
+//! events in order and event-id dedupe makes the re-read idempotent. Adjustments have no get
+//! operation: a confirmation reads them as a one-id list.
 
 mod mapping;
 mod signature;
@@ -228,11 +228,18 @@ impl Provider for Paddle {
         Ok((bodies, next))
     }
 
+    /// Paddle has no "get an adjustment" operation: an adjustment is read as a one-id list
+    /// (`GET /adjustments?id=adj_...`), everything else with `GET /{entities}/{id}`.
     fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
         let collection = match object_type {
             ObjectType::Customer => "customers",
             ObjectType::Invoice => "transactions",
-            ObjectType::CreditNote => "adjustments",
+            ObjectType::CreditNote => {
+                return ApiRequest {
+                    path: "/adjustments".into(),
+                    query: vec![("id".into(), provider_id.to_owned())],
+                }
+            }
             ObjectType::Subscription => "subscriptions",
             ObjectType::Transaction => "transactions",
         };
@@ -242,9 +249,19 @@ impl Provider for Paddle {
         }
     }
 
+    /// The entity of a get (`data` is the entity) or of a one-id list (`data` holds it; an
+    /// empty list is an entity the API does not show yet, so the read is asked again).
     fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
         let v = json(body)?;
-        v.get("data")
+        let entity = match v.get("data") {
+            Some(Value::Array(list)) => match &list[..] {
+                [one] => Some(one),
+                [] => return Err(ParseError("the list does not show the entity yet".into())),
+                _ => return Err(ParseError("a one-id list answered several entities".into())),
+            },
+            other => other,
+        };
+        entity
             .filter(|d| d.get("id").and_then(Value::as_str).is_some())
             .cloned()
             .ok_or_else(|| ParseError("answer has no `data` entity with an `id`".into()))
@@ -316,10 +333,14 @@ mod tests {
         let r = Paddle.list_request("transactions", (0, 86_400), Some("txn_2"), 500);
         assert!(r.query.contains(&("per_page".into(), "200".into())));
         assert!(r.query.contains(&("after".into(), "txn_2".into())));
-        assert_eq!(
-            Paddle.fetch_request(ObjectType::CreditNote, "adj_1").path,
-            "/adjustments/adj_1"
-        );
+        let adj = Paddle.fetch_request(ObjectType::CreditNote, "adj_1");
+        assert_eq!(adj.path, "/adjustments");
+        assert_eq!(adj.query, vec![("id".to_owned(), "adj_1".to_owned())]);
+        let listed = Paddle
+            .parse_object(br#"{"data":[{"id":"adj_1"}],"meta":{}}"#)
+            .unwrap();
+        assert_eq!(listed["id"], "adj_1");
+        assert!(Paddle.parse_object(br#"{"data":[],"meta":{}}"#).is_err());
         let one = Paddle
             .parse_object(br#"{"data":{"id":"ctm_1"},"meta":{}}"#)
             .unwrap();

@@ -2,8 +2,10 @@
 //! its webhooks are built and signed, and how its API answers (paths, pagination, auth,
 //! errors, 429s). The world, the generator and the chaos are shared; only the face differs.
 
-mod recurly;
+mod chargebee;
 mod maxio;
+mod paddle;
+mod recurly;
 mod stripe;
 mod zuora;
 
@@ -91,6 +93,8 @@ pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Personality> {
         ProviderKind::Recurly => Some(&recurly::Recurly),
         ProviderKind::Zuora => Some(&zuora::Zuora),
         ProviderKind::Maxio => Some(&maxio::Maxio),
+        ProviderKind::Paddle => Some(&paddle::Paddle),
+        ProviderKind::Chargebee => Some(&chargebee::Chargebee),
         _ => None,
     }
 }

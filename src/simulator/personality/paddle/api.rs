@@ -1,0 +1,336 @@
+//! Paddle's API as the simulator serves it under `/paddle`: `GET /{entities}` lists ordered by
+//! id with an `after` cursor, `per_page` (default 50, most 200; transactions 30 and 30,
+//! larger asks get the most), `meta.pagination {per_page, next, has_more, estimated_total}`
+//! with `next` always a full URL; id / status / customer / subscription filters, time filters
+//! on transactions only; customers list only `active` ones unless asked. `GET /{entities}/{id}`
+//! for customers, transactions and subscriptions (adjustments have no get: list with `id=`).
+//! `GET /events` lists what the webhooks announced, kept 90 days.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::Paddle;
+use crate::model::time::parse_rfc3339;
+use crate::simulator::gate::{admit, params};
+use crate::simulator::personality::{Failure, Personality};
+use crate::simulator::Sim;
+
+/// The list endpoints and the most entities a page of each holds.
+const STREAMS: &[(&str, usize, usize)] = &[
+    ("customers", 50, 200),
+    ("transactions", 30, 30),
+    ("subscriptions", 50, 200),
+    ("adjustments", 50, 200),
+];
+/// Events older than this are no longer listed.
+const EVENTS_KEPT_SECS: i64 = 90 * 86_400;
+
+pub fn router() -> Router<Sim> {
+    Router::new()
+        .route("/{resource}", get(list))
+        .route("/{resource}/{id}", get(retrieve))
+}
+
+/// A request id for `meta`, unique within the process.
+pub fn request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{:08x}-0000-4000-8000-{n:012x}", n >> 16)
+}
+
+fn bad(message: String) -> Response {
+    Paddle.error(Failure::BadRequest(message))
+}
+
+/// `per_page`: absent is the endpoint's default, above the most is the most.
+fn per_page(p: &HashMap<String, String>, default: usize, most: usize) -> Result<usize, Response> {
+    match p.get("per_page") {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n.min(most)),
+            _ => Err(bad(format!(
+                "Invalid request: per_page must be a number greater than 0, got `{v}`"
+            ))),
+        },
+    }
+}
+
+/// Only `id[ASC]` and `id[DESC]` order these lists (any case: the SDK sends `id[asc]`);
+/// `true` is ascending.
+fn ascending(p: &HashMap<String, String>) -> Result<bool, Response> {
+    match p.get("order_by").map(|o| o.to_ascii_lowercase()).as_deref() {
+        None | Some("id[asc]") => Ok(true),
+        Some("id[desc]") => Ok(false),
+        Some(other) => Err(bad(format!(
+            "Invalid request: order_by `{other}` is not valid; valid fields for ordering: id"
+        ))),
+    }
+}
+
+/// A comma-separated filter's values, if given.
+fn any_of<'a>(p: &'a HashMap<String, String>, key: &str) -> Option<Vec<&'a str>> {
+    p.get(key).map(|v| v.split(',').map(str::trim).collect())
+}
+
+/// Time filters `field`, `field[LT|LTE|GT|GTE]` on an RFC 3339 field of the entity.
+fn time_filters(
+    p: &HashMap<String, String>,
+    field: &str,
+) -> Result<Vec<(&'static str, i64)>, Response> {
+    let mut out = Vec::new();
+    for (op, suffix) in [
+        ("EQ", ""),
+        ("LT", "[LT]"),
+        ("LTE", "[LTE]"),
+        ("GT", "[GT]"),
+        ("GTE", "[GTE]"),
+    ] {
+        let key = format!("{field}{suffix}");
+        if let Some(v) = p.get(&key) {
+            // Paddle's own examples leave out the offset (`2023-04-18T17:03:26`): UTC.
+            let t = parse_rfc3339(v)
+                .or_else(|| parse_rfc3339(&format!("{v}Z")))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "Invalid request: {key} must be an RFC 3339 datetime"
+                    ))
+                })?;
+            out.push((op, t));
+        }
+    }
+    Ok(out)
+}
+
+fn time_matches(entity: &Value, field: &str, filters: &[(&str, i64)]) -> bool {
+    if filters.is_empty() {
+        return true;
+    }
+    let Some(t) = entity[field].as_str().and_then(parse_rfc3339) else {
+        return false;
+    };
+    filters.iter().all(|(op, v)| match *op {
+        "LT" => t < *v,
+        "LTE" => t <= *v,
+        "GT" => t > *v,
+        "GTE" => t >= *v,
+        _ => t == *v,
+    })
+}
+
+/// The page and its `meta`, `next` carrying the request's query with the new `after`.
+fn page(
+    sim: &Sim,
+    path: &str,
+    p: &HashMap<String, String>,
+    data: Vec<Value>,
+    per_page: usize,
+    has_more: bool,
+    total: usize,
+    last: Option<String>,
+) -> Response {
+    let mut query: Vec<(String, String)> = p
+        .iter()
+        .filter(|(k, _)| k.as_str() != "after")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    query.sort();
+    if let Some(after) = last.or_else(|| p.get("after").cloned()) {
+        query.push(("after".into(), after));
+    }
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish();
+    let next = format!("{}/paddle{path}?{encoded}", sim.base_url());
+    Json(json!({
+        "data": data,
+        "meta": {"request_id": request_id(), "pagination": {
+            "per_page": per_page, "next": next, "has_more": has_more, "estimated_total": total}},
+    }))
+    .into_response()
+}
+
+async fn list(
+    State(sim): State<Sim>,
+    Path(resource): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let path = format!("/{resource}");
+    let account = match admit(&sim, &Paddle, &headers, &path).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let p = params(q.as_deref());
+    if resource == "events" {
+        return events(&sim, account, &p);
+    }
+    let Some(&(stream, default, most)) = STREAMS.iter().find(|(s, ..)| *s == resource) else {
+        return Paddle.error(Failure::NotFound(path));
+    };
+    let (per_page, ascending) = match (per_page(&p, default, most), ascending(&p)) {
+        (Ok(n), Ok(a)) => (n, a),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let mut times = Vec::new();
+    if stream == "transactions" {
+        for field in ["created_at", "updated_at", "billed_at"] {
+            match time_filters(&p, field) {
+                Ok(f) => times.push((field, f)),
+                Err(r) => return r,
+            }
+        }
+    }
+    let ids = any_of(&p, "id");
+    // Customers (like other catalog entities) list only active ones unless asked.
+    let statuses = any_of(&p, "status").or_else(|| (stream == "customers").then(|| vec!["active"]));
+    let refs: Vec<(&str, Vec<&str>)> =
+        ["customer_id", "subscription_id", "transaction_id", "action"]
+            .into_iter()
+            .filter_map(|k| any_of(&p, k).map(|v| (k, v)))
+            .collect();
+    let w = sim.world();
+    let lag = Duration::from_millis(w.knobs.api_lag_ms);
+    let ledger = &w.accounts[account].ledger;
+    let mut visible: Vec<(&str, &Value)> = ledger
+        .order
+        .get(stream)
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, id)| {
+            let (_, v) = ledger.read(&id.0, lag)?;
+            Some((id.0.as_str(), v?))
+        })
+        .filter(|(id, v)| {
+            ids.as_ref().is_none_or(|ids| ids.contains(id))
+                && statuses
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&v["status"].as_str().unwrap_or_default()))
+                && refs
+                    .iter()
+                    .all(|(k, want)| want.contains(&v[*k].as_str().unwrap_or("null")))
+                && times.iter().all(|(field, f)| time_matches(v, field, f))
+        })
+        .collect();
+    if ascending {
+        visible.sort_by(|a, b| a.0.cmp(b.0));
+    } else {
+        visible.sort_by(|a, b| b.0.cmp(a.0));
+    }
+    let total = visible.len();
+    let rest: Vec<(&str, &Value)> = match p.get("after") {
+        Some(after) => visible
+            .into_iter()
+            .filter(|(id, _)| {
+                if ascending {
+                    *id > after.as_str()
+                } else {
+                    *id < after.as_str()
+                }
+            })
+            .collect(),
+        None => visible,
+    };
+    let has_more = rest.len() > per_page;
+    let data: Vec<Value> = rest
+        .iter()
+        .take(per_page)
+        .map(|(_, v)| (*v).clone())
+        .collect();
+    let last = rest
+        .iter()
+        .take(per_page)
+        .last()
+        .map(|(id, _)| (*id).to_owned());
+    drop(w);
+    page(&sim, &path, &p, data, per_page, has_more, total, last)
+}
+
+/// `GET /events`: the events of the last 90 days, ordered by id, `event_type` filter.
+fn events(sim: &Sim, account: usize, p: &HashMap<String, String>) -> Response {
+    let (per_page, ascending) = match (per_page(p, 50, 200), ascending(p)) {
+        (Ok(n), Ok(a)) => (n, a),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let types = any_of(p, "event_type");
+    let w = sim.world();
+    let events = &w.accounts[account].ledger.events;
+    let newest = events.last().map_or(0, |e| e.created);
+    let mut kept: Vec<(&str, Value)> = events
+        .iter()
+        .filter(|e| e.created >= newest - EVENTS_KEPT_SECS)
+        .filter_map(|e| {
+            let mut v: Value = serde_json::from_str(&e.body).ok()?;
+            if types
+                .as_ref()
+                .is_some_and(|t| !t.contains(&v["event_type"].as_str().unwrap_or_default()))
+            {
+                return None;
+            }
+            // The events API shows the event, not one destination's notification of it.
+            if let Some(o) = v.as_object_mut() {
+                o.remove("notification_id");
+            }
+            Some((e.id.as_str(), v))
+        })
+        .collect();
+    if !ascending {
+        kept.reverse();
+    }
+    let total = kept.len();
+    let start = match p.get("after") {
+        Some(after) => kept
+            .iter()
+            .position(|(id, _)| {
+                if ascending {
+                    *id > after.as_str()
+                } else {
+                    *id < after.as_str()
+                }
+            })
+            .unwrap_or(kept.len()),
+        None => 0,
+    };
+    let rest = &kept[start..];
+    let has_more = rest.len() > per_page;
+    let shown = &rest[..rest.len().min(per_page)];
+    let last = shown.last().map(|(id, _)| (*id).to_owned());
+    let data = shown.iter().map(|(_, v)| v.clone()).collect();
+    drop(w);
+    page(sim, "/events", p, data, per_page, has_more, total, last)
+}
+
+async fn retrieve(
+    State(sim): State<Sim>,
+    Path((resource, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let account = match admit(&sim, &Paddle, &headers, &format!("/{resource}/:id")).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !matches!(
+        resource.as_str(),
+        "customers" | "transactions" | "subscriptions"
+    ) {
+        return Paddle.error(Failure::NotFound(format!("/{resource}/{id}")));
+    }
+    let w = sim.world();
+    let lag = Duration::from_millis(w.knobs.api_lag_ms);
+    match w.accounts[account].ledger.read(&id, lag) {
+        // Paddle archives rather than deletes: an archived entity is still there.
+        Some((o, Some(visible))) if o.stream == resource => (
+            StatusCode::OK,
+            Json(json!({"data": visible, "meta": {"request_id": request_id()}})),
+        )
+            .into_response(),
+        _ => Paddle.error(Failure::NotFound(id)),
+    }
+}
