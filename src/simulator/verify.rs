@@ -124,40 +124,46 @@ pub async fn verify(sim: &str, target: &str, token: &str) -> Result<Report, Veri
         .map_err(|e| VerifyError::Truth(sim.clone(), e.to_string()))?;
     let target = target.trim_end_matches('/');
     let mut report = Report::default();
+    let mut by_merchant: HashMap<String, HashMap<&str, HashMap<String, Value>>> = HashMap::new();
     for account in truth["accounts"].as_array().cloned().unwrap_or_default() {
         let merchant = account["merchant_id"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let mut stored: HashMap<&str, HashMap<String, Value>> = HashMap::new();
-        for collection in [
-            "customers",
-            "invoices",
-            "credit_notes",
-            "subscriptions",
-            "transactions",
-        ] {
-            match fetch_collection(&client, target, token, &merchant, collection).await {
-                Ok(objects) => {
-                    stored.insert(collection, objects);
-                }
-                Err(what) => {
-                    report.divergent.push(Divergence {
-                        merchant_id: merchant.clone(),
-                        id: collection.into(),
-                        what,
-                    });
-                    stored.insert(collection, HashMap::new());
+        // A merchant connected to several providers is read once.
+        if !by_merchant.contains_key(&merchant) {
+            let mut stored: HashMap<&str, HashMap<String, Value>> = HashMap::new();
+            for collection in [
+                "customers",
+                "invoices",
+                "credit_notes",
+                "subscriptions",
+                "transactions",
+            ] {
+                match fetch_collection(&client, target, token, &merchant, collection).await {
+                    Ok(objects) => {
+                        stored.insert(collection, objects);
+                    }
+                    Err(what) => {
+                        report.divergent.push(Divergence {
+                            merchant_id: merchant.clone(),
+                            id: collection.into(),
+                            what,
+                        });
+                        stored.insert(collection, HashMap::new());
+                    }
                 }
             }
+            by_merchant.insert(merchant.clone(), stored);
         }
+        let stored = &by_merchant[&merchant];
         let kind = account["provider"]
             .as_str()
             .and_then(ProviderKind::parse)
             .unwrap_or(ProviderKind::Stripe);
         for object in account["objects"].as_array().cloned().unwrap_or_default() {
             report.objects += 1;
-            let (divergence, latency) = compare(kind, &merchant, &object, &stored);
+            let (divergence, latency) = compare(kind, &merchant, &object, stored);
             report.divergent.extend(divergence);
             report.latencies_ms.extend(latency);
         }

@@ -19,6 +19,7 @@ use crate::sim::start_sim;
 
 both_backends!(
     chaos_run_ends_equal_to_the_truth_converged_and_never_backwards,
+    chaos_run_with_all_six_providers_for_each_merchant_ends_with_nothing_divergent,
     changes_without_any_webhook_converge_through_sweeps,
 );
 
@@ -218,6 +219,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 async fn chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(backend: Backend) {
     chaos_run(backend, vec![ProviderKind::Stripe], 2, 20).await;
+}
+
+/// Two merchants, each connected to all six providers at once (12 connections on one node):
+/// the same chaos, every provider's webhooks, APIs, limits and lag side by side.
+async fn chaos_run_with_all_six_providers_for_each_merchant_ends_with_nothing_divergent(
+    backend: Backend,
+) {
+    chaos_run(backend, ProviderKind::ALL.to_vec(), 12, 20).await;
 }
 
 /// The chaos run on `accounts` accounts spread over `providers` (each merchant connected to

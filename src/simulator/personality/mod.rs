@@ -95,7 +95,6 @@ pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Personality> {
         ProviderKind::Maxio => Some(&maxio::Maxio),
         ProviderKind::Paddle => Some(&paddle::Paddle),
         ProviderKind::Chargebee => Some(&chargebee::Chargebee),
-        _ => None,
     }
 }
 
