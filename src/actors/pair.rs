@@ -201,7 +201,7 @@ impl PairActor {
                         }
                     }
                     if let Some(conn) = self.live().await {
-                        pull.on_results(self.store.as_ref(), &self.settings.committer, &conn, batch).await;
+                        pull.on_results(self.store.as_ref(), &self.settings.committer, &conn, (&fetcher, &results_tx), batch).await;
                     }
                 }
                 Some(first) = confirmed.recv() => {

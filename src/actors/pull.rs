@@ -1,6 +1,8 @@
 //! Pull jobs inside a pair actor (backfill, resync): the job's windows are cursor streams
 //! walked by child tasks under the connection's limiter; their pages come back as messages
-//! and are applied one batch at a time, each page checkpointed with its objects.
+//! and are applied one batch at a time, each page checkpointed with its objects. A window's
+//! next page is requested as soon as its current page is parsed (while that page commits), so
+//! the budget is not left idle during the actor's writes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -32,12 +34,17 @@ pub struct PageResult {
     window: WindowKey,
     outcome: Result<Fetched, FetchError>,
     attempts: u32,
+    /// The window's epoch when the request was sent (see [`WindowState::epoch`]).
+    epoch: u64,
 }
 
 struct WindowState {
     window: SyncWindow,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Rises when a page of the window fails: a page requested before that (prefetched for a
+    /// cursor that was then not checkpointed) is stale and dropped when it comes back.
+    epoch: u64,
 }
 
 struct ActiveJob {
@@ -107,6 +114,7 @@ impl PullDriver {
                     window: w,
                     failures: 0,
                     retry_at: None,
+                    epoch: 0,
                 },
             );
         }
@@ -150,34 +158,20 @@ impl PullDriver {
                 w.cursor.as_deref(),
                 PAGE_SIZE,
             );
-            let (fetcher, results, job_name, priority) = (
-                fetcher.clone(),
-                results.clone(),
-                job.name.clone(),
-                job.priority,
-            );
             self.in_flight += 1;
-            tokio::spawn(async move {
-                let (outcome, attempts) = fetcher.get(&request, priority).await;
-                let _ = results
-                    .send(PageResult {
-                        job: job_name,
-                        window: key,
-                        outcome,
-                        attempts,
-                    })
-                    .await;
-            });
+            spawn_fetch(fetcher, results, job, key, request, state.epoch);
         }
         job.queue.extend(waiting);
     }
 
-    /// Applies a batch of returned pages in one transaction.
+    /// Applies a batch of returned pages in one transaction, requesting each window's next
+    /// page (when there is room in flight) before the commit.
     pub async fn on_results(
         &mut self,
         store: &dyn Store,
         committer: &Committer,
         conn: &LiveConnection,
+        (fetcher, results_tx): (&Arc<Fetcher>, &mpsc::Sender<PageResult>),
         results: Vec<PageResult>,
     ) {
         self.in_flight -= results.len().min(self.in_flight);
@@ -189,8 +183,21 @@ impl PullDriver {
         let mut observations = Vec::new();
         let mut checkpoints = Vec::new();
         let mut failed = Vec::new();
+        // Windows whose next page is already requested.
+        let mut prefetched = std::collections::HashSet::new();
+        let mut stale = Vec::new();
         for r in results {
             if r.job != job.name {
+                continue;
+            }
+            if job
+                .windows
+                .get(&r.window)
+                .is_some_and(|w| w.epoch != r.epoch)
+            {
+                // Requested ahead of a page that then failed: that page is asked again, so
+                // this one is dropped (its requests still count).
+                stale.push((r.window, r.attempts));
                 continue;
             }
             let (stream, start) = r.window.clone();
@@ -249,6 +256,27 @@ impl PullDriver {
                     }
                 }
             }
+            if let (Some(next), Some(state)) = (&page.next_cursor, job.windows.get(&r.window)) {
+                if self.in_flight < self.max_in_flight {
+                    let w = &state.window;
+                    let request = fetcher.provider.list_request(
+                        &w.stream,
+                        (w.window_start, w.window_end),
+                        Some(next),
+                        PAGE_SIZE,
+                    );
+                    self.in_flight += 1;
+                    spawn_fetch(
+                        fetcher,
+                        results_tx,
+                        job,
+                        r.window.clone(),
+                        request,
+                        state.epoch,
+                    );
+                    prefetched.insert(r.window.clone());
+                }
+            }
             observations.push(IncomingEvent {
                 connection_id: conn.record.id.clone(),
                 provider_event_id: observation_id,
@@ -290,7 +318,7 @@ impl PullDriver {
                             w.done = c.done;
                             w.cursor = c.cursor;
                             state.failures = 0;
-                            if !w.done {
+                            if !w.done && !prefetched.contains(&key) {
                                 job.queue.push_back(key);
                             }
                         }
@@ -301,6 +329,27 @@ impl PullDriver {
                         failed.push(((c.stream.clone(), c.window_start), c, e.to_string()));
                     }
                 }
+            }
+        }
+        for (key, attempts) in stale {
+            let checkpoint = WindowCheckpoint {
+                job: job.name.clone(),
+                stream: key.0.clone(),
+                window_start: key.1,
+                cursor: None,
+                reached: None,
+                done: false,
+                objects: 0,
+                requests: i64::from(attempts),
+            };
+            if let Err(e) = store
+                .count_window_requests(&conn.record.id, &checkpoint)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record dropped requests");
+            }
+            if let Some(state) = job.windows.get_mut(&key) {
+                state.window.requests += checkpoint.requests;
             }
         }
         for (key, mut checkpoint, error) in failed {
@@ -315,6 +364,7 @@ impl PullDriver {
                 continue;
             };
             state.failures += 1;
+            state.epoch += 1;
             state.window.requests += checkpoint.requests;
             tracing::warn!(connection_id = %conn.record.id, stream = %key.0, failures = state.failures, %error, "pull page failed");
             if state.failures >= MAX_WINDOW_FAILURES {
@@ -354,6 +404,35 @@ impl PullDriver {
             tracing::error!(connection_id, error = %e, "cannot record the end of a pull job");
         }
     }
+}
+
+/// Starts a child task that fetches one page of `key`'s window and reports back.
+fn spawn_fetch(
+    fetcher: &Arc<Fetcher>,
+    results: &mpsc::Sender<PageResult>,
+    job: &ActiveJob,
+    key: WindowKey,
+    request: crate::providers::ApiRequest,
+    epoch: u64,
+) {
+    let (fetcher, results, job_name, priority) = (
+        fetcher.clone(),
+        results.clone(),
+        job.name.clone(),
+        job.priority,
+    );
+    tokio::spawn(async move {
+        let (outcome, attempts) = fetcher.get(&request, priority).await;
+        let _ = results
+            .send(PageResult {
+                job: job_name,
+                window: key,
+                outcome,
+                attempts,
+                epoch,
+            })
+            .await;
+    });
 }
 
 async fn apply_pages(

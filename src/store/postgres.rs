@@ -29,6 +29,8 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(super::sql::ping_if_idle)
             .connect_with(options)
             .await?;
         Ok(PostgresStore {
@@ -39,3 +41,169 @@ impl PostgresStore {
 }
 
 sql_store!(PostgresStore, sqlx::Postgres);
+
+/// Multi-row statements bound as arrays: one statement text whatever the batch size, so it is
+/// prepared once per connection and stays in sqlx's statement cache (multi-row `VALUES` made
+/// a new statement for every batch size, each parsed and planned by the server again).
+impl PostgresStore {
+    /// Inserts raw events; a key already stored (or repeated in `rows`) inserts nothing.
+    /// Returns (connection, provider event id, id) of the new rows.
+    async fn insert_raw_events(
+        tx: &mut sqlx::PgConnection,
+        rows: &[super::sql::RawRow<'_>],
+    ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
+        let col = |f: for<'a> fn(&'a super::sql::RawRow<'_>) -> &'a str| {
+            rows.iter().map(f).collect::<Vec<&str>>()
+        };
+        let received: Vec<i64> = rows.iter().map(|(e, _, _)| e.received_at).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|(_, z, _)| z.as_slice()).collect();
+        Ok(sqlx::query_as(
+            "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
+             received_at, body_zstd, body_sha256) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+             $6::bytea[], $7::text[]) \
+             ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
+             RETURNING connection_id, provider_event_id, id",
+        )
+        .bind(col(|(e, _, _)| e.connection_id.as_str()))
+        .bind(col(|(e, _, _)| e.provider_event_id.as_str()))
+        .bind(col(|(e, _, _)| e.event_type.as_str()))
+        .bind(col(|(e, _, _)| e.source))
+        .bind(received)
+        .bind(bodies)
+        .bind(col(|(_, _, sha)| sha.as_str()))
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    /// Queues stored raw events for applying, in the order given.
+    async fn insert_inbox(
+        tx: &mut sqlx::PgConnection,
+        rows: &[(&super::IncomingEvent, i64)],
+    ) -> Result<(), super::StoreError> {
+        let connections: Vec<&str> = rows.iter().map(|(e, _)| e.connection_id.as_str()).collect();
+        let raw: Vec<i64> = rows.iter().map(|(_, id)| *id).collect();
+        let received: Vec<i64> = rows.iter().map(|(e, _)| e.received_at).collect();
+        sqlx::query(
+            "INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
+             SELECT c, r, t, t FROM UNNEST($1::text[], $2::int8[], $3::int8[]) \
+             WITH ORDINALITY AS u(c, r, t, n) ORDER BY n",
+        )
+        .bind(connections)
+        .bind(raw)
+        .bind(received)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes applied inbox rows.
+    async fn delete_inbox(
+        tx: &mut sqlx::PgConnection,
+        ids: &[i64],
+    ) -> Result<(), super::StoreError> {
+        sqlx::query("DELETE FROM inbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Inserts new objects (an existing key inserts nothing); returns how many were written.
+    async fn insert_objects(
+        tx: &mut sqlx::PgConnection,
+        b: &super::ApplyBatch,
+        inserts: &[&super::ObjectWrite],
+    ) -> Result<u64, super::StoreError> {
+        let text = |f: for<'a> fn(&'a super::ObjectWrite) -> &'a str| {
+            inserts.iter().map(|w| f(w)).collect::<Vec<&str>>()
+        };
+        let int =
+            |f: fn(&super::ObjectWrite) -> i64| inserts.iter().map(|w| f(w)).collect::<Vec<i64>>();
+        Ok(sqlx::query(
+            "INSERT INTO objects (connection_id, object_type, provider_id, id, merchant_id, \
+             version, status, deleted, data, content_hash, order_key, tie_rank, \
+             provider_updated_at, updated_at, lease_epoch) \
+             SELECT $1::text, t, p, i, $2::text, v, s, d, x, h, o, r, u, $3::int8, $4::int8 \
+             FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[], $9::text[], $10::bool[], \
+             $11::text[], $12::text[], $13::int8[], $14::int8[], $15::int8[]) \
+             WITH ORDINALITY AS w(t, p, i, v, s, d, x, h, o, r, u, n) ORDER BY n \
+             ON CONFLICT (connection_id, object_type, provider_id) DO NOTHING",
+        )
+        .bind(&b.connection_id)
+        .bind(&b.merchant_id)
+        .bind(b.now)
+        .bind(b.lease_epoch)
+        .bind(text(|w| w.object_type.as_str()))
+        .bind(text(|w| w.provider_id.as_str()))
+        .bind(text(|w| w.id.as_str()))
+        .bind(int(|w| w.version))
+        .bind(text(|w| w.status.as_str()))
+        .bind(inserts.iter().map(|w| w.deleted).collect::<Vec<bool>>())
+        .bind(text(|w| w.data_text.as_str()))
+        .bind(text(|w| w.content_hash.as_str()))
+        .bind(int(|w| w.order_key))
+        .bind(int(|w| w.tie_rank))
+        .bind(int(|w| w.provider_updated_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected())
+    }
+
+    /// Inserts new versions and their change-feed entries (`seq` each).
+    async fn insert_versions(
+        tx: &mut sqlx::PgConnection,
+        b: &super::ApplyBatch,
+        versions: &[(&super::ObjectWrite, i64)],
+    ) -> Result<(), super::StoreError> {
+        let text = |f: for<'a> fn(&'a super::ObjectWrite) -> &'a str| {
+            versions.iter().map(|(w, _)| f(w)).collect::<Vec<&str>>()
+        };
+        let int = |f: fn(&super::ObjectWrite) -> i64| {
+            versions.iter().map(|(w, _)| f(w)).collect::<Vec<i64>>()
+        };
+        let deleted: Vec<bool> = versions.iter().map(|(w, _)| w.deleted).collect();
+        let sources: Vec<String> = versions.iter().map(|(w, _)| w.source.to_string()).collect();
+        sqlx::query(
+            "INSERT INTO object_versions (connection_id, object_type, provider_id, version, id, \
+             merchant_id, status, deleted, data, provider_updated_at, recorded_at, source, reason) \
+             SELECT $1::text, t, p, v, i, $2::text, s, d, x, u, $3::int8, src, why \
+             FROM UNNEST($4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::bool[], \
+             $10::text[], $11::int8[], $12::text[], $13::text[]) \
+             WITH ORDINALITY AS w(t, p, v, i, s, d, x, u, src, why, n) ORDER BY n",
+        )
+        .bind(&b.connection_id)
+        .bind(&b.merchant_id)
+        .bind(b.now)
+        .bind(text(|w| w.object_type.as_str()))
+        .bind(text(|w| w.provider_id.as_str()))
+        .bind(int(|w| w.version))
+        .bind(text(|w| w.id.as_str()))
+        .bind(text(|w| w.status.as_str()))
+        .bind(&deleted)
+        .bind(text(|w| w.data_text.as_str()))
+        .bind(int(|w| w.provider_updated_at))
+        .bind(&sources)
+        .bind(text(|w| w.reason.as_str()))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO changes (merchant_id, seq, connection_id, object_type, id, version, \
+             deleted, recorded_at) \
+             SELECT $1::text, q, $2::text, t, i, v, d, $3::int8 \
+             FROM UNNEST($4::int8[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
+             WITH ORDINALITY AS w(q, t, i, v, d, n) ORDER BY n",
+        )
+        .bind(&b.merchant_id)
+        .bind(&b.connection_id)
+        .bind(b.now)
+        .bind(versions.iter().map(|(_, seq)| *seq).collect::<Vec<i64>>())
+        .bind(text(|w| w.object_type.as_str()))
+        .bind(text(|w| w.id.as_str()))
+        .bind(int(|w| w.version))
+        .bind(&deleted)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}

@@ -35,10 +35,14 @@ impl SqliteStore {
         }
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
+            .before_acquire(super::sql::ping_if_idle)
             .connect_with(options.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
+            .before_acquire(super::sql::ping_if_idle)
             .connect_with(options)
             .await?;
         Ok(SqliteStore { read, write })
@@ -46,3 +50,159 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite);
+
+impl SqliteStore {
+    /// Inserts raw events in one multi-row statement; a key already stored (or repeated in
+    /// `rows`) inserts nothing. Returns (connection, provider event id, id) of the new rows.
+    async fn insert_raw_events(
+        tx: &mut sqlx::SqliteConnection,
+        rows: &[super::sql::RawRow<'_>],
+    ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
+        use sqlx::Row;
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
+             received_at, body_zstd, body_sha256) ",
+        );
+        q.push_values(rows, |mut b, (e, zstd, sha)| {
+            b.push_bind(e.connection_id.as_str())
+                .push_bind(e.provider_event_id.as_str())
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.source)
+                .push_bind(e.received_at)
+                .push_bind(zstd.as_slice())
+                .push_bind(sha.as_str());
+        });
+        q.push(
+            " ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
+             RETURNING id, connection_id, provider_event_id",
+        );
+        q.build()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("connection_id")?,
+                    row.try_get("provider_event_id")?,
+                    row.try_get("id")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Queues stored raw events for applying, in the order given.
+    async fn insert_inbox(
+        tx: &mut sqlx::SqliteConnection,
+        rows: &[(&super::IncomingEvent, i64)],
+    ) -> Result<(), super::StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) ",
+        );
+        q.push_values(rows, |mut b, (e, raw_event_id)| {
+            b.push_bind(e.connection_id.as_str())
+                .push_bind(*raw_event_id)
+                .push_bind(e.received_at)
+                .push_bind(e.received_at);
+        });
+        q.build().execute(&mut *tx).await?;
+        Ok(())
+    }
+
+    /// Deletes applied inbox rows.
+    async fn delete_inbox(
+        tx: &mut sqlx::SqliteConnection,
+        ids: &[i64],
+    ) -> Result<(), super::StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM inbox WHERE id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(&mut *tx).await?;
+        Ok(())
+    }
+
+    /// Inserts new objects (an existing key inserts nothing); returns how many were written.
+    async fn insert_objects(
+        tx: &mut sqlx::SqliteConnection,
+        b: &super::ApplyBatch,
+        inserts: &[&super::ObjectWrite],
+    ) -> Result<u64, super::StoreError> {
+        let mut written = 0;
+        for chunk in inserts.chunks(300) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO objects (connection_id, object_type, provider_id, id, \
+                 merchant_id, version, status, deleted, data, content_hash, order_key, \
+                 tie_rank, provider_updated_at, updated_at, lease_epoch) ",
+            );
+            q.push_values(chunk, |mut row, w| {
+                row.push_bind(b.connection_id.as_str())
+                    .push_bind(w.object_type.as_str())
+                    .push_bind(w.provider_id.as_str())
+                    .push_bind(w.id.as_str())
+                    .push_bind(b.merchant_id.as_str())
+                    .push_bind(w.version)
+                    .push_bind(w.status.as_str())
+                    .push_bind(w.deleted)
+                    .push_bind(w.data_text.as_str())
+                    .push_bind(w.content_hash.as_str())
+                    .push_bind(w.order_key)
+                    .push_bind(w.tie_rank)
+                    .push_bind(w.provider_updated_at)
+                    .push_bind(b.now)
+                    .push_bind(b.lease_epoch);
+            });
+            q.push(" ON CONFLICT (connection_id, object_type, provider_id) DO NOTHING");
+            written += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        Ok(written)
+    }
+
+    /// Inserts new versions and their change-feed entries (`seq` each).
+    async fn insert_versions(
+        tx: &mut sqlx::SqliteConnection,
+        b: &super::ApplyBatch,
+        versions: &[(&super::ObjectWrite, i64)],
+    ) -> Result<(), super::StoreError> {
+        for chunk in versions.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO object_versions (connection_id, object_type, provider_id, version, \
+                 id, merchant_id, status, deleted, data, provider_updated_at, recorded_at, \
+                 source, reason) ",
+            );
+            q.push_values(chunk, |mut row, (w, _)| {
+                row.push_bind(b.connection_id.as_str())
+                    .push_bind(w.object_type.as_str())
+                    .push_bind(w.provider_id.as_str())
+                    .push_bind(w.version)
+                    .push_bind(w.id.as_str())
+                    .push_bind(b.merchant_id.as_str())
+                    .push_bind(w.status.as_str())
+                    .push_bind(w.deleted)
+                    .push_bind(w.data_text.as_str())
+                    .push_bind(w.provider_updated_at)
+                    .push_bind(b.now)
+                    .push_bind(w.source.to_string())
+                    .push_bind(w.reason.as_str());
+            });
+            q.build().execute(&mut *tx).await?;
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO changes (merchant_id, seq, connection_id, object_type, id, \
+                 version, deleted, recorded_at) ",
+            );
+            q.push_values(chunk, |mut row, (w, seq)| {
+                row.push_bind(b.merchant_id.as_str())
+                    .push_bind(*seq)
+                    .push_bind(b.connection_id.as_str())
+                    .push_bind(w.object_type.as_str())
+                    .push_bind(w.id.as_str())
+                    .push_bind(w.version)
+                    .push_bind(w.deleted)
+                    .push_bind(b.now);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+}

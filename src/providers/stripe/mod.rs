@@ -39,12 +39,7 @@ impl Provider for Stripe {
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        let event = parse_event(body)?;
-        Ok(Envelope {
-            event_id: event.id,
-            event_type: event.event_type,
-            occurred_at: secs_to_micros(event.created),
-        })
+        parse_envelope(body)
     }
 
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
@@ -183,38 +178,88 @@ impl Provider for Stripe {
 
 /// The parts of a Stripe event billsync reads.
 struct StripeEvent {
-    id: String,
     event_type: String,
     created: i64,
     object: Option<Value>,
 }
 
-fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
-    let field = |name: &str| value.get(name);
-    let id = field("id")
+/// The top-level fields of an event; everything else (the snapshot) is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Head {
+    id: Option<Value>,
+    object: Option<Value>,
+    #[serde(rename = "type")]
+    event_type: Option<Value>,
+    created: Option<Value>,
+}
+
+/// Checks an event's identifying fields: (id, type, created).
+fn check_head<'a>(
+    id: Option<&'a Value>,
+    object: Option<&'a Value>,
+    event_type: Option<&'a Value>,
+    created: Option<&'a Value>,
+) -> Result<(&'a str, &'a str, i64), ParseError> {
+    let id = id
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.len() <= 255)
         .ok_or_else(|| ParseError("event has no string `id`".into()))?;
-    if field("object").and_then(Value::as_str) != Some("event") {
+    if object.and_then(Value::as_str) != Some("event") {
         return Err(ParseError("`object` is not \"event\"".into()));
     }
-    let event_type = field("type")
+    let event_type = event_type
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.len() <= 255)
         .ok_or_else(|| ParseError("event has no string `type`".into()))?;
-    let created = field("created")
+    let created = created
         .and_then(Value::as_i64)
         .ok_or_else(|| ParseError("event has no integer `created`".into()))?;
-    let object = value
-        .get("data")
-        .and_then(|d| d.get("object"))
-        .filter(|o| o.is_object())
-        .cloned();
-    Ok(StripeEvent {
-        id: id.to_owned(),
+    Ok((id, event_type, created))
+}
+
+/// The envelope alone, at intake: the snapshot is skipped rather than built as a tree (it is
+/// parsed when the event is applied), which was most of the JSON work of answering a webhook.
+fn parse_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
+    let head: Head =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    if body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|b| *b != b'{')
+    {
+        return Err(ParseError("body is not a JSON object".into()));
+    }
+    let (id, event_type, created) = check_head(
+        head.id.as_ref(),
+        head.object.as_ref(),
+        head.event_type.as_ref(),
+        head.created.as_ref(),
+    )?;
+    Ok(Envelope {
+        event_id: id.to_owned(),
         event_type: event_type.to_owned(),
+        occurred_at: secs_to_micros(created),
+    })
+}
+
+fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let (_, event_type, created) = check_head(
+        value.get("id"),
+        value.get("object"),
+        value.get("type"),
+        value.get("created"),
+    )?;
+    let event_type = event_type.to_owned();
+    // The snapshot is moved out of the parsed body, not copied.
+    let object = value
+        .get_mut("data")
+        .and_then(|d| d.get_mut("object"))
+        .filter(|o| o.is_object())
+        .map(Value::take);
+    Ok(StripeEvent {
+        event_type,
         created,
         object,
     })
