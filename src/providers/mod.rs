@@ -239,6 +239,15 @@ pub trait Provider: Send + Sync + 'static {
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration>;
 }
 
+/// A short tag of an object's content (hex of SHA-256 over its JSON text), for synthetic
+/// event ids of swept objects whose update times cannot tell two states apart.
+pub(crate) fn content_tag(object: &Value) -> String {
+    use sha2::Digest;
+    let mut tag = hex::encode(sha2::Sha256::digest(object.to_string().as_bytes()));
+    tag.truncate(16);
+    tag
+}
+
 /// The implementation for a provider kind, where one exists.
 pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Provider> {
     match kind {

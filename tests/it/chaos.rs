@@ -118,7 +118,9 @@ fn spawn_poller(
                     let now = Instant::now();
                     let mut log = log.lock().unwrap();
                     for o in objects {
-                        let id = o["id"].as_str().unwrap_or_default().to_owned();
+                        // Provider ids are unique per account, not across them (Recurly
+                        // invoice numbers are a per-site sequence): key by merchant too.
+                        let id = format!("{m}/{}", o["id"].as_str().unwrap_or_default());
                         let version = o["version"].as_i64().unwrap_or(0);
                         let content = format!("{}|{}", o["deleted"], o["data"]);
                         let seen = log.objects.entry(id.clone()).or_default();
@@ -153,9 +155,13 @@ fn truth_states(sim: &SimHandle) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for account in truth["accounts"].as_array().into_iter().flatten() {
         let provider = account["provider"].as_str().unwrap_or_default();
+        let merchant = account["merchant_id"].as_str().unwrap_or_default();
         for o in account["objects"].as_array().into_iter().flatten() {
             out.insert(
-                format!("{provider}:{}", o["id"].as_str().unwrap_or_default()),
+                format!(
+                    "{merchant}/{provider}:{}",
+                    o["id"].as_str().unwrap_or_default()
+                ),
                 format!("{}|{}", o["deleted"], o["object"]),
             );
         }

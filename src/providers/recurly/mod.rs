@@ -23,7 +23,9 @@ use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
 use super::major_units::Fields;
-use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use super::{
+    content_tag, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError,
+};
 use crate::model::time::{micros_to_rfc3339, now_micros, parse_rfc3339, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
 
@@ -216,8 +218,11 @@ impl Provider for Recurly {
                 .ok_or_else(|| ParseError("swept object has no `updated_at`".into()))?;
             let kind = o.s("object").unwrap_or("object").to_owned();
             let updated = updated.to_owned();
+            // `updated_at` has whole seconds: two states of one object can share it (and a
+            // lagging API shows the older one first), so the id names the content too, or the
+            // newer state would be dropped as a duplicate of the older one.
             let event = json!({
-                "id": format!("sweep:{kind}:{id}:{updated}"),
+                "id": format!("sweep:{kind}:{id}:{updated}:{}", content_tag(&object)),
                 "object_type": SWEEP_OBJECT_TYPE,
                 "event_type": kind,
                 "event_time": updated,
@@ -522,7 +527,15 @@ mod tests {
         );
         assert_eq!(events.len(), 1);
         let env = Recurly.envelope(&events[0]).unwrap();
-        assert_eq!(env.event_id, "sweep:invoice:7:2026-11-01T10:00:00Z");
+        assert!(env
+            .event_id
+            .starts_with("sweep:invoice:7:2026-11-01T10:00:00Z:"));
+        // Another state in the same second is another event.
+        let paid = String::from_utf8(list.to_vec())
+            .unwrap()
+            .replace("paid", "failed");
+        let (other, _) = Recurly.parse_sweep(paid.as_bytes()).unwrap();
+        assert_ne!(Recurly.envelope(&other[0]).unwrap().event_id, env.event_id);
         assert_eq!(env.event_type, "billsync_sweep.invoice");
         let obs = Recurly.observe(&events[0]).unwrap().unwrap();
         assert_eq!(obs.provider_id, "7");

@@ -3,7 +3,7 @@
 //!
 //! | canonical | Zuora object | provider id | status mapping |
 //! |---|---|---|---|
-//! | `customer` | Account (`expand[]=billto`) | `id` | — |
+//! | `customer` | Account (`expand[]=billto`) | `id` | `Canceled` → deleted (a deleted account answers 404: a tombstone) |
 //! | `invoice` | Invoice (`expand[]=invoiceitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` with `balance` > 0 → `open`, else `paid`; `Canceled` → `void` |
 //! | `credit_note` | CreditMemo (`expand[]=creditmemoitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` → `issued`; `Canceled` → `void` |
 //! | `subscription` | Subscription (`expand[]=rateplans`, `rateplans.rateplancharges`) | `subscriptionNumber` (ids change with every amendment) | `Draft`/`Pending*` → `incomplete`; `Active` → `active`; `Suspended` → `paused`; `Cancelled` → `canceled`; `Expired` → `ended` |
@@ -181,13 +181,16 @@ pub fn observe(
     let updated = o
         .micros(&["updatedDate", "UpdatedDate"])
         .unwrap_or(fallback_time);
+    // A canceled account is Zuora's closed customer (it stays queryable; deleting one removes
+    // it, and a read then answers 404, which billsync stores as a tombstone).
+    let deleted = kind == Kind::Account && text(&o, &["status", "Status"]) == Some("Canceled");
     Ok(Some(Observation {
         object_type,
         provider_id,
         data,
-        deleted: false,
+        deleted,
         order_key: updated,
-        tie_rank: rank,
+        tie_rank: if deleted { i64::MAX } else { rank },
         provider_updated_at: updated,
     }))
 }
@@ -515,6 +518,18 @@ mod tests {
         assert_eq!(refund.data["kind"], "refund");
         assert_eq!(refund.data["amount"], 100);
         assert_eq!(refund.data["occurred_at"], "2026-11-03T00:00:00Z");
+    }
+
+    #[test]
+    fn canceled_account_is_a_deleted_customer_that_outranks_its_second() {
+        let obs = map(
+            json!({"id": "8a8a0002", "accountNumber": "A2", "status": "Canceled",
+            "updatedDate": "2026-11-01T10:00:00Z"}),
+        );
+        assert!(obs.deleted);
+        assert_eq!(obs.tie_rank, i64::MAX);
+        let live = map(json!({"id": "8a8a0002", "accountNumber": "A2", "status": "Active"}));
+        assert!(!live.deleted);
     }
 
     #[test]

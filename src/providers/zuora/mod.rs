@@ -314,7 +314,9 @@ impl Provider for Zuora {
                 .to_owned();
             let lower = kind.name().to_ascii_lowercase();
             let event = json!({
-                "notificationId": format!("sweep:{lower}:{id}:{updated}"),
+                // `updatedDate` has whole seconds: the content tag keeps two states of one
+                // second apart (else the newer one would be dropped as a duplicate).
+                "notificationId": format!("sweep:{lower}:{id}:{updated}:{}", super::content_tag(&object)),
                 "eventType": format!("billsync_sweep.{lower}"),
                 "eventTime": updated,
                 "objectType": kind.name(),
@@ -630,7 +632,9 @@ mod tests {
         let (events, next) = Zuora.parse_sweep(list).unwrap();
         assert_eq!(next.as_deref(), Some("credit-memos|"), "then the next list");
         let env = Zuora.envelope(&events[0]).unwrap();
-        assert_eq!(env.event_id, "sweep:invoice:i1:2026-11-01T10:00:00-08:00");
+        assert!(env
+            .event_id
+            .starts_with("sweep:invoice:i1:2026-11-01T10:00:00-08:00:"));
         let obs = Zuora.observe(&events[0]).unwrap().unwrap();
         assert_eq!(obs.provider_id, "i1");
         assert_eq!(obs.data["total"], 1099);

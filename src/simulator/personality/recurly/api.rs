@@ -101,11 +101,11 @@ async fn list(
         None => Ok(None),
         Some(t) => parse_rfc3339(t)
             .map(Some)
-            .ok_or_else(|| bad(format!("{key} must be an ISO 8601 time"))),
+            .ok_or_else(|| format!("{key} must be an ISO 8601 time")),
     };
     let (begin, end) = match (bound("begin_time"), bound("end_time")) {
         (Ok(b), Ok(e)) => (b, e),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(m), _) | (_, Err(m)) => return bad(m),
     };
     let after = match p.get("cursor") {
         None => None,

@@ -3,7 +3,7 @@
 //! `cursor` from the previous page's `nextPage`, repeated `filter[]=field.OP:value` (EQ, NE,
 //! LT, LE, GT, GE on `updateddate`, `createddate`, `id`, `status`, `accountid`), `sort[]=field.ASC|DESC`
 //! and `expand[]` (nested parts are absent unless expanded), and `GET /object-query/{list}/{key}`
-//! by id or number. Deleted objects are gone: lists omit them, lookups answer 404.
+//! by id or number. Canceled accounts stay listed; unknown keys answer 404.
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -190,19 +190,14 @@ fn shaped(list: &str, mut o: Value, expand: &[&str]) -> Value {
     o
 }
 
-/// Every live object of `list` as an API read sees it now (deleted ones are gone).
+/// Every object of `list` as an API read sees it now (canceled accounts included).
 fn visible(ledger: &Ledger, list: &str, lag: Duration) -> Vec<Value> {
     let Some(order) = ledger.order.get(list) else {
         return Vec::new();
     };
     order
         .iter()
-        .filter_map(|(_, std::cmp::Reverse(id))| {
-            let (o, seen) = ledger.read(id, lag)?;
-            let seen = seen?;
-            let deleted_now = o.deleted && std::ptr::eq(seen, &o.current);
-            (!deleted_now).then(|| seen.clone())
-        })
+        .filter_map(|(_, std::cmp::Reverse(id))| ledger.read(id, lag)?.1.cloned())
         .collect()
 }
 

@@ -5,7 +5,7 @@
 //! subscription's `id` changes with every version) with `ratePlans[].ratePlanCharges[]`,
 //! Payment and Refund. Ids are 32 hex; money is decimal major units; dates are `YYYY-MM-DD`;
 //! `createdDate`/`updatedDate` are whole seconds in the tenant's time zone (here US Pacific
-//! standard time, `-08:00`). Deleting an account removes it: reads answer 404.
+//! standard time, `-08:00`). A closed customer is a canceled account (`status: Canceled`).
 
 use chrono::{FixedOffset, TimeZone};
 use serde_json::{json, Value};
@@ -69,10 +69,17 @@ fn currency(v: &Value) -> String {
 pub fn translate(c: Change, at: i64) -> Option<Change> {
     let o = &c.object;
     let (stream, id, object, event_type) = match c.stream {
+        // Closing a customer cancels the account: it stays queryable with `status: Canceled`
+        // (deleting is only possible for accounts without transactions). The generator's
+        // deletion names only the id, so the details are not carried over.
         "customers" if c.deleted => {
             let id = zid(&c.id);
-            let stub = json!({"id": id, "accountNumber": format!("A{:08}", sequence(&c.id))});
-            ("accounts", id, stub, "AccountDeleted")
+            let object = json!({
+                "id": id, "accountNumber": format!("A{:08}", sequence(&c.id)), "name": null,
+                "currency": "USD", "status": "Canceled", "balance": 0,
+                "createdDate": datetime(c.created), "updatedDate": datetime(at),
+            });
+            ("accounts", id, object, "AccountCanceled")
         }
         "customers" => {
             let event = if c.event_type == "customer.created" {
