@@ -795,6 +795,36 @@ mod tests {
     }
 
     #[test]
+    fn pending_invoice_events_map_their_invoice_as_a_draft() {
+        let mut v: Value = serde_json::from_slice(&invoice_event(5, "pending")).unwrap();
+        v["event_type"] = json!("pending_invoice_created");
+        let obs = Chargebee
+            .observe(&serde_json::to_vec(&v).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(obs.object_type, ObjectType::Invoice);
+        assert_eq!(obs.data["status"], "draft");
+    }
+
+    #[test]
+    fn order_keys_are_microseconds_so_a_lagged_404_does_not_outrank_a_fresh_change() {
+        // A change made now, and the tombstone of a 404 read now (ordered at the read time
+        // less the lag allowance, in microseconds, by the confirmer).
+        let now = 1_750_000_000_000_000_i64;
+        let obs = Chargebee
+            .observe(&invoice_event(now / 1000, "posted"))
+            .unwrap()
+            .unwrap();
+        let tombstone = now - Chargebee.api_lag_allowance().as_micros() as i64;
+        assert!(obs.order_key > tombstone);
+        let stale = Chargebee
+            .observe(&invoice_event(now / 1000 - 61_000, "posted"))
+            .unwrap()
+            .unwrap();
+        assert!(stale.order_key < tombstone);
+    }
+
+    #[test]
     fn non_integer_amount_is_a_parse_error() {
         let inv = json!({"id": "inv_1", "object": "invoice", "status": "paid", "total": 53.9});
         assert!(Chargebee.observe_object(&inv, 0).is_err());

@@ -159,3 +159,79 @@ fn error(
     }
     (status, Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Provider;
+    use crate::simulator::scenario::{Clock, Generator};
+
+    fn changes() -> Vec<(Change, i64)> {
+        let mut g = Generator::new(3, 1, Clock::Fixed(1_750_000_000));
+        let mut at = 0;
+        (0..400)
+            .flat_map(|_| g.step())
+            .filter_map(|c| {
+                at = (at + 1).max(c.at * 1_000_000);
+                Chargebee.translate(c, at).map(|c| (c, at))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_resource_and_event_maps_to_its_own_ledger_id_through_billsyncs_chargebee_mapping() {
+        let all = changes();
+        for stream in [
+            "customers",
+            "invoices",
+            "credit_notes",
+            "subscriptions",
+            "transactions",
+        ] {
+            assert!(all.iter().any(|(c, _)| c.stream == stream), "no {stream}");
+        }
+        let provider = crate::providers::chargebee::Chargebee;
+        for (c, at) in &all {
+            let body = Chargebee.event_body("evt_1", c, *at);
+            let o = provider
+                .observe(body.as_bytes())
+                .unwrap_or_else(|e| panic!("{} ({}): {e}", c.id, c.event_type))
+                .unwrap_or_else(|| panic!("{} ({}) maps to nothing", c.id, c.event_type));
+            assert_eq!(o.provider_id, c.id);
+            assert_eq!(o.deleted, c.deleted, "{}", c.id);
+            assert_eq!(o.order_key, shapes::resource_version(*at) * 1000);
+            assert_eq!(provider.envelope(body.as_bytes()).unwrap().event_id, "ev_1");
+        }
+    }
+
+    #[test]
+    fn webhook_carries_the_endpoints_basic_credentials() {
+        let (c, at) = changes().remove(0);
+        let body = Chargebee.event_body("evt_1", &c, at);
+        let mut headers = HeaderMap::new();
+        for (k, v) in Chargebee.delivery_headers("hook:pa:ss", &body, 0) {
+            headers.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let secrets = vec!["hook:pa:ss".to_owned()];
+        assert_eq!(
+            crate::providers::chargebee::verify_basic(&headers, &secrets),
+            Ok(())
+        );
+        assert_eq!(
+            Chargebee.api_key(&{
+                let mut h = HeaderMap::new();
+                h.insert(
+                    "authorization",
+                    format!("Basic {}", B64.encode("test_key:"))
+                        .parse()
+                        .unwrap(),
+                );
+                h
+            }),
+            Some("test_key".to_owned())
+        );
+    }
+}

@@ -131,3 +131,78 @@ fn error(status: StatusCode, kind: &str, code: &str, detail: &str) -> Response {
     });
     (status, Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::paddle::verify_header;
+    use crate::providers::Provider;
+    use crate::simulator::scenario::{Clock, Generator};
+
+    /// Every translated change of a long lifecycle, in order.
+    fn changes() -> Vec<Change> {
+        let mut g = Generator::new(3, 1, Clock::Fixed(1_750_000_000));
+        let mut at = 0;
+        (0..400)
+            .flat_map(|_| g.step())
+            .filter_map(|c| {
+                at = (at + 1).max(c.at * 1_000_000);
+                Paddle.translate(c, at)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_entity_maps_to_its_own_ledger_id_through_billsyncs_paddle_mapping() {
+        let all = changes();
+        for stream in ["customers", "transactions", "subscriptions", "adjustments"] {
+            assert!(all.iter().any(|c| c.stream == stream), "no {stream}");
+        }
+        for c in &all {
+            let o = crate::providers::paddle::Paddle
+                .observe_object(&c.object, 0)
+                .unwrap_or_else(|e| panic!("{}: {e}", c.id))
+                .unwrap_or_else(|| panic!("{} maps to nothing", c.id));
+            assert_eq!(o.provider_id, c.id);
+            assert_eq!(o.deleted, c.deleted, "{}", c.id);
+        }
+    }
+
+    #[test]
+    fn amounts_are_minor_unit_strings_and_updates_carry_the_change_time() {
+        for c in changes().iter().filter(|c| c.stream == "transactions") {
+            let totals = &c.object["details"]["totals"];
+            for k in ["subtotal", "discount", "tax", "total", "grand_total"] {
+                let v = totals[k].as_str().unwrap();
+                assert!(v.bytes().all(|b| b.is_ascii_digit()), "{k} = {v}");
+            }
+            assert!(c.object["updated_at"].as_str().unwrap().ends_with('Z'));
+        }
+        let mut edited = json!({"id": "ctm_1"});
+        Paddle.touch(&mut edited, 1_750_000_000_123_456);
+        assert_eq!(edited["updated_at"], "2025-06-15T15:06:40.123456Z");
+    }
+
+    #[test]
+    fn webhook_is_paddles_envelope_signed_the_way_billsync_verifies() {
+        let c = changes().remove(0);
+        let body = Paddle.event_body("evt_01abc", &c, 1_750_000_000_000_001);
+        let env = crate::providers::paddle::Paddle
+            .envelope(body.as_bytes())
+            .unwrap();
+        assert_eq!(env.event_id, "evt_01abc");
+        assert_eq!(env.event_type, "customer.created");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["notification_id"], "ntf_01abc");
+        let headers = Paddle.delivery_headers("pdl_ntfset_x", &body, 1_750_000_000);
+        let (_, signature) = headers
+            .iter()
+            .find(|(k, _)| k == "Paddle-Signature")
+            .unwrap();
+        let secrets = vec!["pdl_ntfset_x".to_owned()];
+        assert_eq!(
+            verify_header(signature, body.as_bytes(), &secrets, 1_750_000_000, 5),
+            Ok(())
+        );
+    }
+}
