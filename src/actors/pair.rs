@@ -312,7 +312,19 @@ impl PairActor {
                 // Stored, answered 200, nothing to map (or only an object to fetch).
                 Ok(None) => {
                     applied.push(item.inbox_id);
-                    thin.extend(conn.provider.thin_reference(&item.body));
+                    // A sweep finds events seconds after they happened, when the provider's
+                    // API may still show the state before them: reading it then would be
+                    // taken as the answer, and the change lost. Its read waits out the lag.
+                    let wait = if item.source == "sweep" {
+                        conn.provider.api_lag_allowance().as_micros() as i64
+                    } else {
+                        0
+                    };
+                    thin.extend(
+                        conn.provider
+                            .thin_reference(&item.body)
+                            .map(|(t, id)| (t, id, wait)),
+                    );
                 }
                 Err(e) => {
                     tracing::error!(connection_id = %self.connection_id, event_id = %item.provider_event_id,
@@ -357,15 +369,15 @@ impl PairActor {
                         first_seen_at: now,
                     })
                     .collect();
-                batch
-                    .schedule_refetches
-                    .extend(thin.iter().map(|(object_type, provider_id)| Refetch {
+                batch.schedule_refetches.extend(thin.iter().map(
+                    |(object_type, provider_id, wait)| Refetch {
                         object_type: *object_type,
                         provider_id: provider_id.clone(),
-                        due_at: now,
+                        due_at: now + wait,
                         attempts: 0,
                         first_seen_at: now,
-                    }));
+                    },
+                ));
             }
             let versions: Vec<(&'static str, &'static str)> = batch
                 .writes

@@ -189,7 +189,11 @@ fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
             // Events API ids and webhook ids are different series: keep them apart.
             id: format!("event:{id}"),
             event_type: key.to_owned(),
-            payload: json!({ "created_at": e.get("created_at") }),
+            payload: json!({
+                "created_at": e.get("created_at"),
+                "customer_id": e.get("customer_id"),
+                "subscription_id": e.get("subscription_id"),
+            }),
         });
     }
     let mut form = decode_form(body)?;
@@ -562,7 +566,18 @@ fn datetime_param(secs: i64) -> String {
 
 /// The resource a list entry or answer holds, wrapped as `{"<resource>": {...}}` so that its
 /// kind travels with it (Maxio objects do not name their own kind).
+///
+/// Relationship invoices and credit notes come unwrapped, named by a top-level `uid` (a credit
+/// note's has the prefix `cn_`, official SDK model `CreditNote`). They are told first: they
+/// embed a `customer` object of their own (`InvoiceCustomer`), which is not a wrapper.
 fn wrap(v: &Value) -> Option<Value> {
+    if let Some(uid) = v.get("uid").and_then(Value::as_str) {
+        return Some(if uid.starts_with("cn_") {
+            json!({ "credit_note": v })
+        } else {
+            json!({ "invoice": v })
+        });
+    }
     for (name, _) in RESOURCES {
         if let Some(inner) = v.get(name).filter(|i| i.is_object()) {
             let mut m = Map::new();
@@ -570,15 +585,7 @@ fn wrap(v: &Value) -> Option<Value> {
             return Some(Value::Object(m));
         }
     }
-    // Relationship invoices and credit notes come unwrapped, named by `uid`: a credit note's
-    // has the prefix `cn_` (official SDK model `CreditNote`).
-    v.get("uid").and_then(Value::as_str).map(|uid| {
-        if uid.starts_with("cn_") {
-            json!({ "credit_note": v })
-        } else {
-            json!({ "invoice": v })
-        }
-    })
+    None
 }
 
 impl Provider for Maxio {
@@ -617,8 +624,35 @@ impl Provider for Maxio {
         })
     }
 
+    /// Webhooks and invoice events map their object. Events API deletions (no webhook
+    /// announces them) are the deletion itself, at the event's time; other Events API events
+    /// map nothing and name an object to refetch ([`Provider::thin_reference`]).
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
         let e = parse_event(body)?;
+        if e.id.starts_with("event:") {
+            let gone = match e.event_type.as_str() {
+                "customer_delete" => Some((ObjectType::Customer, "customer_id")),
+                "subscription_deletion" => Some((ObjectType::Subscription, "subscription_id")),
+                _ => None,
+            };
+            let Some((object_type, key)) = gone else {
+                return Ok(None);
+            };
+            let Some(provider_id) = id_text(e.payload.get(key)) else {
+                return Ok(None);
+            };
+            let at = change_time(&Obj(&e.payload)).unwrap_or(0);
+            return Ok(Some(Observation {
+                object_type,
+                provider_id,
+                // No fields: the last known data stays (CONTRACT).
+                data: Value::Null,
+                deleted: true,
+                order_key: at,
+                tie_rank: i64::MAX,
+                provider_updated_at: at,
+            }));
+        }
         let Some(resource) = primary_resource(&e.event_type, &e.payload) else {
             return Ok(None);
         };
@@ -1086,8 +1120,18 @@ mod tests {
             "line_items": [{"uid": "li_b8j7zk5bsb9qd", "title": "Pro Plan", "quantity": "1.0",
                 "subtotal_amount": "10.00", "tax_amount": "0.99",
                 "period_range_start": "2024-06-20", "period_range_end": "2024-07-20"}]}]});
+        let mut inv = inv;
+        // Relationship invoices embed their customer (`InvoiceCustomer`): not a wrapper.
+        inv["invoices"][0]["customer"] = json!({"chargify_id": 14714298, "first_name": "Ada"});
         let page = Maxio.parse_list(inv.to_string().as_bytes()).unwrap();
         assert_eq!(page.objects.len(), 1);
+        let one = Maxio
+            .parse_object(inv["invoices"][0].to_string().as_bytes())
+            .unwrap();
+        assert!(
+            one.get("invoice").is_some(),
+            "a read answers the invoice unwrapped"
+        );
         assert_eq!(page.next_cursor.as_deref(), Some("t:1718899206"));
         let obs = Maxio.observe_object(&page.objects[0], 0).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::Invoice);
@@ -1299,11 +1343,16 @@ mod tests {
             Maxio.thin_reference(pay),
             Some((ObjectType::Transaction, "77".into()))
         );
-        let gone =
-            br#"{"event":{"id":4,"key":"customer_delete","subscription_id":null,"customer_id":2}}"#;
+        // A deletion (the Events API only) is the deletion itself, at the event's time.
+        let gone = br#"{"event":{"id":4,"key":"customer_delete","subscription_id":null,"customer_id":2,"created_at":"2024-06-20T12:00:00-04:00"}}"#;
+        let obs = Maxio.observe(gone).unwrap().unwrap();
         assert_eq!(
-            Maxio.thin_reference(gone),
-            Some((ObjectType::Customer, "2".into()))
+            (obs.object_type, obs.provider_id.as_str(), obs.deleted),
+            (ObjectType::Customer, "2", true)
+        );
+        assert_eq!(
+            obs.order_key,
+            parse_rfc3339("2024-06-20T16:00:00Z").unwrap()
         );
     }
 
