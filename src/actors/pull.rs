@@ -126,7 +126,7 @@ impl PullDriver {
     }
 
     /// Starts child tasks for ready windows, up to the in-flight bound.
-    pub fn dispatch(&mut self, fetcher: &Arc<Fetcher>, results: &mpsc::Sender<PageResult>) {
+    pub fn dispatch(&mut self, fetcher: &Arc<Fetcher>, results: &mpsc::Sender<Box<PageResult>>) {
         let Some(job) = self.job.as_mut() else {
             return;
         };
@@ -160,12 +160,12 @@ impl PullDriver {
             tokio::spawn(async move {
                 let (outcome, attempts) = fetcher.get(&request, priority).await;
                 let _ = results
-                    .send(PageResult {
+                    .send(Box::new(PageResult {
                         job: job_name,
                         window: key,
                         outcome,
                         attempts,
-                    })
+                    }))
                     .await;
             });
         }
