@@ -1,34 +1,57 @@
-//! Benchmarks of the scale issue: intake, webhook→queryable latency and backfill on SQLite and
-//! Postgres, each against baselines of the same store measured in the same run (raw
-//! single-row durable inserts of a 2 KB payload, and 100-row transactions).
+//! Benchmarks of the scale issue: intake, webhook→queryable latency, backfill and 48,000
+//! registered connections (node RSS, cold routing) on SQLite and Postgres, each against
+//! baselines of the same store measured in the same run (raw single-row durable inserts of a
+//! 2 KB payload, and 100-row transactions).
 //!
-//! Run through `scripts/bench` (it provides Postgres). Flags: `--quick`, `--stores sqlite,postgres`.
+//! Run through `scripts/bench` (it provides Postgres). Flags: `--quick`, `--stores sqlite,postgres`,
+//! `--scenarios 1,2,3,4` (1 to 3 share their baselines and run together), `--watch SECS`
+//! (longest watch of scenario 4's refetch state).
 //! Prints a Markdown table and writes it to `bench/results/<date>.md`.
 
 mod backfill;
+mod connections;
 mod intake;
 mod support;
 
 use intake::{intake, queryable};
 use support::{baseline_batched, baseline_single, fresh_db, start_app, CONNECTIONS};
 
+/// Quick mode registers this many of scenario 4's connections through the admin API (its
+/// rate is reported) and inserts the rest straight into the store, to stay under 3 minutes.
+const QUICK_VIA_API: usize = 3_000;
+
 struct Opts {
     quick: bool,
     stores: Vec<String>,
+    scenarios: Vec<String>,
+    /// Longest watch of scenario 4's refetch state, seconds (`--watch`).
+    watch: Option<f64>,
+}
+
+impl Opts {
+    fn runs(&self, scenario: &str) -> bool {
+        self.scenarios.iter().any(|s| s == scenario)
+    }
 }
 
 fn opts() -> Opts {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let stores = args
-        .iter()
-        .position(|a| a == "--stores")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(|| "sqlite,postgres".to_string(), Clone::clone)
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    Opts { quick, stores }
+    let list = |flag: &str, default: &str| -> Vec<String> {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map_or_else(|| default.to_string(), Clone::clone)
+            .split(',')
+            .map(str::to_owned)
+            .collect()
+    };
+    Opts {
+        quick,
+        stores: list("--stores", "sqlite,postgres"),
+        scenarios: list("--scenarios", "1,2,3,4"),
+        watch: list("--watch", "").first().and_then(|w| w.parse().ok()),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -46,60 +69,79 @@ async fn main() {
     } else {
         (100_000, 250_000)
     };
+    // Scenario 4: connections registered, how many of them through the admin API (the rest
+    // inserted straight into the store), seconds watched with one pending refetch each.
+    let (conn_n, conn_api, mut conn_watch) = if o.quick {
+        (connections::FULL, QUICK_VIA_API, 20.0)
+    } else {
+        (connections::FULL, connections::FULL, 120.0)
+    };
+    if let Some(w) = o.watch {
+        conn_watch = w;
+    }
     let mut backfill_rows = Vec::new();
+    let mut conn_rows = Vec::new();
     let concurrency = 64;
     let dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
     for store in &o.stores {
-        let single = baseline_single(
-            &fresh_db(store, dir.path(), &format!("{store}_b1")).await,
-            base_rows,
-            if store == "sqlite" { 1 } else { 16 },
-        )
-        .await;
-        let batched = baseline_batched(
-            &fresh_db(store, dir.path(), &format!("{store}_b2")).await,
-            base_rows,
-        )
-        .await;
-        let app = start_app(fresh_db(store, dir.path(), &format!("{store}_app")).await).await;
-        let (rate, p50, p99) = intake(&app, n, concurrency).await;
-        let mut q = Vec::new();
-        for (i, r) in [250.0, 2500.0].into_iter().enumerate() {
-            q.push((r, queryable(&app, r, secs, 1_000_000 * (i + 1), true).await));
+        if o.runs("1") || o.runs("2") || o.runs("3") {
+            let single = baseline_single(
+                &fresh_db(store, dir.path(), &format!("{store}_b1")).await,
+                base_rows,
+                if store == "sqlite" { 1 } else { 16 },
+            )
+            .await;
+            let batched = baseline_batched(
+                &fresh_db(store, dir.path(), &format!("{store}_b2")).await,
+                base_rows,
+            )
+            .await;
+            let app = start_app(fresh_db(store, dir.path(), &format!("{store}_app")).await).await;
+            let (rate, p50, p99) = intake(&app, n, concurrency).await;
+            let mut q = Vec::new();
+            for (i, r) in [250.0, 2500.0].into_iter().enumerate() {
+                q.push((r, queryable(&app, r, secs, 1_000_000 * (i + 1), true).await));
+            }
+            let _ = app.shutdown.send(());
+            let f = backfill::run(store, dir.path(), bf_unlimited, bf_quota).await;
+            let utilisation = f.quota_requests / (f.quota_secs * backfill::QUOTA);
+            backfill_rows.push(format!(
+                "| {store} | {} in {:.1} s: {:.0}/s ({:.2}x batched) | {} objects, {:.0} requests in {:.1} s: {:.0}% of {:.0} req/s, {} answered 429 ({:.2}%) | {:.0} / {:.0} / {:.0} ms (n={}) |",
+                f.unlimited_objects,
+                f.unlimited_objects as f64 / f.unlimited_per_sec,
+                f.unlimited_per_sec,
+                f.unlimited_per_sec / batched,
+                f.quota_objects,
+                f.quota_requests,
+                f.quota_secs,
+                utilisation * 100.0,
+                backfill::QUOTA,
+                f.rate_limited,
+                100.0 * f.rate_limited as f64 / f.quota_requests.max(1.0),
+                f.during.0,
+                f.during.1,
+                f.during.2,
+                f.during.3,
+            ));
+            eprintln!("{}", backfill_rows.last().unwrap());
+            rows.push(format!(
+                "| {store} | {single:.0} | {batched:.0} | {rate:.0} ({:.2}x single, {:.2}x batched) | {p50:.1} / {p99:.1} | {} |",
+                rate / single,
+                rate / batched,
+                q.iter()
+                    .map(|(r, (a, b, c, k))| format!("{r:.0}/s: {a:.0} / {b:.0} / {c:.0} ms (n={k})"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            eprintln!("{}", rows.last().unwrap());
         }
-        let _ = app.shutdown.send(());
-        let f = backfill::run(store, dir.path(), bf_unlimited, bf_quota).await;
-        let utilisation = f.quota_requests / (f.quota_secs * backfill::QUOTA);
-        backfill_rows.push(format!(
-            "| {store} | {} in {:.1} s: {:.0}/s ({:.2}x batched) | {} objects, {:.0} requests in {:.1} s: {:.0}% of {:.0} req/s, {} answered 429 ({:.2}%) | {:.0} / {:.0} / {:.0} ms (n={}) |",
-            f.unlimited_objects,
-            f.unlimited_objects as f64 / f.unlimited_per_sec,
-            f.unlimited_per_sec,
-            f.unlimited_per_sec / batched,
-            f.quota_objects,
-            f.quota_requests,
-            f.quota_secs,
-            utilisation * 100.0,
-            backfill::QUOTA,
-            f.rate_limited,
-            100.0 * f.rate_limited as f64 / f.quota_requests.max(1.0),
-            f.during.0,
-            f.during.1,
-            f.during.2,
-            f.during.3,
-        ));
-        eprintln!("{}", backfill_rows.last().unwrap());
-        rows.push(format!(
-            "| {store} | {single:.0} | {batched:.0} | {rate:.0} ({:.2}x single, {:.2}x batched) | {p50:.1} / {p99:.1} | {} |",
-            rate / single,
-            rate / batched,
-            q.iter()
-                .map(|(r, (a, b, c, k))| format!("{r:.0}/s: {a:.0} / {b:.0} / {c:.0} ms (n={k})"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
-        eprintln!("{}", rows.last().unwrap());
+        if o.runs("4") {
+            let url = fresh_db(store, dir.path(), &format!("{store}_conns")).await;
+            let c = connections::run(store, &url, dir.path(), conn_n, conn_api, conn_watch).await;
+            conn_rows.push(connections::row(store, &c));
+            eprintln!("{}", conn_rows.last().unwrap());
+        }
     }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -113,15 +155,24 @@ async fn main() {
         "# billsync intake benchmark {date}{}\n\nMachine: {cores} cores, {mem}. Intake: {n} signed ~2 KB Stripe invoice events over {CONNECTIONS} connections (one merchant each), {concurrency} concurrent HTTP/1.1 clients on loopback. Baselines in the same run: single-row durable insert transactions of a 2 KB payload (SQLite WAL+synchronous=FULL, 1 writer; Postgres 16 clients) and 100-row transactions.\n\n",
         if o.quick { " (quick)" } else { "" }
     );
-    out.push_str("| store | baseline single-row rows/s | baseline 100-row-tx rows/s | intake events/s | ack P50 / P99 ms | webhook→queryable P50 / P95 / P99 |\n|---|---|---|---|---|---|\n");
-    for r in &rows {
-        out.push_str(r);
-        out.push('\n');
+    if !rows.is_empty() {
+        out.push_str("| store | baseline single-row rows/s | baseline 100-row-tx rows/s | intake events/s | ack P50 / P99 ms | webhook→queryable P50 / P95 / P99 |\n|---|---|---|---|---|---|\n");
+        for r in &rows {
+            out.push_str(r);
+            out.push('\n');
+        }
+        out.push_str("\nBackfill from `billsync sim` (24 months of history, 100 objects a page), against the 100-row-transaction baseline above; while the quota-limited backfill runs, signed webhooks go to the same connection at 20/s.\n\n| store | backfill, simulator not limiting | backfill at a 100 req/s quota | webhook→queryable P50 / P95 / P99 during that backfill |\n|---|---|---|---|\n");
+        for r in &backfill_rows {
+            out.push_str(r);
+            out.push('\n');
+        }
     }
-    out.push_str("\nBackfill from `billsync sim` (24 months of history, 100 objects a page), against the 100-row-transaction baseline above; while the quota-limited backfill runs, signed webhooks go to the same connection at 20/s.\n\n| store | backfill, simulator not limiting | backfill at a 100 req/s quota | webhook→queryable P50 / P95 / P99 during that backfill |\n|---|---|---|---|\n");
-    for r in &backfill_rows {
-        out.push_str(r);
-        out.push('\n');
+    if !conn_rows.is_empty() {
+        out.push_str(&connections::header(conn_n, conn_watch));
+        for r in &conn_rows {
+            out.push_str(r);
+            out.push('\n');
+        }
     }
     println!("{out}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");

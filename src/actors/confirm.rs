@@ -54,7 +54,7 @@ impl Confirmer {
         store: &dyn Store,
         connection_id: &str,
         fetcher: &Arc<Fetcher>,
-        results: &mpsc::Sender<ConfirmResult>,
+        results: &mpsc::Sender<Box<ConfirmResult>>,
     ) {
         let room = self.max_in_flight.saturating_sub(self.in_flight.len());
         if room == 0 {
@@ -85,7 +85,9 @@ impl Confirmer {
             let (fetcher, results) = (fetcher.clone(), results.clone());
             tokio::spawn(async move {
                 let (outcome, _) = fetcher.get(&request, Priority::Refetch).await;
-                let _ = results.send(ConfirmResult { refetch, outcome }).await;
+                let _ = results
+                    .send(Box::new(ConfirmResult { refetch, outcome }))
+                    .await;
             });
         }
     }

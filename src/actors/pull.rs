@@ -134,7 +134,7 @@ impl PullDriver {
     }
 
     /// Starts child tasks for ready windows, up to the in-flight bound.
-    pub fn dispatch(&mut self, fetcher: &Arc<Fetcher>, results: &mpsc::Sender<PageResult>) {
+    pub fn dispatch(&mut self, fetcher: &Arc<Fetcher>, results: &mpsc::Sender<Box<PageResult>>) {
         let Some(job) = self.job.as_mut() else {
             return;
         };
@@ -171,7 +171,7 @@ impl PullDriver {
         store: &dyn Store,
         committer: &Committer,
         conn: &LiveConnection,
-        (fetcher, results_tx): (&Arc<Fetcher>, &mpsc::Sender<PageResult>),
+        (fetcher, results_tx): (&Arc<Fetcher>, &mpsc::Sender<Box<PageResult>>),
         results: Vec<PageResult>,
     ) {
         self.in_flight -= results.len().min(self.in_flight);
@@ -409,7 +409,7 @@ impl PullDriver {
 /// Starts a child task that fetches one page of `key`'s window and reports back.
 fn spawn_fetch(
     fetcher: &Arc<Fetcher>,
-    results: &mpsc::Sender<PageResult>,
+    results: &mpsc::Sender<Box<PageResult>>,
     job: &ActiveJob,
     key: WindowKey,
     request: crate::providers::ApiRequest,
@@ -424,13 +424,13 @@ fn spawn_fetch(
     tokio::spawn(async move {
         let (outcome, attempts) = fetcher.get(&request, priority).await;
         let _ = results
-            .send(PageResult {
+            .send(Box::new(PageResult {
                 job: job_name,
                 window: key,
                 outcome,
                 attempts,
                 epoch,
-            })
+            }))
             .await;
     });
 }

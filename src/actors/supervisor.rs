@@ -67,7 +67,9 @@ pub struct Supervisor {
     handle: SupervisorHandle,
     actors: Arc<DashMap<String, ActorEntry>>,
     /// One lock per connection, held by its actor for its whole life: a new actor for the
-    /// same connection waits until the old one has finished (one writer, always).
+    /// same connection waits until the old one has finished (one writer, always). Removed
+    /// when the last actor holding or awaiting it has ended, so it does not grow with every
+    /// connection ever served.
     writer_locks: Arc<DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     next_generation: u64,
 }
@@ -93,7 +95,7 @@ impl Supervisor {
     /// Runs until `cancel` fires, then waits for the actors to finish their current batch.
     pub async fn run(mut self, cancel: CancellationToken) {
         let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<(String, u64)>();
-        let mut tasks = JoinSet::new();
+        let mut tasks = JoinSet::<String>::new();
         let mut rescan = tokio::time::interval(RESCAN_EVERY);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -107,7 +109,14 @@ impl Supervisor {
                     self.actors.remove_if(&id, |_, e| e.generation == generation);
                     continue;
                 }
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(id) = ended {
+                        // Only this task clones locks out of the map, so a count of one
+                        // means no actor of this connection holds or awaits it.
+                        self.writer_locks.remove_if(&id, |_, l| Arc::strong_count(l) == 1);
+                    }
+                    continue;
+                }
             }
             for id in SupervisorHandle::take(&self.handle.dirty) {
                 self.send(&id, Msg::Wake, &idle_tx, &mut tasks, &cancel);
@@ -177,7 +186,7 @@ impl Supervisor {
         id: &str,
         msg: Msg,
         idle_tx: &mpsc::UnboundedSender<(String, u64)>,
-        tasks: &mut JoinSet<()>,
+        tasks: &mut JoinSet<String>,
         cancel: &CancellationToken,
     ) {
         if let Some(entry) = self.actors.get(id) {
@@ -214,9 +223,13 @@ impl Supervisor {
         );
         let idle_tx = idle_tx.clone();
         let cancel = cancel.clone();
+        let id = id.to_owned();
         tasks.spawn(async move {
-            let _writer = lock.lock_owned().await;
-            actor.run(inbox, idle_tx, cancel).await;
+            {
+                let _writer = lock.lock_owned().await;
+                actor.run(inbox, idle_tx, cancel).await;
+            }
+            id
         });
     }
 }

@@ -30,7 +30,7 @@ pub async fn start(
     store: &dyn Store,
     connection_id: &str,
     fetcher: &Arc<Fetcher>,
-    results: &mpsc::Sender<SweepResult>,
+    results: &mpsc::Sender<Box<SweepResult>>,
 ) -> Result<bool, StoreError> {
     let Some(sweep) = store.sweep(connection_id).await? else {
         return Ok(false);
@@ -66,10 +66,10 @@ pub async fn start(
             }
         }
         let _ = results
-            .send(SweepResult {
+            .send(Box::new(SweepResult {
                 started_at,
                 outcome: outcome.map(|()| events),
-            })
+            }))
             .await;
     });
     Ok(true)
