@@ -105,7 +105,7 @@ async fn paddle_sdk_lists_every_entity_once_and_verifies_a_webhook() {
     let total = assert_each_listed_once(&sim.sim.truth(false), &result["ids"]);
     assert!(total > 200, "only {total} entities listed");
     assert!(
-        result["ids"]["adjustments"].as_array().unwrap().len() > 0,
+        !result["ids"]["adjustments"].as_array().unwrap().is_empty(),
         "no adjustments"
     );
     assert!(

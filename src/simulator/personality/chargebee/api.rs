@@ -57,13 +57,13 @@ fn wrapped(ledger: &Ledger, lag: Duration, name: &str, v: &Value) -> Value {
     entry
 }
 
-fn bad(param: &str, message: &str) -> Response {
-    Chargebee.error(Failure::BadRequest(format!("{param} : {message}")))
+fn bad(param: &str, message: &str) -> Failure {
+    Failure::BadRequest(format!("{param} : {message}"))
 }
 
 /// A timestamp filter `field[after|before|on|between]` (unix seconds, bounds of `between`
 /// inclusive).
-fn window(p: &HashMap<String, String>, field: &str) -> Result<(i64, i64), Response> {
+fn window(p: &HashMap<String, String>, field: &str) -> Result<(i64, i64), Failure> {
     let mut low = i64::MIN;
     let mut high = i64::MAX;
     let int = |key: &str, v: &str| {
@@ -115,7 +115,7 @@ fn list_values(v: &str) -> Vec<String> {
         .collect()
 }
 
-fn limit(p: &HashMap<String, String>) -> Result<usize, Response> {
+fn limit(p: &HashMap<String, String>) -> Result<usize, Failure> {
     match p.get("limit") {
         None => Ok(10),
         Some(v) => match v.parse::<usize>() {
@@ -130,7 +130,7 @@ fn sort(
     p: &HashMap<String, String>,
     fields: &[&str],
     default: &str,
-) -> Result<(String, bool), Response> {
+) -> Result<(String, bool), Failure> {
     let (field, asc) = match (p.get("sort_by[asc]"), p.get("sort_by[desc]")) {
         (Some(f), None) => (f.clone(), true),
         (None, Some(f)) => (f.clone(), false),
@@ -144,7 +144,7 @@ fn sort(
 }
 
 /// `offset`: the sort key and id of the last entry of the previous page.
-fn offset(p: &HashMap<String, String>) -> Result<Option<(i64, String)>, Response> {
+fn offset(p: &HashMap<String, String>) -> Result<Option<(i64, String)>, Failure> {
     let Some(o) = p.get("offset") else {
         return Ok(None);
     };
@@ -202,7 +202,7 @@ async fn list(
     let p = params(q.as_deref());
     let (limit, start) = match (limit(&p), offset(&p)) {
         (Ok(l), Ok(s)) => (l, s),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(f), _) | (_, Err(f)) => return Chargebee.error(f),
     };
     if resource == "events" {
         return events(&sim, account, &p, limit, start);
@@ -212,11 +212,11 @@ async fn list(
     };
     let (field, asc) = match sort(&p, &["created_at", "updated_at"], "created_at") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(f) => return Chargebee.error(f),
     };
     let (created, updated) = match (window(&p, "created_at"), window(&p, "updated_at")) {
         (Ok(c), Ok(u)) => (c, u),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(f), _) | (_, Err(f)) => return Chargebee.error(f),
     };
     let include_deleted = p.get("include_deleted").is_some_and(|v| v == "true");
     let w = sim.world();
@@ -264,17 +264,17 @@ fn events(
 ) -> Response {
     let (_, asc) = match sort(p, &["occurred_at"], "occurred_at") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(f) => return Chargebee.error(f),
     };
     let (mut low, mut high) = match window(p, "occurred_at") {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(f) => return Chargebee.error(f),
     };
     // The older `start_time` / `end_time` parameters still work.
     for (key, inclusive_low) in [("start_time", true), ("end_time", false)] {
         if let Some(v) = p.get(key) {
             let Ok(t) = v.parse::<i64>() else {
-                return bad(key, "invalid integer value");
+                return Chargebee.error(bad(key, "invalid integer value"));
             };
             if inclusive_low {
                 low = low.max(t);

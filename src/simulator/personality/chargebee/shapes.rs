@@ -226,10 +226,11 @@ fn invoice(inv: &Value) -> Value {
 fn credit_note(cn: &Value) -> Value {
     let tax = sum(&cn["total_taxes"], "amount");
     let total = int(cn, "total");
-    let reason = match cn["reason"].as_str() {
-        Some(r @ ("product_unsatisfactory" | "order_change" | "fraudulent")) => r,
-        _ => "other",
-    };
+    // Stripe's reasons Chargebee has a `reason_code` for; the rest are `other`.
+    let reason = cn["reason"]
+        .as_str()
+        .filter(|r| matches!(*r, "product_unsatisfactory" | "order_change" | "fraudulent"))
+        .unwrap_or("other");
     json!({
         "customer_id": cn["customer"], "subscription_id": null,
         "reference_invoice_id": cn["invoice"], "type": "refundable", "reason_code": reason,

@@ -46,12 +46,12 @@ pub fn request_id() -> String {
     format!("{:08x}-0000-4000-8000-{n:012x}", n >> 16)
 }
 
-fn bad(message: String) -> Response {
-    Paddle.error(Failure::BadRequest(message))
+fn bad(message: String) -> Failure {
+    Failure::BadRequest(message)
 }
 
 /// `per_page`: absent is the endpoint's default, above the most is the most.
-fn per_page(p: &HashMap<String, String>, default: usize, most: usize) -> Result<usize, Response> {
+fn per_page(p: &HashMap<String, String>, default: usize, most: usize) -> Result<usize, Failure> {
     match p.get("per_page") {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
@@ -65,7 +65,7 @@ fn per_page(p: &HashMap<String, String>, default: usize, most: usize) -> Result<
 
 /// Only `id[ASC]` and `id[DESC]` order these lists (any case: the SDK sends `id[asc]`);
 /// `true` is ascending.
-fn ascending(p: &HashMap<String, String>) -> Result<bool, Response> {
+fn ascending(p: &HashMap<String, String>) -> Result<bool, Failure> {
     match p.get("order_by").map(|o| o.to_ascii_lowercase()).as_deref() {
         None | Some("id[asc]") => Ok(true),
         Some("id[desc]") => Ok(false),
@@ -84,7 +84,7 @@ fn any_of<'a>(p: &'a HashMap<String, String>, key: &str) -> Option<Vec<&'a str>>
 fn time_filters(
     p: &HashMap<String, String>,
     field: &str,
-) -> Result<Vec<(&'static str, i64)>, Response> {
+) -> Result<Vec<(&'static str, i64)>, Failure> {
     let mut out = Vec::new();
     for (op, suffix) in [
         ("EQ", ""),
@@ -125,17 +125,26 @@ fn time_matches(entity: &Value, field: &str, filters: &[(&str, i64)]) -> bool {
     })
 }
 
-/// The page and its `meta`, `next` carrying the request's query with the new `after`.
-fn page(
-    sim: &Sim,
-    path: &str,
-    p: &HashMap<String, String>,
+/// One page of a list.
+struct Page {
     data: Vec<Value>,
     per_page: usize,
     has_more: bool,
+    /// How many entities the whole list holds.
     total: usize,
+    /// The id of the page's last entity: the next page starts after it.
     last: Option<String>,
-) -> Response {
+}
+
+/// The page and its `meta`, `next` carrying the request's query with the new `after`.
+fn answer(sim: &Sim, path: &str, p: &HashMap<String, String>, page: Page) -> Response {
+    let Page {
+        data,
+        per_page,
+        has_more,
+        total,
+        last,
+    } = page;
     let mut query: Vec<(String, String)> = p
         .iter()
         .filter(|(k, _)| k.as_str() != "after")
@@ -177,14 +186,14 @@ async fn list(
     };
     let (per_page, ascending) = match (per_page(&p, default, most), ascending(&p)) {
         (Ok(n), Ok(a)) => (n, a),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(f), _) | (_, Err(f)) => return Paddle.error(f),
     };
     let mut times = Vec::new();
     if stream == "transactions" {
         for field in ["created_at", "updated_at", "billed_at"] {
             match time_filters(&p, field) {
                 Ok(f) => times.push((field, f)),
-                Err(r) => return r,
+                Err(f) => return Paddle.error(f),
             }
         }
     }
@@ -238,26 +247,23 @@ async fn list(
             .collect(),
         None => visible,
     };
-    let has_more = rest.len() > per_page;
-    let data: Vec<Value> = rest
-        .iter()
-        .take(per_page)
-        .map(|(_, v)| (*v).clone())
-        .collect();
-    let last = rest
-        .iter()
-        .take(per_page)
-        .last()
-        .map(|(id, _)| (*id).to_owned());
+    let shown = &rest[..rest.len().min(per_page)];
+    let page = Page {
+        data: shown.iter().map(|(_, v)| (*v).clone()).collect(),
+        per_page,
+        has_more: rest.len() > per_page,
+        total,
+        last: shown.last().map(|(id, _)| (*id).to_owned()),
+    };
     drop(w);
-    page(&sim, &path, &p, data, per_page, has_more, total, last)
+    answer(&sim, &path, &p, page)
 }
 
 /// `GET /events`: the events of the last 90 days, ordered by id, `event_type` filter.
 fn events(sim: &Sim, account: usize, p: &HashMap<String, String>) -> Response {
     let (per_page, ascending) = match (per_page(p, 50, 200), ascending(p)) {
         (Ok(n), Ok(a)) => (n, a),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(f), _) | (_, Err(f)) => return Paddle.error(f),
     };
     let types = any_of(p, "event_type");
     let w = sim.world();
@@ -299,12 +305,16 @@ fn events(sim: &Sim, account: usize, p: &HashMap<String, String>) -> Response {
         None => 0,
     };
     let rest = &kept[start..];
-    let has_more = rest.len() > per_page;
     let shown = &rest[..rest.len().min(per_page)];
-    let last = shown.last().map(|(id, _)| (*id).to_owned());
-    let data = shown.iter().map(|(_, v)| v.clone()).collect();
+    let page = Page {
+        data: shown.iter().map(|(_, v)| v.clone()).collect(),
+        per_page,
+        has_more: rest.len() > per_page,
+        total,
+        last: shown.last().map(|(id, _)| (*id).to_owned()),
+    };
     drop(w);
-    page(sim, "/events", p, data, per_page, has_more, total, last)
+    answer(sim, "/events", p, page)
 }
 
 async fn retrieve(

@@ -44,11 +44,12 @@ impl Personality for Paddle {
 
     fn error(&self, failure: Failure) -> Response {
         match failure {
+            // Paddle answers a wrong or missing key with 403, not 401.
             Failure::Unauthorized => error(
                 StatusCode::FORBIDDEN,
                 "request_error",
                 "invalid_token",
-                "Authentication token passed is invalid.",
+                "Invalid or revoked API key.",
             ),
             Failure::RateLimited => {
                 let mut r = error(
@@ -126,7 +127,7 @@ impl Personality for Paddle {
 fn error(status: StatusCode, kind: &str, code: &str, detail: &str) -> Response {
     let body = json!({
         "error": {"type": kind, "code": code, "detail": detail,
-            "documentation_url": format!("https://developer.paddle.com/v1/errors/shared/{code}")},
+            "documentation_url": format!("https://developer.paddle.com/errors/shared/{code}")},
         "meta": {"request_id": api::request_id()},
     });
     (status, Json(body)).into_response()
