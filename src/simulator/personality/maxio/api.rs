@@ -52,24 +52,27 @@ fn bad(message: &str) -> Response {
 }
 
 /// `page` and `per_page` (values over 200 become 200).
-fn paging(p: &HashMap<String, String>, default: usize) -> Result<(usize, usize), Response> {
+/// A malformed parameter, answered 422 with Maxio's error body.
+type BadParam = String;
+
+fn paging(p: &HashMap<String, String>, default: usize) -> Result<(usize, usize), BadParam> {
     let number = |key: &str, default: usize| match p.get(key) {
         None => Ok(default),
         Some(v) => v
             .trim()
             .parse::<i64>()
             .map(|n| if n < 1 { default } else { n as usize })
-            .map_err(|_| bad(&format!("{key} must be an integer"))),
+            .map_err(|_| format!("{key} must be an integer")),
     };
     Ok((number("page", 1)?, number("per_page", default)?.min(200)))
 }
 
-fn descending(p: &HashMap<String, String>, default_desc: bool) -> Result<bool, Response> {
+fn descending(p: &HashMap<String, String>, default_desc: bool) -> Result<bool, BadParam> {
     match p.get("direction").map(String::as_str) {
         None => Ok(default_desc),
         Some("asc") => Ok(false),
         Some("desc") => Ok(true),
-        Some(other) => Err(bad(&format!("Direction '{other}' is not valid"))),
+        Some(other) => Err(format!("Direction '{other}' is not valid")),
     }
 }
 
@@ -84,25 +87,25 @@ fn time_of(o: &Map<String, Value>, field: &str) -> Option<i64> {
 fn window(
     p: &HashMap<String, String>,
     datetime_fields: &[&str],
-) -> Result<Option<(String, i64, i64)>, Response> {
+) -> Result<Option<(String, i64, i64)>, BadParam> {
     let Some(field) = p.get("date_field").filter(|f| !f.is_empty()) else {
         return Ok(None);
     };
-    let bound = |dt: &str, d: &str, end: bool| -> Result<Option<i64>, Response> {
+    let bound = |dt: &str, d: &str, end: bool| -> Result<Option<i64>, BadParam> {
         if let Some(v) = p.get(dt) {
             if !datetime_fields.contains(&field.as_str()) {
-                return Err(bad(&format!(
+                return Err(format!(
                     "{dt} can be used only with date_field set to created_at or updated_at"
-                )));
+                ));
             }
             return parse_filter_time(v, end)
                 .map(Some)
-                .ok_or_else(|| bad(&format!("{dt} is not a valid time")));
+                .ok_or_else(|| format!("{dt} is not a valid time"));
         }
         match p.get(d) {
             Some(v) => parse_filter_time(v, end)
                 .map(Some)
-                .ok_or_else(|| bad(&format!("{d} is not a valid date"))),
+                .ok_or_else(|| format!("{d} is not a valid date")),
             None => Ok(None),
         }
     };
@@ -175,11 +178,11 @@ async fn list(
     let default_page = if stream == "customers" { 50 } else { 20 };
     let (page, per_page) = match paging(&p, default_page) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(m) => return bad(&m),
     };
     let desc = match descending(&p, false) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(m) => return bad(&m),
     };
     let datetime_fields: &[&str] = match stream {
         "invoices" => &["created_at", "updated_at"],
@@ -194,7 +197,7 @@ async fn list(
         "credit_notes" | "transactions" => None,
         _ => match window(&p, datetime_fields) {
             Ok(w) => w,
-            Err(r) => return r,
+            Err(m) => return bad(&m),
         },
     };
     let sort = match (stream, p.get("sort").map(String::as_str)) {
@@ -302,15 +305,15 @@ fn strip_breakdowns(mut object: Value, p: &HashMap<String, String>) -> Value {
 fn events(ledger: &Ledger, p: &HashMap<String, String>) -> Response {
     let (page, per_page) = match paging(p, 20) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(m) => return bad(&m),
     };
     let desc = match descending(p, true) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(m) => return bad(&m),
     };
     let window = match window(p, &["created_at"]) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(m) => return bad(&m),
     };
     let since_id = p.get("since_id").and_then(|v| v.parse::<i64>().ok());
     let max_id = p.get("max_id").and_then(|v| v.parse::<i64>().ok());
@@ -361,7 +364,7 @@ fn events(ledger: &Ledger, p: &HashMap<String, String>) -> Response {
 fn invoice_events(ledger: &Ledger, p: &HashMap<String, String>) -> Response {
     let (page, per_page) = match paging(p, 100) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(m) => return bad(&m),
     };
     let since_date = match p.get("since_date") {
         Some(v) => match parse_filter_time(v, false) {

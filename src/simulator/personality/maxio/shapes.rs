@@ -250,7 +250,7 @@ fn subscription(o: &Value, id: i64, created: i64, at: i64) -> Value {
     let time = |k: &str| o[k].as_i64().map_or(Value::Null, api_time);
     json!({"subscription": {
         "id": id, "state": if canceled { "canceled" } else { "active" },
-        "previous_state": if canceled { "active" } else { "active" },
+        "previous_state": "active",
         "balance_in_cents": 0, "total_revenue_in_cents": 0, "product_price_in_cents": unit,
         "product_version_number": 1, "currency": currency,
         "current_period_started_at": time("current_period_start"),
