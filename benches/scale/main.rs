@@ -72,7 +72,7 @@ async fn main() {
     // Scenario 4: connections registered, how many of them through the admin API (the rest
     // inserted straight into the store), seconds watched with one pending refetch each.
     let (conn_n, conn_api, mut conn_watch) = if o.quick {
-        (connections::FULL, QUICK_VIA_API, 20.0)
+        (connections::FULL, QUICK_VIA_API, 12.0)
     } else {
         (connections::FULL, connections::FULL, 120.0)
     };
