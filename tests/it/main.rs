@@ -13,6 +13,7 @@ mod providers;
 mod quality;
 mod read_api;
 mod reprocess;
+mod sdk;
 mod signature_vectors;
 mod sim;
 mod sim_chargebee;

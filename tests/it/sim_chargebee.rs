@@ -7,8 +7,8 @@ use billsync::simulator::SimConfig;
 
 use crate::both_backends;
 use crate::helpers::*;
+use crate::sdk::{assert_each_listed_once, run_sdk_script};
 use crate::sim::start_sim;
-use crate::sim_paddle::{assert_each_listed_once, run_sdk_script};
 
 both_backends!(chargebee_chaos_run_ends_equal_to_the_truth_converged_and_never_backwards);
 

@@ -10,8 +10,8 @@ use billsync::simulator::SimConfig;
 
 use crate::both_backends;
 use crate::helpers::*;
+use crate::sdk::{assert_listed_once, run_sdk_script};
 use crate::sim::start_sim;
-use crate::sim_recurly::{assert_listed_once, run_client_check};
 
 both_backends!(zuora_chaos_run_ends_equal_to_the_truth_converged_and_never_backwards);
 
@@ -29,9 +29,9 @@ async fn zuora_sdk_gets_a_token_and_lists_every_object_once_and_callouts_carry_b
     .await;
     sim.sim.step(80);
     let account = sim.sim.accounts().remove(0);
-    let result = run_client_check(
+    let result = run_sdk_script(
         "zuora_client_check.py",
-        "zuora-sdk",
+        "zuora_sdk",
         &[&format!("http://{}", sim.addr), &account.api_key],
     )
     .await;
@@ -44,7 +44,7 @@ async fn zuora_sdk_gets_a_token_and_lists_every_object_once_and_callouts_carry_b
             .or_default()
             .insert(o["id"].as_str().unwrap().into());
     }
-    let total = assert_listed_once(&result, expected);
+    let total = assert_listed_once(&result["ids"], expected);
     assert!(total > 200, "only {total} objects listed");
     assert_eq!(result["token_obtained"], true);
     let reads = &result["reads"];
