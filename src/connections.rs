@@ -39,6 +39,17 @@ pub struct LiveConnection {
     pub api_key: Option<String>,
 }
 
+impl LiveConnection {
+    /// Requests per second this connection may send: its own setting, else the provider's.
+    pub fn request_rate(&self) -> u32 {
+        self.record
+            .rate_limit_per_sec
+            .map_or(self.provider.default_rate_limit(), |r| {
+                r.clamp(1, 100_000) as u32
+            })
+    }
+}
+
 impl std::fmt::Debug for LiveConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveConnection")

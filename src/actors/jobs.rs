@@ -6,14 +6,19 @@ use serde_json::{json, Map, Value};
 use crate::model::time::micros_to_rfc3339;
 use crate::store::{SyncJob, SyncWindow};
 
-/// Windows per list endpoint: 6 Stripe endpoints x 8 gives ~48 cursor streams, enough to
-/// keep a 100 req/s budget busy at ~300 ms per request.
-pub const WINDOWS_PER_STREAM: i64 = 8;
+/// Windows per list endpoint for a connection allowed `rate_per_sec`: as many as the pull
+/// keeps requests in flight, so that even when one kind holds most of the history and the
+/// others are done, its windows alone still use the budget (each window is one cursor: one
+/// request at a time). At least 4 (a crash loses at most a window's progress of a page), at
+/// most 32: every window costs at least one request.
+pub fn windows_per_stream(rate_per_sec: u32) -> i64 {
+    super::pull::max_in_flight(rate_per_sec).clamp(4, 32) as i64
+}
 
-/// Splits `[since, until)` (unix seconds) into equal windows for each stream.
-pub fn plan(job: &str, streams: &[&str], since: i64, until: i64) -> Vec<SyncWindow> {
+/// Splits `[since, until)` (unix seconds) into `parts` equal windows for each stream.
+pub fn plan(job: &str, streams: &[&str], since: i64, until: i64, parts: i64) -> Vec<SyncWindow> {
     let span = (until - since).max(1);
-    let parts = WINDOWS_PER_STREAM.min(span).max(1);
+    let parts = parts.min(span).max(1);
     let mut windows = Vec::new();
     for stream in streams {
         for i in 0..parts {
@@ -103,7 +108,7 @@ mod tests {
 
     #[test]
     fn plan_covers_the_range_without_gaps() {
-        let w = plan("backfill", &["a", "b"], 100, 1_000);
+        let w = plan("backfill", &["a", "b"], 100, 1_000, 8);
         assert_eq!(w.len(), 16);
         let a: Vec<&SyncWindow> = w.iter().filter(|w| w.stream == "a").collect();
         assert_eq!(a[0].window_start, 100);
@@ -112,10 +117,18 @@ mod tests {
             assert_eq!(pair[0].window_end, pair[1].window_start);
         }
         assert_eq!(
-            plan("x", &["a"], 10, 12).len(),
+            plan("x", &["a"], 10, 12, 8).len(),
             2,
             "tiny ranges get fewer windows"
         );
+    }
+
+    #[test]
+    fn windows_follow_the_connections_rate() {
+        assert_eq!(windows_per_stream(2), 4, "a 2 req/s connection");
+        assert_eq!(windows_per_stream(25), 8, "Stripe's default");
+        assert_eq!(windows_per_stream(100), 32, "a 100 req/s quota");
+        assert_eq!(windows_per_stream(100_000), 32);
     }
 
     #[test]
@@ -130,7 +143,7 @@ mod tests {
             finished_at: None,
             error: None,
         };
-        let mut w = plan("backfill", &["a"], 0, 100);
+        let mut w = plan("backfill", &["a"], 0, 100, 8);
         for x in w.iter_mut().take(4) {
             x.done = true;
             x.objects = 10;

@@ -114,12 +114,7 @@ impl PairActor {
         let Some(conn) = self.live().await else {
             return;
         };
-        let rate = conn
-            .record
-            .rate_limit_per_sec
-            .map_or(conn.provider.default_rate_limit(), |r| {
-                r.clamp(1, 100_000) as u32
-            });
+        let rate = conn.request_rate();
         let shared = self.settings.provider_limits.get(
             conn.record.provider,
             (conn.provider.default_rate_limit() * 100).max(1000),

@@ -61,13 +61,18 @@ pub struct PullDriver {
     max_in_flight: usize,
 }
 
+/// Requests a pull job keeps in flight at `rate_per_sec`: enough to use the rate at ~300 ms
+/// per request.
+pub fn max_in_flight(rate_per_sec: u32) -> usize {
+    (rate_per_sec as usize / 3).clamp(2, 48)
+}
+
 impl PullDriver {
     pub fn new(rate_per_sec: u32) -> Self {
         PullDriver {
             job: None,
             in_flight: 0,
-            // Enough requests in flight to use the rate at ~300 ms per request.
-            max_in_flight: (rate_per_sec as usize / 3).clamp(2, 48),
+            max_in_flight: max_in_flight(rate_per_sec),
         }
     }
 

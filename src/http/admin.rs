@@ -196,7 +196,13 @@ async fn start_job(
         finished_at: None,
         error: None,
     };
-    let windows = jobs::plan(job, &streams, record.since, record.until);
+    let windows = jobs::plan(
+        job,
+        &streams,
+        record.since,
+        record.until,
+        jobs::windows_per_stream(conn.request_rate()),
+    );
     let audit = AuditEntry {
         at: now,
         actor: ACTOR.into(),
