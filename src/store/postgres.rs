@@ -1,5 +1,7 @@
 //! The production store: Postgres (Aurora in cluster mode) through sqlx.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -14,7 +16,21 @@ use super::sql::sql_store;
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
+    inbox_vacuum: Arc<InboxVacuum>,
 }
+
+/// Applied inbox rows deleted since the inbox was last vacuumed, and whether a vacuum runs.
+#[derive(Default)]
+struct InboxVacuum {
+    deleted: AtomicUsize,
+    running: AtomicBool,
+}
+
+/// Deleted inbox rows after which the store vacuums the inbox itself. The inbox holds few live
+/// rows but takes every webhook: left to autovacuum (which looks at a database once a minute
+/// by default), a 30 s burst of 75,000 webhooks left 75,000 dead entries in the index the
+/// actors read their pending rows through, and that read went from ~0.05 ms to ~0.9 ms.
+const VACUUM_INBOX_AFTER: usize = 5_000;
 
 impl PostgresStore {
     const BACKEND: &'static str = "postgres";
@@ -36,7 +52,33 @@ impl PostgresStore {
         Ok(PostgresStore {
             read: pool.clone(),
             write: pool,
+            inbox_vacuum: Arc::default(),
         })
+    }
+
+    /// Counts applied inbox rows deleted; past [`VACUUM_INBOX_AFTER`], vacuums the inbox in
+    /// the background (one vacuum at a time; a failure is logged and retried next time).
+    fn inbox_rows_deleted(&self, rows: usize) {
+        let v = &self.inbox_vacuum;
+        if v.deleted.fetch_add(rows, Ordering::Relaxed) + rows < VACUUM_INBOX_AFTER
+            || v.running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        v.deleted.store(0, Ordering::Relaxed);
+        let (pool, v) = (self.write.clone(), self.inbox_vacuum.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match sqlx::query("VACUUM (SKIP_LOCKED, TRUNCATE FALSE) inbox")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => metrics::histogram!("billsync_inbox_vacuum_seconds")
+                    .record(started.elapsed().as_secs_f64()),
+                Err(e) => tracing::warn!(error = %e, "vacuuming the inbox failed"),
+            }
+            v.running.store(false, Ordering::Release);
+        });
     }
 }
 

@@ -482,6 +482,7 @@ macro_rules! sql_store {
                 let mut tx = self.write.begin().await?;
                 Self::apply_in(&mut tx, b).await?;
                 tx.commit().await?;
+                self.inbox_rows_deleted(b.applied_inbox_ids.len());
                 Ok(())
             }
 
@@ -491,6 +492,7 @@ macro_rules! sql_store {
                     Self::apply_in(&mut tx, b).await?;
                 }
                 tx.commit().await?;
+                self.inbox_rows_deleted(batches.iter().map(|b| b.applied_inbox_ids.len()).sum());
                 Ok(())
             }
 
