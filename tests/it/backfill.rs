@@ -132,10 +132,11 @@ async fn backfill_of_250k_objects_within_a_100_per_sec_quota_converges_and_rerun
         done["objects"], done["pages"], utilisation * 100.0, stats.rate_limited
     );
     assert_eq!(done["objects"].as_u64().unwrap() as usize, objects);
-    // Issue 4 asks for 90%: that figure is measured by `scripts/bench` (benches/backfill.rs),
+    // Issue 4 asks for 90%: that figure is measured by `scripts/bench` (benches/scale/),
     // where nothing else runs. Here the suite runs ~70 tests at once on two cores (seen: 65%
-    // on SQLite in a full run, 89-93% alone); the floor only catches a stalled or serialised
-    // pipeline, which gave 8%.
+    // on SQLite in a full run, 88-98% alone; and where the store applies fewer than the
+    // 10,000 objects/s a full quota brings, the store is the limit: 51-59% on a slow Postgres
+    // hour); the floor only catches a stalled or serialised pipeline, which gave 8%.
     let floor = 0.25;
     assert!(
         utilisation >= floor,
