@@ -24,6 +24,18 @@ pub struct TokenCache(tokio::sync::Mutex<Option<(String, Instant)>>);
 /// Attempts per request before it is given back as failed.
 const MAX_ATTEMPTS: u32 = 6;
 
+/// Attempts of a confirmation read: a failed one is rescheduled with its own backoff
+/// (`confirm.rs`), so retrying it six times inside the call only spent the provider-wide
+/// budget twice over against an API that is down (48,000 pending reads: 288,000 requests).
+const REFETCH_ATTEMPTS: u32 = 2;
+
+fn attempts(priority: Priority) -> u32 {
+    match priority {
+        Priority::Refetch => REFETCH_ATTEMPTS,
+        _ => MAX_ATTEMPTS,
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum FetchError {
     #[error("{provider} answered {status}: not retried")]
@@ -64,7 +76,8 @@ impl Fetcher {
         let provider = self.provider.kind().as_str();
         let url = format!("{}{}", self.base_url.trim_end_matches('/'), request.path);
         let mut last = String::new();
-        for attempt in 1..=MAX_ATTEMPTS {
+        let max_attempts = attempts(priority);
+        for attempt in 1..=max_attempts {
             let credential = match self.credential(priority).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -146,16 +159,17 @@ impl Fetcher {
             metrics::counter!("billsync_provider_requests_total", "provider" => provider,
                 "kind" => priority.as_str(), "outcome" => outcome)
             .increment(1);
-            if outcome != "rate_limited" && outcome != "unauthorized" {
+            // No wait after the last attempt: the caller decides what comes next.
+            if outcome != "rate_limited" && outcome != "unauthorized" && attempt < max_attempts {
                 backoff(attempt).await;
             }
         }
         (
             Err(FetchError::Exhausted {
-                attempts: MAX_ATTEMPTS,
+                attempts: max_attempts,
                 last,
             }),
-            MAX_ATTEMPTS,
+            max_attempts,
         )
     }
 
