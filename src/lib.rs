@@ -26,7 +26,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::committer::Committer;
+use crate::actors::committer::{Committer, IntakeQueue};
 use crate::actors::pair::PairSettings;
 use crate::actors::{Supervisor, SupervisorHandle};
 use crate::config::Config;
@@ -107,6 +107,7 @@ pub async fn run(
         config.reconcile_interval_secs,
     ));
     let supervisor_handle = SupervisorHandle::default();
+    let intake_queue = IntakeQueue::default();
     let cancel = CancellationToken::new();
 
     let settings = PairSettings {
@@ -120,6 +121,7 @@ pub async fn run(
         ..PairSettings::new(Committer::spawn(
             store.clone(),
             config.intake_writer_count(),
+            intake_queue.clone(),
         ))
     };
     let supervisor = Supervisor::new(
@@ -136,6 +138,7 @@ pub async fn run(
         supervisor_handle.clone(),
         config.intake_writer_count(),
         config.intake_batch_max,
+        intake_queue,
     );
     let state = AppState {
         store: store.clone(),

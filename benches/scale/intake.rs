@@ -81,6 +81,28 @@ pub async fn feed_end(client: &reqwest::Client, feed: &str, mut after: i64) -> i
     }
 }
 
+/// Waits until `n` versions in all are readable in the merchants' change feeds (every event of
+/// scenario 1 makes one); returns the seconds that took.
+pub async fn all_applied(app: &App, n: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let feeds: Vec<String> = app
+        .conns
+        .iter()
+        .map(|(_, m)| format!("{}/v1/merchants/{m}/changes", app.base))
+        .collect();
+    let mut ends = vec![0i64; feeds.len()];
+    loop {
+        for (feed, end) in feeds.iter().zip(ends.iter_mut()) {
+            *end = feed_end(&client, feed, *end).await;
+        }
+        if ends.iter().sum::<i64>() >= n as i64 || started.elapsed() > Duration::from_secs(300) {
+            return started.elapsed().as_secs_f64();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Webhook→queryable at `rate`/s for `secs`, spread over the app's connections: the time from
 /// sending a webhook to its new version appearing in the merchant's change feed, polled
 /// continuously. Returns (P50, P95, P99 ms, events seen).

@@ -483,7 +483,7 @@ mod tests {
             Sealer::from_base64(&key).unwrap(),
             300,
         ));
-        let settings = PairSettings::new(Committer::spawn(store.clone(), 1));
+        let settings = PairSettings::new(Committer::spawn(store.clone(), 1, Default::default()));
         let actor = PairActor::new("conn_x".into(), 1, store, connections, settings);
         let (_tx, rx) = mpsc::channel(4);
         let (idle_tx, _idle_rx) = mpsc::unbounded_channel();

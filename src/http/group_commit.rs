@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use crate::actors::committer::IntakeQueue;
 use crate::actors::SupervisorHandle;
 use crate::store::{IncomingEvent, IngestOutcome, Store};
 
@@ -19,15 +20,18 @@ struct Submission {
 #[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Submission>,
+    queue: IntakeQueue,
 }
 
 impl GroupCommit {
-    /// Starts `writers` writer tasks committing up to `batch_max` events per transaction.
+    /// Starts `writers` writer tasks committing up to `batch_max` events per transaction;
+    /// `queue` counts the events waiting for one (applies yield to them).
     pub fn spawn(
         store: Arc<dyn Store>,
         supervisor: SupervisorHandle,
         writers: usize,
         batch_max: usize,
+        queue: IntakeQueue,
     ) -> Self {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * writers.max(1) * 4);
         let rx = Arc::new(Mutex::new(rx));
@@ -37,19 +41,34 @@ impl GroupCommit {
                 supervisor.clone(),
                 rx.clone(),
                 batch_max.max(1),
+                queue.clone(),
             ));
         }
-        GroupCommit { tx }
+        GroupCommit { tx, queue }
     }
 
     /// Stores the event durably (or finds it a duplicate). `Err` means it is not stored.
     pub async fn submit(&self, event: IncomingEvent) -> Result<IngestOutcome, ()> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Submission { event, reply })
-            .await
-            .map_err(|_| ())?;
+        // Counted until a writer takes it; a request dropped before its send completed (the
+        // sender hung up) is uncounted by the guard.
+        self.queue.push();
+        let uncount = Uncount(&self.queue);
+        if self.tx.send(Submission { event, reply }).await.is_err() {
+            return Err(());
+        }
+        // From here the writer that commits it uncounts it.
+        std::mem::forget(uncount);
         answer.await.map_err(|_| ())?
+    }
+}
+
+/// Takes one webhook off the intake queue's count when dropped.
+struct Uncount<'a>(&'a IntakeQueue);
+
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        self.0.pop(1);
     }
 }
 
@@ -58,6 +77,7 @@ async fn writer(
     supervisor: SupervisorHandle,
     rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
     batch_max: usize,
+    queue: IntakeQueue,
 ) {
     loop {
         let mut batch = Vec::new();
@@ -77,6 +97,7 @@ async fn writer(
         let events: Vec<IncomingEvent> = batch.iter().map(|s| s.event.clone()).collect();
         let started = Instant::now();
         let result = store.ingest(&events).await;
+        queue.pop(batch.len());
         metrics::histogram!("billsync_intake_commit_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!("billsync_intake_batch_size").record(batch.len() as f64);
