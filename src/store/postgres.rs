@@ -118,25 +118,40 @@ impl PostgresStore {
         .await?)
     }
 
-    /// Queues stored raw events for applying, in the order given.
-    async fn insert_inbox(
-        tx: &mut sqlx::PgConnection,
-        rows: &[(&super::IncomingEvent, i64)],
-    ) -> Result<(), super::StoreError> {
-        let connections: Vec<&str> = rows.iter().map(|(e, _)| e.connection_id.as_str()).collect();
-        let raw: Vec<i64> = rows.iter().map(|(_, id)| *id).collect();
-        let received: Vec<i64> = rows.iter().map(|(e, _)| e.received_at).collect();
-        sqlx::query(
-            "INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
-             SELECT c, r, t, t FROM UNNEST($1::text[], $2::int8[], $3::int8[]) \
-             WITH ORDINALITY AS u(c, r, t, n) ORDER BY n",
+    /// Stores raw events and queues the new ones for applying, in the order given: one
+    /// statement, so one round trip and one commit (no BEGIN/COMMIT of its own). Returns
+    /// (connection, provider event id, id) of the new rows.
+    async fn store_and_queue(
+        &self,
+        rows: &[super::sql::RawRow<'_>],
+    ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
+        let col = |f: for<'a> fn(&'a super::sql::RawRow<'_>) -> &'a str| {
+            rows.iter().map(f).collect::<Vec<&str>>()
+        };
+        let received: Vec<i64> = rows.iter().map(|(e, _, _)| e.received_at).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|(_, z, _)| z.as_slice()).collect();
+        // A data-modifying WITH runs to completion whether or not the outer query reads it.
+        // Raw ids follow the order given (a sequence, in UNNEST order), so do inbox ids.
+        Ok(sqlx::query_as(
+            "WITH r AS (INSERT INTO raw_events (connection_id, provider_event_id, event_type, \
+             source, received_at, body_zstd, body_sha256) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+             $6::bytea[], $7::text[]) \
+             ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
+             RETURNING connection_id, provider_event_id, id, received_at), \
+             q AS (INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
+             SELECT connection_id, id, received_at, received_at FROM r ORDER BY id) \
+             SELECT connection_id, provider_event_id, id FROM r",
         )
-        .bind(connections)
-        .bind(raw)
+        .bind(col(|(e, _, _)| e.connection_id.as_str()))
+        .bind(col(|(e, _, _)| e.provider_event_id.as_str()))
+        .bind(col(|(e, _, _)| e.event_type.as_str()))
+        .bind(col(|(e, _, _)| e.source))
         .bind(received)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
+        .bind(bodies)
+        .bind(col(|(_, _, sha)| sha.as_str()))
+        .fetch_all(&self.write)
+        .await?)
     }
 
     /// Deletes applied inbox rows.

@@ -135,7 +135,7 @@ pub(super) type RawRow<'a> = (&'a crate::store::IncomingEvent, Vec<u8>, String);
 /// Implements [`super::Store`] for a struct with `read` and `write` pools of one sqlx backend.
 ///
 /// The backend provides the few multi-row statements whose best form differs by engine
-/// (`insert_raw_events`, `insert_inbox`, `delete_inbox`, `insert_objects`, `insert_versions`):
+/// (`store_and_queue`, `insert_raw_events`, `delete_inbox`, `insert_objects`, `insert_versions`):
 /// one array-bound statement of fixed text on Postgres, multi-row `VALUES` on SQLite.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -351,30 +351,21 @@ macro_rules! sql_store {
                         Ok((e, sql::compress(&e.body)?, sql::sha256_hex(&e.body)))
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let mut tx = self.write.begin().await?;
-                // One statement for the raw events: a key already stored (or repeated within
-                // the batch) inserts nothing and returns nothing.
+                // The raw events and their inbox rows, atomically: a key already stored (or
+                // repeated within the batch) inserts nothing and returns nothing.
                 let mut stored = std::collections::HashMap::new();
-                for (connection_id, provider_event_id, id) in
-                    Self::insert_raw_events(&mut tx, &rows).await?
-                {
+                for (connection_id, provider_event_id, id) in self.store_and_queue(&rows).await? {
                     stored.insert((connection_id, provider_event_id), id);
                 }
                 let mut outcomes = vec![IngestOutcome::Duplicate; events.len()];
-                let mut inbox = Vec::with_capacity(stored.len());
                 for &i in &order {
                     let e = &events[i];
                     let key = (e.connection_id.clone(), e.provider_event_id.clone());
-                    // The first occurrence of a key in the batch takes the stored row.
+                    // The first occurrence of a key in the batch took the stored row.
                     if let Some(raw_event_id) = stored.remove(&key) {
                         outcomes[i] = IngestOutcome::Stored { raw_event_id };
-                        inbox.push((e, raw_event_id));
                     }
                 }
-                if !inbox.is_empty() {
-                    Self::insert_inbox(&mut tx, &inbox).await?;
-                }
-                tx.commit().await?;
                 Ok(outcomes)
             }
 

@@ -93,6 +93,32 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Stores raw events and queues the new ones for applying, in the order given, in one
+    /// transaction. Returns (connection, provider event id, id) of the new rows.
+    async fn store_and_queue(
+        &self,
+        rows: &[super::sql::RawRow<'_>],
+    ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
+        let mut tx = self.write.begin().await?;
+        let stored = Self::insert_raw_events(&mut tx, rows).await?;
+        let mut ids: std::collections::HashMap<(&str, &str), i64> = stored
+            .iter()
+            .map(|(c, p, id)| ((c.as_str(), p.as_str()), *id))
+            .collect();
+        let inbox: Vec<(&super::IncomingEvent, i64)> = rows
+            .iter()
+            .filter_map(|(e, _, _)| {
+                ids.remove(&(e.connection_id.as_str(), e.provider_event_id.as_str()))
+                    .map(|id| (*e, id))
+            })
+            .collect();
+        if !inbox.is_empty() {
+            Self::insert_inbox(&mut tx, &inbox).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
     /// Queues stored raw events for applying, in the order given.
     async fn insert_inbox(
         tx: &mut sqlx::SqliteConnection,
