@@ -25,11 +25,12 @@ pub struct Sourced {
     pub drift: bool,
 }
 
-/// What the actor knows of an object while it decides a batch.
-struct Known {
+/// What the actor knows of an object while it decides a batch (data borrowed from the
+/// batch's observations once they are decided: no copy of a JSON tree per write).
+struct Known<'a> {
     current: Current,
     status: ReconStatus,
-    data: Value,
+    data: Cow<'a, Value>,
 }
 
 /// Decides every observation in order against the stored state and returns the batch to
@@ -43,10 +44,10 @@ pub async fn decide_batch(
 }
 
 /// [`decide_batch`], with the decision taken for each item.
-pub async fn decide_each(
+pub async fn decide_each<'a>(
     store: &dyn Store,
     conn: &LiveConnection,
-    items: &[Sourced],
+    items: &'a [Sourced],
 ) -> Result<(ApplyBatch, Vec<Decision>), StoreError> {
     let mut keys: Vec<Key> = items
         .iter()
@@ -54,7 +55,7 @@ pub async fn decide_each(
         .collect();
     keys.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
     keys.dedup();
-    let mut known: HashMap<Key, Known> = store
+    let mut known: HashMap<Key, Known<'a>> = store
         .current_objects(&conn.record.id, &keys)
         .await?
         .into_iter()
@@ -68,7 +69,7 @@ pub async fn decide_each(
             let known = Known {
                 current,
                 status: o.status,
-                data: o.data,
+                data: Cow::Owned(o.data),
             };
             ((o.object_type, o.provider_id), known)
         })
@@ -82,8 +83,8 @@ pub async fn decide_each(
         let prior = known.get(&key);
         // A deletion without fields keeps the last known data (CONTRACT), so it is the same
         // content as a stored tombstone: an API 404 then confirms it like any equal read.
-        let (data, text) = match (&obs.data, prior) {
-            (Value::Null, Some(p)) => (Cow::Borrowed(&p.data), p.data.to_string()),
+        let (data, text): (Cow<'a, Value>, String) = match (&obs.data, prior) {
+            (Value::Null, Some(p)) => (Cow::Owned(p.data.as_ref().clone()), p.data.to_string()),
             (Value::Null, None) => (Cow::Owned(json!({})), "{}".to_owned()),
             (d, _) => (Cow::Borrowed(d), d.to_string()),
         };
@@ -125,7 +126,7 @@ pub async fn decide_each(
                     conn,
                     obs,
                     &item.source,
-                    (p.data.clone(), p.data.to_string()),
+                    p.data.to_string(),
                     &p.current,
                     Some(p.current.version),
                     p.current.version,
@@ -144,7 +145,6 @@ pub async fn decide_each(
             .increment(1);
             continue;
         }
-        let data = data.into_owned();
         let expected = prior.map(|p| p.current.version);
         let version = expected.unwrap_or(0) + 1;
         let current = Current {
@@ -157,7 +157,7 @@ pub async fn decide_each(
             conn,
             obs,
             &item.source,
-            (data.clone(), text),
+            text,
             &current,
             expected,
             version,
@@ -215,7 +215,6 @@ pub fn status_write(
         status,
         deleted: o.deleted,
         data_text: o.data.to_string(),
-        data: o.data.clone(),
         content_hash: o.content_hash.clone(),
         order_key: o.order_key,
         tie_rank: o.tie_rank,
@@ -231,7 +230,7 @@ fn write(
     conn: &LiveConnection,
     obs: &Observation,
     source: &Value,
-    (data, data_text): (Value, String),
+    data_text: String,
     current: &Current,
     expected_version: Option<i64>,
     version: i64,
@@ -246,7 +245,6 @@ fn write(
         version,
         status,
         deleted: obs.deleted,
-        data,
         data_text,
         content_hash: current.content_hash.clone(),
         order_key: current.order_key,

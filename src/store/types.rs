@@ -124,8 +124,7 @@ pub struct ObjectWrite {
     pub version: i64,
     pub status: ReconStatus,
     pub deleted: bool,
-    pub data: Value,
-    /// `data` serialized (what is stored and hashed), computed once.
+    /// The canonical data, serialized (what is stored and hashed), computed once.
     pub data_text: String,
     pub content_hash: String,
     pub order_key: i64,

@@ -80,7 +80,6 @@ fn write(id: &str, expected: Option<i64>, version: i64, email: &str) -> ObjectWr
         deleted: false,
         content_hash: content_hash(&data, false),
         data_text: data.to_string(),
-        data,
         order_key: version,
         tie_rank: 0,
         provider_updated_at: version,
