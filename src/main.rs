@@ -7,12 +7,6 @@ use clap::{Parser, Subcommand};
 
 use billsync::config::Config;
 
-/// mimalloc rather than glibc's malloc: the intake's many small short-lived allocations
-/// (JSON values, HTTP buffers) contended in glibc's arenas (10-15% of the node's CPU in
-/// `perf` at full intake; bench/results before and after).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "billsync",

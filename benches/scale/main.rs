@@ -8,10 +8,6 @@
 //! (longest watch of scenario 4's refetch state).
 //! Prints a Markdown table and writes it to `bench/results/<date>.md`.
 
-/// The service binary's allocator (src/main.rs says why), so the figures are the service's.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod backfill;
 mod connections;
 mod intake;
