@@ -179,9 +179,15 @@ async fn wait_converged(sim: &SimHandle, app: &TestApp, merchants: &[String], se
             .await
             .expect("verify runs");
         let mut not_converged = Vec::new();
+        // Where the first divergent object is listed, to show its history on failure.
+        let first_divergent = report.divergent.first().map(|d| d.id.as_str());
+        let mut divergent_at = None;
         for m in merchants {
             for c in COLLECTIONS {
                 for o in list_all(&app.client, app.addr, m, c).await {
+                    if first_divergent.is_some() && o["id"].as_str() == first_divergent {
+                        divergent_at = Some((m.clone(), c));
+                    }
                     if o["reconciliation_status"] != "converged" {
                         let id = o["id"].as_str().unwrap_or_default().to_owned();
                         let status = o["reconciliation_status"].to_string();
@@ -195,18 +201,24 @@ async fn wait_converged(sim: &SimHandle, app: &TestApp, merchants: &[String], se
         }
         if Instant::now() >= deadline {
             let refetches = app.db.count("SELECT COUNT(*) FROM refetches").await;
-            let history = match not_converged.first() {
-                Some((m, c, id, _)) => app
-                    .versions(m, c, id)
+            let history_of = |m: String, c: &'static str, id: String| async move {
+                app.versions(&m, c, &id)
                     .await
                     .iter()
                     .map(|v| format!("v{} {} {}", v["version"], v["reason"], v["source"]))
                     .collect::<Vec<_>>()
-                    .join("; "),
+                    .join("; ")
+            };
+            let history = match not_converged.first() {
+                Some((m, c, id, _)) => history_of(m.clone(), c, id.clone()).await,
                 None => String::new(),
             };
+            let divergent_history = match (divergent_at, first_divergent) {
+                (Some((m, c)), Some(id)) => history_of(m, c, id.to_owned()).await,
+                _ => String::new(),
+            };
             panic!(
-                "not converged after {secs} s: {} of {} objects divergent (first: {:?}); {} not `converged` (first: {:?}); {refetches} refetches pending; versions of the first: {history}",
+                "not converged after {secs} s: {} of {} objects divergent (first: {:?}); {} not `converged` (first: {:?}); {refetches} refetches pending; versions of the first not converged: {history}; versions of the first divergent: {divergent_history}",
                 report.divergent.len(),
                 report.objects,
                 report.divergent.first(),
