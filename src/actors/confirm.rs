@@ -177,9 +177,7 @@ impl Confirmer {
                 // The API has not caught up with the webhook yet.
                 later.push(refetch.clone());
             } else {
-                batch
-                    .settled_refetches
-                    .push((refetch.object_type, refetch.provider_id.clone()));
+                batch.settled_refetches.push(refetch.clone());
                 let age = (now - refetch.first_seen_at).max(0) as f64 / 1e6;
                 metrics::histogram!("billsync_convergence_seconds", "provider" => conn.record.provider.as_str())
                     .record(age);
@@ -270,7 +268,7 @@ impl Confirmer {
                 "confirmation_window_passed",
             ));
         }
-        batch.settled_refetches.push(key);
+        batch.settled_refetches.push(refetch.clone());
         committer.apply(batch).await
     }
 }

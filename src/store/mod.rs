@@ -222,7 +222,8 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<Refetch>, StoreError>;
 
-    /// Moves a confirmation to a later time after an inconclusive or failed read.
+    /// Moves a confirmation to a later time after an inconclusive or failed read (never
+    /// earlier than it is due now: another change may have moved it later meanwhile).
     async fn reschedule_refetch(
         &self,
         connection_id: &str,

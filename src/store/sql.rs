@@ -815,8 +815,8 @@ macro_rules! sql_store {
 
             async fn reschedule_refetch(&self, connection_id: &str, r: &Refetch) -> Result<(), StoreError> {
                 sqlx::query(
-                    "UPDATE refetches SET due_at = $1, attempts = $2 WHERE connection_id = $3 \
-                     AND object_type = $4 AND provider_id = $5",
+                    "UPDATE refetches SET due_at = CASE WHEN due_at > $1 THEN due_at ELSE $1 END, \
+                     attempts = $2 WHERE connection_id = $3 AND object_type = $4 AND provider_id = $5",
                 )
                 .bind(r.due_at)
                 .bind(r.attempts)
@@ -1110,7 +1110,9 @@ macro_rules! sql_store {
                     sqlx::query(
                         "INSERT INTO refetches (connection_id, object_type, provider_id, due_at, \
                          attempts, first_seen_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (connection_id, object_type, provider_id) DO NOTHING",
+                         ON CONFLICT (connection_id, object_type, provider_id) DO UPDATE SET \
+                         due_at = CASE WHEN excluded.due_at > refetches.due_at \
+                         THEN excluded.due_at ELSE refetches.due_at END",
                     )
                     .bind(&b.connection_id)
                     .bind(r.object_type.as_str())
@@ -1121,14 +1123,15 @@ macro_rules! sql_store {
                     .execute(&mut **tx)
                     .await?;
                 }
-                for (object_type, provider_id) in &b.settled_refetches {
+                for r in &b.settled_refetches {
                     sqlx::query(
                         "DELETE FROM refetches WHERE connection_id = $1 AND object_type = $2 \
-                         AND provider_id = $3",
+                         AND provider_id = $3 AND due_at <= $4",
                     )
                     .bind(&b.connection_id)
-                    .bind(object_type.as_str())
-                    .bind(provider_id)
+                    .bind(r.object_type.as_str())
+                    .bind(&r.provider_id)
+                    .bind(r.due_at)
                     .execute(&mut **tx)
                     .await?;
                 }

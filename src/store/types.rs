@@ -160,10 +160,14 @@ pub struct ApplyBatch {
     pub observations: Vec<IncomingEvent>,
     /// The pull windows this batch advances, checkpointed with their objects.
     pub checkpoints: Vec<WindowCheckpoint>,
-    /// Objects to read back from the provider API (kept if already scheduled).
+    /// Objects to read back from the provider API. One already scheduled keeps its row and
+    /// is read at the later of the two due times: a read too early for either can settle
+    /// neither (a sweep's find waits out the API lag; a confirmation due sooner must not
+    /// answer for it with the state from before the change).
     pub schedule_refetches: Vec<Refetch>,
-    /// Confirmations that are settled (the object converged or failed).
-    pub settled_refetches: Vec<(ObjectType, String)>,
+    /// Confirmations that are settled (the object converged or failed), as they were read.
+    /// One whose row was moved later while its read was in flight stays, to be read again.
+    pub settled_refetches: Vec<Refetch>,
 }
 
 /// A pending confirmation read of one object.

@@ -20,6 +20,7 @@ both_backends!(
     failed_inbox_rows_back_off_then_dead_letter,
     settings_keep_the_first_value,
     versions_are_append_only,
+    a_refetch_scheduled_twice_is_read_at_the_later_time_and_an_earlier_read_settles_nothing,
 );
 
 async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
@@ -370,4 +371,68 @@ async fn versions_are_append_only(backend: Backend) {
         .is_err());
     assert!(db.exec_raw("DELETE FROM object_versions").await.is_err());
     assert!(db.exec_raw("DELETE FROM audit_log").await.is_err());
+}
+
+fn refetch(id: &str, due_at: i64) -> Refetch {
+    Refetch {
+        object_type: ObjectType::Customer,
+        provider_id: id.into(),
+        due_at,
+        attempts: 0,
+        first_seen_at: due_at,
+    }
+}
+
+/// A confirmation due soon and a sweep's find due after the API lag name the same object:
+/// one read, at the later time; the sooner read (started before the find) settles nothing.
+async fn a_refetch_scheduled_twice_is_read_at_the_later_time_and_an_earlier_read_settles_nothing(
+    backend: Backend,
+) {
+    let (_db, store, conn) = setup(backend).await;
+    let schedule = |r: Vec<Refetch>| {
+        let mut b = batch(&conn, vec![], vec![]);
+        b.schedule_refetches = r;
+        b
+    };
+    store
+        .apply(&schedule(vec![refetch("cus_1", 100)]))
+        .await
+        .unwrap();
+    let due = store.due_refetches(&conn.id, 100, 10).await.unwrap();
+    assert_eq!(due, vec![refetch("cus_1", 100)]);
+    // While that read is in flight, a later one is scheduled; an earlier one changes nothing.
+    store
+        .apply(&schedule(vec![refetch("cus_1", 5_000)]))
+        .await
+        .unwrap();
+    store
+        .apply(&schedule(vec![refetch("cus_1", 50)]))
+        .await
+        .unwrap();
+    let mut settle = batch(&conn, vec![], vec![]);
+    settle.settled_refetches = due;
+    store.apply(&settle).await.unwrap();
+    assert!(store
+        .due_refetches(&conn.id, 4_999, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = store.due_refetches(&conn.id, 5_000, 10).await.unwrap();
+    assert_eq!(later.len(), 1, "the later read is still to be made");
+    assert_eq!((later[0].due_at, later[0].first_seen_at), (5_000, 100));
+    // A backoff sooner than the row's time does not bring it forward.
+    let mut sooner = later[0].clone();
+    sooner.due_at = 200;
+    sooner.attempts = 1;
+    store.reschedule_refetch(&conn.id, &sooner).await.unwrap();
+    assert!(store
+        .due_refetches(&conn.id, 4_999, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The read made at its time settles it.
+    let mut settle = batch(&conn, vec![], vec![]);
+    settle.settled_refetches = store.due_refetches(&conn.id, 5_000, 10).await.unwrap();
+    store.apply(&settle).await.unwrap();
+    assert_eq!(store.refetch_backlog().await.unwrap(), 0);
 }
