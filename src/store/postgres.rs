@@ -154,6 +154,33 @@ impl PostgresStore {
         .await?)
     }
 
+    /// The stored state of `ids` (one kind of one connection), one primary-key lookup each.
+    ///
+    /// A plain `provider_id IN (...)` let the planner, without statistics for a table that
+    /// grew from empty (autovacuum analyzes a minute later at the soonest), scan every object of
+    /// the connection and kind and filter by the list: 93 ms per 300 ids at 88,000 invoices,
+    /// the cap on a backfill's rate. The `LIMIT` keeps the lateral subquery from being turned
+    /// into a join, so each id is an index lookup whatever the statistics say (10 ms per 500).
+    async fn select_current(
+        pool: &sqlx::PgPool,
+        connection_id: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<sqlx::postgres::PgRow>, super::StoreError> {
+        let sql = format!(
+            "SELECT o.* FROM UNNEST($3::text[]) AS k(provider_id) CROSS JOIN LATERAL \
+             (SELECT {} FROM objects WHERE connection_id = $1 AND object_type = $2 \
+             AND provider_id = k.provider_id LIMIT 1) o",
+            super::sql::CURRENT_COLUMNS
+        );
+        Ok(sqlx::query(&sql)
+            .bind(connection_id)
+            .bind(kind)
+            .bind(ids)
+            .fetch_all(pool)
+            .await?)
+    }
+
     /// Deletes applied inbox rows.
     async fn delete_inbox(
         tx: &mut sqlx::PgConnection,

@@ -129,13 +129,19 @@ pub(super) const OBJECT_VIEW_COLUMNS: &str = "id, merchant_id, connection_id, ob
 pub(super) const VERSION_COLUMNS: &str =
     "version, recorded_at, deleted, status, provider_updated_at, data, source, reason";
 
+/// What [`super::Store::current_objects`] reads of each object.
+pub(super) const CURRENT_COLUMNS: &str =
+    "object_type, provider_id, version, status, deleted, data, \
+    content_hash, order_key, tie_rank, provider_updated_at";
+
 /// A raw event ready to insert: the event, its zstd body and its SHA-256.
 pub(super) type RawRow<'a> = (&'a crate::store::IncomingEvent, Vec<u8>, String);
 
 /// Implements [`super::Store`] for a struct with `read` and `write` pools of one sqlx backend.
 ///
 /// The backend provides the few multi-row statements whose best form differs by engine
-/// (`store_and_queue`, `insert_raw_events`, `delete_inbox`, `insert_objects`, `insert_versions`):
+/// (`store_and_queue`, `insert_raw_events`, `delete_inbox`, `insert_objects`, `insert_versions`,
+/// `select_current`):
 /// one array-bound statement of fixed text on Postgres, multi-row `VALUES` on SQLite.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
@@ -462,24 +468,10 @@ macro_rules! sql_store {
                 keys: &[(ObjectType, String)],
             ) -> Result<Vec<StoredObject>, StoreError> {
                 let mut found = Vec::with_capacity(keys.len());
-                // One kind at a time with a plain IN list: both engines use the primary key.
                 for kind in ObjectType::ALL {
                     let ids: Vec<&str> = keys.iter().filter(|(t, _)| *t == kind).map(|(_, id)| id.as_str()).collect();
                     for chunk in ids.chunks(500) {
-                        let mut q = QueryBuilder::<$db>::new(
-                            "SELECT object_type, provider_id, version, status, deleted, data, \
-                             content_hash, order_key, tie_rank, provider_updated_at FROM objects \
-                             WHERE connection_id = ",
-                        );
-                        q.push_bind(connection_id.to_owned());
-                        q.push(" AND object_type = ").push_bind(kind.as_str());
-                        q.push(" AND provider_id IN (");
-                        let mut sep = q.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(id.to_string());
-                        }
-                        q.push(")");
-                        for row in q.build().fetch_all(&self.read).await? {
+                        for row in Self::select_current(&self.read, connection_id, kind.as_str(), chunk).await? {
                             found.push(StoredObject {
                                 object_type: sql::object_type(&row.try_get::<String, _>("object_type")?)?,
                                 provider_id: row.try_get("provider_id")?,

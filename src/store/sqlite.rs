@@ -138,6 +138,29 @@ impl SqliteStore {
     }
 
     /// Deletes applied inbox rows.
+    /// The stored state of `ids` (one kind of one connection): SQLite looks an `IN` list up
+    /// through the primary key.
+    async fn select_current(
+        pool: &sqlx::SqlitePool,
+        connection_id: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, super::StoreError> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT {} FROM objects WHERE connection_id = ",
+            super::sql::CURRENT_COLUMNS
+        ));
+        q.push_bind(connection_id.to_owned());
+        q.push(" AND object_type = ").push_bind(kind.to_owned());
+        q.push(" AND provider_id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(id.to_string());
+        }
+        q.push(")");
+        Ok(q.build().fetch_all(pool).await?)
+    }
+
     async fn delete_inbox(
         tx: &mut sqlx::SqliteConnection,
         ids: &[i64],
