@@ -495,6 +495,7 @@ macro_rules! sql_store {
                 Self::apply_in(&mut tx, b).await?;
                 tx.commit().await?;
                 self.inbox_rows_deleted(b.applied_inbox_ids.len());
+                self.objects_written(b.writes.len());
                 Ok(())
             }
 
@@ -505,6 +506,7 @@ macro_rules! sql_store {
                 }
                 tx.commit().await?;
                 self.inbox_rows_deleted(batches.iter().map(|b| b.applied_inbox_ids.len()).sum());
+                self.objects_written(batches.iter().map(|b| b.writes.len()).sum());
                 Ok(())
             }
 

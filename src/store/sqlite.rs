@@ -55,6 +55,9 @@ impl SqliteStore {
     /// Applied inbox rows are gone once deleted here: SQLite keeps no dead row versions.
     fn inbox_rows_deleted(&self, _rows: usize) {}
 
+    /// SQLite's planner uses the primary keys and indexes without statistics.
+    fn objects_written(&self, _rows: usize) {}
+
     /// Inserts raw events in one multi-row statement; a key already stored (or repeated in
     /// `rows`) inserts nothing. Returns (connection, provider event id, id) of the new rows.
     async fn insert_raw_events(
