@@ -1,7 +1,7 @@
 //! The production store: Postgres (Aurora in cluster mode) through sqlx.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -16,47 +16,73 @@ use super::sql::sql_store;
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
-    inbox_vacuum: Arc<InboxVacuum>,
-    analyze: Arc<Analyze>,
+    inbox_vacuum: Arc<Upkeep>,
+    analyze: Arc<Upkeep>,
 }
 
-/// Object writes since this node started, the count at which the next `ANALYZE` runs, and
-/// whether one runs.
-struct Analyze {
-    written: AtomicUsize,
+/// Maintenance the store runs itself in the background once enough rows have changed, rather
+/// than wait for autovacuum (which looks at a database once a minute by default, and never
+/// where it is off, as on this project's CI machine). One run at a time; a failed run is
+/// logged and the next threshold tries again.
+struct Upkeep {
+    statement: &'static str,
+    /// Histogram of how long each run took.
+    metric: &'static str,
+    /// Rows counted since this node started.
+    counted: AtomicUsize,
+    /// The count at which the next run starts.
     next_at: AtomicUsize,
+    /// The next threshold, from the count at which a run starts.
+    after: fn(usize) -> usize,
     running: AtomicBool,
 }
 
-impl Default for Analyze {
-    fn default() -> Self {
-        Analyze {
-            written: AtomicUsize::new(0),
-            next_at: AtomicUsize::new(ANALYZE_FIRST_AT),
+impl Upkeep {
+    fn new(statement: &'static str, metric: &'static str, after: fn(usize) -> usize) -> Arc<Self> {
+        Arc::new(Upkeep {
+            statement,
+            metric,
+            counted: AtomicUsize::new(0),
+            next_at: AtomicUsize::new(after(0)),
+            after,
             running: AtomicBool::new(false),
+        })
+    }
+
+    /// Counts `rows`; past the threshold, runs the statement on `pool` in the background.
+    fn count(self: &Arc<Self>, pool: &PgPool, rows: usize) {
+        let counted = self.counted.fetch_add(rows, Ordering::Relaxed) + rows;
+        if counted < self.next_at.load(Ordering::Relaxed)
+            || self.running.swap(true, Ordering::AcqRel)
+        {
+            return;
         }
+        self.next_at.store((self.after)(counted), Ordering::Relaxed);
+        let (pool, upkeep) = (pool.clone(), self.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match sqlx::query(upkeep.statement).execute(&pool).await {
+                Ok(_) => metrics::histogram!(upkeep.metric).record(started.elapsed().as_secs_f64()),
+                Err(e) => {
+                    tracing::warn!(statement = upkeep.statement, error = %e, "store upkeep failed")
+                }
+            }
+            upkeep.running.store(false, Ordering::Release);
+        });
     }
 }
 
-/// Object writes after which the store analyzes the growing tables itself, then 4x as many
-/// each time. Their statistics otherwise wait for autovacuum (a minute after the growth at the
-/// soonest, never where it is off, as on this project's CI machine). Without them Postgres
-/// planned a change-feed page (`merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000`) as a
-/// bitmap scan and sort of the merchant's whole feed: 205 ms at 250,000 changes.
-const ANALYZE_FIRST_AT: usize = 20_000;
-
-/// Applied inbox rows deleted since the inbox was last vacuumed, and whether a vacuum runs.
-#[derive(Default)]
-struct InboxVacuum {
-    deleted: AtomicUsize,
-    running: AtomicBool,
-}
-
 /// Deleted inbox rows after which the store vacuums the inbox itself. The inbox holds few live
-/// rows but takes every webhook: left to autovacuum (which looks at a database once a minute
-/// by default), a 30 s burst of 75,000 webhooks left 75,000 dead entries in the index the
-/// actors read their pending rows through, and that read went from ~0.05 ms to ~0.9 ms.
+/// rows but takes every webhook: left to autovacuum, a 30 s burst of 75,000 webhooks left
+/// 75,000 dead entries in the index the actors read their pending rows through, and that read
+/// went from ~0.05 ms to ~0.9 ms.
 const VACUUM_INBOX_AFTER: usize = 5_000;
+
+/// Object writes after which the store analyzes the tables that grow with them, then at every
+/// 4x. Without statistics Postgres planned a change-feed page (`merchant_id = $1 AND seq > $2
+/// ORDER BY seq LIMIT 1000`) as a bitmap scan and sort of the merchant's whole feed: 205 ms at
+/// 250,000 changes, 0.47 ms after an ANALYZE.
+const ANALYZE_FIRST_AT: usize = 20_000;
 
 impl PostgresStore {
     const BACKEND: &'static str = "postgres";
@@ -78,62 +104,27 @@ impl PostgresStore {
         Ok(PostgresStore {
             read: pool.clone(),
             write: pool,
-            inbox_vacuum: Arc::default(),
-            analyze: Arc::default(),
+            inbox_vacuum: Upkeep::new(
+                "VACUUM (SKIP_LOCKED, TRUNCATE FALSE) inbox",
+                "billsync_inbox_vacuum_seconds",
+                |counted| counted + VACUUM_INBOX_AFTER,
+            ),
+            analyze: Upkeep::new(
+                "ANALYZE objects, object_versions, changes, refetches",
+                "billsync_analyze_seconds",
+                |counted| counted.max(ANALYZE_FIRST_AT / 4).saturating_mul(4),
+            ),
         })
     }
 
-    /// Counts object writes; past the next threshold, analyzes the tables that grow with them
-    /// in the background (one at a time; a failure is logged, and the next threshold retries).
+    /// Counts object writes (the store analyzes the tables that grow with them).
     fn objects_written(&self, rows: usize) {
-        let a = &self.analyze;
-        let written = a.written.fetch_add(rows, Ordering::Relaxed) + rows;
-        if written < a.next_at.load(Ordering::Relaxed) || a.running.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        a.next_at
-            .store(written.saturating_mul(4), Ordering::Relaxed);
-        let (pool, a) = (self.write.clone(), self.analyze.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            match sqlx::query("ANALYZE objects, object_versions, changes, refetches")
-                .execute(&pool)
-                .await
-            {
-                Ok(_) => tracing::info!(
-                    objects_written = written,
-                    secs = started.elapsed().as_secs_f64(),
-                    "analyzed the growing tables"
-                ),
-                Err(e) => tracing::warn!(error = %e, "analyzing the growing tables failed"),
-            }
-            a.running.store(false, Ordering::Release);
-        });
+        self.analyze.count(&self.write, rows);
     }
 
-    /// Counts applied inbox rows deleted; past [`VACUUM_INBOX_AFTER`], vacuums the inbox in
-    /// the background (one vacuum at a time; a failure is logged and retried next time).
+    /// Counts applied inbox rows deleted (the store vacuums the inbox after enough of them).
     fn inbox_rows_deleted(&self, rows: usize) {
-        let v = &self.inbox_vacuum;
-        if v.deleted.fetch_add(rows, Ordering::Relaxed) + rows < VACUUM_INBOX_AFTER
-            || v.running.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        v.deleted.store(0, Ordering::Relaxed);
-        let (pool, v) = (self.write.clone(), self.inbox_vacuum.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            match sqlx::query("VACUUM (SKIP_LOCKED, TRUNCATE FALSE) inbox")
-                .execute(&pool)
-                .await
-            {
-                Ok(_) => metrics::histogram!("billsync_inbox_vacuum_seconds")
-                    .record(started.elapsed().as_secs_f64()),
-                Err(e) => tracing::warn!(error = %e, "vacuuming the inbox failed"),
-            }
-            v.running.store(false, Ordering::Release);
-        });
+        self.inbox_vacuum.count(&self.write, rows);
     }
 }
 
@@ -222,13 +213,16 @@ impl PostgresStore {
         kind: &str,
         ids: &[&str],
     ) -> Result<Vec<sqlx::postgres::PgRow>, super::StoreError> {
-        let sql = format!(
-            "SELECT o.* FROM UNNEST($3::text[]) AS k(provider_id) CROSS JOIN LATERAL \
-             (SELECT {} FROM objects WHERE connection_id = $1 AND object_type = $2 \
-             AND provider_id = k.provider_id LIMIT 1) o",
-            super::sql::CURRENT_COLUMNS
-        );
-        Ok(sqlx::query(&sql)
+        // Built once: the column list is shared with SQLite's form of the query.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT o.* FROM UNNEST($3::text[]) AS k(provider_id) CROSS JOIN LATERAL \
+                 (SELECT {} FROM objects WHERE connection_id = $1 AND object_type = $2 \
+                 AND provider_id = k.provider_id LIMIT 1) o",
+                super::sql::CURRENT_COLUMNS
+            )
+        });
+        Ok(sqlx::query(SQL.as_str())
             .bind(connection_id)
             .bind(kind)
             .bind(ids)

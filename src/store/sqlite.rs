@@ -51,6 +51,21 @@ impl SqliteStore {
 
 sql_store!(SqliteStore, sqlx::Sqlite);
 
+/// Appends ` IN (?, ?, …)` with one bound value per item.
+fn push_in_list<'a, T>(
+    q: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>,
+    items: impl IntoIterator<Item = T>,
+) where
+    T: 'a + sqlx::Encode<'a, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    q.push(" IN (");
+    let mut sep = q.separated(", ");
+    for item in items {
+        sep.push_bind(item);
+    }
+    q.push(")");
+}
+
 impl SqliteStore {
     /// Applied inbox rows are gone once deleted here: SQLite keeps no dead row versions.
     fn inbox_rows_deleted(&self, _rows: usize) {}
@@ -140,7 +155,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Deletes applied inbox rows.
     /// The stored state of `ids` (one kind of one connection): SQLite looks an `IN` list up
     /// through the primary key.
     async fn select_current(
@@ -155,25 +169,18 @@ impl SqliteStore {
         ));
         q.push_bind(connection_id.to_owned());
         q.push(" AND object_type = ").push_bind(kind.to_owned());
-        q.push(" AND provider_id IN (");
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(id.to_string());
-        }
-        q.push(")");
+        q.push(" AND provider_id");
+        push_in_list(&mut q, ids.iter().map(|id| id.to_string()));
         Ok(q.build().fetch_all(pool).await?)
     }
 
+    /// Deletes applied inbox rows.
     async fn delete_inbox(
         tx: &mut sqlx::SqliteConnection,
         ids: &[i64],
     ) -> Result<(), super::StoreError> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM inbox WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        q.push(")");
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM inbox WHERE id");
+        push_in_list(&mut q, ids.iter().copied());
         q.build().execute(&mut *tx).await?;
         Ok(())
     }

@@ -436,3 +436,37 @@ async fn a_refetch_scheduled_twice_is_read_at_the_later_time_and_an_earlier_read
     store.apply(&settle).await.unwrap();
     assert_eq!(store.refetch_backlog().await.unwrap(), 0);
 }
+
+/// Postgres only (SQLite plans through its keys without statistics): after 20,000 object
+/// writes the store analyzes the tables that grow with them, whether autovacuum runs or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_analyzes_the_growing_tables_after_20k_object_writes() {
+    let (db, store, conn) = setup(Backend::Postgres).await;
+    // Only the store's own ANALYZE can count here (where the server runs autovacuum too).
+    db.exec_raw("ALTER TABLE objects SET (autovacuum_enabled = false)")
+        .await
+        .unwrap();
+    let analyzed = "SELECT COUNT(*) FROM pg_stat_user_tables \
+                    WHERE relname = 'objects' AND last_analyze IS NOT NULL";
+    for chunk in 0..20 {
+        let writes = (0..1_000)
+            .map(|i| write(&format!("cus_{chunk}_{i}"), None, 1, "a@x"))
+            .collect();
+        store.apply(&batch(&conn, writes, vec![])).await.unwrap();
+        if chunk < 19 {
+            assert_eq!(
+                db.count(analyzed).await,
+                0,
+                "not analyzed before 20,000 writes"
+            );
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.count(analyzed).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "objects not analyzed 30 s after 20,000 writes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
