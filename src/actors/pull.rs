@@ -17,7 +17,7 @@ use super::fetch::{FetchError, Fetched, Fetcher};
 use super::limiter::Priority;
 use crate::connections::LiveConnection;
 use crate::model::time::{micros_to_rfc3339, now_micros};
-use crate::store::{IncomingEvent, Store, StoreError, SyncWindow, WindowCheckpoint};
+use crate::store::{IncomingEvent, RawBody, Store, StoreError, SyncWindow, WindowCheckpoint};
 
 /// Objects per list page (the most every provider allows or more).
 const PAGE_SIZE: u32 = 100;
@@ -230,6 +230,14 @@ impl PullDriver {
                     continue;
                 }
             };
+            // Before any of its objects is taken: a page is applied with its raw or not at all.
+            let body = match RawBody::seal(&fetched.body) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed.push((r.window, base, e.to_string()));
+                    continue;
+                }
+            };
             let observation_id = format!(
                 "api:{}:{}:{}:{}",
                 job.name,
@@ -288,7 +296,7 @@ impl PullDriver {
                 event_type: format!("api.list.{}", base.stream),
                 source: "api",
                 received_at: fetched.read_at,
-                body: fetched.body,
+                body,
             });
             checkpoints.push(WindowCheckpoint {
                 done: page.next_cursor.is_none(),

@@ -12,7 +12,7 @@ use super::fetch::Fetcher;
 use super::limiter::Priority;
 use crate::connections::LiveConnection;
 use crate::model::time::now_micros;
-use crate::store::{IncomingEvent, IngestOutcome, Store, StoreError};
+use crate::store::{IncomingEvent, IngestOutcome, RawBody, Store, StoreError};
 
 /// How far each sweep reaches back before the previous one's start (provider event lag).
 const OVERLAP_SECS: i64 = 120;
@@ -108,7 +108,7 @@ pub async fn finish(
                 event_type: envelope.event_type,
                 source: "sweep",
                 received_at: now_micros(),
-                body,
+                body: RawBody::seal(&body)?,
             }),
             Err(e) => {
                 tracing::warn!(connection_id = %conn.record.id, error = %e, "sweep found a malformed event")

@@ -11,9 +11,11 @@ use crate::actors::committer::IntakeQueue;
 use crate::actors::SupervisorHandle;
 use crate::store::{IncomingEvent, IngestOutcome, Store};
 
+type Reply = oneshot::Sender<Result<IngestOutcome, ()>>;
+
 struct Submission {
     event: IncomingEvent,
-    reply: oneshot::Sender<Result<IngestOutcome, ()>>,
+    reply: Reply,
 }
 
 /// Submits events to the intake writers. Cloneable; the writers stop when every clone is gone.
@@ -94,13 +96,14 @@ async fn writer(
                 }
             }
         }
-        let events: Vec<IncomingEvent> = batch.iter().map(|s| s.event.clone()).collect();
+        let (events, replies): (Vec<IncomingEvent>, Vec<Reply>) =
+            batch.into_iter().map(|s| (s.event, s.reply)).unzip();
         let started = Instant::now();
         let result = store.ingest(&events).await;
-        queue.pop(batch.len());
+        queue.pop(events.len());
         metrics::histogram!("billsync_intake_commit_seconds")
             .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("billsync_intake_batch_size").record(batch.len() as f64);
+        metrics::histogram!("billsync_intake_batch_size").record(events.len() as f64);
         match result {
             Ok(outcomes) => {
                 supervisor.work_for(
@@ -110,14 +113,14 @@ async fn writer(
                         .filter(|(_, o)| matches!(o, IngestOutcome::Stored { .. }))
                         .map(|(e, _)| e.connection_id.as_str()),
                 );
-                for (s, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = s.reply.send(Ok(outcome));
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "intake commit failed; answering 503");
-                for s in batch {
-                    let _ = s.reply.send(Err(()));
+                tracing::error!(error = %e, events = events.len(), "intake commit failed; answering 503");
+                for reply in replies {
+                    let _ = reply.send(Err(()));
                 }
             }
         }

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::model::time::now_micros;
 use crate::providers::{ProviderKind, VerifyError};
-use crate::store::{IncomingEvent, IngestOutcome};
+use crate::store::{IncomingEvent, IngestOutcome, RawBody};
 
 /// Largest webhook body accepted (CONTRACT).
 pub const MAX_BODY: usize = 1 << 20;
@@ -160,7 +160,11 @@ async fn handle(
         event_type: envelope.event_type,
         source: "webhook",
         received_at: now,
-        body: body.to_vec(),
+        // Compressed here, on this request's task: the writer commits many requests at once.
+        body: RawBody::seal(&body).map_err(|e| {
+            tracing::error!(error = %e, "cannot compress a webhook body; answering 503");
+            ApiError::unavailable()
+        })?,
     };
     match app.intake.submit(event).await {
         Ok(IngestOutcome::Stored { .. }) => Ok(false),

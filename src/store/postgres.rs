@@ -138,13 +138,13 @@ impl PostgresStore {
     /// Returns (connection, provider event id, id) of the new rows.
     async fn insert_raw_events(
         tx: &mut sqlx::PgConnection,
-        rows: &[super::sql::RawRow<'_>],
+        rows: &[&super::IncomingEvent],
     ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
-        let col = |f: for<'a> fn(&'a super::sql::RawRow<'_>) -> &'a str| {
-            rows.iter().map(f).collect::<Vec<&str>>()
+        let col = |f: for<'a> fn(&'a super::IncomingEvent) -> &'a str| {
+            rows.iter().map(|e| f(e)).collect::<Vec<&str>>()
         };
-        let received: Vec<i64> = rows.iter().map(|(e, _, _)| e.received_at).collect();
-        let bodies: Vec<&[u8]> = rows.iter().map(|(_, z, _)| z.as_slice()).collect();
+        let received: Vec<i64> = rows.iter().map(|e| e.received_at).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|e| e.body.zstd()).collect();
         Ok(sqlx::query_as(
             "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
              received_at, body_zstd, body_sha256) \
@@ -153,13 +153,13 @@ impl PostgresStore {
              ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
              RETURNING connection_id, provider_event_id, id",
         )
-        .bind(col(|(e, _, _)| e.connection_id.as_str()))
-        .bind(col(|(e, _, _)| e.provider_event_id.as_str()))
-        .bind(col(|(e, _, _)| e.event_type.as_str()))
-        .bind(col(|(e, _, _)| e.source))
+        .bind(col(|e| e.connection_id.as_str()))
+        .bind(col(|e| e.provider_event_id.as_str()))
+        .bind(col(|e| e.event_type.as_str()))
+        .bind(col(|e| e.source))
         .bind(received)
         .bind(bodies)
-        .bind(col(|(_, _, sha)| sha.as_str()))
+        .bind(col(|e| e.body.sha256()))
         .fetch_all(&mut *tx)
         .await?)
     }
@@ -169,13 +169,13 @@ impl PostgresStore {
     /// (connection, provider event id, id) of the new rows.
     async fn store_and_queue(
         &self,
-        rows: &[super::sql::RawRow<'_>],
+        rows: &[&super::IncomingEvent],
     ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
-        let col = |f: for<'a> fn(&'a super::sql::RawRow<'_>) -> &'a str| {
-            rows.iter().map(f).collect::<Vec<&str>>()
+        let col = |f: for<'a> fn(&'a super::IncomingEvent) -> &'a str| {
+            rows.iter().map(|e| f(e)).collect::<Vec<&str>>()
         };
-        let received: Vec<i64> = rows.iter().map(|(e, _, _)| e.received_at).collect();
-        let bodies: Vec<&[u8]> = rows.iter().map(|(_, z, _)| z.as_slice()).collect();
+        let received: Vec<i64> = rows.iter().map(|e| e.received_at).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|e| e.body.zstd()).collect();
         // A data-modifying WITH runs to completion whether or not the outer query reads it.
         // Raw ids follow the order given (a sequence, in UNNEST order), so do inbox ids.
         Ok(sqlx::query_as(
@@ -189,13 +189,13 @@ impl PostgresStore {
              SELECT connection_id, id, received_at, received_at FROM r ORDER BY id) \
              SELECT connection_id, provider_event_id, id FROM r",
         )
-        .bind(col(|(e, _, _)| e.connection_id.as_str()))
-        .bind(col(|(e, _, _)| e.provider_event_id.as_str()))
-        .bind(col(|(e, _, _)| e.event_type.as_str()))
-        .bind(col(|(e, _, _)| e.source))
+        .bind(col(|e| e.connection_id.as_str()))
+        .bind(col(|e| e.provider_event_id.as_str()))
+        .bind(col(|e| e.event_type.as_str()))
+        .bind(col(|e| e.source))
         .bind(received)
         .bind(bodies)
-        .bind(col(|(_, _, sha)| sha.as_str()))
+        .bind(col(|e| e.body.sha256()))
         .fetch_all(&self.write)
         .await?)
     }

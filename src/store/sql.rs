@@ -134,9 +134,6 @@ pub(super) const CURRENT_COLUMNS: &str =
     "object_type, provider_id, version, status, deleted, data, \
     content_hash, order_key, tie_rank, provider_updated_at";
 
-/// A raw event ready to insert: the event, its zstd body and its SHA-256.
-pub(super) type RawRow<'a> = (&'a crate::store::IncomingEvent, Vec<u8>, String);
-
 /// Implements [`super::Store`] for a struct with `read` and `write` pools of one sqlx backend.
 ///
 /// The backend provides the few multi-row statements whose best form differs by engine
@@ -350,13 +347,7 @@ macro_rules! sql_store {
                     (&events[a].connection_id, &events[a].provider_event_id)
                         .cmp(&(&events[b].connection_id, &events[b].provider_event_id))
                 });
-                let rows = order
-                    .iter()
-                    .map(|&i| {
-                        let e = &events[i];
-                        Ok((e, sql::compress(&e.body)?, sql::sha256_hex(&e.body)))
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let rows: Vec<&IncomingEvent> = order.iter().map(|&i| &events[i]).collect();
                 // The raw events and their inbox rows, atomically: a key already stored (or
                 // repeated within the batch) inserts nothing and returns nothing.
                 let mut stored = std::collections::HashMap::new();
@@ -1091,10 +1082,7 @@ macro_rules! sql_store {
                     Self::delete_inbox(tx, chunk).await?;
                 }
                 for chunk in b.observations.chunks(200) {
-                    let rows = chunk
-                        .iter()
-                        .map(|e| Ok((e, sql::compress(&e.body)?, sql::sha256_hex(&e.body))))
-                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    let rows: Vec<&IncomingEvent> = chunk.iter().collect();
                     Self::insert_raw_events(tx, &rows).await?;
                 }
                 for c in &b.checkpoints {

@@ -77,21 +77,21 @@ impl SqliteStore {
     /// `rows`) inserts nothing. Returns (connection, provider event id, id) of the new rows.
     async fn insert_raw_events(
         tx: &mut sqlx::SqliteConnection,
-        rows: &[super::sql::RawRow<'_>],
+        rows: &[&super::IncomingEvent],
     ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
         use sqlx::Row;
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
              received_at, body_zstd, body_sha256) ",
         );
-        q.push_values(rows, |mut b, (e, zstd, sha)| {
+        q.push_values(rows, |mut b, e| {
             b.push_bind(e.connection_id.as_str())
                 .push_bind(e.provider_event_id.as_str())
                 .push_bind(e.event_type.as_str())
                 .push_bind(e.source)
                 .push_bind(e.received_at)
-                .push_bind(zstd.as_slice())
-                .push_bind(sha.as_str());
+                .push_bind(e.body.zstd())
+                .push_bind(e.body.sha256());
         });
         q.push(
             " ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
@@ -115,7 +115,7 @@ impl SqliteStore {
     /// transaction. Returns (connection, provider event id, id) of the new rows.
     async fn store_and_queue(
         &self,
-        rows: &[super::sql::RawRow<'_>],
+        rows: &[&super::IncomingEvent],
     ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
         let mut tx = self.write.begin().await?;
         let stored = Self::insert_raw_events(&mut tx, rows).await?;
@@ -125,7 +125,7 @@ impl SqliteStore {
             .collect();
         let inbox: Vec<(&super::IncomingEvent, i64)> = rows
             .iter()
-            .filter_map(|(e, _, _)| {
+            .filter_map(|e| {
                 ids.remove(&(e.connection_id.as_str(), e.provider_event_id.as_str()))
                     .map(|id| (*e, id))
             })

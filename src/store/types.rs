@@ -64,10 +64,40 @@ pub struct IncomingEvent {
     pub connection_id: String,
     pub provider_event_id: String,
     pub event_type: String,
-    /// `webhook` or `api`.
+    /// `webhook`, `api` or `sweep`.
     pub source: &'static str,
     pub received_at: i64,
-    pub body: Vec<u8>,
+    pub body: RawBody,
+}
+
+/// A body as `raw_events` keeps it: zstd-compressed, with the SHA-256 of the bytes received.
+///
+/// Sealed where the body arrives (a webhook's request task, a pull's fetch task), not by the
+/// writer that commits it: an intake writer commits for every request waiting, and while it
+/// compressed their bodies one after another its store connection sat idle (SQLite has one).
+#[derive(Debug, Clone)]
+pub struct RawBody {
+    zstd: Vec<u8>,
+    sha256: String,
+}
+
+impl RawBody {
+    pub fn seal(body: &[u8]) -> Result<Self, super::StoreError> {
+        Ok(RawBody {
+            zstd: super::sql::compress(body)?,
+            sha256: super::sql::sha256_hex(body),
+        })
+    }
+
+    /// The zstd frame stored.
+    pub fn zstd(&self) -> &[u8] {
+        &self.zstd
+    }
+
+    /// Hex SHA-256 of the body as received.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

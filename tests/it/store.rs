@@ -65,7 +65,7 @@ fn event(conn: &ConnectionRecord, id: &str) -> IncomingEvent {
         event_type: "customer.updated".into(),
         source: "webhook",
         received_at: 10,
-        body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
+        body: RawBody::seal(format!("{{\"id\":\"{id}\"}}").as_bytes()).unwrap(),
     }
 }
 
