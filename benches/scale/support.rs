@@ -106,7 +106,7 @@ pub async fn baseline_single(url: &str, rows: usize, concurrency: usize) -> f64 
     (per * concurrency) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Baseline 2: 100-row transactions, rows/s.
+/// Baseline 2: 100-row transactions (one connection), rows/s.
 pub async fn baseline_batched(url: &str, rows: usize) -> f64 {
     let body = payload();
     let pool = if url.starts_with("sqlite:") {
@@ -169,6 +169,34 @@ pub async fn baseline_batched(url: &str, rows: usize) -> f64 {
         tx.commit().await.unwrap();
     }
     (rows / 100 * 100) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Baseline 3, Postgres only: `COPY` of `rows` 2 KB rows in one transaction, rows/s (the
+/// issue's bulk rate for Postgres; SQLite has no `COPY`, its bulk rate is baseline 2).
+pub async fn baseline_copy(url: &str, rows: usize) -> f64 {
+    use sqlx::Connection;
+    let body = payload();
+    // COPY's text format: the payload is JSON without tabs, newlines or backslashes.
+    assert!(!body.contains(['\t', '\n', '\\']));
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("CREATE TABLE bulk (k TEXT PRIMARY KEY, p TEXT NOT NULL)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut copy = c.copy_in_raw("COPY bulk (k, p) FROM STDIN").await.unwrap();
+    let mut chunk = String::new();
+    for i in 0..rows {
+        chunk.push_str(&format!("k{i}\t{body}\n"));
+        if chunk.len() >= 1 << 20 || i + 1 == rows {
+            copy.send(std::mem::take(&mut chunk).into_bytes())
+                .await
+                .unwrap();
+        }
+    }
+    let copied = copy.finish().await.unwrap();
+    assert_eq!(copied as usize, rows);
+    rows as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Connections the load is spread over (one merchant each), as webhooks of many merchants are.
