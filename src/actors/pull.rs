@@ -33,6 +33,9 @@ pub struct PageResult {
     job: String,
     window: WindowKey,
     outcome: Result<Fetched, FetchError>,
+    /// The page's body sealed for `raw_events` by the child task that read it, so the actor
+    /// (which handles every page of the connection) does not compress them one by one.
+    sealed: Option<Result<RawBody, StoreError>>,
     attempts: u32,
     /// The window's epoch when the request was sent (see [`WindowState::epoch`]).
     epoch: u64,
@@ -231,7 +234,8 @@ impl PullDriver {
                 }
             };
             // Before any of its objects is taken: a page is applied with its raw or not at all.
-            let body = match RawBody::seal(&fetched.body) {
+            // (`sealed` is there for every page read.)
+            let body = match r.sealed.unwrap_or_else(|| RawBody::seal(&fetched.body)) {
                 Ok(b) => b,
                 Err(e) => {
                     failed.push((r.window, base, e.to_string()));
@@ -436,11 +440,13 @@ fn spawn_fetch(
     );
     tokio::spawn(async move {
         let (outcome, attempts) = fetcher.get(&request, priority).await;
+        let sealed = outcome.as_ref().ok().map(|f| RawBody::seal(&f.body));
         let _ = results
             .send(Box::new(PageResult {
                 job: job_name,
                 window: key,
                 outcome,
+                sealed,
                 attempts,
                 epoch,
             }))
