@@ -234,7 +234,7 @@ impl PullDriver {
                 }
             };
             // Before any of its objects is taken: a page is applied with its raw or not at all.
-            // (`sealed` is there for every page read.)
+            // The child task sealed every page it read; sealing here is only a fallback.
             let body = match r.sealed.unwrap_or_else(|| RawBody::seal(&fetched.body)) {
                 Ok(b) => b,
                 Err(e) => {

@@ -333,3 +333,22 @@ pub struct Backlog {
     pub oldest_inbox: Option<i64>,
     pub refetches: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_body_keeps_the_bytes_received_and_their_sha256() {
+        let sealed = RawBody::seal(b"abc").unwrap();
+        assert_eq!(
+            super::super::sql::decompress(sealed.zstd()).unwrap(),
+            b"abc"
+        );
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        assert_eq!(
+            sealed.sha256(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
