@@ -90,19 +90,19 @@ async fn main() {
     for store in &o.stores {
         if o.runs("1") || o.runs("2") || o.runs("3") {
             let path = dir.path();
-            let single_db = |k: &str| {
+            let db = |k: &str| {
                 let name = format!("{store}_{k}");
                 async move { fresh_db(store, path, &name).await }
             };
             let writers = if store == "sqlite" { 1 } else { 16 };
-            let single = baseline_single(&single_db("b1").await, base_rows, writers).await;
-            let batched = baseline_batched(&single_db("b2").await, base_rows).await;
+            let single = baseline_single(&db("b1").await, base_rows, writers).await;
+            let batched = baseline_batched(&db("b2").await, base_rows).await;
             // The bulk rate: Postgres `COPY` (as many rows as the unlimited backfill moves);
             // SQLite has no `COPY`, and its 100-row transactions are its bulk rate.
             let bulk = if store == "sqlite" {
                 batched
             } else {
-                baseline_copy(&single_db("b3").await, bf_unlimited).await
+                baseline_copy(&db("b3").await, bf_unlimited).await
             };
             let bulk_cell = if store == "sqlite" {
                 format!("{bulk:.0} (100-row tx)")
@@ -110,14 +110,14 @@ async fn main() {
                 format!("{bulk:.0} (COPY); {batched:.0} (100-row tx)")
             };
             if o.runs("1") || o.runs("2") {
-                let app = start_app(single_db("app").await).await;
+                let app = start_app(db("app").await).await;
                 let mut figures = intake::Figures::default();
                 if o.runs("1") {
                     figures.sweep = intake::sweep(&app, n, intake_reps).await;
                     // The single-row rate drifts with the disk's flush time: measured again
                     // right after the intake, and the intake set against the mean of the two.
                     figures.single_after =
-                        baseline_single(&single_db("b1_after").await, base_rows, writers).await;
+                        baseline_single(&db("b1_after").await, base_rows, writers).await;
                 }
                 if o.runs("2") {
                     for (i, r) in [250.0, 2500.0].into_iter().enumerate() {
@@ -187,9 +187,9 @@ async fn main() {
             out.push_str(r);
             out.push('\n');
         }
-        out.push_str("\nIntake bursts: ");
-        out.push_str(&sweeps.join("; "));
-        out.push_str(".\n");
+        if !sweeps.is_empty() {
+            out.push_str(&format!("\nIntake bursts: {}.\n", sweeps.join("; ")));
+        }
     }
     if !backfill_rows.is_empty() {
         out.push_str("\nBackfill from `billsync sim` (24 months of history, 100 objects a page), against the bulk baseline above; while the quota-limited backfill runs, signed webhooks go to the same connection at 20/s, and their confirmation reads share the connection's quota with the backfill (the simulator counts every request).\n\n| store | backfill, simulator not limiting | backfill at a 100 req/s quota | webhook→queryable P50 / P95 / P99 during that backfill |\n|---|---|---|---|\n");

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::apply::{decide_batch, Sourced};
 use super::committer::Committer;
-use super::fetch::{FetchError, Fetched, Fetcher};
+use super::fetch::{Fetched, Fetcher};
 use super::limiter::Priority;
 use crate::connections::LiveConnection;
 use crate::model::time::{micros_to_rfc3339, now_micros};
@@ -32,10 +32,10 @@ type WindowKey = (String, i64);
 pub struct PageResult {
     job: String,
     window: WindowKey,
-    outcome: Result<Fetched, FetchError>,
-    /// The page's body sealed for `raw_events` by the child task that read it, so the actor
-    /// (which handles every page of the connection) does not compress them one by one.
-    sealed: Option<Result<RawBody, StoreError>>,
+    /// The page read, with its body sealed for `raw_events` by the child task that read it
+    /// (so the actor, which handles every page of the connection, does not compress them one
+    /// by one); or why there is none.
+    outcome: Result<(Fetched, RawBody), String>,
     attempts: u32,
     /// The window's epoch when the request was sent (see [`WindowState::epoch`]).
     epoch: u64,
@@ -219,24 +219,15 @@ impl PullDriver {
                 objects: 0,
                 requests: i64::from(r.attempts),
             };
-            let fetched = match r.outcome {
-                Ok(f) => f,
+            let (fetched, body) = match r.outcome {
+                Ok(read) => read,
                 Err(e) => {
-                    failed.push((r.window, base, e.to_string()));
+                    failed.push((r.window, base, e));
                     continue;
                 }
             };
             let page = match provider.parse_list(&fetched.body) {
                 Ok(p) => p,
-                Err(e) => {
-                    failed.push((r.window, base, e.to_string()));
-                    continue;
-                }
-            };
-            // Before any of its objects is taken: a page is applied with its raw or not at all.
-            // The child task sealed every page it read; sealing here is only a fallback.
-            let body = match r.sealed.unwrap_or_else(|| RawBody::seal(&fetched.body)) {
-                Ok(b) => b,
                 Err(e) => {
                     failed.push((r.window, base, e.to_string()));
                     continue;
@@ -439,14 +430,20 @@ fn spawn_fetch(
         job.priority,
     );
     tokio::spawn(async move {
-        let (outcome, attempts) = fetcher.get(&request, priority).await;
-        let sealed = outcome.as_ref().ok().map(|f| RawBody::seal(&f.body));
+        let (read, attempts) = fetcher.get(&request, priority).await;
+        // A page whose body cannot be sealed fails like one that cannot be read: its objects
+        // are never applied without their raw observation.
+        let outcome = match read {
+            Ok(f) => RawBody::seal(&f.body)
+                .map(|b| (f, b))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         let _ = results
             .send(Box::new(PageResult {
                 job: job_name,
                 window: key,
                 outcome,
-                sealed,
                 attempts,
                 epoch,
             }))

@@ -134,34 +134,40 @@ sql_store!(PostgresStore, sqlx::Postgres);
 /// prepared once per connection and stays in sqlx's statement cache (multi-row `VALUES` made
 /// a new statement for every batch size, each parsed and planned by the server again).
 impl PostgresStore {
+    /// `query` with the raw-event columns of `rows` bound as `$1`..`$7` (connection, provider
+    /// event id, event type, source, received at, zstd body, SHA-256), for `UNNEST`.
+    fn bind_raw_rows<'q, O>(
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+        rows: &'q [&super::IncomingEvent],
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        let col = |f: for<'a> fn(&'a super::IncomingEvent) -> &'a str| {
+            rows.iter().map(|e| f(e)).collect::<Vec<&str>>()
+        };
+        query
+            .bind(col(|e| e.connection_id.as_str()))
+            .bind(col(|e| e.provider_event_id.as_str()))
+            .bind(col(|e| e.event_type.as_str()))
+            .bind(col(|e| e.source))
+            .bind(rows.iter().map(|e| e.received_at).collect::<Vec<i64>>())
+            .bind(rows.iter().map(|e| e.body.zstd()).collect::<Vec<&[u8]>>())
+            .bind(col(|e| e.body.sha256()))
+    }
+
     /// Inserts raw events; a key already stored (or repeated in `rows`) inserts nothing.
     /// Returns (connection, provider event id, id) of the new rows.
     async fn insert_raw_events(
         tx: &mut sqlx::PgConnection,
         rows: &[&super::IncomingEvent],
     ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
-        let col = |f: for<'a> fn(&'a super::IncomingEvent) -> &'a str| {
-            rows.iter().map(|e| f(e)).collect::<Vec<&str>>()
-        };
-        let received: Vec<i64> = rows.iter().map(|e| e.received_at).collect();
-        let bodies: Vec<&[u8]> = rows.iter().map(|e| e.body.zstd()).collect();
-        Ok(sqlx::query_as(
+        let query = sqlx::query_as(
             "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
              received_at, body_zstd, body_sha256) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
              $6::bytea[], $7::text[]) \
              ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
              RETURNING connection_id, provider_event_id, id",
-        )
-        .bind(col(|e| e.connection_id.as_str()))
-        .bind(col(|e| e.provider_event_id.as_str()))
-        .bind(col(|e| e.event_type.as_str()))
-        .bind(col(|e| e.source))
-        .bind(received)
-        .bind(bodies)
-        .bind(col(|e| e.body.sha256()))
-        .fetch_all(&mut *tx)
-        .await?)
+        );
+        Ok(Self::bind_raw_rows(query, rows).fetch_all(&mut *tx).await?)
     }
 
     /// Stores raw events and queues the new ones for applying, in the order given: one
@@ -171,14 +177,9 @@ impl PostgresStore {
         &self,
         rows: &[&super::IncomingEvent],
     ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
-        let col = |f: for<'a> fn(&'a super::IncomingEvent) -> &'a str| {
-            rows.iter().map(|e| f(e)).collect::<Vec<&str>>()
-        };
-        let received: Vec<i64> = rows.iter().map(|e| e.received_at).collect();
-        let bodies: Vec<&[u8]> = rows.iter().map(|e| e.body.zstd()).collect();
         // A data-modifying WITH runs to completion whether or not the outer query reads it.
         // Raw ids follow the order given (a sequence, in UNNEST order), so do inbox ids.
-        Ok(sqlx::query_as(
+        let query = sqlx::query_as(
             "WITH r AS (INSERT INTO raw_events (connection_id, provider_event_id, event_type, \
              source, received_at, body_zstd, body_sha256) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
@@ -188,16 +189,10 @@ impl PostgresStore {
              q AS (INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
              SELECT connection_id, id, received_at, received_at FROM r ORDER BY id) \
              SELECT connection_id, provider_event_id, id FROM r",
-        )
-        .bind(col(|e| e.connection_id.as_str()))
-        .bind(col(|e| e.provider_event_id.as_str()))
-        .bind(col(|e| e.event_type.as_str()))
-        .bind(col(|e| e.source))
-        .bind(received)
-        .bind(bodies)
-        .bind(col(|e| e.body.sha256()))
-        .fetch_all(&self.write)
-        .await?)
+        );
+        Ok(Self::bind_raw_rows(query, rows)
+            .fetch_all(&self.write)
+            .await?)
     }
 
     /// The stored state of `ids` (one kind of one connection), one primary-key lookup each.
