@@ -62,6 +62,13 @@ pub struct Config {
     pub confirm_window_secs: u64,
     /// Timeout of one provider API request, seconds.
     pub provider_timeout_secs: u64,
+    /// Timeout to connect to a provider API (TCP and TLS handshake), seconds.
+    pub provider_connect_timeout_secs: u64,
+    /// A PEM bundle trusted for provider APIs on top of the built-in and platform roots
+    /// (`SSL_CERT_FILE`).
+    pub ssl_cert_file: Option<PathBuf>,
+    /// Allow `http://` provider API bases that are not loopback (`BILLSYNC_ALLOW_PLAIN_HTTP`).
+    pub allow_plain_http: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -97,7 +104,21 @@ impl Default for Config {
             confirm_after_secs: 2,
             confirm_window_secs: 15 * 60,
             provider_timeout_secs: 10,
+            provider_connect_timeout_secs: 5,
+            ssl_cert_file: None,
+            allow_plain_http: false,
         }
+    }
+}
+
+fn boolean(name: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            reason: format!("`{v}` is not true or false"),
+        }),
     }
 }
 
@@ -167,18 +188,26 @@ impl Config {
             self.secret_key = Some(v);
         }
         if let Some(v) = var("BILLSYNC_PROVIDER_SYNC") {
-            self.provider_sync = match v.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "BILLSYNC_PROVIDER_SYNC",
-                        reason: format!("`{v}` is not true or false"),
-                    })
-                }
-            };
+            self.provider_sync = boolean("BILLSYNC_PROVIDER_SYNC", &v)?;
+        }
+        if let Some(v) = var("BILLSYNC_ALLOW_PLAIN_HTTP") {
+            self.allow_plain_http = boolean("BILLSYNC_ALLOW_PLAIN_HTTP", &v)?;
+        }
+        if let Some(v) = var("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+            self.ssl_cert_file = Some(PathBuf::from(v));
         }
         Ok(())
+    }
+
+    /// How this node's provider API clients are made.
+    pub fn outbound(&self) -> crate::outbound::OutboundConfig {
+        crate::outbound::OutboundConfig {
+            extra_ca_file: self.ssl_cert_file.clone(),
+            connect_timeout: std::time::Duration::from_secs(
+                self.provider_connect_timeout_secs.max(1),
+            ),
+            request_timeout: std::time::Duration::from_secs(self.provider_timeout_secs.max(1)),
+        }
     }
 
     /// Concurrent intake transactions: as configured, else 1 for SQLite and 4 for Postgres.

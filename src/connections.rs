@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use thiserror::Error;
 
 use crate::model::time::{micros_to_rfc3339, now_micros};
+use crate::outbound::refuse_base_url;
 use crate::providers::{self, Provider, ProviderKind};
 use crate::secrets::{Sealer, SecretsError};
 use crate::store::{AuditEntry, ConnectionRecord, ConnectionState, Store, StoreError};
@@ -66,6 +67,8 @@ pub struct Connections {
     cache: DashMap<String, Arc<LiveConnection>>,
     /// Sweep interval of connections that name none, seconds.
     default_reconcile_secs: i64,
+    /// `http://` API bases beyond loopback are accepted (`BILLSYNC_ALLOW_PLAIN_HTTP`).
+    allow_plain_http: bool,
 }
 
 impl Connections {
@@ -75,7 +78,26 @@ impl Connections {
             sealer,
             cache: DashMap::new(),
             default_reconcile_secs: default_reconcile_secs.max(1) as i64,
+            allow_plain_http: false,
         }
+    }
+
+    /// Accepts `http://` API bases beyond loopback too.
+    pub fn allowing_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// Opens a record's sealed secrets: (webhook secrets, API key).
+    pub fn open_secrets(
+        &self,
+        record: &ConnectionRecord,
+    ) -> Result<(Vec<String>, Option<String>), ConnectionError> {
+        let api_key = match &record.sealed_api_key {
+            Some(sealed) => self.sealer.open(sealed)?.into_iter().next(),
+            None => None,
+        };
+        Ok((self.sealer.open(&record.sealed_webhook_secrets)?, api_key))
     }
 
     /// The live connection, or `None` when unknown or of a provider this build cannot serve.
@@ -89,12 +111,9 @@ impl Connections {
         let Some(provider) = providers::for_kind(record.provider) else {
             return Ok(None);
         };
-        let api_key = match &record.sealed_api_key {
-            Some(sealed) => self.sealer.open(sealed)?.into_iter().next(),
-            None => None,
-        };
+        let (webhook_secrets, api_key) = self.open_secrets(&record)?;
         let live = Arc::new(LiveConnection {
-            webhook_secrets: self.sealer.open(&record.sealed_webhook_secrets)?,
+            webhook_secrets,
             api_key,
             provider,
             record,
@@ -109,7 +128,7 @@ impl Connections {
         body: &Value,
         actor: &str,
     ) -> Result<ConnectionRecord, ConnectionError> {
-        let request = NewConnection::from_json(body)?;
+        let request = NewConnection::from_json(body, self.allow_plain_http)?;
         let now = now_micros();
         let record = ConnectionRecord {
             id: new_connection_id(),
@@ -127,6 +146,7 @@ impl Connections {
             created_at: now,
             updated_at: now,
             last_applied_at: None,
+            last_provider_error: None,
         };
         let audit = AuditEntry {
             at: now,
@@ -148,6 +168,57 @@ impl Connections {
             .init_sweep(&record.id, now / 1_000_000, now + interval * 1_000_000)
             .await?;
         Ok(record)
+    }
+
+    /// Applies a `PATCH /admin/v1/connections/{id}` body: new secrets, key, API base, rate,
+    /// interval or version, validated as at creation, sealed, audited without secrets.
+    /// Effective for the next webhook and the next provider request. `None` when there is no
+    /// such connection.
+    pub async fn update(
+        &self,
+        id: &str,
+        body: &Value,
+        actor: &str,
+    ) -> Result<Option<ConnectionRecord>, ConnectionError> {
+        let patch = ConnectionPatch::from_json(body, self.allow_plain_http)?;
+        let Some(mut record) = self.store.get_connection(id).await? else {
+            return Ok(None);
+        };
+        let mut detail = Map::new();
+        if let Some(secrets) = &patch.webhook_secrets {
+            record.sealed_webhook_secrets = self.sealer.seal(secrets);
+            detail.insert("webhook_secrets".into(), json!(secrets.len()));
+        }
+        if let Some(key) = &patch.api_key {
+            record.sealed_api_key = Some(self.sealer.seal(std::slice::from_ref(key)));
+            detail.insert("api_key".into(), json!("replaced"));
+        }
+        if let Some(v) = &patch.api_base_url {
+            record.api_base_url = v.clone();
+            detail.insert("api_base_url".into(), json!(v));
+        }
+        if let Some(v) = patch.rate_limit_per_sec {
+            record.rate_limit_per_sec = v;
+            detail.insert("rate_limit_per_sec".into(), json!(v));
+        }
+        if let Some(v) = patch.reconcile_interval_secs {
+            record.reconcile_interval_secs = v;
+            detail.insert("reconcile_interval_secs".into(), json!(v));
+        }
+        if let Some(v) = &patch.api_version {
+            record.api_version = v.clone();
+            detail.insert("api_version".into(), json!(v));
+        }
+        let audit = AuditEntry {
+            at: now_micros(),
+            actor: actor.to_owned(),
+            action: "connection.update".into(),
+            target: id.to_owned(),
+            detail: Value::Object(detail),
+        };
+        let updated = self.store.update_connection(&record, &audit).await?;
+        self.cache.remove(id);
+        Ok(updated)
     }
 
     /// Pauses or resumes; `None` when there is no such connection.
@@ -215,7 +286,117 @@ pub fn view(record: &ConnectionRecord) -> Map<String, Value> {
         "last_applied_at".into(),
         json!(record.last_applied_at.and_then(micros_to_rfc3339)),
     );
+    m.insert(
+        "last_provider_error".into(),
+        match &record.last_provider_error {
+            Some(f) => json!({
+                "kind": f.kind,
+                "message": f.message,
+                "at": micros_to_rfc3339(f.at),
+            }),
+            None => Value::Null,
+        },
+    );
     m
+}
+
+/// Reads and validates the fields of an admin API body (creation and `PATCH` alike).
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    allow_plain_http: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn of(body: &'a Value, allow_plain_http: bool) -> Result<Self, ConnectionError> {
+        match body.as_object() {
+            Some(obj) => Ok(Fields {
+                obj,
+                allow_plain_http,
+            }),
+            None => Err(invalid("body", "must be a JSON object")),
+        }
+    }
+
+    /// A string field; `Ok(None)` when absent or null, an error when required.
+    fn text(&self, field: &str, required: bool) -> Result<Option<String>, ConnectionError> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) if required => Err(invalid(field, "is required")),
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                Err(invalid(field, "must not be empty"))
+            }
+            Some(Value::String(s)) if s.len() > 512 => {
+                Err(invalid(field, "is longer than 512 characters"))
+            }
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(field, "must be a string")),
+        }
+    }
+
+    fn positive(&self, field: &str, max: i64) -> Result<Option<i64>, ConnectionError> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_i64() {
+                Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(invalid(
+                    field,
+                    format!("must be a whole number from 1 to {max}"),
+                )),
+            },
+        }
+    }
+
+    fn rate(&self) -> Result<Option<i64>, ConnectionError> {
+        self.positive("rate_limit_per_sec", 100_000)
+    }
+
+    fn interval(&self) -> Result<Option<i64>, ConnectionError> {
+        self.positive("reconcile_interval_secs", 7 * 24 * 3600)
+    }
+
+    fn webhook_secrets(&self) -> Result<Vec<String>, ConnectionError> {
+        match self.obj.get("webhook_secrets") {
+            None | Some(Value::Null) => Err(invalid("webhook_secrets", "is required")),
+            Some(Value::Array(items)) if !items.is_empty() && items.len() <= 16 => items
+                .iter()
+                .map(|s| match s.as_str() {
+                    Some(s) if !s.is_empty() && s.len() <= 512 => Ok(s.to_owned()),
+                    _ => Err(invalid(
+                        "webhook_secrets",
+                        "every entry must be a non-empty string",
+                    )),
+                })
+                .collect(),
+            Some(_) => Err(invalid(
+                "webhook_secrets",
+                "must be a list of 1 to 16 strings",
+            )),
+        }
+    }
+
+    fn api_base_url(&self) -> Result<Option<String>, ConnectionError> {
+        let url = self.text("api_base_url", false)?;
+        if let Some(reason) = url
+            .as_deref()
+            .and_then(|u| refuse_base_url(u, self.allow_plain_http))
+        {
+            return Err(invalid("api_base_url", reason));
+        }
+        Ok(url)
+    }
+
+    /// `Some(v)` when the field is present (`Some(None)` for null: back to the default).
+    fn present<T>(
+        &self,
+        field: &str,
+        read: impl FnOnce(&Self) -> Result<Option<T>, ConnectionError>,
+    ) -> Result<Option<Option<T>>, ConnectionError> {
+        if self.obj.contains_key(field) {
+            read(self).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
 }
 
 /// A validated `POST /admin/v1/connections` body.
@@ -232,37 +413,9 @@ struct NewConnection {
 }
 
 impl NewConnection {
-    fn from_json(body: &Value) -> Result<Self, ConnectionError> {
-        let Some(obj) = body.as_object() else {
-            return Err(invalid("body", "must be a JSON object"));
-        };
-        let text = |field: &str, required: bool| -> Result<Option<String>, ConnectionError> {
-            match obj.get(field) {
-                None | Some(Value::Null) if required => Err(invalid(field, "is required")),
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if s.trim().is_empty() => {
-                    Err(invalid(field, "must not be empty"))
-                }
-                Some(Value::String(s)) if s.len() > 512 => {
-                    Err(invalid(field, "is longer than 512 characters"))
-                }
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(invalid(field, "must be a string")),
-            }
-        };
-        let positive = |field: &str, max: i64| -> Result<Option<i64>, ConnectionError> {
-            match obj.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => match v.as_i64() {
-                    Some(n) if (1..=max).contains(&n) => Ok(Some(n)),
-                    _ => Err(invalid(
-                        field,
-                        format!("must be a whole number from 1 to {max}"),
-                    )),
-                },
-            }
-        };
-        let provider_name = text("provider", true)?.unwrap_or_default();
+    fn from_json(body: &Value, allow_plain_http: bool) -> Result<Self, ConnectionError> {
+        let f = Fields::of(body, allow_plain_http)?;
+        let provider_name = f.text("provider", true)?.unwrap_or_default();
         let provider = ProviderKind::parse(&provider_name).ok_or_else(|| {
             invalid(
                 "provider",
@@ -283,42 +436,71 @@ impl NewConnection {
                 ),
             ));
         }
-        let webhook_secrets = match obj.get("webhook_secrets") {
-            None | Some(Value::Null) => return Err(invalid("webhook_secrets", "is required")),
-            Some(Value::Array(items)) if !items.is_empty() && items.len() <= 16 => items
-                .iter()
-                .map(|s| match s.as_str() {
-                    Some(s) if !s.is_empty() && s.len() <= 512 => Ok(s.to_owned()),
-                    _ => Err(invalid(
-                        "webhook_secrets",
-                        "every entry must be a non-empty string",
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => {
-                return Err(invalid(
-                    "webhook_secrets",
-                    "must be a list of 1 to 16 strings",
-                ))
-            }
-        };
-        let api_base_url = text("api_base_url", false)?;
-        if let Some(u) = &api_base_url {
-            match url::Url::parse(u) {
-                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {}
-                _ => return Err(invalid("api_base_url", "must be an http(s) URL")),
-            }
-        }
+        let webhook_secrets = f.webhook_secrets()?;
+        let api_base_url = f.api_base_url()?;
         Ok(NewConnection {
-            merchant_id: text("merchant_id", true)?.unwrap_or_default(),
+            merchant_id: f.text("merchant_id", true)?.unwrap_or_default(),
             provider,
-            account_id: text("account_id", true)?.unwrap_or_default(),
+            account_id: f.text("account_id", true)?.unwrap_or_default(),
             webhook_secrets,
-            api_key: text("api_key", true)?.unwrap_or_default(),
+            api_key: f.text("api_key", true)?.unwrap_or_default(),
             api_base_url,
-            rate_limit_per_sec: positive("rate_limit_per_sec", 100_000)?,
-            reconcile_interval_secs: positive("reconcile_interval_secs", 7 * 24 * 3600)?,
-            api_version: text("api_version", false)?,
+            rate_limit_per_sec: f.rate()?,
+            reconcile_interval_secs: f.interval()?,
+            api_version: f.text("api_version", false)?,
+        })
+    }
+}
+
+/// A validated `PATCH /admin/v1/connections/{id}` body: each field `None` when absent; the
+/// optional settings `Some(None)` when null (back to the provider's default).
+#[derive(Debug)]
+struct ConnectionPatch {
+    webhook_secrets: Option<Vec<String>>,
+    api_key: Option<String>,
+    api_base_url: Option<Option<String>>,
+    rate_limit_per_sec: Option<Option<i64>>,
+    reconcile_interval_secs: Option<Option<i64>>,
+    api_version: Option<Option<String>>,
+}
+
+/// What `PATCH` may change.
+const PATCHABLE: [&str; 6] = [
+    "webhook_secrets",
+    "api_key",
+    "api_base_url",
+    "rate_limit_per_sec",
+    "reconcile_interval_secs",
+    "api_version",
+];
+
+impl ConnectionPatch {
+    fn from_json(body: &Value, allow_plain_http: bool) -> Result<Self, ConnectionError> {
+        let f = Fields::of(body, allow_plain_http)?;
+        if let Some(field) = f.obj.keys().find(|k| !PATCHABLE.contains(&k.as_str())) {
+            return Err(invalid(
+                field,
+                format!(
+                    "cannot be changed (a connection may change only {})",
+                    PATCHABLE.join(", ")
+                ),
+            ));
+        }
+        if f.obj.is_empty() {
+            return Err(invalid(
+                "body",
+                format!("names nothing to change (any of {})", PATCHABLE.join(", ")),
+            ));
+        }
+        Ok(ConnectionPatch {
+            webhook_secrets: f
+                .present("webhook_secrets", |f| f.webhook_secrets().map(Some))?
+                .flatten(),
+            api_key: f.present("api_key", |f| f.text("api_key", true))?.flatten(),
+            api_base_url: f.present("api_base_url", Fields::api_base_url)?,
+            rate_limit_per_sec: f.present("rate_limit_per_sec", Fields::rate)?,
+            reconcile_interval_secs: f.present("reconcile_interval_secs", Fields::interval)?,
+            api_version: f.present("api_version", |f| f.text("api_version", false))?,
         })
     }
 }
@@ -335,7 +517,7 @@ mod tests {
     }
 
     fn field_of(body: Value) -> String {
-        match NewConnection::from_json(&body) {
+        match NewConnection::from_json(&body, false) {
             Err(ConnectionError::Invalid { field, .. }) => field,
             other => panic!("expected a field error, got {:?}", other.map(|_| ())),
         }
@@ -343,7 +525,7 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_field() {
-        assert!(NewConnection::from_json(&valid()).is_ok());
+        assert!(NewConnection::from_json(&valid(), false).is_ok());
         for (field, value) in [
             ("provider", json!("paypal")),
             ("merchant_id", Value::Null),
@@ -351,6 +533,8 @@ mod tests {
             ("webhook_secrets", json!([1])),
             ("api_base_url", json!("ftp://x")),
             ("api_base_url", json!("not a url")),
+            ("api_base_url", json!("http://api.example.com")),
+            ("api_base_url", json!("https://user:pw@api.example.com")),
             ("rate_limit_per_sec", json!(0)),
             ("reconcile_interval_secs", json!("10")),
             ("api_key", json!("")),
@@ -360,5 +544,49 @@ mod tests {
             assert_eq!(field_of(body), field);
         }
         assert_eq!(field_of(json!([1])), "body");
+    }
+
+    fn patch_field_of(body: Value) -> String {
+        match ConnectionPatch::from_json(&body, false) {
+            Err(ConnectionError::Invalid { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_patch_changes_only_what_it_may_and_validates_like_creation() {
+        let p = ConnectionPatch::from_json(
+            &json!({"webhook_secrets": ["a", "b"], "rate_limit_per_sec": null}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            p.webhook_secrets.as_deref(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
+        assert_eq!(p.rate_limit_per_sec, Some(None));
+        assert_eq!(p.api_key, None);
+        assert_eq!(p.api_base_url, None);
+        for (body, field) in [
+            (json!({}), "body"),
+            (json!({"merchant_id": "m_2"}), "merchant_id"),
+            (json!({"provider": "paddle"}), "provider"),
+            (json!({"webhook_secrets": []}), "webhook_secrets"),
+            (json!({"webhook_secrets": null}), "webhook_secrets"),
+            (json!({"api_key": ""}), "api_key"),
+            (json!({"api_key": null}), "api_key"),
+            (
+                json!({"api_base_url": "http://api.example.com"}),
+                "api_base_url",
+            ),
+            (json!({"rate_limit_per_sec": 0}), "rate_limit_per_sec"),
+        ] {
+            assert_eq!(patch_field_of(body.clone()), field, "{body}");
+        }
+        assert!(ConnectionPatch::from_json(
+            &json!({"api_base_url": "http://api.example.com"}),
+            true
+        )
+        .is_ok());
     }
 }

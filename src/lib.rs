@@ -14,8 +14,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod actors;
 pub mod config;
 pub mod connections;
+pub mod doctor;
 pub mod http;
 pub mod model;
+pub mod outbound;
 pub mod providers;
 pub mod secrets;
 pub mod simulator;
@@ -50,6 +52,8 @@ pub enum RunError {
     Secrets(#[from] SecretsError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Outbound(#[from] outbound::OutboundError),
 }
 
 /// Opens and migrates the configured store.
@@ -107,11 +111,11 @@ pub async fn run(
     let store = open_store(&config).await?;
     let sealer = sealer(&config)?;
     let admin_token_digest = admin_token_digest(&config, store.as_ref()).await?;
-    let connections = Arc::new(Connections::new(
-        store.clone(),
-        sealer,
-        config.reconcile_interval_secs,
-    ));
+    let http_client = outbound::client(&config.outbound())?;
+    let connections = Arc::new(
+        Connections::new(store.clone(), sealer, config.reconcile_interval_secs)
+            .allowing_plain_http(config.allow_plain_http),
+    );
     let supervisor_handle = SupervisorHandle::default();
     let intake_queue = IntakeQueue::default();
     let cancel = CancellationToken::new();
@@ -124,6 +128,7 @@ pub async fn run(
         confirm_window: Duration::from_secs(config.confirm_window_secs.max(1)),
         request_timeout: Duration::from_secs(config.provider_timeout_secs.max(1)),
         reconcile_interval: Duration::from_secs(config.reconcile_interval_secs.max(1)),
+        http: http_client,
         ..PairSettings::new(Committer::spawn(
             store.clone(),
             config.intake_writer_count(),

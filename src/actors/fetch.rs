@@ -12,7 +12,9 @@ use thiserror::Error;
 
 use super::limiter::{ConnectionLimiter, Priority};
 use crate::model::time::now_micros;
+use crate::outbound::{classify, Failure, FailureKind};
 use crate::providers::{ApiRequest, Provider};
+use crate::store::Store;
 
 /// A token is renewed this long before the provider says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
@@ -41,7 +43,7 @@ pub enum FetchError {
     #[error("{provider} answered {status}: not retried")]
     Refused { provider: &'static str, status: u16 },
     #[error("gave up after {attempts} attempts: {last}")]
-    Exhausted { attempts: u32, last: String },
+    Exhausted { attempts: u32, last: Failure },
 }
 
 /// A successful answer.
@@ -64,6 +66,55 @@ pub struct Fetcher {
     pub api_version: String,
     pub timeout: Duration,
     pub token: TokenCache,
+    pub faults: FaultLog,
+}
+
+/// The last failure of a connection's provider API, kept on its row for the admin view and
+/// `billsync doctor`, and logged. The same failure is written and logged once a minute at most.
+pub struct FaultLog {
+    /// Where failures are written; `None` logs them only (`billsync doctor`).
+    store: Option<Arc<dyn Store>>,
+    connection_id: String,
+    last: std::sync::Mutex<Option<(String, Instant)>>,
+}
+
+/// How often the same failure is written again.
+const FAULT_REPEAT: Duration = Duration::from_secs(60);
+
+impl FaultLog {
+    pub fn new(store: Option<Arc<dyn Store>>, connection_id: String) -> Self {
+        FaultLog {
+            store,
+            connection_id,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn record(&self, failure: &Failure) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((message, at)) = last.as_ref() {
+                if *message == failure.message && at.elapsed() < FAULT_REPEAT {
+                    return;
+                }
+            }
+            *last = Some((failure.message.clone(), Instant::now()));
+        }
+        tracing::warn!(connection_id = %self.connection_id, kind = failure.kind.as_str(),
+            error = %failure.message.escape_debug(), "provider API request failed");
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let (id, failure) = (self.connection_id.clone(), failure.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .record_provider_error(&id, failure.kind.as_str(), &failure.message, now_micros())
+                .await
+            {
+                tracing::warn!(connection_id = %id, error = %e, "cannot record a provider failure");
+            }
+        });
+    }
 }
 
 impl Fetcher {
@@ -75,12 +126,13 @@ impl Fetcher {
     ) -> (Result<Fetched, FetchError>, u32) {
         let provider = self.provider.kind().as_str();
         let url = format!("{}{}", self.base_url.trim_end_matches('/'), request.path);
-        let mut last = String::new();
+        let mut last = status_failure("not attempted");
         let max_attempts = attempts(priority);
         for attempt in 1..=max_attempts {
             let credential = match self.credential(priority).await {
                 Ok(c) => c,
                 Err(e) => {
+                    self.faults.record(&e);
                     last = e;
                     if attempt < max_attempts {
                         backoff(attempt).await;
@@ -102,7 +154,8 @@ impl Fetcher {
                     if let Some(pause) = self.provider.retry_after(status, response.headers()) {
                         let jitter = rand::thread_rng().gen_range(0.0..0.25);
                         self.limiter.pause_for(pause.mul_f64(1.0 + jitter));
-                        last = format!("{status} rate limited");
+                        last =
+                            status_failure(&format!("{provider} answered {status}: rate limited"));
                         "rate_limited"
                     } else if response.status().is_success() {
                         match response.bytes().await {
@@ -129,7 +182,11 @@ impl Fetcher {
                                 );
                             }
                             Err(e) => {
-                                last = format!("reading the body: {e}");
+                                let f = classify(&e);
+                                last = Failure {
+                                    message: format!("reading the body: {}", f.message),
+                                    ..f
+                                };
                                 "error"
                             }
                         }
@@ -137,25 +194,34 @@ impl Fetcher {
                     {
                         // The token expired or was revoked early: get a new one and try again.
                         self.token.clear().await;
-                        last = "401 with a cached access token".into();
+                        last = status_failure("401 with a cached access token");
                         "unauthorized"
                     } else if status >= 500 || status == 408 || status == 409 {
-                        last = format!("{status}");
+                        last = status_failure(&format!("{provider} answered {status}"));
+                        self.faults.record(&last);
                         "server_error"
                     } else {
                         metrics::counter!("billsync_provider_requests_total", "provider" => provider,
                             "kind" => priority.as_str(), "outcome" => "refused")
                         .increment(1);
+                        // A missing object is an answer, not a fault of the connection.
+                        if status != 404 {
+                            self.faults
+                                .record(&status_failure(&refusal(provider, status)));
+                        }
                         return (Err(FetchError::Refused { provider, status }), attempt);
                     }
                 }
-                Err(e) if e.is_timeout() => {
-                    last = "timed out".into();
-                    "timeout"
-                }
                 Err(e) => {
-                    last = e.to_string();
-                    "error"
+                    let failure = classify(&e);
+                    self.faults.record(&failure);
+                    let outcome = match failure.kind {
+                        FailureKind::Timeout => "timeout",
+                        FailureKind::Certificate | FailureKind::Tls => "tls_error",
+                        _ => "error",
+                    };
+                    last = failure;
+                    outcome
                 }
             };
             metrics::counter!("billsync_provider_requests_total", "provider" => provider,
@@ -178,7 +244,7 @@ impl Fetcher {
     /// What authorizes a request: the API key, or for token providers a cached access token
     /// (obtained first when there is none or it is about to expire; the token request passes
     /// the limiter too, and a 429 to it pauses the connection).
-    async fn credential(&self, priority: Priority) -> Result<String, String> {
+    async fn credential(&self, priority: Priority) -> Result<String, Failure> {
         let Some(request) = self.provider.token_request(&self.api_key) else {
             return Ok(self.api_key.clone());
         };
@@ -197,23 +263,56 @@ impl Fetcher {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| format!("token request: {e}"))?;
+            .map_err(|e| {
+                let f = classify(&e);
+                Failure {
+                    message: format!("token request: {}", f.message),
+                    ..f
+                }
+            })?;
         let status = response.status().as_u16();
         if let Some(pause) = self.provider.retry_after(status, response.headers()) {
             self.limiter.pause_for(pause);
-            return Err(format!("token request: {status} rate limited"));
+            return Err(status_failure(&format!(
+                "token request: {status} rate limited"
+            )));
         }
         if !response.status().is_success() {
-            return Err(format!("token request answered {status}"));
+            return Err(status_failure(&format!(
+                "token request: {}",
+                refusal(self.provider.kind().as_str(), status)
+            )));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("token request: reading the body: {e}"))?;
-        let token = self.provider.parse_token(&body).map_err(|e| e.0)?;
+        let body = response.bytes().await.map_err(|e| {
+            let f = classify(&e);
+            Failure {
+                message: format!("token request: reading the body: {}", f.message),
+                ..f
+            }
+        })?;
+        let token = self
+            .provider
+            .parse_token(&body)
+            .map_err(|e| status_failure(&format!("token request: {}", e.0)))?;
         let expires = Instant::now() + token.expires_in;
         *cached = Some((token.token.clone(), expires));
         Ok(token.token)
+    }
+}
+
+fn status_failure(message: &str) -> Failure {
+    Failure {
+        kind: FailureKind::Status,
+        message: message.to_owned(),
+    }
+}
+
+/// A refusal in words an operator acts on.
+pub fn refusal(provider: &str, status: u16) -> String {
+    match status {
+        401 => format!("{provider} answered 401: the API key was not accepted"),
+        403 => format!("{provider} answered 403: the API key lacks a permission"),
+        _ => format!("{provider} answered {status}"),
     }
 }
 

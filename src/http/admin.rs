@@ -1,4 +1,5 @@
-//! Admin API (`/admin/v1/connections...`): register, read, list, pause and resume connections.
+//! Admin API (`/admin/v1/connections...`): register, read, list, change, pause and resume
+//! connections, and start their pull jobs and replays.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -64,6 +65,25 @@ pub async fn get(
         v.insert(name.into(), jobs::progress(job, &windows, now));
     }
     Ok(Json(Value::Object(v)))
+}
+
+/// `PATCH /admin/v1/connections/{id}`: rotate secrets or the key, move the API base, change
+/// the rate, interval or version. The id, webhook path and history stay.
+pub async fn update(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(&body)?;
+    let record = app
+        .connections
+        .update(&id, &body, ACTOR)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    tracing::info!(connection_id = %id, "connection updated");
+    // The actor (if running) rebuilds its API client from the new settings on its next turn.
+    app.supervisor.work_for([id.as_str()]);
+    Ok(Json(Value::Object(view(&record))))
 }
 
 /// `POST .../backfill {"since"}`: every object kind since that time.

@@ -10,7 +10,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ClientError {
     #[error("cannot reach billsync at {0}: {1}")]
-    Unreachable(String, reqwest::Error),
+    Unreachable(String, crate::outbound::Failure),
+    #[error(transparent)]
+    Client(#[from] crate::outbound::OutboundError),
     #[error("billsync answered {status}: {message}")]
     Refused { status: u16, message: String },
     #[error("`--since` must be RFC 3339 or YYYY-MM-DD, got `{0}`")]
@@ -35,7 +37,7 @@ async fn call(request: reqwest::RequestBuilder, target: &str) -> Result<(u16, Va
     let response = request
         .send()
         .await
-        .map_err(|e| ClientError::Unreachable(target.to_owned(), e))?;
+        .map_err(|e| ClientError::Unreachable(target.to_owned(), crate::outbound::classify(&e)))?;
     let status = response.status().as_u16();
     let body = response.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, body))
@@ -59,7 +61,7 @@ pub async fn backfill(
     connection: &str,
     since: &str,
 ) -> Result<Value, ClientError> {
-    let client = reqwest::Client::new();
+    let client = crate::outbound::client(&crate::outbound::OutboundConfig::default())?;
     let base = target.trim_end_matches('/');
     let since = normalize_since(since)?;
     let (status, body) = call(

@@ -49,7 +49,10 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/connections",
             post(admin::create).get(admin::list),
         )
-        .route("/admin/v1/connections/{id}", get(admin::get))
+        .route(
+            "/admin/v1/connections/{id}",
+            get(admin::get).patch(admin::update),
+        )
         .route("/admin/v1/connections/{id}/pause", post(admin::pause))
         .route("/admin/v1/connections/{id}/resume", post(admin::resume))
         .route("/admin/v1/connections/{id}/backfill", post(admin::backfill))

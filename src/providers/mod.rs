@@ -151,6 +151,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The API version requested when a connection names none.
     fn default_api_version(&self) -> &'static str;
 
+    /// Whether billsync requests and parses `version` of this provider's API (`doctor`). Most
+    /// providers have one version billsync is written for; Stripe overrides this.
+    fn api_version_known(&self, version: &str) -> bool {
+        version == self.default_api_version()
+    }
+
     /// Requests per second a connection may make when it names no limit.
     fn default_rate_limit(&self) -> u32;
 

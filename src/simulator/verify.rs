@@ -13,6 +13,8 @@ use crate::providers::{self, ProviderKind};
 pub enum VerifyError {
     #[error("cannot read the simulator's truth from {0}: {1}")]
     Truth(String, String),
+    #[error(transparent)]
+    Client(#[from] crate::outbound::OutboundError),
 }
 
 /// One object that differs.
@@ -107,7 +109,17 @@ async fn fetch_collection(
 /// Compares the simulator at `sim` (base URL) with the billsync at `target`: every object
 /// of every account, through billsync's list API (a page of 1,000 per request).
 pub async fn verify(sim: &str, target: &str, token: &str) -> Result<Report, VerifyError> {
-    let client = reqwest::Client::new();
+    let client = crate::outbound::client(&crate::outbound::OutboundConfig::default())?;
+    verify_with(&client, sim, target, token).await
+}
+
+/// [`verify`] with a given client (one that trusts the simulator's certificate).
+pub async fn verify_with(
+    client: &reqwest::Client,
+    sim: &str,
+    target: &str,
+    token: &str,
+) -> Result<Report, VerifyError> {
     let sim = sim.trim_end_matches('/');
     let sim = if sim.starts_with("http") {
         sim.to_owned()
@@ -118,7 +130,7 @@ pub async fn verify(sim: &str, target: &str, token: &str) -> Result<Report, Veri
         .get(format!("{sim}/_sim/truth?deliveries=1"))
         .send()
         .await
-        .map_err(|e| VerifyError::Truth(sim.clone(), e.to_string()))?
+        .map_err(|e| VerifyError::Truth(sim.clone(), crate::outbound::classify(&e).message))?
         .json()
         .await
         .map_err(|e| VerifyError::Truth(sim.clone(), e.to_string()))?;

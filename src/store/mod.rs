@@ -91,6 +91,23 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> Result<Option<ConnectionRecord>, StoreError>;
 
+    /// Replaces the changeable settings of a connection (secrets, API base, rate, interval,
+    /// version) from `connection`, audited. `None` when there is no such connection.
+    async fn update_connection(
+        &self,
+        connection: &ConnectionRecord,
+        audit: &AuditEntry,
+    ) -> Result<Option<ConnectionRecord>, StoreError>;
+
+    /// Records the last failure of a connection's provider API.
+    async fn record_provider_error(
+        &self,
+        id: &str,
+        kind: &str,
+        message: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+
     /// Durably stores raw events and their inbox rows in one transaction (group commit).
     /// An event id already stored for its connection is a duplicate and stores nothing.
     async fn ingest(&self, events: &[IncomingEvent]) -> Result<Vec<IngestOutcome>, StoreError>;

@@ -121,7 +121,7 @@ pub(super) fn json(text: &str) -> Result<Value, StoreError> {
 pub(super) const CONNECTION_COLUMNS: &str = "id, merchant_id, provider, account_id, \
     sealed_webhook_secrets, sealed_api_key, api_base_url, rate_limit_per_sec, \
     reconcile_interval_secs, api_version, state, lease_epoch, created_at, updated_at, \
-    last_applied_at";
+    last_applied_at, last_provider_error_kind, last_provider_error, last_provider_error_at";
 
 pub(super) const OBJECT_VIEW_COLUMNS: &str = "id, merchant_id, connection_id, object_type, \
     version, status, deleted, provider_updated_at, updated_at, data";
@@ -170,6 +170,18 @@ macro_rules! sql_store {
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
                 last_applied_at: row.try_get("last_applied_at")?,
+                last_provider_error: match row.try_get::<Option<String>, _>("last_provider_error")? {
+                    Some(message) => Some(ProviderFault {
+                        kind: row
+                            .try_get::<Option<String>, _>("last_provider_error_kind")?
+                            .unwrap_or_default(),
+                        message,
+                        at: row
+                            .try_get::<Option<i64>, _>("last_provider_error_at")?
+                            .unwrap_or_default(),
+                    }),
+                    None => None,
+                },
             })
         }
 
@@ -335,6 +347,58 @@ macro_rules! sql_store {
                 Self::audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(Some(record))
+            }
+
+            async fn update_connection(
+                &self,
+                c: &ConnectionRecord,
+                audit: &AuditEntry,
+            ) -> Result<Option<ConnectionRecord>, StoreError> {
+                let mut tx = self.write.begin().await?;
+                let sql = format!(
+                    "UPDATE connections SET sealed_webhook_secrets = $1, sealed_api_key = $2, \
+                     api_base_url = $3, rate_limit_per_sec = $4, reconcile_interval_secs = $5, \
+                     api_version = $6, updated_at = $7 WHERE id = $8 \
+                     RETURNING {CONNECTION_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(&c.sealed_webhook_secrets)
+                    .bind(&c.sealed_api_key)
+                    .bind(&c.api_base_url)
+                    .bind(c.rate_limit_per_sec)
+                    .bind(c.reconcile_interval_secs)
+                    .bind(&c.api_version)
+                    .bind(audit.at)
+                    .bind(&c.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let record = decode_connection(&row)?;
+                Self::audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(Some(record))
+            }
+
+            async fn record_provider_error(
+                &self,
+                id: &str,
+                kind: &str,
+                message: &str,
+                at: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE connections SET last_provider_error_kind = $1, \
+                     last_provider_error = $2, last_provider_error_at = $3 WHERE id = $4",
+                )
+                .bind(kind)
+                .bind(message)
+                .bind(at)
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+                Ok(())
             }
 
             async fn ingest(&self, events: &[IncomingEvent]) -> Result<Vec<IngestOutcome>, StoreError> {

@@ -46,6 +46,17 @@ pub struct ConnectionRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_applied_at: Option<i64>,
+    /// The last failure of its provider API, if any was seen.
+    pub last_provider_error: Option<ProviderFault>,
+}
+
+/// A failure of a connection's provider API, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderFault {
+    /// `tls_certificate`, `tls`, `connect`, `timeout`, `http_status`, `other`.
+    pub kind: String,
+    pub message: String,
+    pub at: i64,
 }
 
 /// One admin action for the audit log.

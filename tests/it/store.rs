@@ -1,5 +1,5 @@
 //! The store conformance suite: the same behaviour, tested through the `Store` trait, on
-//! SQLite and on Postgres.
+//! SQLite, on Postgres, and on Postgres over TLS (`sslmode=verify-full`, as Aurora requires).
 
 use std::sync::Arc;
 
@@ -8,10 +8,10 @@ use billsync::providers::ProviderKind;
 use billsync::store::*;
 use serde_json::json;
 
-use crate::both_backends;
+use crate::conformance;
 use crate::helpers::*;
 
-both_backends!(
+conformance!(
     raw_events_refuse_update_and_delete,
     ingest_dedupes_by_connection_and_event_id,
     apply_is_atomic_and_fenced_by_lease_epoch,
@@ -42,6 +42,7 @@ async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
         created_at: 1,
         updated_at: 1,
         last_applied_at: None,
+        last_provider_error: None,
     };
     let audit = AuditEntry {
         at: 1,

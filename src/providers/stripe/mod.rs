@@ -58,6 +58,15 @@ impl Provider for Stripe {
         "2024-06-20"
     }
 
+    /// Any dated version (`2024-06-20`, `2025-03-31.basil`): the mapping reads old and new
+    /// snapshot shapes alike (README, "Configuration"); Stripe itself refuses unknown ones.
+    fn api_version_known(&self, version: &str) -> bool {
+        let date = version.split('.').next().unwrap_or_default();
+        date.len() == 10
+            && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
+            && date >= "2011-01-01"
+    }
+
     fn default_rate_limit(&self) -> u32 {
         // Stripe allows 25 req/s per account in test mode and 100 in live mode.
         25
