@@ -92,6 +92,15 @@ impl Confirmer {
         }
     }
 
+    /// Forgets reads that came back while the connection was paused: their rows stay due in
+    /// `refetches`, so they are asked again once it is active.
+    pub fn set_aside(&mut self, results: &[ConfirmResult]) {
+        for r in results {
+            self.in_flight
+                .remove(&(r.refetch.object_type, r.refetch.provider_id.clone()));
+        }
+    }
+
     /// Decides returned reads in one batch: confirmed, newer, or not yet (rescheduled).
     pub async fn on_results(
         &mut self,

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::apply::{decide_batch, reason_label, Sourced};
 use super::committer::Committer;
 use super::confirm::{ConfirmResult, Confirmer};
-use super::fetch::{Fetcher, TokenCache};
+use super::fetch::{FaultLog, Fetcher, TokenCache};
 use super::limiter::{ConnectionLimiter, ProviderLimits};
 use super::pull::{PageResult, PullDriver, MAX_PAGES_PER_BATCH};
 use super::sweep::{self, SweepResult};
@@ -115,28 +115,9 @@ impl PairActor {
             return;
         };
         let rate = conn.request_rate();
-        let shared = self.settings.provider_limits.get(
-            conn.record.provider,
-            (conn.provider.default_rate_limit() * 100).max(1000),
-        );
-        let fetcher = Arc::new(Fetcher {
-            client: self.settings.http.clone(),
-            limiter: Arc::new(ConnectionLimiter::new(conn.record.provider, rate, shared)),
-            provider: conn.provider,
-            base_url: conn
-                .record
-                .api_base_url
-                .clone()
-                .unwrap_or_else(|| conn.provider.default_api_base().to_owned()),
-            api_key: conn.api_key.clone().unwrap_or_default(),
-            api_version: conn
-                .record
-                .api_version
-                .clone()
-                .unwrap_or_else(|| conn.provider.default_api_version().to_owned()),
-            timeout: self.settings.request_timeout,
-            token: TokenCache::default(),
-        });
+        let mut fetcher = self.fetcher(&conn);
+        // The settings the fetcher was built from: a PATCH (or pause/resume) changes them.
+        let mut built_from = conn.record.updated_at;
         let mut pull = PullDriver::new(rate);
         // Resume a job that was running when this node (or actor) stopped.
         if let Err(e) = Box::pin(pull.load(self.store.as_ref(), &self.connection_id)).await {
@@ -158,8 +139,17 @@ impl PairActor {
             });
         let mut reported_idle = false;
         loop {
-            pull.dispatch(&fetcher, &results_tx);
-            let retry_at = pull.next_retry();
+            // Paused (or gone): nothing is sent, and what comes back is set aside, its slot
+            // freed and its work left to do, so that `resume` carries on where it stopped.
+            let active = self.live().await;
+            if let Some(conn) = &active {
+                if conn.record.updated_at != built_from {
+                    fetcher = self.fetcher(conn);
+                    built_from = conn.record.updated_at;
+                }
+                pull.dispatch(&fetcher, &results_tx);
+            }
+            let retry_at = active.as_ref().and_then(|_| pull.next_retry());
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 msg = mailbox.recv() => {
@@ -169,7 +159,7 @@ impl PairActor {
                         // task holds only its own state (see the size test below).
                         Some(Msg::Wake) => {
                             Box::pin(self.drain(&cancel)).await;
-                            if self.settings.confirm {
+                            if self.settings.confirm && active.is_some() {
                                 Box::pin(confirmer
                                     .dispatch_due(self.store.as_ref(), &self.connection_id, &fetcher, &confirm_tx))
                                     .await;
@@ -180,7 +170,7 @@ impl PairActor {
                                 tracing::warn!(connection_id = %self.connection_id, error = %e, "cannot load pull job");
                             }
                         }
-                        Some(Msg::Sweep) if self.settings.confirm && !sweeping => {
+                        Some(Msg::Sweep) if self.settings.confirm && !sweeping && active.is_some() => {
                             match Box::pin(sweep::start(self.store.as_ref(), &self.connection_id, &fetcher, &sweep_tx)).await {
                                 Ok(started) => sweeping = started,
                                 Err(e) => tracing::warn!(connection_id = %self.connection_id, error = %e, "cannot start sweep"),
@@ -202,6 +192,8 @@ impl PairActor {
                     }
                     if let Some(conn) = self.live().await {
                         Box::pin(pull.on_results(self.store.as_ref(), &self.settings.committer, &conn, (&fetcher, &results_tx), batch)).await;
+                    } else {
+                        Box::pin(pull.set_aside(self.store.as_ref(), &self.connection_id, batch)).await;
                     }
                 }
                 Some(first) = confirmed.recv() => {
@@ -215,6 +207,9 @@ impl PairActor {
                         Box::pin(confirmer
                             .dispatch_due(self.store.as_ref(), &self.connection_id, &fetcher, &confirm_tx))
                             .await;
+                    } else {
+                        // The reads stay due in `refetches`: asked again after `resume`.
+                        confirmer.set_aside(&batch);
                     }
                 }
                 Some(result) = swept.recv() => {
@@ -236,6 +231,37 @@ impl PairActor {
                 }
             }
         }
+    }
+
+    /// The API client of `conn`, under its own limiter within the provider-wide budget.
+    fn fetcher(&self, conn: &LiveConnection) -> Arc<Fetcher> {
+        let shared = self.settings.provider_limits.get(
+            conn.record.provider,
+            (conn.provider.default_rate_limit() * 100).max(1000),
+        );
+        Arc::new(Fetcher {
+            client: self.settings.http.clone(),
+            limiter: Arc::new(ConnectionLimiter::new(
+                conn.record.provider,
+                conn.request_rate(),
+                shared,
+            )),
+            provider: conn.provider,
+            base_url: conn
+                .record
+                .api_base_url
+                .clone()
+                .unwrap_or_else(|| conn.provider.default_api_base().to_owned()),
+            api_key: conn.api_key.clone().unwrap_or_default(),
+            api_version: conn
+                .record
+                .api_version
+                .clone()
+                .unwrap_or_else(|| conn.provider.default_api_version().to_owned()),
+            timeout: self.settings.request_timeout,
+            token: TokenCache::default(),
+            faults: FaultLog::new(Some(self.store.clone()), self.connection_id.clone()),
+        })
     }
 
     /// The connection, while it exists and is active.

@@ -172,6 +172,53 @@ impl PullDriver {
         job.queue.extend(waiting);
     }
 
+    /// Takes back pages that came back while the connection was paused, applying nothing: each
+    /// frees its slot, its requests are counted, and its window is asked again from its last
+    /// checkpoint once the connection is active (a prefetched page is one past that
+    /// checkpoint, so the window's epoch rises and any other page of it in flight is stale).
+    pub async fn set_aside(
+        &mut self,
+        store: &dyn Store,
+        connection_id: &str,
+        results: Vec<PageResult>,
+    ) {
+        self.in_flight -= results.len().min(self.in_flight);
+        let Some(job) = self.job.as_mut() else {
+            return;
+        };
+        for r in results {
+            if r.job != job.name {
+                continue;
+            }
+            let checkpoint = WindowCheckpoint {
+                job: job.name.clone(),
+                stream: r.window.0.clone(),
+                window_start: r.window.1,
+                cursor: None,
+                reached: None,
+                done: false,
+                objects: 0,
+                requests: i64::from(r.attempts),
+            };
+            if let Err(e) = store
+                .count_window_requests(connection_id, &checkpoint)
+                .await
+            {
+                tracing::warn!(connection_id, error = %e, "cannot record set-aside requests");
+            }
+            let Some(state) = job.windows.get_mut(&r.window) else {
+                continue;
+            };
+            state.window.requests += checkpoint.requests;
+            if state.epoch == r.epoch {
+                state.epoch += 1;
+                if !state.window.done && !job.queue.contains(&r.window) {
+                    job.queue.push_back(r.window);
+                }
+            }
+        }
+    }
+
     /// Applies a batch of returned pages in one transaction, requesting each window's next
     /// page (when there is room in flight) before the commit.
     pub async fn on_results(
