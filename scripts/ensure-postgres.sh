@@ -9,6 +9,26 @@
 
 pg_say() { echo "ensure-postgres: $*" >&2; }
 
+# Cleanup on exit, shared by every sourced ensure-postgres*.sh: a second `trap ... EXIT` would
+# replace the first, so each script registers a shell command here and one trap runs them all
+# (each one even if another fails: `|| true` keeps `set -e` from cutting the list short).
+PG_ON_EXIT=()
+pg_on_exit() { # SHELL-COMMAND
+  PG_ON_EXIT+=("$1")
+  trap pg_run_on_exit EXIT
+}
+pg_run_on_exit() {
+  local c
+  for c in ${PG_ON_EXIT[@]+"${PG_ON_EXIT[@]}"}; do eval "$c" || true; done
+}
+
+# Stops the throwaway cluster in DIR/data (binaries in BIN) and removes DIR: registered with
+# pg_on_exit right after DIR is made, so a failed start leaves nothing behind either.
+pg_stop_and_remove() { # BIN DIR
+  pg_as_owner "$1/pg_ctl" -D "$2/data" -m fast stop >/dev/null 2>&1
+  rm -rf "$2"
+}
+
 pg_works() { # URL
   command -v psql >/dev/null 2>&1 || return 1
   psql "$1" -Atqc 'select 1' >/dev/null 2>&1
@@ -55,6 +75,7 @@ pg_start_throwaway() {
   bin=$(pg_bindir) || return 1
   port=$(pg_free_port) || return 1
   PG_THROWAWAY_DIR=$(mktemp -d /tmp/billsync-pg.XXXXXX)
+  pg_on_exit "pg_stop_and_remove $(printf %q "$bin") $(printf %q "$PG_THROWAWAY_DIR")"
   chmod 755 "$PG_THROWAWAY_DIR"
   [ "$(id -u)" = 0 ] && { id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/sh postgres; chown postgres "$PG_THROWAWAY_DIR"; }
   pg_as_owner "$bin/initdb" -D "$PG_THROWAWAY_DIR/data" -U postgres -A trust --no-sync >"$PG_THROWAWAY_DIR/initdb.log" 2>&1 || {
@@ -66,8 +87,6 @@ pg_start_throwaway() {
     pg_say "pg_ctl start failed: $(tail -3 "$PG_THROWAWAY_DIR/server.log")"
     return 1
   }
-  PG_THROWAWAY_BIN=$bin
-  trap 'pg_as_owner "$PG_THROWAWAY_BIN/pg_ctl" -D "$PG_THROWAWAY_DIR/data" -m fast stop >/dev/null 2>&1; rm -rf "$PG_THROWAWAY_DIR"' EXIT
   BILLSYNC_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
   pg_say "started a throwaway PostgreSQL ($bin) on 127.0.0.1:$port"
 }

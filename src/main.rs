@@ -31,6 +31,9 @@ enum Command {
     Connect(ConnectArgs),
     /// Start a backfill on a running node and show its progress until it is done.
     Backfill(BackfillArgs),
+    /// Check each connection against its provider: API reachable over TLS, credentials
+    /// accepted, API version known, webhook secrets, last event. Exits 1 when a check fails.
+    Doctor(DoctorArgs),
     /// The provider simulator (serve, verify).
     #[command(subcommand)]
     Sim(SimCommand),
@@ -71,6 +74,19 @@ struct SimServeArgs {
     /// Knobs as JSON, e.g. '{"webhook_drop":0.05,"rate_limit_per_sec":100}'.
     #[arg(long)]
     knobs: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key), as the real APIs do.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct DoctorArgs {
+    /// Check only this connection (`conn_...`).
+    #[arg(long)]
+    connection: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -135,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Connect(args) => connect(config, args).await,
+        Command::Doctor(args) => doctor(config, args).await,
         Command::Sim(SimCommand::Serve(args)) => sim_serve(args).await,
         Command::Sim(SimCommand::Verify(args)) => {
             let report =
@@ -212,6 +229,45 @@ async fn connect(config: Config, args: ConnectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn doctor(config: Config, args: DoctorArgs) -> anyhow::Result<()> {
+    let store = billsync::open_store(&config).await?;
+    let connections = std::sync::Arc::new(
+        billsync::connections::Connections::new(
+            store.clone(),
+            billsync::sealer(&config)?,
+            config.reconcile_interval_secs,
+        )
+        .allowing_plain_http(config.allow_plain_http),
+    );
+    let client = billsync::outbound::client(&config.outbound())?;
+    let mut failed = 0;
+    let checked = billsync::doctor::run(
+        store,
+        connections,
+        client,
+        args.connection.as_deref(),
+        std::time::Duration::from_secs(config.provider_timeout_secs.max(1)),
+        |d| {
+            if !d.ok() {
+                failed += 1;
+            }
+            println!("{}", d.line());
+        },
+    )
+    .await?;
+    if checked == 0 {
+        match &args.connection {
+            Some(id) => anyhow::bail!("no connection {id} in this store"),
+            None => println!("no connections registered"),
+        }
+    }
+    println!("{checked} connections checked, {failed} with a failed check");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 async fn sim_serve(args: SimServeArgs) -> anyhow::Result<()> {
     use billsync::simulator::{Sim, SimConfig, Target};
     let providers = args
@@ -228,6 +284,12 @@ async fn sim_serve(args: SimServeArgs) -> anyhow::Result<()> {
         seed: args.seed,
         history: args.history,
         providers: providers.clone(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(billsync::simulator::TlsIdentity::from_files(cert, key)?)
+            }
+            _ => None,
+        },
         ..SimConfig::default()
     };
     if let Some(k) = &args.knobs {
@@ -241,9 +303,9 @@ async fn sim_serve(args: SimServeArgs) -> anyhow::Result<()> {
     let handle = Sim::start(config, listener).await?;
     for p in &providers {
         println!(
-            "billsync sim serving {} at http://{}/{}",
+            "billsync sim serving {} at {}/{}",
             p.as_str(),
-            handle.addr,
+            handle.sim.base_url(),
             p.as_str()
         );
     }

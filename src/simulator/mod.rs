@@ -11,6 +11,7 @@ mod knobs;
 pub mod personality;
 mod scenario;
 mod state;
+pub mod tls;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use knobs::{Knobs, Outage, OutageMode};
 pub use scenario::Clock;
 pub use state::Account;
+pub use tls::TlsIdentity;
 
 use crate::providers::ProviderKind;
 use delivery::Delivery;
@@ -42,6 +44,8 @@ pub enum SimError {
     Register { account: String, message: String },
     #[error("the simulator has no `{0}` personality")]
     Provider(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Where webhooks go: a billsync node and its admin token.
@@ -64,6 +68,9 @@ pub struct SimConfig {
     /// The providers simulated. Account `n` is at `providers[n % len]` and belongs to
     /// merchant `n / len`, so with several providers each merchant is connected to several.
     pub providers: Vec<ProviderKind>,
+    /// Serve HTTPS with this certificate (its names must cover the listen address), as the
+    /// real APIs do; plain HTTP when `None`.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for SimConfig {
@@ -76,6 +83,7 @@ impl Default for SimConfig {
             history: 0,
             history_days: 730,
             providers: vec![ProviderKind::Stripe],
+            tls: None,
         }
     }
 }
@@ -226,18 +234,34 @@ impl Sim {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
-            base: format!("http://{addr}"),
+            base: match config.tls {
+                Some(_) => format!("https://{addr}"),
+                None => format!("http://{addr}"),
+            },
         };
         tokio::spawn(delivery::run(sim.clone(), queue));
         let (stop, stopped) = oneshot::channel::<()>();
         let app = control::router(sim.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        match &config.tls {
+            Some(identity) => {
+                let listener = tls::TlsListener::new(listener, identity)?;
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await;
+                });
+            }
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await;
+                });
+            }
+        }
         Ok(SimHandle {
             addr,
             sim,
@@ -250,7 +274,7 @@ impl Sim {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The simulator's own base URL (`http://ADDR`).
+    /// The simulator's own base URL (`http://ADDR`, or `https://ADDR` when serving TLS).
     pub fn base_url(&self) -> &str {
         &self.base
     }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::helpers::*;
-use crate::sim::start_sim;
+use crate::sim::start_tls_sim;
 
 /// The acceptance size: one connection with 250,000 objects of history
 /// (`BILLSYNC_TEST_BACKFILL_OBJECTS` makes it smaller for a quick local look).
@@ -30,7 +30,7 @@ pub async fn quota_sim(objects: usize) -> SimHandle {
         rate_limit_burst: 10.0,
         ..Knobs::default()
     };
-    start_sim(SimConfig {
+    start_tls_sim(SimConfig {
         history: objects,
         history_days: 730,
         knobs,
@@ -149,9 +149,14 @@ async fn backfill_of_250k_objects_within_a_100_per_sec_quota_converges_and_rerun
         stats.rate_limited
     );
 
-    let report = billsync::simulator::verify::verify(&format!("http://{}", sim.addr), &base, TOKEN)
-        .await
-        .unwrap();
+    let report = billsync::simulator::verify::verify_with(
+        &trusting_client(),
+        sim.sim.base_url(),
+        &base,
+        TOKEN,
+    )
+    .await
+    .unwrap();
     println!("[{backend:?}] verify: {}", report.summary());
     assert_eq!(report.objects, objects);
     assert!(
@@ -234,9 +239,14 @@ async fn backfill_killed_mid_way_resumes_from_its_checkpoints(backend: Backend) 
         "{total} requests for {pages} pages"
     );
     assert_eq!(done["objects"].as_u64().unwrap() as usize, N);
-    let report = billsync::simulator::verify::verify(&format!("http://{}", sim.addr), &base, TOKEN)
-        .await
-        .unwrap();
+    let report = billsync::simulator::verify::verify_with(
+        &trusting_client(),
+        sim.sim.base_url(),
+        &base,
+        TOKEN,
+    )
+    .await
+    .unwrap();
     assert!(
         report.divergent.is_empty(),
         "{} divergent",

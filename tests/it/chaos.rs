@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::helpers::*;
-use crate::sim::start_sim;
+use crate::sim::start_tls_sim;
 
 both_backends!(
     chaos_run_ends_equal_to_the_truth_converged_and_never_backwards,
@@ -170,12 +170,13 @@ fn truth_states(sim: &SimHandle) -> HashMap<String, String> {
 }
 
 /// Waits until `verify` finds nothing divergent and every object reads `converged`.
-async fn wait_converged(sim: &SimHandle, app: &TestApp, merchants: &[String], secs: u64) {
+pub async fn wait_converged(sim: &SimHandle, app: &TestApp, merchants: &[String], secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let sim_url = format!("http://{}", sim.addr);
+    let sim_url = sim.sim.base_url().to_owned();
     let target = format!("http://{}", app.addr);
+    let client = trusting_client();
     loop {
-        let report = billsync::simulator::verify::verify(&sim_url, &target, TOKEN)
+        let report = billsync::simulator::verify::verify_with(&client, &sim_url, &target, TOKEN)
             .await
             .expect("verify runs");
         let mut not_converged = Vec::new();
@@ -256,7 +257,7 @@ pub async fn chaos_run(
     change_secs: u64,
 ) {
     let app = synced_app(backend).await;
-    let sim = start_sim(SimConfig {
+    let sim = start_tls_sim(SimConfig {
         accounts,
         seed: 11,
         providers: providers.clone(),
@@ -419,7 +420,7 @@ async fn wait_for_polls(log: &Arc<Mutex<PollLog>>, n: usize) {
 
 async fn changes_without_any_webhook_converge_through_sweeps(backend: Backend) {
     let app = synced_app(backend).await;
-    let sim = start_sim(SimConfig {
+    let sim = start_tls_sim(SimConfig {
         seed: 5,
         ..SimConfig::default()
     })
@@ -442,8 +443,9 @@ async fn changes_without_any_webhook_converge_through_sweeps(backend: Backend) {
     let sent_before = sim.sim.stats().webhooks_sent;
     let changed = sim.sim.step(20);
     assert!(changed > 10, "only {changed} changes");
-    let report = billsync::simulator::verify::verify(
-        &format!("http://{}", sim.addr),
+    let report = billsync::simulator::verify::verify_with(
+        &trusting_client(),
+        sim.sim.base_url(),
         &format!("http://{}", app.addr),
         TOKEN,
     )

@@ -29,6 +29,8 @@ pub async fn start_server(db: &TestDb, port: u16) -> Child {
         .env("BILLSYNC_PROVIDER_SYNC", "false")
         .env("BILLSYNC_DATA_DIR", db.dir.path().join("data"))
         .env("BILLSYNC_LOG", "warn")
+        // The real environment path: the simulator's certificate is trusted through it.
+        .env("SSL_CERT_FILE", &test_ca().ca_file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

@@ -17,6 +17,9 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// Postgres reached over TLS with `sslmode=verify-full` (`BILLSYNC_TEST_DATABASE_URL_TLS`,
+    /// a server that refuses plain connections, started by `scripts/ensure-postgres-tls.sh`).
+    PostgresTls,
 }
 
 /// Runs an async test body once per backend: `both_backends!(name);` makes
@@ -39,17 +42,52 @@ macro_rules! both_backends {
     };
 }
 
+/// The store conformance suite's form of [`both_backends!`]: also once on Postgres over TLS.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_tls() {
+                    super::$name($crate::helpers::Backend::PostgresTls).await
+                }
+            }
+        )*
+    };
+}
+
 /// The Postgres server tests use: `BILLSYNC_TEST_DATABASE_URL`, else the local default.
 pub fn postgres_admin_url() -> String {
     std::env::var("BILLSYNC_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The TLS-only Postgres server (`sslmode=verify-full`); no fallback: the test command
+/// starts one, and a test that cannot reach it fails rather than passing on plain TCP.
+pub fn postgres_tls_admin_url() -> String {
+    std::env::var("BILLSYNC_TEST_DATABASE_URL_TLS").unwrap_or_else(|_| {
+        panic!(
+            "BILLSYNC_TEST_DATABASE_URL_TLS is not set: run the tests through scripts/test, \
+             which starts a Postgres that accepts only TLS (scripts/ensure-postgres-tls.sh)"
+        )
+    })
+}
+
 /// A fresh, empty database; dropped (Postgres) or deleted (SQLite) with the value.
 pub struct TestDb {
     pub url: String,
     pub dir: tempfile::TempDir,
-    pg_name: Option<String>,
+    /// The database's name and the server's admin URL (Postgres).
+    pg_name: Option<(String, String)>,
 }
 
 impl TestDb {
@@ -61,8 +99,12 @@ impl TestDb {
                 dir,
                 pg_name: None,
             },
-            Backend::Postgres => {
-                let admin = postgres_admin_url();
+            Backend::Postgres | Backend::PostgresTls => {
+                let admin = if backend == Backend::PostgresTls {
+                    postgres_tls_admin_url()
+                } else {
+                    postgres_admin_url()
+                };
                 let name = format!("billsync_t_{}", uuid_like());
                 let mut conn = connect_pg(&admin).await;
                 sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
@@ -73,7 +115,7 @@ impl TestDb {
                 TestDb {
                     url: url.to_string(),
                     dir,
-                    pg_name: Some(name),
+                    pg_name: Some((name, admin)),
                 }
             }
         }
@@ -129,7 +171,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else {
+        let Some((name, admin)) = self.pg_name.take() else {
             return;
         };
         // Best effort, on its own runtime: Drop cannot await.
@@ -140,7 +182,7 @@ impl Drop for TestDb {
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
                         let _ = sqlx::Executor::execute(
                             &mut c,
                             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
@@ -219,8 +261,69 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// A certificate authority made for this test binary, and a server certificate it signed
+/// for `127.0.0.1` and `localhost`: the simulator serves HTTPS with it, and the apps the
+/// tests spawn trust the CA through `ssl_cert_file` (what `SSL_CERT_FILE` sets).
+pub struct TestCa {
+    /// The CA's certificate, PEM, in a file.
+    pub ca_file: std::path::PathBuf,
+    pub server: billsync::simulator::TlsIdentity,
+}
+
+pub fn test_ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let (ca_pem, server) = make_ca("billsync test CA");
+        let dir = std::env::temp_dir().join(format!("billsync-test-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir for the test CA");
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("write the test CA");
+        TestCa { ca_file, server }
+    })
+}
+
+/// A CA named `name` (its PEM) and a server identity it signed for 127.0.0.1 and localhost.
+pub fn make_ca(name: &str) -> (String, billsync::simulator::TlsIdentity) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, name);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("server params");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "billsync sim");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().expect("server key");
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &ca_cert, &ca_key)
+        .expect("server certificate");
+    (
+        ca_cert.pem(),
+        billsync::simulator::TlsIdentity {
+            cert_chain_pem: leaf_cert.pem(),
+            key_pem: leaf_key.serialize_pem(),
+        },
+    )
+}
+
+/// An HTTPS client that trusts the test CA, as the apps the tests spawn do.
+pub fn trusting_client() -> reqwest::Client {
+    billsync::outbound::client(&billsync::outbound::OutboundConfig {
+        extra_ca_file: Some(test_ca().ca_file.clone()),
+        ..billsync::outbound::OutboundConfig::default()
+    })
+    .expect("a client trusting the test CA")
+}
+
 pub fn test_config(db: &TestDb) -> Config {
     Config {
+        ssl_cert_file: Some(test_ca().ca_file.clone()),
         listen: "127.0.0.1:0".parse().expect("literal address"),
         database_url: db.url.clone(),
         admin_token: Some(TOKEN.into()),

@@ -22,3 +22,4 @@ mod sim_paddle;
 mod sim_recurly;
 mod sim_zuora;
 mod store;
+mod tls;

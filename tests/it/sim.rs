@@ -14,6 +14,16 @@ pub async fn start_sim(config: SimConfig) -> SimHandle {
     Sim::start(config, listener).await.expect("sim starts")
 }
 
+/// The simulator over HTTPS with a certificate of the test CA, as the providers' real APIs
+/// are served: the apps reach it on the production path, certificate verification included.
+pub async fn start_tls_sim(config: SimConfig) -> SimHandle {
+    start_sim(SimConfig {
+        tls: Some(test_ca().server.clone()),
+        ..config
+    })
+    .await
+}
+
 /// Registers the sim's accounts with the app, so webhooks flow there.
 pub async fn connect(sim: &SimHandle, app: &TestApp, reconcile_secs: Option<u64>) {
     let target = Target {
