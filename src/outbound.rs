@@ -6,8 +6,8 @@
 //! connect timeout and a whole-request timeout. Plain `http://` goes only to loopback unless
 //! `BILLSYNC_ALLOW_PLAIN_HTTP=true`, so an API key never leaves the machine in clear text by
 //! accident. A failure is classified ([`FailureKind`]) so that a certificate problem is named
-//! as one in the log, the connection's view and `billsync doctor` (docs/architecture.md,
-//! "Provider APIs").
+//! as one in the log, the connection's view and `billsync doctor` (README, "Provider APIs
+//! over HTTPS").
 
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
