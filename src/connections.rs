@@ -18,6 +18,13 @@ pub enum ConnectionError {
     /// Bad input; names the field.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// The merchant already has a connection to this provider.
+    #[error("merchant {merchant_id} already has a {provider} connection: {existing}")]
+    PairTaken {
+        merchant_id: String,
+        provider: &'static str,
+        existing: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -129,6 +136,16 @@ impl Connections {
         actor: &str,
     ) -> Result<ConnectionRecord, ConnectionError> {
         let request = NewConnection::from_json(body, self.allow_plain_http)?;
+        if let Some(existing) = self
+            .pair_taken(&request.merchant_id, request.provider)
+            .await?
+        {
+            return Err(ConnectionError::PairTaken {
+                merchant_id: request.merchant_id,
+                provider: request.provider.as_str(),
+                existing,
+            });
+        }
         let now = now_micros();
         let record = ConnectionRecord {
             id: new_connection_id(),
@@ -159,7 +176,22 @@ impl Connections {
                 "webhook_secrets": request.webhook_secrets.len(),
             }),
         };
-        self.store.insert_connection(&record, &audit).await?;
+        match self.store.insert_connection(&record, &audit).await {
+            Ok(()) => {}
+            // Registered by a concurrent request since the check above.
+            Err(StoreError::Conflict(_)) => {
+                let existing = self
+                    .pair_taken(&record.merchant_id, record.provider)
+                    .await?
+                    .unwrap_or_default();
+                return Err(ConnectionError::PairTaken {
+                    merchant_id: record.merchant_id,
+                    provider: record.provider.as_str(),
+                    existing,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         // Sweeps cover changes from the moment the connection exists (history: backfill).
         let interval = record
             .reconcile_interval_secs
@@ -168,6 +200,28 @@ impl Connections {
             .init_sweep(&record.id, now / 1_000_000, now + interval * 1_000_000)
             .await?;
         Ok(record)
+    }
+
+    /// The connection that already holds this merchant's pair with `provider`, if any.
+    async fn pair_taken(
+        &self,
+        merchant_id: &str,
+        provider: ProviderKind,
+    ) -> Result<Option<String>, ConnectionError> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_connections(Some(merchant_id), after.as_deref(), 100)
+                .await?;
+            if let Some(c) = page.iter().find(|c| c.provider == provider) {
+                return Ok(Some(c.id.clone()));
+            }
+            if page.len() < 100 {
+                return Ok(None);
+            }
+            after = page.last().map(|c| c.id.clone());
+        }
     }
 
     /// Applies a `PATCH /admin/v1/connections/{id}` body: new secrets, key, API base, rate,
@@ -186,6 +240,7 @@ impl Connections {
         };
         let mut detail = Map::new();
         if let Some(secrets) = &patch.webhook_secrets {
+            check_basic_auth_entries(record.provider, secrets)?;
             record.sealed_webhook_secrets = self.sealer.seal(secrets);
             detail.insert("webhook_secrets".into(), json!(secrets.len()));
         }
@@ -333,6 +388,18 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An identifier: a string without control characters or surrounding white space.
+    fn id(&self, field: &str) -> Result<String, ConnectionError> {
+        let v = self.text(field, true)?.unwrap_or_default();
+        if v.chars().any(char::is_control) {
+            return Err(invalid(field, "must not contain control characters"));
+        }
+        if v.trim() != v {
+            return Err(invalid(field, "must not begin or end with white space"));
+        }
+        Ok(v)
+    }
+
     fn positive(&self, field: &str, max: i64) -> Result<Option<i64>, ConnectionError> {
         match self.obj.get(field) {
             None | Some(Value::Null) => Ok(None),
@@ -437,11 +504,12 @@ impl NewConnection {
             ));
         }
         let webhook_secrets = f.webhook_secrets()?;
+        check_basic_auth_entries(provider, &webhook_secrets)?;
         let api_base_url = f.api_base_url()?;
         Ok(NewConnection {
-            merchant_id: f.text("merchant_id", true)?.unwrap_or_default(),
+            merchant_id: f.id("merchant_id")?,
             provider,
-            account_id: f.text("account_id", true)?.unwrap_or_default(),
+            account_id: f.id("account_id")?,
             webhook_secrets,
             api_key: f.text("api_key", true)?.unwrap_or_default(),
             api_base_url,
@@ -450,6 +518,24 @@ impl NewConnection {
             api_version: f.text("api_version", false)?,
         })
     }
+}
+
+/// For providers that authenticate webhooks with HTTP Basic, every entry is `user:password`.
+fn check_basic_auth_entries(
+    provider: ProviderKind,
+    secrets: &[String],
+) -> Result<(), ConnectionError> {
+    let basic = providers::for_kind(provider).is_some_and(|p| p.basic_auth_webhooks());
+    if basic && secrets.iter().any(|s| !s.contains(':')) {
+        return Err(invalid(
+            "webhook_secrets",
+            format!(
+                "{} authenticates webhooks with HTTP Basic: every entry must be `username:password`",
+                provider.as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A validated `PATCH /admin/v1/connections/{id}` body: each field `None` when absent; the
@@ -538,12 +624,22 @@ mod tests {
             ("rate_limit_per_sec", json!(0)),
             ("reconcile_interval_secs", json!("10")),
             ("api_key", json!("")),
+            ("merchant_id", json!("m_1\n")),
+            ("merchant_id", json!(" m_1")),
+            ("merchant_id", json!("m\u{0}x")),
+            ("account_id", json!("acct\u{1b}[31m")),
         ] {
             let mut body = valid();
             body[field] = value;
             assert_eq!(field_of(body), field);
         }
         assert_eq!(field_of(json!([1])), "body");
+        let mut chargebee = valid();
+        chargebee["provider"] = json!("chargebee");
+        chargebee["webhook_secrets"] = json!(["no-colon"]);
+        assert_eq!(field_of(chargebee.clone()), "webhook_secrets");
+        chargebee["webhook_secrets"] = json!(["user:pass"]);
+        assert!(NewConnection::from_json(&chargebee, false).is_ok());
     }
 
     fn patch_field_of(body: Value) -> String {

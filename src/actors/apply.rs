@@ -31,6 +31,8 @@ struct Known<'a> {
     current: Current,
     status: ReconStatus,
     data: Cow<'a, Value>,
+    deleted: bool,
+    provider_updated_at: i64,
 }
 
 /// Decides every observation in order against the stored state and returns the batch to
@@ -70,6 +72,8 @@ pub async fn decide_each<'a>(
                 current,
                 status: o.status,
                 data: Cow::Owned(o.data),
+                deleted: o.deleted,
+                provider_updated_at: o.provider_updated_at,
             };
             ((o.object_type, o.provider_id), known)
         })
@@ -139,6 +143,34 @@ pub async fn decide_each<'a>(
             }
             continue;
         }
+        if decision == Decision::Ambiguous {
+            // Same provider time, same lifecycle stage, other content: which is newer cannot
+            // be told, so neither is written over the other (older content never comes back).
+            // The stored content stays, `pending`, and the confirming read decides.
+            if let Some(p) = prior {
+                let mut w = write(
+                    conn,
+                    obs,
+                    &item.source,
+                    p.data.to_string(),
+                    &p.current,
+                    Some(p.current.version),
+                    p.current.version,
+                    ReconStatus::Pending,
+                    decision.reason(),
+                );
+                w.deleted = p.deleted;
+                w.provider_updated_at = p.provider_updated_at;
+                writes.push(w);
+                if let Some(k) = known.get_mut(&key) {
+                    k.status = ReconStatus::Pending;
+                }
+            }
+            metrics::counter!("billsync_observations_ignored_total", "provider" => provider,
+                "kind" => obs.object_type.as_str(), "outcome" => decision.reason())
+            .increment(1);
+            continue;
+        }
         if !decision.creates_version() {
             metrics::counter!("billsync_observations_ignored_total", "provider" => provider,
                 "kind" => obs.object_type.as_str(), "outcome" => decision.reason())
@@ -180,6 +212,8 @@ pub async fn decide_each<'a>(
                 current,
                 status,
                 data,
+                deleted: obs.deleted,
+                provider_updated_at: obs.provider_updated_at,
             },
         );
     }

@@ -165,7 +165,7 @@ impl Confirmer {
             }
         }
         for (refetch, error) in unread {
-            tracing::debug!(connection_id = %conn.record.id, object = %refetch.provider_id, %error, "confirmation read failed");
+            tracing::debug!(connection_id = %conn.record.id, object = ?refetch.provider_id, ?error, "confirmation read failed");
             self.not_yet(store, committer, conn, refetch, now).await;
         }
     }
@@ -240,7 +240,7 @@ impl Confirmer {
                 "kind" => refetch.object_type.as_str())
             .increment(1);
             tracing::error!(connection_id = %conn.record.id, object_type = refetch.object_type.as_str(),
-                object = %refetch.provider_id, attempts = refetch.attempts,
+                object = ?refetch.provider_id, attempts = refetch.attempts,
                 "object could not be confirmed with the provider API within the window; marked failed \
                  (check the connection's API key and the provider's status, then POST .../resync)");
             if let Err(e) = self.fail(store, committer, conn, &refetch).await {

@@ -19,6 +19,7 @@ use super::pull::{PageResult, PullDriver, MAX_PAGES_PER_BATCH};
 use super::sweep::{self, SweepResult};
 use crate::connections::{Connections, LiveConnection};
 use crate::model::time::now_micros;
+use crate::model::version::{announces_creation, CREATED_RANK};
 use crate::model::ReconStatus;
 use crate::providers::ParseError;
 use crate::store::{ConnectionState, InboxItem, Refetch, Store, StoreError};
@@ -321,7 +322,10 @@ impl PairActor {
                 continue;
             }
             match conn.provider.observe(&item.body) {
-                Ok(Some(observation)) => {
+                Ok(Some(mut observation)) => {
+                    if announces_creation(&item.event_type) {
+                        observation.tie_rank = CREATED_RANK;
+                    }
                     applied.push(item.inbox_id);
                     sourced.push(Sourced {
                         observation,
@@ -353,8 +357,8 @@ impl PairActor {
                     );
                 }
                 Err(e) => {
-                    tracing::error!(connection_id = %self.connection_id, event_id = %item.provider_event_id,
-                        error = %e, "stored event cannot be mapped; dead-lettered");
+                    tracing::error!(connection_id = %self.connection_id, event_id = ?item.provider_event_id,
+                        error = ?e.to_string(), "stored event cannot be mapped; dead-lettered");
                     metrics::counter!("billsync_dead_letters_total", "provider" => provider)
                         .increment(1);
                     dead_letters.push((item.inbox_id, e.to_string()));
@@ -426,7 +430,7 @@ impl PairActor {
                     return true;
                 }
                 Err(StoreError::Conflict(id)) => {
-                    tracing::warn!(connection_id = %self.connection_id, object = %id, "write conflict; re-deciding");
+                    tracing::warn!(connection_id = %self.connection_id, object = ?id, "write conflict; re-deciding");
                     last_error = Some(StoreError::Conflict(id));
                 }
                 Err(e @ StoreError::Fenced(_)) => {
@@ -438,6 +442,19 @@ impl PairActor {
                     break;
                 }
             }
+        }
+        if items.len() > 1
+            && last_error
+                .as_ref()
+                .is_some_and(StoreError::is_about_the_data)
+        {
+            // Something in this batch cannot be stored: apply the halves apart, down to the
+            // row at fault, so it alone is retried and dead-lettered (CONTRACT "Connections
+            // that misbehave").
+            let (a, b) = items.split_at(items.len() / 2);
+            let first = Box::pin(self.apply_inbox(conn, a)).await;
+            let second = Box::pin(self.apply_inbox(conn, b)).await;
+            return first && second;
         }
         let error = last_error.map_or_else(|| "unknown".to_owned(), |e| e.to_string());
         self.put_back(items, &error).await;

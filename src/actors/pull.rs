@@ -421,7 +421,7 @@ impl PullDriver {
             state.failures += 1;
             state.epoch += 1;
             state.window.requests += checkpoint.requests;
-            tracing::warn!(connection_id = %conn.record.id, stream = %key.0, failures = state.failures, %error, "pull page failed");
+            tracing::warn!(connection_id = %conn.record.id, stream = %key.0, failures = state.failures, ?error, "pull page failed");
             if state.failures >= MAX_WINDOW_FAILURES {
                 let reason = format!(
                     "window {} from {} failed {} times: {error}",

@@ -77,6 +77,14 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::Invalid { field, message } => {
                 ApiError::bad_request("invalid_request", format!("`{field}` {message}"))
             }
+            e @ ConnectionError::PairTaken { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "{e}; a merchant has one connection per provider (register another account \
+                     under another merchant id)"
+                ),
+            ),
             ConnectionError::Store(e) => e.into(),
             ConnectionError::Secrets(e) => {
                 tracing::error!(error = %e, "connection secrets cannot be opened");

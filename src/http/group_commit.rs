@@ -99,30 +99,44 @@ async fn writer(
         let (events, replies): (Vec<IncomingEvent>, Vec<Reply>) =
             batch.into_iter().map(|s| (s.event, s.reply)).unzip();
         let started = Instant::now();
-        let result = store.ingest(&events).await;
+        let outcomes = ingest_isolating(store.as_ref(), &events).await;
         queue.pop(events.len());
         metrics::histogram!("billsync_intake_commit_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!("billsync_intake_batch_size").record(events.len() as f64);
-        match result {
-            Ok(outcomes) => {
-                supervisor.work_for(
-                    events
-                        .iter()
-                        .zip(&outcomes)
-                        .filter(|(_, o)| matches!(o, IngestOutcome::Stored { .. }))
-                        .map(|(e, _)| e.connection_id.as_str()),
-                );
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, events = events.len(), "intake commit failed; answering 503");
-                for reply in replies {
-                    let _ = reply.send(Err(()));
-                }
-            }
+        supervisor.work_for(
+            events
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| matches!(o, Ok(IngestOutcome::Stored { .. })))
+                .map(|(e, _)| e.connection_id.as_str()),
+        );
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Commits `events` in one transaction; when the database refuses that transaction for
+/// something in it (not because it is unreachable), the halves are committed apart, and so on
+/// down to the event at fault, so one request's fault is never another's (CONTRACT
+/// "Connections that misbehave"). A store that is down fails the whole batch at once.
+async fn ingest_isolating(
+    store: &dyn Store,
+    events: &[IncomingEvent],
+) -> Vec<Result<IngestOutcome, ()>> {
+    match store.ingest(events).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if events.len() > 1 && e.is_about_the_data() => {
+            tracing::warn!(error = %e, events = events.len(), "intake commit refused; committing the halves apart");
+            let (a, b) = events.split_at(events.len() / 2);
+            let mut outcomes = Box::pin(ingest_isolating(store, a)).await;
+            outcomes.extend(Box::pin(ingest_isolating(store, b)).await);
+            outcomes
+        }
+        Err(e) => {
+            tracing::error!(error = %e, events = events.len(), "intake commit failed; answering 503");
+            events.iter().map(|_| Err(())).collect()
         }
     }
 }

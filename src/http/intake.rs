@@ -54,6 +54,88 @@ async fn read_limited(mut body: Body) -> Option<Bytes> {
     Some(buf.freeze())
 }
 
+/// Deepest nesting accepted in a webhook body, for every provider alike: real events nest
+/// fewer than 10 levels, and a parser walking 10,000 is a way to make the apply fail later.
+pub const MAX_DEPTH: usize = 64;
+
+/// Whether a JSON body (or a form body's bracketed keys, Maxio) nests deeper than
+/// [`MAX_DEPTH`]. A byte scan: brackets inside JSON strings do not count.
+fn nested_too_deep(body: &[u8]) -> bool {
+    let json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[');
+    if !json {
+        // `a[b][c]=...`, percent-encoded or not: the most brackets in one key.
+        return body
+            .split(|b| *b == b'&')
+            .map(|pair| {
+                let key = pair.split(|b| *b == b'=').next().unwrap_or_default();
+                key.iter().filter(|b| **b == b'[').count()
+                    + key
+                        .windows(3)
+                        .filter(|w| w.eq_ignore_ascii_case(b"%5b"))
+                        .count()
+            })
+            .any(|depth| depth > MAX_DEPTH);
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Which id of the event, if any, holds a control character (a NUL cannot even be stored in
+/// a Postgres text column): refused at intake on both stores alike. The object's id is read
+/// only when the body could hold one: JSON escapes (`\u0000`-`\u001f`) or percent-encoded
+/// control bytes, so the common event pays for a byte scan only.
+fn control_character_in_ids(
+    provider: &dyn crate::providers::Provider,
+    envelope: &crate::providers::Envelope,
+    body: &[u8],
+) -> Option<&'static str> {
+    let bad = |s: &str| s.chars().any(char::is_control);
+    if bad(&envelope.event_id) {
+        return Some("event id");
+    }
+    if bad(&envelope.event_type) {
+        return Some("event type");
+    }
+    let maybe = body.windows(5).any(|w| {
+        w[0] == b'\\' && w[1] == b'u' && w[2] == b'0' && w[3] == b'0' && matches!(w[4], b'0' | b'1')
+    }) || body
+        .windows(2)
+        .any(|w| w[0] == b'%' && matches!(w[1], b'0' | b'1'));
+    if !maybe {
+        return None;
+    }
+    let object_id = match provider.observe(body) {
+        Ok(Some(o)) => Some(o.provider_id),
+        _ => provider.thin_reference(body).map(|(_, id)| id),
+    };
+    object_id.filter(|id| bad(id)).map(|_| "object id")
+}
+
 pub async fn receive(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -73,7 +155,8 @@ pub async fn receive(
             )
         }
         Err(e) => {
-            tracing::info!(provider = label, connection_id = %connection_id, code = e.code, "webhook refused");
+            // The connection id comes from the URL: logged escaped, never as raw text.
+            tracing::info!(provider = label, connection_id = ?connection_id, code = e.code, "webhook refused");
             let code = e.code;
             (e.into_response(), code)
         }
@@ -148,12 +231,24 @@ async fn handle(
                 "credentials missing or not valid",
             ),
         })?;
+    if nested_too_deep(&body) {
+        return Err(ApiError::bad_request(
+            "malformed_payload",
+            format!("the body nests deeper than {MAX_DEPTH} levels"),
+        ));
+    }
     let envelope = conn.provider.envelope(&body).map_err(|e| {
         ApiError::bad_request(
             "malformed_payload",
             format!("the body is not a {provider} event: {e}"),
         )
     })?;
+    if let Some(what) = control_character_in_ids(conn.provider, &envelope, &body) {
+        return Err(ApiError::bad_request(
+            "malformed_payload",
+            format!("the {what} contains a control character"),
+        ));
+    }
     let event = IncomingEvent {
         connection_id: connection_id.to_owned(),
         provider_event_id: envelope.event_id,

@@ -21,11 +21,33 @@ pub enum MoneyError {
     BadCurrency(String),
 }
 
-/// Upper-cases and checks an ISO 4217 code (three ASCII letters).
+/// ISO 4217 currency codes (list one, current as of 2024, sorted), plus codes withdrawn in
+/// the last years that two years of billing history can still carry (HRK, MRO, SLL, STD,
+/// VEF). Funds and precious metals are codes too; "no currency" (XXX) and the testing code
+/// (XTS) are not money.
+const ISO_4217: [&str; 184] = [
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
+    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR",
+    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW",
+    "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
+    "MKD", "MMK", "MNT", "MOP", "MRO", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN",
+    "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN",
+    "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP",
+    "SLE", "SLL", "SOS", "SRD", "SSP", "STD", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT",
+    "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW",
+    "UZS", "VED", "VEF", "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC",
+    "XBD", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW",
+    "ZWG", "ZWL",
+];
+
+/// Upper-cases and checks an ISO 4217 code: a code of the list, in any case.
 pub fn currency_code(code: &str) -> Result<String, MoneyError> {
-    let code = code.trim();
-    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
-        Ok(code.to_ascii_uppercase())
+    let upper = code.trim().to_ascii_uppercase();
+    if upper.len() == 3 && ISO_4217.binary_search(&upper.as_str()).is_ok() {
+        Ok(upper)
     } else {
         Err(MoneyError::BadCurrency(code.chars().take(16).collect()))
     }
@@ -189,6 +211,14 @@ mod tests {
         assert_eq!(currency_code("usd"), Ok("USD".to_owned()));
         assert!(currency_code("US").is_err());
         assert!(currency_code("U$D").is_err());
+        for bad in ["ZZZ", "", "XXX", "US'; DROP TABLE objects; --", "usdd"] {
+            assert!(currency_code(bad).is_err(), "{bad}");
+        }
+        assert_eq!(currency_code(" eur ").as_deref(), Ok("EUR"));
+        assert!(
+            ISO_4217.windows(2).all(|w| w[0] < w[1]),
+            "the list is sorted"
+        );
     }
 
     fn currency() -> impl Strategy<Value = &'static str> {

@@ -24,7 +24,8 @@ pub enum Decision {
     /// Same provider time, but later in the object's lifecycle: a new version, still unconfirmed.
     TieBrokenByLifecycle,
     /// Same provider time and lifecycle stage with different content: cannot be ordered. The
-    /// later arrival is kept, and the object stays `pending` until the provider API decides.
+    /// stored content stays (no version: it could be the older of the two coming back), the
+    /// object is `pending`, and the provider API decides.
     Ambiguous,
     /// Same content as stored: no version (a duplicate or an identical re-read).
     Unchanged,
@@ -37,10 +38,7 @@ impl Decision {
     pub fn creates_version(self) -> bool {
         matches!(
             self,
-            Decision::Create
-                | Decision::Newer
-                | Decision::TieBrokenByLifecycle
-                | Decision::Ambiguous
+            Decision::Create | Decision::Newer | Decision::TieBrokenByLifecycle
         )
     }
 
@@ -55,6 +53,20 @@ impl Decision {
             Decision::Older => "older_than_stored",
         }
     }
+}
+
+/// The lifecycle rank of a snapshot that an event announces as its object's creation: lower
+/// than any other, since a `*.created` snapshot is never newer than another snapshot of the
+/// same object (a same-second `customer.updated` arriving first must not be overwritten by it).
+pub const CREATED_RANK: i64 = i64::MIN;
+
+/// Whether an event type announces its object's creation (`customer.created`,
+/// `subscription_created`, `Subscription.Created`): its last word is "created".
+pub fn announces_creation(event_type: &str) -> bool {
+    event_type
+        .rsplit(['.', '_'])
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("created"))
 }
 
 /// Decides what an observation does to the stored object.
@@ -109,6 +121,36 @@ mod tests {
     }
 
     #[test]
+    fn creation_events_are_told_by_their_last_word() {
+        for t in [
+            "customer.created",
+            "subscription_created",
+            "Invoice.Created",
+        ] {
+            assert!(announces_creation(t), "{t}");
+        }
+        for t in [
+            "customer.updated",
+            "created.customer",
+            "invoice.paid",
+            "recreated",
+        ] {
+            assert!(!announces_creation(t), "{t}");
+        }
+        // Ranked below every other snapshot of the same second, in either arrival order.
+        let updated = obs(10, 0, "updated");
+        let created = obs(10, CREATED_RANK, "created");
+        assert_eq!(
+            decide(Some(&stored(&updated, 2)), &created),
+            Decision::Older
+        );
+        assert_eq!(
+            decide(Some(&stored(&created, 1)), &updated),
+            Decision::TieBrokenByLifecycle
+        );
+    }
+
+    #[test]
     fn first_observation_creates() {
         assert_eq!(decide(None, &obs(1, 0, "open")), Decision::Create);
     }
@@ -142,7 +184,7 @@ mod tests {
             decide(Some(&cur), &obs(10, 1, "open-edited")),
             Decision::Ambiguous
         );
-        assert!(Decision::Ambiguous.creates_version());
+        assert!(!Decision::Ambiguous.creates_version());
         assert!(!Decision::Older.creates_version());
     }
 }

@@ -429,6 +429,10 @@ impl Provider for Chargebee {
     }
 
     /// HTTP Basic against `username:password` entries; the timestamp arguments do not apply.
+    fn basic_auth_webhooks(&self) -> bool {
+        true
+    }
+
     fn verify(
         &self,
         headers: &HeaderMap,

@@ -151,6 +151,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The API version requested when a connection names none.
     fn default_api_version(&self) -> &'static str;
 
+    /// Whether webhook secrets are HTTP Basic `username:password` entries (Chargebee, Zuora)
+    /// rather than signing keys: an entry without `:` could never authenticate.
+    fn basic_auth_webhooks(&self) -> bool {
+        false
+    }
+
     /// Whether billsync requests and parses `version` of this provider's API (`doctor`). Most
     /// providers have one version billsync is written for; Stripe overrides this.
     fn api_version_known(&self, version: &str) -> bool {

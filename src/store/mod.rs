@@ -34,6 +34,22 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error(
+        "cannot migrate: a merchant may have one connection per provider, but these share one \
+         (merchant provider connection): {0}. Archive or re-register all but one of each pair \
+         under another merchant id (README, \"One connection per merchant and provider\"), \
+         then run migrate again"
+    )]
+    DuplicateConnections(String),
+}
+
+impl StoreError {
+    /// Whether the database refused a statement for what it was given (a value it cannot
+    /// store, a constraint), rather than being unreachable or failing as a whole: retrying the
+    /// same work in smaller parts can then isolate the item at fault.
+    pub fn is_about_the_data(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(_)))
+    }
 }
 
 /// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`), without

@@ -220,6 +220,33 @@ macro_rules! sql_store {
             }
 
             async fn migrate(&self) -> Result<(), StoreError> {
+                // Before the unique (merchant, provider) index: say which connections share a
+                // pair instead of failing in the middle of a migration. On a new database the
+                // table does not exist yet and there is nothing to say.
+                if let Ok(rows) = sqlx::query(
+                    "SELECT merchant_id, provider, id FROM connections c WHERE EXISTS \
+                     (SELECT 1 FROM connections d WHERE d.merchant_id = c.merchant_id \
+                     AND d.provider = c.provider AND d.id <> c.id) \
+                     ORDER BY merchant_id, provider, created_at, id",
+                )
+                .fetch_all(&self.write)
+                .await
+                {
+                    let pairs: Vec<String> = rows
+                        .iter()
+                        .map(|r| -> Result<String, StoreError> {
+                            Ok(format!(
+                                "{} {} {}",
+                                r.try_get::<String, _>("merchant_id")?,
+                                r.try_get::<String, _>("provider")?,
+                                r.try_get::<String, _>("id")?
+                            ))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    if !pairs.is_empty() {
+                        return Err(StoreError::DuplicateConnections(pairs.join(", ")));
+                    }
+                }
                 Self::MIGRATOR.run(&self.write).await?;
                 Ok(())
             }
@@ -282,7 +309,13 @@ macro_rules! sql_store {
                 .bind(c.created_at)
                 .bind(c.updated_at)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => {
+                        StoreError::Conflict(format!("{} {}", c.merchant_id, c.provider.as_str()))
+                    }
+                    e => e.into(),
+                })?;
                 Self::audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())

@@ -5,6 +5,7 @@ mod admin;
 mod backfill;
 mod chaos;
 mod crash;
+mod edges;
 mod helpers;
 mod intake;
 mod ordering;

@@ -103,10 +103,15 @@ impl<'a> Obj<'a> {
         id.map_or(Value::Null, |id| Value::String(format!("stripe:{id}")))
     }
 
-    fn currency(&self) -> Value {
-        self.get("currency")
-            .and_then(Value::as_str)
-            .map_or(Value::Null, |c| Value::String(c.to_ascii_uppercase()))
+    /// The upper-case ISO 4217 currency; one that is not a code is a parse error.
+    fn currency(&self) -> Result<Value, ParseError> {
+        match self.get("currency") {
+            None | Some(Value::Null) => Ok(Value::Null),
+            Some(Value::String(c)) => crate::model::money::currency_code(c)
+                .map(Value::String)
+                .map_err(|e| ParseError(format!("`currency`: {e}"))),
+            Some(_) => Err(ParseError("`currency` is not a string".into())),
+        }
     }
 
     fn list(&self, key: &str) -> Vec<Obj<'a>> {
@@ -208,7 +213,7 @@ fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
         "customer_id": o.reference("customer"),
         "subscription_id": subscription,
         "status": status,
-        "currency": o.currency(),
+        "currency": o.currency()?,
         "subtotal": o.amount("subtotal")?,
         "discount": o.sum_amounts("total_discount_amounts")?,
         "tax": o.tax(Some("tax"), &["total_taxes", "total_tax_amounts"])?,
@@ -229,7 +234,7 @@ fn credit_note(o: &Obj) -> Result<(Value, i64), ParseError> {
         "invoice_id": o.reference("invoice"),
         "customer_id": o.reference("customer"),
         "status": status,
-        "currency": o.currency(),
+        "currency": o.currency()?,
         "subtotal": o.amount("subtotal")?,
         "tax": o.tax(None, &["total_taxes", "tax_amounts"])?,
         "total": o.amount("total")?,
@@ -267,12 +272,11 @@ fn subscription(o: &Obj) -> Result<(Value, i64), ParseError> {
             })
         })
         .collect();
-    let currency = match o.currency() {
-        Value::Null => items
-            .first()
-            .and_then(|i| i.get("price"))
-            .map(Obj)
-            .map_or(Value::Null, |p| p.currency()),
+    let currency = match o.currency()? {
+        Value::Null => match items.first().and_then(|i| i.get("price")).map(Obj) {
+            Some(price) => price.currency()?,
+            None => Value::Null,
+        },
         c => c,
     };
     let data = json!({
@@ -293,7 +297,7 @@ fn transaction(o: &Obj, kind: &str, extra: Map<String, Value>) -> Result<Value, 
         "kind": kind,
         "customer_id": o.reference("customer"),
         "invoice_id": o.reference("invoice"),
-        "currency": o.currency(),
+        "currency": o.currency()?,
         "amount": o.amount("amount")?,
         "status": o.str("status"),
         "occurred_at": o.time("created"),

@@ -121,6 +121,10 @@ impl Provider for Zuora {
         ProviderKind::Zuora
     }
 
+    fn basic_auth_webhooks(&self) -> bool {
+        true
+    }
+
     fn verify(
         &self,
         headers: &HeaderMap,
