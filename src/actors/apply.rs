@@ -23,6 +23,8 @@ pub struct Sourced {
     pub from_api: bool,
     /// Found by a reconciliation sweep, not delivered by a webhook (`drifted`).
     pub drift: bool,
+    /// Re-derived by `replay` from an event applied before.
+    pub replay: bool,
 }
 
 /// What the actor knows of an object while it decides a batch (data borrowed from the
@@ -106,6 +108,11 @@ pub async fn decide_each<'a>(
             })
         {
             decision = Decision::Older;
+        }
+        // A replayed event tying with the stored snapshot is that same event, read by the
+        // current mapping: its content is the one to keep.
+        if decision == Decision::Ambiguous && item.replay {
+            decision = Decision::Rederived;
         }
         decisions.push(decision);
         let status = if item.from_api {
@@ -297,6 +304,7 @@ pub fn reason_label(reason: &str) -> &'static str {
         Decision::Newer,
         Decision::TieBrokenByLifecycle,
         Decision::Ambiguous,
+        Decision::Rederived,
     ]
     .into_iter()
     .map(Decision::reason)

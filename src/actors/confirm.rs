@@ -146,6 +146,7 @@ impl Confirmer {
                         source,
                         from_api: true,
                         drift: false,
+                        replay: false,
                     });
                     read.push(r.refetch);
                 }

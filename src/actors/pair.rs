@@ -337,6 +337,7 @@ impl PairActor {
                         }),
                         from_api: false,
                         drift: item.source == "sweep",
+                        replay: item.replay,
                     });
                 }
                 // Stored, answered 200, nothing to map (or only an object to fetch).
@@ -496,6 +497,7 @@ fn observe_page(conn: &LiveConnection, item: &InboxItem) -> Result<Vec<Sourced>,
                 source: source.clone(),
                 from_api: true,
                 drift: false,
+                replay: item.replay,
             });
         }
     }

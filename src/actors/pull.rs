@@ -303,6 +303,7 @@ impl PullDriver {
                             source: source.clone(),
                             from_api: true,
                             drift: false,
+                            replay: false,
                         });
                     }
                     Ok(None) => {}

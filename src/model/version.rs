@@ -27,6 +27,9 @@ pub enum Decision {
     /// stored content stays (no version: it could be the older of the two coming back), the
     /// object is `pending`, and the provider API decides.
     Ambiguous,
+    /// A replayed event tying with the stored snapshot (it is the same event): the content
+    /// the current mapping derives replaces what an older one stored.
+    Rederived,
     /// Same content as stored: no version (a duplicate or an identical re-read).
     Unchanged,
     /// Older than what is stored: ignored, the version never goes back.
@@ -38,7 +41,10 @@ impl Decision {
     pub fn creates_version(self) -> bool {
         matches!(
             self,
-            Decision::Create | Decision::Newer | Decision::TieBrokenByLifecycle
+            Decision::Create
+                | Decision::Newer
+                | Decision::TieBrokenByLifecycle
+                | Decision::Rederived
         )
     }
 
@@ -49,6 +55,7 @@ impl Decision {
             Decision::Newer => "newer_than_stored",
             Decision::TieBrokenByLifecycle => "same_time_later_lifecycle",
             Decision::Ambiguous => "same_time_unordered_pending_confirmation",
+            Decision::Rederived => "replayed_with_current_mapping",
             Decision::Unchanged => "unchanged",
             Decision::Older => "older_than_stored",
         }

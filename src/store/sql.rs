@@ -488,7 +488,7 @@ macro_rules! sql_store {
             ) -> Result<Vec<InboxItem>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT i.id, i.raw_event_id, r.provider_event_id, r.event_type, r.source, \
-                     i.received_at, i.attempts, r.body_zstd FROM inbox i \
+                     i.received_at, i.attempts, i.replay, r.body_zstd FROM inbox i \
                      JOIN raw_events r ON r.id = i.raw_event_id \
                      WHERE i.connection_id = $1 AND i.dead = FALSE AND i.next_attempt_at <= $2 \
                      ORDER BY i.id LIMIT $3",
@@ -508,6 +508,7 @@ macro_rules! sql_store {
                             source: row.try_get("source")?,
                             received_at: row.try_get("received_at")?,
                             attempts: row.try_get("attempts")?,
+                            replay: row.try_get("replay")?,
                             body: sql::decompress(&row.try_get::<Vec<u8>, _>("body_zstd")?)?,
                         })
                     })
@@ -1031,8 +1032,8 @@ macro_rules! sql_store {
             ) -> Result<u64, StoreError> {
                 let mut tx = self.write.begin().await?;
                 let queued = sqlx::query(
-                    "INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
-                     SELECT connection_id, id, received_at, $1 FROM raw_events \
+                    "INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at, replay) \
+                     SELECT connection_id, id, received_at, $1, TRUE FROM raw_events \
                      WHERE connection_id = $2 AND received_at >= $3 AND received_at <= $4 ORDER BY id",
                 )
                 .bind(audit.at)

@@ -127,6 +127,8 @@ pub struct InboxItem {
     pub source: String,
     pub received_at: i64,
     pub attempts: i64,
+    /// Queued by `replay`: the event was applied before and is re-derived now.
+    pub replay: bool,
     /// The raw body, decompressed.
     pub body: Vec<u8>,
 }
