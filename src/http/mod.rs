@@ -102,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         })
         // Intake reads its own body with the CONTRACT's 1 MiB limit and a JSON 413.
         .layer(DefaultBodyLimit::disable())
+        // Every error answer in the CONTRACT shape, whoever made it.
+        .layer(middleware::map_response(error::contract_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
