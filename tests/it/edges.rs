@@ -128,6 +128,25 @@ async fn every_error_answer_is_contract_json_over_real_http() {
     let request = b"GET /a b c HTTP/1.1\r\nhost: t\r\n\r\n";
     expect_error(&app, "spaces in the target", request, 400, &[]).await;
 
+    // A correctly signed webhook whose body is not an event: the answer quotes none of it.
+    let conn = app.stripe_connection().await;
+    let payload = format!("\"{secret}\"");
+    let sig = billsync::providers::stripe::sign(&conn.secret, now_secs(), payload.as_bytes());
+    let request = format!(
+        "POST /webhooks/stripe/{} HTTP/1.1\r\nhost: t\r\nstripe-signature: {sig}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{payload}",
+        conn.id,
+        payload.len()
+    );
+    expect_error(
+        &app,
+        "signed non-event",
+        request.as_bytes(),
+        400,
+        &[secret, &sig],
+    )
+    .await;
+
     // The server is unharmed: a keep-alive request after all that is answered.
     let r = exchange(app.addr, &get("/healthz", false), WITHIN)
         .await
