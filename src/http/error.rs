@@ -2,7 +2,7 @@
 //! carry a secret, a signature or a raw payload. Handlers answer with [`ApiError`]; every
 //! other error answer (axum's rejections and fallbacks) is put in the same shape by the
 //! [`contract_errors`] middleware, and hyper's own answers to heads it cannot parse by the
-//! server's socket guard (`conn_watch`), both with [`ApiError::for_status`].
+//! server's socket guard (`guarded_io`), both with [`ApiError::for_status`].
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

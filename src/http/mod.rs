@@ -9,6 +9,7 @@ mod conn_watch;
 pub mod error;
 pub mod fdlimit;
 mod group_commit;
+mod guarded_io;
 mod health;
 pub mod intake;
 mod query;

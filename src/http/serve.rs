@@ -28,7 +28,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::conn_service::ConnService;
-use super::conn_watch::{ConnState, GuardedIo, Timeouts};
+use super::conn_watch::{ConnState, Timeouts};
+use super::guarded_io::GuardedIo;
 
 /// Largest request head (request line and headers). hyper's default would let each
 /// trickling client make the server buffer about 400 KiB; over it the answer is `431`.
