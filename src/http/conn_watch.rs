@@ -2,7 +2,9 @@
 //! doing and since when, so the server closes it when it sends its head too slowly, sits idle
 //! too long or stops taking its answer, and can pick it for eviction at the connection cap.
 //! [`ConnState`] is written by the connection's own task (its socket through `guarded_io`,
-//! hyper, the service in `conn_service`) and read by the accept loop.
+//! hyper, the service in `conn_service`), all within the poll of hyper's connection, after
+//! which that task looks at the deadline; so no change needs a wake-up of its own, but an
+//! eviction, which comes from the accept loop.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -68,7 +70,7 @@ pub struct ConnState {
     body_pending: AtomicBool,
     body_too_slow: AtomicBool,
     evicted: AtomicBool,
-    changed: Notify,
+    eviction: Notify,
 }
 
 impl ConnState {
@@ -85,7 +87,6 @@ impl ConnState {
         self.first_byte_at.store(0, Relaxed);
         self.body_pending.store(has_body, Relaxed);
         self.body_too_slow.store(false, Relaxed);
-        self.changed.notify_one();
     }
 
     /// The answer's body is done (sent to hyper, or dropped).
@@ -93,7 +94,6 @@ impl ConnState {
         self.waiting_since.store(now_ms(), Relaxed);
         self.first_byte_at.store(0, Relaxed);
         self.busy.store(false, Relaxed);
-        self.changed.notify_one();
     }
 
     pub fn body_ended(&self) {
@@ -121,7 +121,6 @@ impl ConnState {
     pub fn bytes_arrived(&self) {
         if !self.busy.load(Relaxed) && self.first_byte_at.load(Relaxed) == 0 {
             self.first_byte_at.store(now_ms(), Relaxed);
-            self.changed.notify_one();
         }
     }
 
@@ -129,7 +128,6 @@ impl ConnState {
         let since = self.write_stalled_since.load(Relaxed);
         if stalled && since == 0 {
             self.write_stalled_since.store(now_ms(), Relaxed);
-            self.changed.notify_one();
         } else if !stalled && since != 0 {
             self.write_stalled_since.store(0, Relaxed);
         }
@@ -138,12 +136,8 @@ impl ConnState {
     /// Asks the connection's task to close it; false when it was already asked.
     pub fn evict(&self) -> bool {
         let first = !self.evicted.swap(true, Relaxed);
-        self.changed.notify_one();
+        self.eviction.notify_one();
         first
-    }
-
-    pub fn evicted(&self) -> bool {
-        self.evicted.load(Relaxed)
     }
 
     /// Since when (server clock) the connection has waited without a complete request;
@@ -179,9 +173,9 @@ impl ConnState {
         }
     }
 
-    /// Completes when any of the above changed (after the last call).
-    pub async fn changed(&self) {
-        self.changed.notified().await
+    /// Completes once the connection is evicted.
+    pub async fn evicted_signal(&self) {
+        self.eviction.notified().await
     }
 }
 

@@ -16,8 +16,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +27,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::conn_service::ConnService;
@@ -198,39 +201,62 @@ impl Connection {
         let service = ConnService::new(self.router, state.clone(), self.timeouts.body);
         let conn = self.http.serve_connection(io, service);
         tokio::pin!(conn);
-        let alarm = tokio::time::sleep(Duration::ZERO);
+        let alarm = tokio::time::sleep(self.timeouts.idle);
         tokio::pin!(alarm);
+        let mut armed = None;
         let mut draining = false;
         let closed = loop {
-            let deadline = state.deadline(&self.timeouts);
-            if let Some((at, _)) = deadline {
-                alarm.as_mut().reset(at);
-            }
+            // Biased: the deadline is looked at right after hyper's connection, so it sees each
+            // change that poll made (module `conn_watch`).
             tokio::select! {
+                biased;
                 ended = conn.as_mut() => {
                     if let Err(e) = ended {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     return;
                 }
-                () = state.changed() => {}
-                () = &mut alarm, if deadline.is_some() => {
-                    match state.deadline(&self.timeouts) {
-                        Some((at, why)) if at <= tokio::time::Instant::now() => break why.as_str(),
-                        _ => {}
-                    }
-                }
+                why = deadline_passed(&state, &self.timeouts, alarm.as_mut(), &mut armed) => break why,
+                () = state.evicted_signal() => break "evicted",
                 () = self.stop.cancelled(), if !draining => {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
-            }
-            if state.evicted() {
-                break "evicted";
             }
         };
         tracing::debug!(reason = closed, "closing a connection");
         metrics::counter!("billsync_http_connections_closed_total", "reason" => closed)
             .increment(1);
     }
+}
+
+/// Completes, with the reason, once the connection's deadline has passed. The alarm is reset
+/// only when the deadline moved; while a request is in service (no deadline) it just looks
+/// again after the idle timeout.
+fn deadline_passed<'a>(
+    state: &'a ConnState,
+    timeouts: &'a Timeouts,
+    mut alarm: Pin<&'a mut Sleep>,
+    armed: &'a mut Option<Instant>,
+) -> impl Future<Output = &'static str> + 'a {
+    std::future::poll_fn(move |cx| loop {
+        let now = Instant::now();
+        let at = match state.deadline(timeouts) {
+            Some((at, why)) if at <= now => return Poll::Ready(why.as_str()),
+            Some((at, _)) => at,
+            None => match *armed {
+                Some(at) if at > now => at,
+                _ => now + timeouts.idle,
+            },
+        };
+        if *armed != Some(at) {
+            alarm.as_mut().reset(at);
+            *armed = Some(at);
+        }
+        if alarm.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // Rung: the next turn reads the deadline again and re-arms.
+        *armed = None;
+    })
 }
