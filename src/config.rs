@@ -69,6 +69,21 @@ pub struct Config {
     pub ssl_cert_file: Option<PathBuf>,
     /// Allow `http://` provider API bases that are not loopback (`BILLSYNC_ALLOW_PLAIN_HTTP`).
     pub allow_plain_http: bool,
+    /// Seconds a client has to send a request's headers, counted from when it connects or,
+    /// on a kept-alive connection, from the first byte of the request
+    /// (`BILLSYNC_HTTP_HEADER_TIMEOUT_SECS`). Past it the connection is closed.
+    pub http_header_timeout_secs: u64,
+    /// Seconds a client has to send a request's whole body once its headers are in, and to
+    /// take each part of an answer it has stopped reading (`BILLSYNC_HTTP_BODY_TIMEOUT_SECS`).
+    /// A late body is answered `408` and the connection closed.
+    pub http_body_timeout_secs: u64,
+    /// Seconds a kept-alive connection may sit between requests (`BILLSYNC_HTTP_IDLE_TIMEOUT_SECS`).
+    pub http_idle_timeout_secs: u64,
+    /// Most client connections open at once (`BILLSYNC_HTTP_MAX_CONNECTIONS`); 0 derives it
+    /// from the open-file limit, keeping a reserve for the database, provider APIs and logs.
+    /// At the cap a newcomer is still served: the connection that has waited longest without
+    /// sending a complete request is closed to make room.
+    pub http_max_connections: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -107,6 +122,10 @@ impl Default for Config {
             provider_connect_timeout_secs: 5,
             ssl_cert_file: None,
             allow_plain_http: false,
+            http_header_timeout_secs: 10,
+            http_body_timeout_secs: 30,
+            http_idle_timeout_secs: 60,
+            http_max_connections: 0,
         }
     }
 }
@@ -120,6 +139,13 @@ fn boolean(name: &'static str, v: &str) -> Result<bool, ConfigError> {
             reason: format!("`{v}` is not true or false"),
         }),
     }
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Invalid {
+        name,
+        reason: format!("`{v}` is not a whole number"),
+    })
 }
 
 fn default_node_id() -> String {
@@ -193,6 +219,18 @@ impl Config {
         if let Some(v) = var("BILLSYNC_ALLOW_PLAIN_HTTP") {
             self.allow_plain_http = boolean("BILLSYNC_ALLOW_PLAIN_HTTP", &v)?;
         }
+        if let Some(v) = var("BILLSYNC_HTTP_HEADER_TIMEOUT_SECS") {
+            self.http_header_timeout_secs = number("BILLSYNC_HTTP_HEADER_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = var("BILLSYNC_HTTP_BODY_TIMEOUT_SECS") {
+            self.http_body_timeout_secs = number("BILLSYNC_HTTP_BODY_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = var("BILLSYNC_HTTP_IDLE_TIMEOUT_SECS") {
+            self.http_idle_timeout_secs = number("BILLSYNC_HTTP_IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = var("BILLSYNC_HTTP_MAX_CONNECTIONS") {
+            self.http_max_connections = number("BILLSYNC_HTTP_MAX_CONNECTIONS", &v)?;
+        }
         if let Some(v) = var("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
             self.ssl_cert_file = Some(PathBuf::from(v));
         }
@@ -207,6 +245,16 @@ impl Config {
                 self.provider_connect_timeout_secs.max(1),
             ),
             request_timeout: std::time::Duration::from_secs(self.provider_timeout_secs.max(1)),
+        }
+    }
+
+    /// The HTTP server's bounded times (at least a second each).
+    pub fn http_timeouts(&self) -> crate::http::Timeouts {
+        let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
+        crate::http::Timeouts {
+            header: secs(self.http_header_timeout_secs),
+            body: secs(self.http_body_timeout_secs),
+            idle: secs(self.http_idle_timeout_secs),
         }
     }
 

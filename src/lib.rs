@@ -161,15 +161,26 @@ pub async fn run(
         tolerance_secs: config.webhook_tolerance_secs,
     };
     let app = http::router(state);
+    let open_files = http::fdlimit::raise_open_file_limit().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the open-file limit; assuming 1024");
+        1024
+    });
+    let limits = http::Limits {
+        timeouts: config.http_timeouts(),
+        max_connections: http::fdlimit::connection_cap(open_files, config.http_max_connections),
+    };
     tracing::info!(
         listen = %listener.local_addr()?,
         store = store.backend(),
         node_id = %config.node_id,
+        open_files,
+        max_connections = limits.max_connections,
+        header_timeout_secs = limits.timeouts.header.as_secs(),
+        body_timeout_secs = limits.timeouts.body.as_secs(),
+        idle_timeout_secs = limits.timeouts.idle.as_secs(),
         "billsync is serving"
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = http::serve(listener, app, limits, shutdown).await;
     cancel.cancel();
     let _ = supervisor_task.await;
     let _ = gauge_task.await;

@@ -30,12 +30,22 @@ const DRAIN_CAP: usize = 8 << 20;
 /// How long an oversized body may take to drain.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The body when it is at most [`MAX_BODY`] bytes; `None` (after draining what a sender may
-/// reasonably still be writing) when it is larger or breaks off.
-async fn read_limited(mut body: Body) -> Option<Bytes> {
+/// Why a webhook body was not read.
+enum Unread {
+    TooLarge,
+    /// It broke off, or came too slowly (the server then answers `408` itself).
+    Broken,
+}
+
+/// The body when it is at most [`MAX_BODY`] bytes; when it is larger, what a sender may
+/// reasonably still be writing is drained first.
+async fn read_limited(mut body: Body) -> Result<Bytes, Unread> {
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let data = frame.ok()?.into_data().unwrap_or_default();
+        let data = frame
+            .map_err(|_| Unread::Broken)?
+            .into_data()
+            .unwrap_or_default();
         if buf.len() + data.len() > MAX_BODY {
             let mut seen = buf.len() + data.len();
             let drain = async {
@@ -47,11 +57,11 @@ async fn read_limited(mut body: Body) -> Option<Bytes> {
                 }
             };
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
-            return None;
+            return Err(Unread::TooLarge);
         }
         buf.extend_from_slice(&data);
     }
-    Some(buf.freeze())
+    Ok(buf.freeze())
 }
 
 /// Deepest nesting accepted in a webhook body, for every provider alike: real events nest
@@ -206,7 +216,12 @@ async fn handle(
         // Far too large to be worth reading: answer now and let the connection close.
         return Err(too_large());
     }
-    let body = read_limited(body).await.ok_or_else(too_large)?;
+    let body = read_limited(body).await.map_err(|e| match e {
+        Unread::TooLarge => too_large(),
+        Unread::Broken => {
+            ApiError::bad_request("incomplete_body", "the body broke off before its end")
+        }
+    })?;
     let now = now_micros();
     conn.provider
         .verify(

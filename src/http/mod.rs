@@ -1,14 +1,20 @@
-//! HTTP: webhook intake, the read API, the admin API, health and metrics, on one axum router.
+//! HTTP: webhook intake, the read API, the admin API, health and metrics, on one axum router,
+//! served by our own loop over hyper ([`serve`]) with bounded times and a connection cap.
 
 mod admin;
 pub mod admin_client;
 mod auth;
+mod conn_service;
+mod conn_watch;
 pub mod error;
+pub mod fdlimit;
 mod group_commit;
+mod guarded_io;
 mod health;
 pub mod intake;
 mod query;
 mod read;
+mod serve;
 mod status;
 
 use std::sync::Arc;
@@ -21,8 +27,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 
 pub use auth::token_digest;
+pub use conn_watch::Timeouts;
 pub use error::ApiError;
 pub use group_commit::GroupCommit;
+pub use serve::{serve, Limits};
 
 use crate::actors::SupervisorHandle;
 use crate::connections::Connections;
@@ -102,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         })
         // Intake reads its own body with the CONTRACT's 1 MiB limit and a JSON 413.
         .layer(DefaultBodyLimit::disable())
+        // Every error answer in the CONTRACT shape, whoever made it.
+        .layer(middleware::map_response(error::contract_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -229,8 +229,12 @@ fn check_head<'a>(
 /// The envelope alone, at intake: the snapshot is skipped rather than built as a tree (it is
 /// parsed when the event is applied), which was most of the JSON work of answering a webhook.
 fn parse_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
-    let head: Head =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let head: Head = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        // serde's data errors quote the value they met (`invalid type: string "..."`), and
+        // this message is a webhook's answer: it never echoes the payload (CONTRACT "Errors").
+        serde_json::error::Category::Data => ParseError("body is not a JSON object".into()),
+        _ => ParseError(format!("body is not JSON: {e}")),
+    })?;
     if body
         .iter()
         .find(|b| !b.is_ascii_whitespace())

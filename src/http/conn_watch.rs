@@ -1,0 +1,210 @@
+//! One client connection's watch, for the HTTP server ([`super::serve`]): what its request is
+//! doing and since when, so the server closes it when it sends its head too slowly, sits idle
+//! too long or stops taking its answer, and can pick it for eviction at the connection cap.
+//! [`ConnState`] is written by the connection's own task (its socket through `guarded_io`,
+//! hyper, the service in `conn_service`), all within the poll of hyper's connection, after
+//! which that task looks at the deadline; so no change needs a wake-up of its own, but an
+//! eviction, which comes from the accept loop.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The server's bounded times (README "Connections that misbehave").
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// A request's head, from connecting or from its first byte on a kept-alive connection.
+    pub header: Duration,
+    /// A request's whole body from the end of its head; also the longest a write may stall.
+    pub body: Duration,
+    /// A kept-alive connection between requests.
+    pub idle: Duration,
+}
+
+/// Milliseconds on the server's clock, from 1: 0 stands for "not set" in [`ConnState`].
+fn now_ms() -> u64 {
+    clock_start().elapsed().as_millis() as u64 + 1
+}
+
+fn clock_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+fn instant_of(ms: u64) -> Instant {
+    clock_start() + Duration::from_millis(ms.saturating_sub(1))
+}
+
+/// Why the server closed a connection by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Header,
+    Idle,
+    Send,
+}
+
+impl Expiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiry::Header => "header_timeout",
+            Expiry::Idle => "idle_timeout",
+            Expiry::Send => "send_timeout",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ConnState {
+    /// A request is in the service: from its complete head to the end of its answer.
+    busy: AtomicBool,
+    requests: AtomicU64,
+    /// When the connection last started waiting for a request (connected, or answered one).
+    waiting_since: AtomicU64,
+    /// The first byte of the next request, while its head is still incomplete.
+    first_byte_at: AtomicU64,
+    write_stalled_since: AtomicU64,
+    /// The request's body has not been read to its end (yet).
+    body_pending: AtomicBool,
+    body_too_slow: AtomicBool,
+    evicted: AtomicBool,
+    eviction: Notify,
+}
+
+impl ConnState {
+    pub fn new() -> Self {
+        let state = ConnState::default();
+        state.waiting_since.store(now_ms(), Relaxed);
+        state
+    }
+
+    /// hyper has a complete head and calls the service.
+    pub fn request_started(&self, has_body: bool) {
+        self.busy.store(true, Relaxed);
+        self.requests.fetch_add(1, Relaxed);
+        self.first_byte_at.store(0, Relaxed);
+        self.body_pending.store(has_body, Relaxed);
+        self.body_too_slow.store(false, Relaxed);
+    }
+
+    /// The answer's body is done (sent to hyper, or dropped).
+    pub fn request_finished(&self) {
+        self.waiting_since.store(now_ms(), Relaxed);
+        self.first_byte_at.store(0, Relaxed);
+        self.busy.store(false, Relaxed);
+    }
+
+    pub fn body_ended(&self) {
+        self.body_pending.store(false, Relaxed);
+    }
+
+    pub fn mark_body_too_slow(&self) {
+        self.body_too_slow.store(true, Relaxed);
+    }
+
+    pub fn body_too_slow(&self) -> bool {
+        self.body_too_slow.load(Relaxed)
+    }
+
+    /// A request is in the service.
+    pub fn busy(&self) -> bool {
+        self.busy.load(Relaxed)
+    }
+
+    /// The request's body was not read to its end (yet).
+    pub fn body_pending(&self) -> bool {
+        self.body_pending.load(Relaxed)
+    }
+
+    pub fn bytes_arrived(&self) {
+        if !self.busy.load(Relaxed) && self.first_byte_at.load(Relaxed) == 0 {
+            self.first_byte_at.store(now_ms(), Relaxed);
+        }
+    }
+
+    pub fn write_stalled(&self, stalled: bool) {
+        let since = self.write_stalled_since.load(Relaxed);
+        if stalled && since == 0 {
+            self.write_stalled_since.store(now_ms(), Relaxed);
+        } else if !stalled && since != 0 {
+            self.write_stalled_since.store(0, Relaxed);
+        }
+    }
+
+    /// Asks the connection's task to close it; false when it was already asked.
+    pub fn evict(&self) -> bool {
+        let first = !self.evicted.swap(true, Relaxed);
+        self.eviction.notify_one();
+        first
+    }
+
+    /// Since when (server clock) the connection has waited without a complete request;
+    /// `None` while a request is in service or once it is evicted.
+    pub fn waiting_since(&self) -> Option<u64> {
+        if self.busy.load(Relaxed) || self.evicted.load(Relaxed) {
+            return None;
+        }
+        Some(self.waiting_since.load(Relaxed))
+    }
+
+    /// When the connection is to be closed if nothing changes, and why. A request in
+    /// service has none of its own: its body's deadline is the body's (`conn_service`).
+    pub fn deadline(&self, t: &Timeouts) -> Option<(Instant, Expiry)> {
+        let stalled = self.write_stalled_since.load(Relaxed);
+        let send = (stalled != 0).then(|| (instant_of(stalled) + t.body, Expiry::Send));
+        let waiting = if self.busy.load(Relaxed) {
+            None
+        } else {
+            let first_byte = self.first_byte_at.load(Relaxed);
+            let since = instant_of(self.waiting_since.load(Relaxed));
+            Some(if first_byte != 0 {
+                (instant_of(first_byte) + t.header, Expiry::Header)
+            } else if self.requests.load(Relaxed) == 0 {
+                (since + t.header, Expiry::Header)
+            } else {
+                (since + t.idle, Expiry::Idle)
+            })
+        };
+        match (send, waiting) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Completes once the connection is evicted.
+    pub async fn evicted_signal(&self) {
+        self.eviction.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_follow_the_phase() {
+        let t = Timeouts {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+        };
+        let state = ConnState::new();
+        let (at, why) = state.deadline(&t).unwrap();
+        assert_eq!(why, Expiry::Header);
+        assert!(at <= Instant::now() + t.header);
+        state.request_started(true);
+        assert!(state.deadline(&t).is_none());
+        assert!(state.waiting_since().is_none());
+        state.request_finished();
+        assert_eq!(state.deadline(&t).unwrap().1, Expiry::Idle);
+        state.bytes_arrived();
+        assert_eq!(state.deadline(&t).unwrap().1, Expiry::Header);
+        state.write_stalled(true);
+        assert_eq!(state.deadline(&t).unwrap().1, Expiry::Header);
+        assert!(state.evict());
+        assert!(!state.evict());
+        assert!(state.waiting_since().is_none());
+    }
+}
