@@ -40,7 +40,7 @@ fn raise_own_file_limit() -> u64 {
         lim.rlim_cur = lim.rlim_max;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -252,7 +252,7 @@ async fn slow_clients_cannot_exhaust_sockets_and_healthz_keeps_answering() {
                 .is_some_and(|d| d < Duration::from_millis(HEADER_TIMEOUT * 1000 - 300))
         })
         .count();
-    let polls = polls.lock().unwrap();
+    let polls = polls.lock().unwrap().clone();
     let mut latencies: Vec<Duration> = polls.iter().map(|(_, d)| *d).collect();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
