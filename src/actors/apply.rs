@@ -114,6 +114,11 @@ pub async fn decide_each<'a>(
         if decision == Decision::Ambiguous && item.replay {
             decision = Decision::Rederived;
         }
+        // An API read tying with the stored snapshot is the provider's own answer: it is
+        // written (`converged`) as before; only webhook and sweep snapshots wait for one.
+        if decision == Decision::Ambiguous && item.from_api {
+            decision = Decision::ApiAnswer;
+        }
         decisions.push(decision);
         let status = if item.from_api {
             ReconStatus::Converged
@@ -305,6 +310,7 @@ pub fn reason_label(reason: &str) -> &'static str {
         Decision::TieBrokenByLifecycle,
         Decision::Ambiguous,
         Decision::Rederived,
+        Decision::ApiAnswer,
     ]
     .into_iter()
     .map(Decision::reason)

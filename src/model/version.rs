@@ -30,6 +30,8 @@ pub enum Decision {
     /// A replayed event tying with the stored snapshot (it is the same event): the content
     /// the current mapping derives replaces what an older one stored.
     Rederived,
+    /// An API read tying with the stored snapshot: the provider's answer is written.
+    ApiAnswer,
     /// Same content as stored: no version (a duplicate or an identical re-read).
     Unchanged,
     /// Older than what is stored: ignored, the version never goes back.
@@ -45,6 +47,7 @@ impl Decision {
                 | Decision::Newer
                 | Decision::TieBrokenByLifecycle
                 | Decision::Rederived
+                | Decision::ApiAnswer
         )
     }
 
@@ -56,6 +59,7 @@ impl Decision {
             Decision::TieBrokenByLifecycle => "same_time_later_lifecycle",
             Decision::Ambiguous => "same_time_unordered_pending_confirmation",
             Decision::Rederived => "replayed_with_current_mapping",
+            Decision::ApiAnswer => "same_time_read_from_api",
             Decision::Unchanged => "unchanged",
             Decision::Older => "older_than_stored",
         }

@@ -373,13 +373,7 @@ macro_rules! sql_store {
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let record = decode_connection(&row)?;
-                Self::audit(&mut tx, audit).await?;
-                tx.commit().await?;
-                Ok(Some(record))
+                Self::finish_connection_change(tx, row, audit).await
             }
 
             async fn update_connection(
@@ -405,13 +399,7 @@ macro_rules! sql_store {
                     .bind(&c.id)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let record = decode_connection(&row)?;
-                Self::audit(&mut tx, audit).await?;
-                tx.commit().await?;
-                Ok(Some(record))
+                Self::finish_connection_change(tx, row, audit).await
             }
 
             async fn record_provider_error(
@@ -1063,6 +1051,22 @@ macro_rules! sql_store {
         }
 
         impl $store {
+            /// Ends a change of one connection row: its audit entry, in the same transaction,
+            /// and the row as changed (`None`, nothing written, when there was no such row).
+            async fn finish_connection_change(
+                mut tx: sqlx::Transaction<'_, $db>,
+                row: Option<DbRow>,
+                audit: &AuditEntry,
+            ) -> Result<Option<ConnectionRecord>, StoreError> {
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let record = decode_connection(&row)?;
+                Self::audit(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(Some(record))
+            }
+
             /// One apply batch inside a transaction (see [`Store::apply`]).
             async fn apply_in(
                 tx: &mut sqlx::Transaction<'_, $db>,

@@ -194,27 +194,18 @@ async fn poison_events_are_refused_or_dead_lettered_alone_and_good_ones_applied_
     ];
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
-    for (i, (c, body, _)) in good.iter().enumerate() {
-        let (c, body, client, url) = (c.clone(), body.clone(), app.client.clone(), app.url(""));
-        sends.spawn(async move {
-            let sig = billsync::providers::stripe::sign(&c.secret, now_secs(), body.as_bytes());
-            let r = client
-                .post(format!("{url}/webhooks/stripe/{}", c.id))
-                .header("Stripe-Signature", sig)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            (format!("good {i}"), r.status().as_u16())
-        });
-    }
-    for (i, body) in poison.iter().enumerate() {
-        let (c, body, client, url) = (
-            conns[i].clone(),
-            body.clone(),
-            app.client.clone(),
-            app.url(""),
+    let deliveries = good
+        .iter()
+        .enumerate()
+        .map(|(i, (c, body, _))| (format!("good {i}"), c.clone(), body.clone()))
+        .chain(
+            poison
+                .iter()
+                .enumerate()
+                .map(|(i, body)| (format!("poison {i}"), conns[i].clone(), body.clone())),
         );
+    for (what, c, body) in deliveries {
+        let (client, url) = (app.client.clone(), app.url(""));
         sends.spawn(async move {
             let sig = billsync::providers::stripe::sign(&c.secret, now_secs(), body.as_bytes());
             let r = client
@@ -224,7 +215,7 @@ async fn poison_events_are_refused_or_dead_lettered_alone_and_good_ones_applied_
                 .send()
                 .await
                 .unwrap();
-            (format!("poison {i}"), r.status().as_u16())
+            (what, r.status().as_u16())
         });
     }
     let mut answers = std::collections::HashMap::new();
