@@ -231,8 +231,9 @@ impl Connection {
 }
 
 /// Completes, with the reason, once the connection's deadline has passed. The alarm is reset
-/// only when the deadline moved; while a request is in service (no deadline) it just looks
-/// again after the idle timeout.
+/// only when the deadline moved. A request in service has no deadline here: the alarm rings
+/// when its body is due (its handler, polled in this task, then finds the body overdue) or
+/// else looks again after the idle timeout.
 fn deadline_passed<'a>(
     state: &'a ConnState,
     timeouts: &'a Timeouts,
@@ -244,8 +245,9 @@ fn deadline_passed<'a>(
         let at = match state.deadline(timeouts) {
             Some((at, why)) if at <= now => return Poll::Ready(why.as_str()),
             Some((at, _)) => at,
-            None => match *armed {
-                Some(at) if at > now => at,
+            None => match (state.pending_body_due(timeouts.body), *armed) {
+                (Some(due), _) if due > now => due,
+                (_, Some(at)) if at > now => at,
                 _ => now + timeouts.idle,
             },
         };
