@@ -156,13 +156,19 @@ impl ConnState {
         first
     }
 
-    /// Since when (server clock) the connection has waited without a complete request;
-    /// `None` while a request is in service or once it is evicted.
-    pub fn waiting_since(&self) -> Option<u64> {
-        if self.busy.load(Relaxed) || self.evicted.load(Relaxed) {
+    /// Its place in the eviction order, lowest first, while it has not sent a complete
+    /// request: waiting for one (idle, or its head still arriving), by how long, then a
+    /// request whose body is still arriving, by how long. `None` for a request being
+    /// handled and once it is evicted.
+    pub fn eviction_rank(&self) -> Option<(u8, u64)> {
+        if self.evicted.load(Relaxed) {
             return None;
         }
-        Some(self.waiting_since.load(Relaxed))
+        if !self.busy.load(Relaxed) {
+            return Some((0, self.waiting_since.load(Relaxed)));
+        }
+        let arriving = self.body_pending.load(Relaxed) && !self.body_too_slow.load(Relaxed);
+        arriving.then(|| (1, self.busy_since.load(Relaxed)))
     }
 
     /// When the connection is to be closed if nothing changes, and why. A request in service
@@ -211,13 +217,22 @@ mod tests {
         let (at, why) = state.deadline(&t).unwrap();
         assert_eq!(why, Expiry::Header);
         assert!(at <= Instant::now() + t.header);
+        let waiting = state.eviction_rank().unwrap();
         state.request_started(true);
         assert!(state.deadline(&t).is_none());
-        assert!(state.waiting_since().is_none());
+        let arriving = state.eviction_rank().unwrap();
+        assert!(
+            waiting < arriving,
+            "a waiting connection goes before a body arriving"
+        );
         let due = state.pending_body_due(t.body).unwrap();
         assert!(due > Instant::now() + Duration::from_secs(29));
         state.body_ended();
         assert!(state.pending_body_due(t.body).is_none());
+        assert!(
+            state.eviction_rank().is_none(),
+            "a request being handled stays"
+        );
         state.request_finished();
         assert_eq!(state.deadline(&t).unwrap().1, Expiry::Idle);
         state.bytes_arrived();
@@ -226,6 +241,6 @@ mod tests {
         assert_eq!(state.deadline(&t).unwrap().1, Expiry::Header);
         assert!(state.evict());
         assert!(!state.evict());
-        assert!(state.waiting_since().is_none());
+        assert!(state.eviction_rank().is_none());
     }
 }
