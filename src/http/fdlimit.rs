@@ -34,7 +34,7 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
         lim.rlim_max
     };
     if lim.rlim_cur >= target {
-        return Ok(lim.rlim_cur as u64);
+        return Ok(lim.rlim_cur);
     }
     let raised = libc::rlimit {
         rlim_cur: target,
@@ -44,9 +44,9 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
         let e = io::Error::last_os_error();
         tracing::warn!(error = %e, soft = lim.rlim_cur, hard = lim.rlim_max, "cannot raise the open-file limit");
-        return Ok(lim.rlim_cur as u64);
+        return Ok(lim.rlim_cur);
     }
-    Ok(target as u64)
+    Ok(target)
 }
 
 /// Elsewhere there is no limit of this kind to raise; a conservative figure stands in.
@@ -89,7 +89,7 @@ mod tests {
         };
         // SAFETY: as above, getrlimit only writes the struct.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(soft, lim.rlim_cur as u64);
+        assert_eq!(soft, lim.rlim_cur);
         assert!(lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_cur == lim.rlim_max);
     }
 }

@@ -38,7 +38,7 @@ fn raise_own_file_limit() -> u64 {
         lim.rlim_cur = lim.rlim_max;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -291,7 +291,7 @@ async fn attack(mix: &[(Kind, usize)]) -> Vec<Outcome> {
         .iter()
         .filter(|o| o.closed_after.is_none())
         .collect();
-    let polls = polls.lock().unwrap();
+    let polls = std::mem::take(&mut *polls.lock().unwrap());
     let mut latencies: Vec<Duration> = polls.iter().map(|(_, d)| *d).collect();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
@@ -342,6 +342,5 @@ async fn attack(mix: &[(Kind, usize)]) -> Vec<Outcome> {
     assert_eq!(r.status(), 200);
     server.start_kill().unwrap();
     let _ = server.wait().await;
-    drop(polls);
     outcomes
 }
