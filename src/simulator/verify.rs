@@ -152,7 +152,7 @@ pub async fn verify_with(
                 "subscriptions",
                 "transactions",
             ] {
-                match fetch_collection(&client, target, token, &merchant, collection).await {
+                match fetch_collection(client, target, token, &merchant, collection).await {
                     Ok(objects) => {
                         stored.insert(collection, objects);
                     }

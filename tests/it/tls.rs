@@ -409,8 +409,7 @@ async fn postgres_over_tls_verifies_the_server_and_the_server_refuses_plain_conn
     // The server accepts TLS only, as Aurora with rds.force_ssl=1 does.
     let plain = sqlx::PgConnection::connect(&with(&[("sslmode", "disable")])).await;
     let e = plain
-        .err()
-        .expect("a plain connection is refused")
+        .expect_err("a plain connection is refused")
         .to_string();
     assert!(e.contains("no encryption") || e.contains("pg_hba"), "{e}");
 
@@ -424,8 +423,7 @@ async fn postgres_over_tls_verifies_the_server_and_the_server_refuses_plain_conn
     ]))
     .await;
     let e = wrong
-        .err()
-        .expect("an untrusted server is refused")
+        .expect_err("an untrusted server is refused")
         .to_string();
     assert!(
         e.contains("certificate") || e.contains("UnknownIssuer"),
@@ -433,7 +431,7 @@ async fn postgres_over_tls_verifies_the_server_and_the_server_refuses_plain_conn
     );
 
     // billsync's own store opens and migrates over it.
-    let _ = parsed.set_path("/postgres");
+    parsed.set_path("/postgres");
     let db = TestDb::new(Backend::PostgresTls).await;
     let store = db.store().await;
     store.ping().await.expect("the store answers over TLS");
