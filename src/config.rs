@@ -285,6 +285,23 @@ mod tests {
     }
 
     #[test]
+    fn http_timeouts_come_from_the_environment_and_toml() {
+        let mut c = Config::default();
+        assert_eq!(c.http_timeouts().header.as_secs(), 10);
+        c.apply_env(|n| (n == "BILLSYNC_HTTP_BODY_TIMEOUT_SECS").then(|| "7".to_string()))
+            .unwrap();
+        assert_eq!(c.http_timeouts().body.as_secs(), 7);
+        let err = c
+            .apply_env(|n| (n == "BILLSYNC_HTTP_IDLE_TIMEOUT_SECS").then(|| "soon".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("BILLSYNC_HTTP_IDLE_TIMEOUT_SECS"));
+        let c: Config =
+            toml::from_str("http_header_timeout_secs = 0\nhttp_max_connections = 100").unwrap();
+        assert_eq!(c.http_timeouts().header.as_secs(), 1, "at least a second");
+        assert_eq!(c.http_max_connections, 100);
+    }
+
+    #[test]
     fn toml_file_is_read_and_unknown_keys_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

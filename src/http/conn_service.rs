@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use thiserror::Error;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::conn_watch::ConnState;
@@ -61,8 +61,6 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             request.map(|inner| {
                 Body::new(TimedBody {
                     inner,
-                    deadline: Instant::now() + timeout,
-                    timer: None,
                     timeout,
                     state,
                     done: false,
@@ -100,12 +98,11 @@ fn too_slow(timeout: Duration) -> Response {
     response
 }
 
-/// A request body that fails with [`BodyError::TooSlow`] once its deadline passes.
+/// A request body that fails with [`BodyError::TooSlow`] once it is overdue. It keeps no
+/// timer of its own: the connection's task, which polls the handler, rings when the body is
+/// due (`serve`), which spares a timer per request.
 struct TimedBody {
     inner: Incoming,
-    deadline: Instant,
-    /// Made on the first wait only: most bodies arrive with their head.
-    timer: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
     state: Arc<ConnState>,
     done: bool,
@@ -140,11 +137,7 @@ impl HttpBody for TimedBody {
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Pending => {
-                let deadline = this.deadline;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if timer.as_mut().poll(cx).is_pending() {
+                if Instant::now() < this.state.body_due(this.timeout) {
                     return Poll::Pending;
                 }
                 this.done = true;

@@ -60,6 +60,7 @@ impl Expiry {
 pub struct ConnState {
     /// A request is in the service: from its complete head to the end of its answer.
     busy: AtomicBool,
+    busy_since: AtomicU64,
     requests: AtomicU64,
     /// When the connection last started waiting for a request (connected, or answered one).
     waiting_since: AtomicU64,
@@ -82,6 +83,7 @@ impl ConnState {
 
     /// hyper has a complete head and calls the service.
     pub fn request_started(&self, has_body: bool) {
+        self.busy_since.store(now_ms(), Relaxed);
         self.busy.store(true, Relaxed);
         self.requests.fetch_add(1, Relaxed);
         self.first_byte_at.store(0, Relaxed);
@@ -98,6 +100,20 @@ impl ConnState {
 
     pub fn body_ended(&self) {
         self.body_pending.store(false, Relaxed);
+    }
+
+    /// When the body of the request in service is due: `body` after its head.
+    pub fn body_due(&self, body: Duration) -> Instant {
+        instant_of(self.busy_since.load(Relaxed)) + body
+    }
+
+    /// The body due still arriving, if any: the connection's task rings then, so that the
+    /// request's handler, polled in that task, finds it overdue (`conn_service`).
+    pub fn pending_body_due(&self, body: Duration) -> Option<Instant> {
+        let pending = self.busy.load(Relaxed)
+            && self.body_pending.load(Relaxed)
+            && !self.body_too_slow.load(Relaxed);
+        pending.then(|| self.body_due(body))
     }
 
     pub fn mark_body_too_slow(&self) {
@@ -140,17 +156,24 @@ impl ConnState {
         first
     }
 
-    /// Since when (server clock) the connection has waited without a complete request;
-    /// `None` while a request is in service or once it is evicted.
-    pub fn waiting_since(&self) -> Option<u64> {
-        if self.busy.load(Relaxed) || self.evicted.load(Relaxed) {
+    /// Its place in the eviction order, lowest first, while it has not sent a complete
+    /// request: waiting for one (idle, or its head still arriving), by how long, then a
+    /// request whose body is still arriving, by how long. `None` for a request being
+    /// handled and once it is evicted.
+    pub fn eviction_rank(&self) -> Option<(u8, u64)> {
+        if self.evicted.load(Relaxed) {
             return None;
         }
-        Some(self.waiting_since.load(Relaxed))
+        if !self.busy.load(Relaxed) {
+            return Some((0, self.waiting_since.load(Relaxed)));
+        }
+        let arriving = self.body_pending.load(Relaxed) && !self.body_too_slow.load(Relaxed);
+        arriving.then(|| (1, self.busy_since.load(Relaxed)))
     }
 
-    /// When the connection is to be closed if nothing changes, and why. A request in
-    /// service has none of its own: its body's deadline is the body's (`conn_service`).
+    /// When the connection is to be closed if nothing changes, and why. A request in service
+    /// has none (but a stalled write's): a late body is answered `408` by the service, which
+    /// finds it overdue when the connection's task rings at [`Self::pending_body_due`].
     pub fn deadline(&self, t: &Timeouts) -> Option<(Instant, Expiry)> {
         let stalled = self.write_stalled_since.load(Relaxed);
         let send = (stalled != 0).then(|| (instant_of(stalled) + t.body, Expiry::Send));
@@ -194,9 +217,22 @@ mod tests {
         let (at, why) = state.deadline(&t).unwrap();
         assert_eq!(why, Expiry::Header);
         assert!(at <= Instant::now() + t.header);
+        let waiting = state.eviction_rank().unwrap();
         state.request_started(true);
         assert!(state.deadline(&t).is_none());
-        assert!(state.waiting_since().is_none());
+        let arriving = state.eviction_rank().unwrap();
+        assert!(
+            waiting < arriving,
+            "a waiting connection goes before a body arriving"
+        );
+        let due = state.pending_body_due(t.body).unwrap();
+        assert!(due > Instant::now() + Duration::from_secs(29));
+        state.body_ended();
+        assert!(state.pending_body_due(t.body).is_none());
+        assert!(
+            state.eviction_rank().is_none(),
+            "a request being handled stays"
+        );
         state.request_finished();
         assert_eq!(state.deadline(&t).unwrap().1, Expiry::Idle);
         state.bytes_arrived();
@@ -205,6 +241,6 @@ mod tests {
         assert_eq!(state.deadline(&t).unwrap().1, Expiry::Header);
         assert!(state.evict());
         assert!(!state.evict());
-        assert!(state.waiting_since().is_none());
+        assert!(state.eviction_rank().is_none());
     }
 }

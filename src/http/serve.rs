@@ -3,8 +3,8 @@
 //! of a request (CONTRACT "Connections that misbehave"; the times are in the README and in
 //! `Config`), and a cap on open connections derived from the open-file limit ([`fdlimit`]).
 //! At the cap a newcomer is still served: the connection that has waited longest without
-//! sending a complete request is closed instead, so `/healthz` keeps answering while idle or
-//! trickling clients try to use up the sockets.
+//! sending a complete request (idle or trickling its head first, then trickling a body) is
+//! closed instead, so `/healthz` keeps answering while slow clients try to use up the sockets.
 //!
 //! hyper's own `header_read_timeout` is left off: its clock starts as soon as a connection
 //! goes idle, so it would close kept-alive connections after the header timeout too. Each
@@ -75,7 +75,7 @@ pub async fn serve(
             },
         };
         if open.len() >= limits.max_connections && !open.evict_longest_waiting() {
-            // Every connection is in the middle of a request: this one cannot be served.
+            // Every connection has a request being handled: this one cannot be served.
             metrics::counter!("billsync_http_connections_refused_total").increment(1);
             continue;
         }
@@ -152,14 +152,15 @@ impl Registry {
         }
     }
 
-    /// Closes the connection that has waited longest without a complete request (an idle
-    /// kept-alive one, or one still trickling its head); false when every one is in service.
+    /// Closes the connection that has waited longest without sending a complete request: an
+    /// idle kept-alive one or one still trickling its head, else one still trickling a body
+    /// ([`ConnState::eviction_rank`]); false when every request is being handled.
     fn evict_longest_waiting(&self) -> bool {
         let conns = self.conns();
         let longest = conns
             .values()
-            .filter_map(|c| c.waiting_since().map(|since| (since, c)))
-            .min_by_key(|(since, _)| *since);
+            .filter_map(|c| c.eviction_rank().map(|rank| (rank, c)))
+            .min_by_key(|(rank, _)| *rank);
         match longest {
             Some((_, c)) => c.evict(),
             None => false,
@@ -231,8 +232,9 @@ impl Connection {
 }
 
 /// Completes, with the reason, once the connection's deadline has passed. The alarm is reset
-/// only when the deadline moved; while a request is in service (no deadline) it just looks
-/// again after the idle timeout.
+/// only when the deadline moved. A request in service has no deadline here: the alarm rings
+/// when its body is due (its handler, polled in this task, then finds the body overdue) or
+/// else looks again after the idle timeout.
 fn deadline_passed<'a>(
     state: &'a ConnState,
     timeouts: &'a Timeouts,
@@ -244,8 +246,9 @@ fn deadline_passed<'a>(
         let at = match state.deadline(timeouts) {
             Some((at, why)) if at <= now => return Poll::Ready(why.as_str()),
             Some((at, _)) => at,
-            None => match *armed {
-                Some(at) if at > now => at,
+            None => match (state.pending_body_due(timeouts.body), *armed) {
+                (Some(due), _) if due > now => due,
+                (_, Some(at)) if at > now => at,
                 _ => now + timeouts.idle,
             },
         };
