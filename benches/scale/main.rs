@@ -4,14 +4,16 @@
 //! 2 KB payload, and 100-row transactions).
 //!
 //! Run through `scripts/bench` (it provides Postgres). Flags: `--quick`, `--stores sqlite,postgres`,
-//! `--scenarios 1,2,3,4` (1 to 3 share their baselines), `--watch SECS`
-//! (longest watch of scenario 4's refetch state).
+//! `--scenarios 1,2,3,4,5` (1 to 3 share their baselines; 5, `/healthz` under a slow-client
+//! attack, runs once for both stores), `--watch SECS` (longest watch of scenario 4's refetch
+//! state).
 //! Prints a Markdown table and writes it to `bench/results/<date>.md`.
 
 mod backfill;
 mod connections;
 mod intake;
 mod load;
+mod slow_clients;
 mod support;
 
 use intake::queryable;
@@ -50,7 +52,7 @@ fn opts() -> Opts {
     Opts {
         quick,
         stores: list("--stores", "sqlite,postgres"),
-        scenarios: list("--scenarios", "1,2,3,4"),
+        scenarios: list("--scenarios", "1,2,3,4,5"),
         watch: list("--watch", "").first().and_then(|w| w.parse().ok()),
     }
 }
@@ -167,6 +169,14 @@ async fn main() {
             eprintln!("{}", conn_rows.last().unwrap());
         }
     }
+    let slow = if o.runs("5") {
+        let f = slow_clients::run(dir.path()).await;
+        let t = slow_clients::table(&f);
+        eprintln!("{t}");
+        Some(t)
+    } else {
+        None
+    };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -204,6 +214,9 @@ async fn main() {
             out.push_str(r);
             out.push('\n');
         }
+    }
+    if let Some(t) = slow {
+        out.push_str(&t);
     }
     println!("{out}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
