@@ -22,6 +22,11 @@ pub struct Figures {
     pub attacked: Vec<Duration>,
     pub attacked_failed: usize,
     pub closed_by_server: usize,
+    /// Of those not seen closed: idle sockets whose connect waited for a SYN retransmission
+    /// (the listen queue was full), which the server's kernel may never have handed over.
+    pub late_idle: usize,
+    /// Client connections the server still held after the attack (its own gauge).
+    pub held_after: f64,
 }
 
 pub async fn run(dir: &std::path::Path) -> Figures {
@@ -81,15 +86,34 @@ pub async fn run(dir: &std::path::Path) -> Figures {
         attackers.spawn(async move { attack(&addr, n % 2 == 1).await });
     }
     let (attacked, attacked_failed) = poll(&poller, &url, Duration::from_secs(10)).await;
-    let mut closed_by_server = 0;
-    while let Some(closed) = attackers.join_next().await {
-        closed_by_server += usize::from(closed.unwrap_or(false));
+    let (mut closed_by_server, mut late_idle) = (0, 0);
+    while let Some(outcome) = attackers.join_next().await {
+        match outcome {
+            Ok(Seen::Closed) => closed_by_server += 1,
+            Ok(Seen::OpenAfterLateConnect) => late_idle += 1,
+            _ => {}
+        }
     }
+    let metrics = poller
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let held_after = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("billsync_http_connections_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN);
     Figures {
         quiet,
         attacked,
         attacked_failed,
         closed_by_server,
+        late_idle,
+        held_after,
     }
 }
 
@@ -109,11 +133,21 @@ async fn poll(client: &reqwest::Client, url: &str, secs: Duration) -> (Vec<Durat
     (ok, failed)
 }
 
-/// One attacking socket; true when the server closed it within 20 s.
-async fn attack(addr: &str, trickle: bool) -> bool {
+/// What an attacking socket saw.
+enum Seen {
+    Closed,
+    /// Still open after 20 s, an idle socket whose connect took a SYN retransmission.
+    OpenAfterLateConnect,
+    Open,
+}
+
+/// One attacking socket, watched for 20 s.
+async fn attack(addr: &str, trickle: bool) -> Seen {
+    let started = Instant::now();
     let Ok(stream) = TcpStream::connect(addr).await else {
-        return true;
+        return Seen::Closed;
     };
+    let late = !trickle && started.elapsed() >= Duration::from_millis(900);
     let (mut read, mut write) = stream.into_split();
     let send = async move {
         if trickle
@@ -136,9 +170,14 @@ async fn attack(addr: &str, trickle: bool) -> bool {
             }
         }
     };
-    tokio::select! {
+    let was_closed = tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(20), closed) => r.is_ok(),
         _ = send => false,
+    };
+    match (was_closed, late) {
+        (true, _) => Seen::Closed,
+        (false, true) => Seen::OpenAfterLateConnect,
+        (false, false) => Seen::Open,
     }
 }
 
@@ -175,9 +214,11 @@ pub fn table(f: &Figures) -> String {
         )
     };
     format!(
-        "\n`/healthz` under a slow-client attack: the binary under a 1,024 open-file limit (cap 768), 3 s head and idle timeouts; {SOCKETS} sockets, half idle, half trickling a head; polls every {} ms on a fresh connection. {} of {SOCKETS} attacking sockets were closed by the server; P99 under attack is {:.1}x the quiet P99.\n\n| polls | answered 200 | P50 / P99 / max |\n|---|---|---|\n{}{}",
+        "\n`/healthz` under a slow-client attack: the binary under a 1,024 open-file limit (cap 768), 3 s head and idle timeouts; {SOCKETS} sockets, half idle, half trickling a head; polls every {} ms on a fresh connection. {} of {SOCKETS} attacking sockets saw the server close them within 20 s; {} more are idle sockets whose connect waited for a SYN retransmission (listen queue full) and saw nothing; the server held {} client connections after the attack. P99 under attack is {:.1}x the quiet P99.\n\n| polls | answered 200 | P50 / P99 / max |\n|---|---|---|\n{}{}",
         POLL_EVERY.as_millis(),
         f.closed_by_server,
+        f.late_idle,
+        f.held_after,
         pct(&f.attacked, 0.99) / pct(&f.quiet, 0.99),
         line("quiet (baseline)", &f.quiet, 0),
         line("under attack", &f.attacked, f.attacked_failed),
