@@ -138,16 +138,15 @@ pub async fn decide_each<'a>(
                         ReconStatus::Pending | ReconStatus::Failed | ReconStatus::Drifted
                     )
             }) {
-                writes.push(write(
+                writes.push(restate(
                     conn,
                     obs,
                     &item.source,
-                    p.data.to_string(),
-                    &p.current,
-                    Some(p.current.version),
-                    p.current.version,
+                    p,
                     ReconStatus::Converged,
                     "confirmed_by_api",
+                    // The read's time: it is when the provider was seen to agree.
+                    obs.provider_updated_at,
                 ));
                 if let Some(k) = known.get_mut(&key) {
                     k.status = ReconStatus::Converged;
@@ -160,20 +159,15 @@ pub async fn decide_each<'a>(
             // be told, so neither is written over the other (older content never comes back).
             // The stored content stays, `pending`, and the confirming read decides.
             if let Some(p) = prior {
-                let mut w = write(
+                writes.push(restate(
                     conn,
                     obs,
                     &item.source,
-                    p.data.to_string(),
-                    &p.current,
-                    Some(p.current.version),
-                    p.current.version,
+                    p,
                     ReconStatus::Pending,
                     decision.reason(),
-                );
-                w.deleted = p.deleted;
-                w.provider_updated_at = p.provider_updated_at;
-                writes.push(w);
+                    p.provider_updated_at,
+                ));
                 if let Some(k) = known.get_mut(&key) {
                     k.status = ReconStatus::Pending;
                 }
@@ -269,6 +263,33 @@ pub fn status_write(
         reason: reason.to_owned(),
         findings: Vec::new(),
     }
+}
+
+/// A write that keeps the stored content and version and changes the status only.
+fn restate(
+    conn: &LiveConnection,
+    obs: &Observation,
+    source: &Value,
+    stored: &Known,
+    status: ReconStatus,
+    reason: &str,
+    provider_updated_at: i64,
+) -> ObjectWrite {
+    let version = stored.current.version;
+    let mut w = write(
+        conn,
+        obs,
+        source,
+        stored.data.to_string(),
+        &stored.current,
+        Some(version),
+        version,
+        status,
+        reason,
+    );
+    w.deleted = stored.deleted;
+    w.provider_updated_at = provider_updated_at;
+    w
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -149,14 +149,7 @@ async fn backfill_of_250k_objects_within_a_100_per_sec_quota_converges_and_rerun
         stats.rate_limited
     );
 
-    let report = billsync::simulator::verify::verify_with(
-        &trusting_client(),
-        sim.sim.base_url(),
-        &base,
-        TOKEN,
-    )
-    .await
-    .unwrap();
+    let report = crate::sim::verify_sim(&sim, &base).await;
     println!("[{backend:?}] verify: {}", report.summary());
     assert_eq!(report.objects, objects);
     assert!(
@@ -239,14 +232,7 @@ async fn backfill_killed_mid_way_resumes_from_its_checkpoints(backend: Backend) 
         "{total} requests for {pages} pages"
     );
     assert_eq!(done["objects"].as_u64().unwrap() as usize, N);
-    let report = billsync::simulator::verify::verify_with(
-        &trusting_client(),
-        sim.sim.base_url(),
-        &base,
-        TOKEN,
-    )
-    .await
-    .unwrap();
+    let report = crate::sim::verify_sim(&sim, &base).await;
     assert!(
         report.divergent.is_empty(),
         "{} divergent",

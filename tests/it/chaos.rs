@@ -172,13 +172,9 @@ fn truth_states(sim: &SimHandle) -> HashMap<String, String> {
 /// Waits until `verify` finds nothing divergent and every object reads `converged`.
 pub async fn wait_converged(sim: &SimHandle, app: &TestApp, merchants: &[String], secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let sim_url = sim.sim.base_url().to_owned();
     let target = format!("http://{}", app.addr);
-    let client = trusting_client();
     loop {
-        let report = billsync::simulator::verify::verify_with(&client, &sim_url, &target, TOKEN)
-            .await
-            .expect("verify runs");
+        let report = crate::sim::verify_sim(sim, &target).await;
         let mut not_converged = Vec::new();
         // Where the first divergent object is listed, to show its history on failure.
         let first_divergent = report.divergent.first().map(|d| d.id.as_str());
@@ -443,14 +439,7 @@ async fn changes_without_any_webhook_converge_through_sweeps(backend: Backend) {
     let sent_before = sim.sim.stats().webhooks_sent;
     let changed = sim.sim.step(20);
     assert!(changed > 10, "only {changed} changes");
-    let report = billsync::simulator::verify::verify_with(
-        &trusting_client(),
-        sim.sim.base_url(),
-        &format!("http://{}", app.addr),
-        TOKEN,
-    )
-    .await
-    .unwrap();
+    let report = crate::sim::verify_sim(&sim, &format!("http://{}", app.addr)).await;
     assert!(
         !report.divergent.is_empty(),
         "billsync already had changes no webhook announced"

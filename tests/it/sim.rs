@@ -24,6 +24,14 @@ pub async fn start_tls_sim(config: SimConfig) -> SimHandle {
     .await
 }
 
+/// `sim verify` against the billsync at `target`, over the simulator's own scheme (HTTPS for
+/// [`start_tls_sim`]) with a client that trusts the test CA.
+pub async fn verify_sim(sim: &SimHandle, target: &str) -> billsync::simulator::verify::Report {
+    billsync::simulator::verify::verify_with(&trusting_client(), sim.sim.base_url(), target, TOKEN)
+        .await
+        .expect("verify runs")
+}
+
 /// Registers the sim's accounts with the app, so webhooks flow there.
 pub async fn connect(sim: &SimHandle, app: &TestApp, reconcile_secs: Option<u64>) {
     let target = Target {
