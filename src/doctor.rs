@@ -194,6 +194,10 @@ async fn diagnose(
         Err(FetchError::Exhausted { last, .. }) => {
             d.checks.push(failed("api", last.message));
         }
+        // A plain `get` makes no sub-reads; kept for completeness of the answer.
+        Err(e @ FetchError::SubRead { .. }) => {
+            d.checks.push(failed("api", e.to_string()));
+        }
     }
     if provider.api_version_known(&version) {
         d.checks

@@ -92,6 +92,11 @@ pub async fn decide_each<'a>(
         let (data, text): (Cow<'a, Value>, String) = match (&obs.data, prior) {
             (Value::Null, Some(p)) => (Cow::Owned(p.data.as_ref().clone()), p.data.to_string()),
             (Value::Null, None) => (Cow::Owned(json!({})), "{}".to_owned()),
+            (d, Some(p)) if !obs.carried.is_empty() => {
+                let d = carry_over(d, &p.data, obs.carried);
+                let text = d.to_string();
+                (Cow::Owned(d), text)
+            }
             (d, _) => (Cow::Borrowed(d), d.to_string()),
         };
         let hash = content_hash_of_text(&text, obs.deleted);
@@ -337,4 +342,35 @@ pub fn reason_label(reason: &str) -> &'static str {
     .map(Decision::reason)
     .find(|r| *r == reason)
     .unwrap_or("other")
+}
+
+/// `data` with the `carried` fields taken from the stored `prior` data: fields the
+/// observation's source leaves out (see [`Observation::carried`]) keep their stored value.
+fn carry_over(data: &Value, prior: &Value, carried: &[&str]) -> Value {
+    let mut data = data.clone();
+    if let (Value::Object(d), Value::Object(p)) = (&mut data, prior) {
+        for field in carried {
+            if let Some(v) = p.get(*field) {
+                d.insert((*field).to_owned(), v.clone());
+            }
+        }
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carried_fields_keep_their_stored_value_and_the_rest_is_new() {
+        let event = json!({"name": "New", "tax_ids": []});
+        let stored = json!({"name": "Old", "tax_ids": [{"type": "eu_vat", "value": "DE1"}]});
+        let merged = carry_over(&event, &stored, &["tax_ids"]);
+        assert_eq!(merged["name"], "New");
+        assert_eq!(merged["tax_ids"][0]["value"], "DE1");
+        // Nothing stored to carry: the observation's own (empty) value stays.
+        let merged = carry_over(&event, &json!({"name": "Old"}), &["tax_ids"]);
+        assert_eq!(merged["tax_ids"], json!([]));
+    }
 }

@@ -84,7 +84,7 @@ impl Confirmer {
                 .fetch_request(refetch.object_type, &refetch.provider_id);
             let (fetcher, results) = (fetcher.clone(), results.clone());
             tokio::spawn(async move {
-                let (outcome, _) = fetcher.get(&request, Priority::Refetch).await;
+                let (outcome, _) = fetcher.get_whole(&request, Priority::Refetch).await;
                 let _ = results
                     .send(Box::new(ConfirmResult { refetch, outcome }))
                     .await;
@@ -134,6 +134,7 @@ impl Confirmer {
                         order_key: now - lag,
                         tie_rank: i64::MAX,
                         provider_updated_at: now,
+                        carried: &[],
                     }),
                     json!({"kind": "api", "answer": 404, "read_at": micros_to_rfc3339(now)}),
                 )),

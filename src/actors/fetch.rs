@@ -13,6 +13,7 @@ use thiserror::Error;
 use super::limiter::{ConnectionLimiter, Priority};
 use crate::model::time::now_micros;
 use crate::outbound::{classify, Failure, FailureKind};
+use crate::providers::subreads::MAX_SUB_PAGES;
 use crate::providers::{ApiRequest, Provider};
 use crate::store::Store;
 
@@ -44,6 +45,10 @@ pub enum FetchError {
     Refused { provider: &'static str, status: u16 },
     #[error("gave up after {attempts} attempts: {last}")]
     Exhausted { attempts: u32, last: Failure },
+    /// The answer was read but a part of one of its objects could not be: the whole read
+    /// fails (never a 404 of the object itself), so nothing is mapped half-read.
+    #[error("reading `{part}` of an object: {message}")]
+    SubRead { part: &'static str, message: String },
 }
 
 /// A successful answer.
@@ -118,6 +123,90 @@ impl FaultLog {
 }
 
 impl Fetcher {
+    /// GETs `request` and every sub-read its objects need ([`crate::providers::subreads`]),
+    /// and gives back the answer with each object whole. Returns the attempts of all reads.
+    pub async fn get_whole(
+        &self,
+        request: &ApiRequest,
+        priority: Priority,
+    ) -> (Result<Fetched, FetchError>, u32) {
+        let (read, mut attempts) = self.get(request, priority).await;
+        let mut fetched = match read {
+            Ok(f) => f,
+            Err(e) => return (Err(e), attempts),
+        };
+        // An answer that is not JSON is left to the provider's parser to refuse.
+        let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&fetched.body) else {
+            return (Ok(fetched), attempts);
+        };
+        let reads = self.provider.sub_reads(&answer);
+        if reads.is_empty() {
+            return (Ok(fetched), attempts);
+        }
+        let mut requests = 0usize;
+        for read in &reads {
+            let mut items = Vec::new();
+            let mut next = Some(read.request.clone());
+            let mut pages = 0;
+            while let Some(page_request) = next.take() {
+                pages += 1;
+                if pages > MAX_SUB_PAGES {
+                    let message = format!("more than {MAX_SUB_PAGES} pages");
+                    return (
+                        Err(FetchError::SubRead {
+                            part: read.part,
+                            message,
+                        }),
+                        attempts,
+                    );
+                }
+                let (page, n) = self.get(&page_request, priority).await;
+                attempts += n;
+                requests += 1;
+                let page = page.map_err(|e| e.to_string()).and_then(|f| {
+                    self.provider
+                        .parse_sub_page(read, &f.body)
+                        .map_err(|e| e.to_string())
+                });
+                match page {
+                    Ok(mut page) => {
+                        items.append(&mut page.items);
+                        next = page.next;
+                    }
+                    Err(message) => {
+                        return (
+                            Err(FetchError::SubRead {
+                                part: read.part,
+                                message,
+                            }),
+                            attempts,
+                        )
+                    }
+                }
+            }
+            if let Some(object) = answer.pointer_mut(&read.pointer) {
+                self.provider.merge_sub(object, read.part, items);
+            }
+        }
+        match serde_json::to_vec(&answer) {
+            Ok(body) => {
+                fetched.body = body;
+                fetched.request = format!("{} (+{requests} sub-reads)", fetched.request);
+                (Ok(fetched), attempts)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                (
+                    Err(FetchError::SubRead {
+                        part: reads[0].part,
+                        message,
+                    }),
+                    attempts,
+                )
+            }
+        }
+    }
+
     /// GETs `request` with retries. Returns the outcome and how many attempts it took.
     pub async fn get(
         &self,

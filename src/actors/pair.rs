@@ -351,10 +351,17 @@ impl PairActor {
                     } else {
                         0
                     };
+                    // Where reads are ordered by when they are made (Stripe), only one made
+                    // after the event's time plus the lag allowance can show its change.
+                    let earliest = conn
+                        .provider
+                        .envelope(&item.body)
+                        .ok()
+                        .and_then(|e| conn.provider.earliest_confirming_read(e.occurred_at));
                     thin.extend(
                         conn.provider
                             .thin_reference(&item.body)
-                            .map(|(t, id)| (t, id, wait)),
+                            .map(|(t, id)| (t, id, wait, earliest)),
                     );
                 }
                 Err(e) => {
@@ -401,10 +408,10 @@ impl PairActor {
                     })
                     .collect();
                 batch.schedule_refetches.extend(thin.iter().map(
-                    |(object_type, provider_id, wait)| Refetch {
+                    |(object_type, provider_id, wait, earliest)| Refetch {
                         object_type: *object_type,
                         provider_id: provider_id.clone(),
-                        due_at: now + wait,
+                        due_at: (now + wait).max(earliest.unwrap_or(0)),
                         attempts: 0,
                         first_seen_at: now,
                     },

@@ -478,7 +478,7 @@ fn spawn_fetch(
         job.priority,
     );
     tokio::spawn(async move {
-        let (read, attempts) = fetcher.get(&request, priority).await;
+        let (read, attempts) = fetcher.get_whole(&request, priority).await;
         // A page whose body cannot be sealed fails like one that cannot be read: its objects
         // are never applied without their raw observation.
         let outcome = match read {

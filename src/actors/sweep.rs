@@ -44,7 +44,7 @@ pub async fn start(
         let mut outcome = Ok(());
         for _ in 0..MAX_PAGES {
             let request = fetcher.provider.sweep_request(since, cursor.as_deref());
-            let (answer, _) = fetcher.get(&request, Priority::Reconcile).await;
+            let (answer, _) = fetcher.get_whole(&request, Priority::Reconcile).await;
             let page = answer.map_err(|e| e.to_string()).and_then(|f| {
                 fetcher
                     .provider

@@ -104,6 +104,10 @@ pub struct Observation {
     pub tie_rank: i64,
     /// The provider's time of the change, microseconds (CONTRACT `provider_updated_at`).
     pub provider_updated_at: i64,
+    /// Canonical `data` fields this observation cannot know because its source leaves them
+    /// out (a Stripe event's customer has no `tax_ids`; a Paddle event's customer no
+    /// address): they are carried over from the stored version rather than emptied.
+    pub carried: &'static [&'static str],
 }
 
 /// A stable hash of an object's stored content (`data` and `deleted`): equal hashes mean a

@@ -119,6 +119,7 @@ mod tests {
             order_key,
             tie_rank,
             provider_updated_at: order_key,
+            carried: &[],
         }
     }
 

@@ -171,6 +171,7 @@ fn observe_resource(
         order_key,
         tie_rank: if deleted { DELETED_RANK } else { rank },
         provider_updated_at: updated.unwrap_or(fallback),
+        carried: &[],
     }))
 }
 

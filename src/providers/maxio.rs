@@ -303,6 +303,7 @@ fn observe_resource(
         // Doubled, so an API read can rank just below its lifecycle stage (`api_rank`).
         tie_rank: if deleted_event { i64::MAX } else { rank * 2 },
         provider_updated_at: time,
+        carried: &[],
     }))
 }
 
@@ -651,6 +652,7 @@ impl Provider for Maxio {
                 order_key: at,
                 tie_rank: i64::MAX,
                 provider_updated_at: at,
+                carried: &[],
             }));
         }
         let Some(resource) = primary_resource(&e.event_type, &e.payload) else {

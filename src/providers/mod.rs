@@ -9,6 +9,7 @@ pub mod paddle;
 pub mod recurly;
 mod signing;
 pub mod stripe;
+pub mod subreads;
 pub mod zuora;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::model::{ObjectType, Observation};
+pub use subreads::{SubPage, SubRead};
 
 /// The six providers of the CONTRACT. Only some have an implementation yet; see [`for_kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -246,6 +248,21 @@ pub trait Provider: Send + Sync + 'static {
         object: &Value,
         read_at: i64,
     ) -> Result<Option<Observation>, ParseError>;
+
+    /// What an API answer (a list page or one retrieved object) leaves out of its objects
+    /// and must be read before they are mapped ([`subreads`]). Default: nothing.
+    fn sub_reads(&self, _answer: &Value) -> Vec<SubRead> {
+        Vec::new()
+    }
+
+    /// One page of the sub-read `read` (`body` answers `read.request` or a `next` of it).
+    fn parse_sub_page(&self, read: &SubRead, _body: &[u8]) -> Result<SubPage, ParseError> {
+        Err(ParseError(format!("no sub-read `{}` here", read.part)))
+    }
+
+    /// Puts every item of the sub-read `part` into `object`, replacing what the first read
+    /// showed of it, so that the object maps as if the provider had returned it whole.
+    fn merge_sub(&self, _object: &mut Value, _part: &str, _items: Vec<Value>) {}
 
     /// How long to hold the connection after this answer, when it says so (429, `Retry-After`).
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration>;

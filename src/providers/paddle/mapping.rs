@@ -54,6 +54,7 @@ pub fn observe(entity: &Value, fallback: i64) -> Result<Option<Observation>, Par
         order_key: updated,
         tie_rank: if deleted { FINAL_RANK } else { rank },
         provider_updated_at: updated,
+        carried: &[],
     }))
 }
 

@@ -81,6 +81,7 @@ pub fn observe(object: &Value, fallback_time: i64) -> Result<Option<Observation>
         order_key: updated,
         tie_rank: if deleted { DELETED_RANK } else { rank },
         provider_updated_at: updated,
+        carried: &[],
     }))
 }
 

@@ -57,6 +57,7 @@ pub fn observe(
         order_key,
         tie_rank: if deleted { DELETED_RANK } else { rank },
         provider_updated_at: order_key,
+        carried: &[],
     }))
 }
 

@@ -192,6 +192,7 @@ pub fn observe(
         order_key: updated,
         tie_rank: if deleted { i64::MAX } else { rank },
         provider_updated_at: updated,
+        carried: &[],
     }))
 }
 
