@@ -120,15 +120,28 @@ impl Generator {
     fn customer_json(&mut self, id: &str, created: i64) -> Value {
         let (country, city, postal) = COUNTRIES[self.pick(COUNTRIES.len())];
         let n = self.rng.gen_range(1000..99999);
+        // Most customers have one VAT number, some none, some a second id (a tax platform
+        // decides reverse charge on them, so every one must arrive).
+        let mut tax_ids = Vec::new();
+        if n % 10 != 0 {
+            tax_ids.push(
+                json!({"id": format!("txi_{n}"), "object": "tax_id", "type": "eu_vat",
+                "value": format!("{country}{n}"), "customer": id, "created": created}),
+            );
+        }
+        if n % 10 == 1 {
+            tax_ids.push(
+                json!({"id": format!("txi_{n}b"), "object": "tax_id", "type": "gb_vat",
+                "value": format!("GB{n}"), "customer": id, "created": created}),
+            );
+        }
         json!({
             "id": id, "object": "customer", "created": created, "livemode": false,
             "email": format!("buyer{n}@example.com"), "name": format!("Buyer {n}"),
             "address": {"line1": format!("{n} Main St"), "line2": null, "city": city, "state": null,
                         "postal_code": postal, "country": country},
             "tax_exempt": if n % 17 == 0 { "exempt" } else { "none" },
-            "tax_ids": {"object": "list", "has_more": false, "data": [
-                {"id": format!("txi_{n}"), "object": "tax_id", "type": "eu_vat", "value": format!("{country}{n}")}
-            ]},
+            "tax_ids": {"object": "list", "has_more": false, "data": tax_ids},
             "metadata": {}
         })
     }
@@ -228,7 +241,13 @@ impl Generator {
         base: i64,
     ) -> Value {
         let id = self.id("in");
-        let n_lines = self.rng.gen_range(1..=3);
+        // One invoice in fifteen is long: more lines than any provider embeds in one read
+        // (Stripe 10, Zuora 50, Recurly's embedded page), so each must page them.
+        let n_lines = if self.rng.gen_ratio(1, 15) {
+            self.rng.gen_range(11..=120)
+        } else {
+            self.rng.gen_range(1..=3)
+        };
         let mut lines = Vec::new();
         let mut subtotal = 0;
         for l in 0..n_lines {
