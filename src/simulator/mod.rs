@@ -386,7 +386,7 @@ impl Sim {
                         continue;
                     };
                     changed += 1;
-                    if let Some(delivery) = record(acc, c, at) {
+                    for delivery in record(acc, c, at) {
                         let _ = self.deliveries.send(Delivery {
                             account: i,
                             ..delivery
@@ -434,7 +434,7 @@ impl Sim {
             event_type,
             at,
         };
-        if let Some(delivery) = record(acc, change, at_micros) {
+        for delivery in record(acc, change, at_micros) {
             let _ = self.deliveries.send(Delivery {
                 account,
                 ..delivery
@@ -466,24 +466,43 @@ impl Sim {
 
 /// Applies a (translated) change to the account's ledger and event log; returns its delivery,
 /// unless the provider sends no webhook for it.
-fn record(acc: &mut AccountState, c: Change, at_micros: i64) -> Option<Delivery> {
-    let event_id = acc.generator.event_id();
-    let body = acc.personality().event_body(&event_id, &c, at_micros);
-    let webhook = acc.personality().webhook_body(&body);
+fn record(acc: &mut AccountState, c: Change, at_micros: i64) -> Vec<Delivery> {
+    let face = acc.personality();
+    let before = acc.ledger.objects.get(&c.id).map(|o| &o.current);
+    let companions = face.companion_events(before, &c);
+    let mut events = vec![(c.event_type, c.object.clone())];
+    events.extend(companions);
     acc.ledger
-        .put(c.stream, &c.id, c.created, c.object, c.deleted);
-    acc.ledger.events.push(SimEvent {
-        id: event_id.clone(),
-        created: c.at,
-        body: body.clone(),
-    });
-    acc.latest_event.insert(c.id.clone(), event_id.clone());
-    Some(Delivery {
-        account: 0,
-        event_id,
-        object_id: c.id,
-        body: webhook?,
-        attempt: 0,
-        timestamp: None,
-    })
+        .put(c.stream, &c.id, c.created, c.object.clone(), c.deleted);
+    let mut deliveries = Vec::new();
+    for (event_type, object) in events {
+        let event_id = acc.generator.event_id();
+        let shown = Change {
+            stream: c.stream,
+            id: c.id.clone(),
+            created: c.created,
+            object,
+            deleted: c.deleted,
+            event_type,
+            at: c.at,
+        };
+        let body = face.event_body(&event_id, &shown, at_micros);
+        let webhook = face.webhook_body(&body);
+        acc.ledger.events.push(SimEvent {
+            id: event_id.clone(),
+            created: c.at,
+            body,
+        });
+        // The object's latest event is the last one that changes it (for latency).
+        acc.latest_event.insert(c.id.clone(), event_id.clone());
+        deliveries.extend(webhook.map(|body| Delivery {
+            account: 0,
+            event_id,
+            object_id: c.id.clone(),
+            body,
+            attempt: 0,
+            timestamp: None,
+        }));
+    }
+    deliveries
 }

@@ -27,4 +27,5 @@ mod sim_recurly;
 mod sim_zuora;
 mod slow_clients;
 mod store;
+mod stripe_fidelity;
 mod tls;

@@ -148,6 +148,54 @@ async fn stripe_sdk_lists_every_object_once_and_verifies_a_webhook() {
         total += listed.len();
     }
     assert!(total > 200, "only {total} objects listed");
+    // What Stripe leaves out, read back through Stripe's own client: the simulator shows
+    // tax IDs only when expanded or listed, and cuts embedded lines at ten.
+    assert_eq!(
+        result["unexpanded_tax_ids"], 0,
+        "customers carry tax_ids unexpanded"
+    );
+    assert_eq!(
+        result["embedded_lines_max"], 10,
+        "embedded lines are not cut at ten"
+    );
+    let mut long_invoices = 0;
+    let mut with_tax_ids = 0;
+    for o in truth["accounts"][0]["objects"].as_array().unwrap() {
+        if o["deleted"] == true {
+            continue;
+        }
+        let (id, object) = (o["id"].as_str().unwrap(), &o["object"]);
+        let items = |list: &str| -> Vec<Value> {
+            object[list]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i[if list == "lines" { "id" } else { "value" }].clone())
+                .collect()
+        };
+        match o["stream"].as_str().unwrap() {
+            "customers" => {
+                let values = items("tax_ids");
+                with_tax_ids += usize::from(!values.is_empty());
+                assert_eq!(result["tax_ids"][id], json!(values), "{id}: tax IDs listed");
+                assert_eq!(
+                    result["expanded_tax_ids"][id],
+                    json!(values),
+                    "{id}: tax IDs expanded"
+                );
+            }
+            "invoices" => {
+                let lines = items("lines");
+                long_invoices += usize::from(lines.len() > 10);
+                assert_eq!(result["lines"][id], json!(lines), "{id}: lines paged");
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        long_invoices > 0 && with_tax_ids > 0,
+        "{long_invoices} long invoices, {with_tax_ids} customers with tax IDs"
+    );
     assert!(result["webhook_event_id"]
         .as_str()
         .unwrap()

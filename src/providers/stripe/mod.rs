@@ -10,7 +10,10 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use super::{
+    ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
+    VerifyError,
+};
 use crate::model::{time::secs_to_micros, ObjectType, Observation};
 
 pub use signature::{sign, verify_header};
@@ -47,7 +50,24 @@ impl Provider for Stripe {
         let Some(object) = event.object else {
             return Ok(None);
         };
-        mapping::observe(&event.event_type, event.created, &object)
+        // An object the event shows only in part is read whole instead (`thin_reference`).
+        if incomplete_in_event(&object).is_some() {
+            return Ok(None);
+        }
+        let mut observation = mapping::observe(&event.event_type, event.created, &object)?;
+        if let Some(o) = observation.as_mut() {
+            // Events never expand a customer's tax IDs: they keep their stored value, and
+            // `customer.tax_id.*` events announce their changes (docs/providers/stripe.md).
+            if o.object_type == ObjectType::Customer && object.get("tax_ids").is_none() {
+                o.carried = &["tax_ids"];
+            }
+        }
+        Ok(observation)
+    }
+
+    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
+        let event = parse_event(body).ok()?;
+        incomplete_in_event(&event.object?)
     }
 
     fn default_api_base(&self) -> &'static str {
@@ -138,10 +158,19 @@ impl Provider for Stripe {
             ObjectType::Transaction if provider_id.starts_with("re_") => "refunds",
             ObjectType::Transaction => "charges",
         };
-        ApiRequest {
-            path: format!("/v1/{stream}/{provider_id}"),
-            query: Vec::new(),
-        }
+        pull::retrieve_request(stream, provider_id)
+    }
+
+    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
+        pull::sub_reads(answer)
+    }
+
+    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
+        pull::parse_sub_page(read, body)
+    }
+
+    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
+        pull::merge_sub(object, part, items)
     }
 
     fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
@@ -182,6 +211,36 @@ impl Provider for Stripe {
 
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         pull::retry_after(status, headers)
+    }
+}
+
+/// The object to read whole for an event object that shows it only in part: the customer of
+/// a `tax_id` (`customer.tax_id.created|updated|deleted`), or an invoice or credit note whose
+/// `lines` go beyond the embedded page (docs/providers/stripe.md, "Events").
+fn incomplete_in_event(object: &Value) -> Option<(ObjectType, String)> {
+    let id = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    match object.get("object").and_then(Value::as_str)? {
+        "tax_id" => Some((ObjectType::Customer, id(object.get("customer"))?)),
+        kind @ ("invoice" | "credit_note") => {
+            let more = object
+                .get("lines")
+                .and_then(|l| l.get("has_more"))
+                .and_then(Value::as_bool)
+                == Some(true);
+            let object_type = if kind == "invoice" {
+                ObjectType::Invoice
+            } else {
+                ObjectType::CreditNote
+            };
+            more.then(|| id(object.get("id")))
+                .flatten()
+                .map(|i| (object_type, i))
+        }
+        _ => None,
     }
 }
 
@@ -299,6 +358,124 @@ mod tests {
         ] {
             assert!(Stripe.envelope(bad).is_err());
         }
+    }
+
+    fn event(event_type: &str, object: Value) -> Vec<u8> {
+        serde_json::json!({"id": "evt_1", "object": "event", "type": event_type, "created": 5,
+            "data": {"object": object}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_tax_id_event_reads_its_customer_whole() {
+        let body = event(
+            "customer.tax_id.created",
+            serde_json::json!({"id": "txi_1", "object": "tax_id", "customer": "cus_1",
+                "type": "eu_vat", "value": "DE123"}),
+        );
+        assert_eq!(Stripe.observe(&body).unwrap(), None);
+        assert_eq!(
+            Stripe.thin_reference(&body),
+            Some((ObjectType::Customer, "cus_1".into()))
+        );
+    }
+
+    #[test]
+    fn a_customer_event_without_tax_ids_carries_the_stored_ones() {
+        let plain = event(
+            "customer.updated",
+            serde_json::json!({"id": "cus_1", "object": "customer", "name": "A"}),
+        );
+        let obs = Stripe.observe(&plain).unwrap().unwrap();
+        assert_eq!(obs.carried, &["tax_ids"]);
+        let expanded = event(
+            "customer.updated",
+            serde_json::json!({"id": "cus_1", "object": "customer",
+                "tax_ids": {"object": "list", "has_more": false, "data": []}}),
+        );
+        assert!(Stripe
+            .observe(&expanded)
+            .unwrap()
+            .unwrap()
+            .carried
+            .is_empty());
+    }
+
+    #[test]
+    fn an_event_invoice_with_more_lines_than_embedded_is_read_whole() {
+        let cut = serde_json::json!({"id": "in_1", "object": "invoice",
+            "lines": {"object": "list", "has_more": true, "data": [{"id": "il_1"}]}});
+        let body = event("invoice.finalized", cut.clone());
+        assert_eq!(Stripe.observe(&body).unwrap(), None);
+        assert_eq!(
+            Stripe.thin_reference(&body),
+            Some((ObjectType::Invoice, "in_1".into()))
+        );
+        let mut whole = cut;
+        whole["lines"]["has_more"] = serde_json::json!(false);
+        assert!(Stripe
+            .observe(&event("invoice.finalized", whole))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn sub_reads_page_long_lines_and_unexpanded_tax_ids_then_merge_them_whole() {
+        let page = serde_json::json!({"object": "list", "has_more": false, "data": [
+            {"id": "cus_1", "object": "customer"},
+            {"id": "cus_2", "object": "customer", "tax_ids": {"object": "list", "has_more": false, "data": []}},
+            {"id": "cus_3", "object": "customer", "deleted": true},
+        ]});
+        let reads = Stripe.sub_reads(&page);
+        assert_eq!(reads.len(), 1, "{reads:?}");
+        assert_eq!(reads[0].pointer, "/data/0");
+        assert_eq!(reads[0].request.path, "/v1/customers/cus_1/tax_ids");
+        let mut invoice = serde_json::json!({"id": "in_1", "object": "invoice",
+            "lines": {"object": "list", "has_more": true, "data": [{"id": "il_1"}, {"id": "il_2"}]}});
+        let reads = Stripe.sub_reads(&invoice);
+        assert_eq!(reads[0].pointer, "");
+        assert_eq!(reads[0].request.path, "/v1/invoices/in_1/lines");
+        assert!(reads[0]
+            .request
+            .query
+            .contains(&("starting_after".into(), "il_2".into())));
+        let answer = br#"{"object":"list","has_more":true,"data":[{"id":"il_3"}]}"#;
+        let sub = Stripe.parse_sub_page(&reads[0], answer).unwrap();
+        let next = sub.next.expect("another page");
+        assert!(next
+            .query
+            .contains(&("starting_after".into(), "il_3".into())));
+        Stripe.merge_sub(
+            &mut invoice,
+            "lines",
+            vec![
+                serde_json::json!({"id": "il_2"}),
+                serde_json::json!({"id": "il_3"}),
+            ],
+        );
+        let ids: Vec<&str> = invoice["lines"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["il_1", "il_2", "il_3"]);
+        assert_eq!(invoice["lines"]["has_more"], false);
+        assert!(Stripe.sub_reads(&invoice).is_empty());
+    }
+
+    #[test]
+    fn customers_are_read_with_their_tax_ids_expanded() {
+        let list = Stripe.list_request("customers", (0, 10), None, 100);
+        assert!(list
+            .query
+            .contains(&("expand[]".into(), "data.tax_ids".into())));
+        let one = Stripe.fetch_request(ObjectType::Customer, "cus_1");
+        assert_eq!(
+            one.query,
+            vec![("expand[]".to_owned(), "tax_ids".to_owned())]
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::providers::{ApiRequest, ListPage, ParseError};
+use crate::providers::subreads::item_pointer;
+use crate::providers::{ApiRequest, ListPage, ParseError, SubPage, SubRead};
 
 /// The endpoints a full pull walks. Canceled subscriptions need `status=all`.
 pub const STREAMS: &[&str] = &[
@@ -34,6 +35,7 @@ pub fn list_request(
     if stream == "subscriptions" {
         query.push(("status".to_owned(), "all".to_owned()));
     }
+    query.extend(expansion(stream, true));
     ApiRequest {
         path: format!("/v1/{stream}"),
         query,
@@ -130,5 +132,126 @@ mod tests {
         assert_eq!(retry_after(429, &h), Some(Duration::from_secs(1)));
         h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(retry_after(429, &h), Some(Duration::from_secs(3)));
+    }
+}
+
+/// The expansion a read of `stream` asks for: customers' `tax_ids` are left out of customer
+/// objects unless expanded (docs/providers/stripe.md, "Tax IDs").
+fn expansion(stream: &str, list: bool) -> Option<(String, String)> {
+    match (stream, list) {
+        ("customers", true) => Some(("expand[]".into(), "data.tax_ids".into())),
+        ("customers", false) => Some(("expand[]".into(), "tax_ids".into())),
+        _ => None,
+    }
+}
+
+/// A retrieve of one object of `stream`, with the expansions its mapping needs.
+pub fn retrieve_request(stream: &str, id: &str) -> ApiRequest {
+    ApiRequest {
+        path: format!("/v1/{stream}/{id}"),
+        query: expansion(stream, false).into_iter().collect(),
+    }
+}
+
+/// The parts of the objects of an answer (a list page or one object) that it leaves out:
+/// customers' tax IDs beyond the embedded page (or all of them when not expanded), and
+/// invoice and credit note `lines` beyond the embedded page (docs/providers/stripe.md).
+pub fn sub_reads(answer: &Value) -> Vec<SubRead> {
+    let mut out = Vec::new();
+    match answer.get("object").and_then(Value::as_str) {
+        Some("list") => {
+            for (i, object) in answer
+                .get("data")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                object_sub_reads(object, item_pointer("data", i), &mut out);
+            }
+        }
+        Some(_) => object_sub_reads(answer, String::new(), &mut out),
+        None => {}
+    }
+    out
+}
+
+fn object_sub_reads(object: &Value, pointer: String, out: &mut Vec<SubRead>) {
+    let Some(id) = object.get("id").and_then(Value::as_str) else {
+        return;
+    };
+    if object.get("deleted").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let (part, path) = match object.get("object").and_then(Value::as_str) {
+        Some("customer") => ("tax_ids", format!("/v1/customers/{id}/tax_ids")),
+        Some("invoice") => ("lines", format!("/v1/invoices/{id}/lines")),
+        Some("credit_note") => ("lines", format!("/v1/credit_notes/{id}/lines")),
+        _ => return,
+    };
+    let embedded = object.get(part);
+    let after = match embedded {
+        // Not expanded: every item is still to read.
+        None | Some(Value::Null) => None,
+        Some(list) if list.get("has_more").and_then(Value::as_bool) == Some(true) => {
+            let last = list
+                .get("data")
+                .and_then(Value::as_array)
+                .and_then(|d| d.last())
+                .and_then(|l| l.get("id"))
+                .and_then(Value::as_str);
+            last.map(str::to_owned)
+        }
+        Some(_) => return, // whole
+    };
+    out.push(SubRead {
+        pointer,
+        part,
+        request: page_request(&path, after.as_deref()),
+    });
+}
+
+fn page_request(path: &str, after: Option<&str>) -> ApiRequest {
+    let mut query = vec![("limit".to_owned(), "100".to_owned())];
+    if let Some(a) = after {
+        query.push(("starting_after".to_owned(), a.to_owned()));
+    }
+    ApiRequest {
+        path: path.to_owned(),
+        query,
+    }
+}
+
+/// A page of a sub-list: a Stripe list; the next page starts after its last item.
+pub fn parse_sub_page(read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
+    let page = parse_list(body)?;
+    Ok(SubPage {
+        next: page
+            .next_cursor
+            .map(|after| page_request(&read.request.path, Some(&after))),
+        items: page.objects,
+    })
+}
+
+/// The object's `part` list made whole: what it embedded, then the items read after it
+/// (an item already embedded is not repeated).
+pub fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
+    let mut data: Vec<Value> = object
+        .get(part)
+        .and_then(|l| l.get("data"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for item in items {
+        let id = item.get("id");
+        if id.is_none() || !data.iter().any(|d| d.get("id") == id) {
+            data.push(item);
+        }
+    }
+    if let Some(o) = object.as_object_mut() {
+        o.insert(
+            part.to_owned(),
+            serde_json::json!({"object": "list", "has_more": false, "data": data}),
+        );
     }
 }

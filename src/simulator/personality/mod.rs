@@ -69,6 +69,17 @@ pub trait Personality: Send + Sync + 'static {
     /// The webhook body announcing a (translated) change, under event id `event_id`.
     fn event_body(&self, event_id: &str, change: &Change, at_micros: i64) -> String;
 
+    /// Further events the provider sends for a change besides the one announcing it, as
+    /// (event type, object) pairs: Stripe announces a customer's tax IDs with their own
+    /// `customer.tax_id.*` events. `before` is the object as it was. Default: none.
+    fn companion_events(
+        &self,
+        _before: Option<&Value>,
+        _change: &Change,
+    ) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+
     /// The webhook delivered for an event body of the event log, or `None` when the provider
     /// sends no webhook for that change (it shows only in its API). Default: the body itself.
     fn webhook_body(&self, event_body: &str) -> Option<String> {

@@ -21,6 +21,7 @@ use crate::providers::ProviderKind;
 use crate::simulator::gate::{admit, params};
 use crate::simulator::scenario::Change;
 use crate::simulator::Sim;
+use shapes::{expansions, present, sub_list, tax_id_events, EMBEDDED_LIST};
 
 const STREAMS: &[&str] = &[
     "customers",
@@ -30,6 +31,8 @@ const STREAMS: &[&str] = &[
     "charges",
     "refunds",
 ];
+
+mod shapes;
 
 pub struct Stripe;
 
@@ -103,12 +106,22 @@ impl Personality for Stripe {
         }
     }
 
+    fn companion_events(&self, before: Option<&Value>, c: &Change) -> Vec<(&'static str, Value)> {
+        if c.stream == "customers" && !c.deleted {
+            tax_id_events(before, &c.object)
+        } else {
+            Vec::new()
+        }
+    }
+
     fn event_body(&self, event_id: &str, c: &Change, _at_micros: i64) -> String {
+        // Events carry objects as the API shows them unexpanded (docs/providers/stripe.md).
+        let object = present(c.object.clone(), &[]);
         json!({
             "id": event_id, "object": "event", "api_version": "2024-06-20", "created": c.at,
             "type": c.event_type, "livemode": false, "pending_webhooks": 1,
             "request": {"id": null, "idempotency_key": null},
-            "data": {"object": c.object},
+            "data": {"object": object},
         })
         .to_string()
     }
@@ -124,6 +137,7 @@ impl Personality for Stripe {
         Router::new()
             .route("/v1/{resource}", get(list))
             .route("/v1/{resource}/{id}", get(retrieve))
+            .route("/v1/{resource}/{id}/{sub}", get(sub_resource))
     }
 }
 
@@ -251,6 +265,11 @@ async fn list(
         },
         None => Bound::Included((Reverse(high), Reverse(String::from("\u{10FFFF}")))),
     };
+    let expand = expansions(q.as_deref());
+    let expand: Vec<&str> = expand
+        .iter()
+        .filter_map(|e| e.strip_prefix("data."))
+        .collect();
     let status_filter = p.get("status").map(String::as_str);
     let mut data = Vec::new();
     let mut has_more = false;
@@ -283,7 +302,7 @@ async fn list(
             has_more = true;
             break;
         }
-        data.push(visible.clone());
+        data.push(present(visible.clone(), &expand));
     }
     Json(json!({"object": "list", "url": format!("/v1/{resource}"), "has_more": has_more, "data": data})).into_response()
 }
@@ -298,6 +317,7 @@ async fn retrieve(
     State(sim): State<Sim>,
     Path((resource, id)): Path<(String, String)>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> Response {
     let account = match admit(&sim, &Stripe, &headers, &format!("/v1/{resource}/:id")).await {
         Ok(a) => a,
@@ -318,7 +338,68 @@ async fn retrieve(
         };
     }
     match ledger.read(&id, lag) {
-        Some((o, Some(visible))) if o.stream == resource => Json(visible.clone()).into_response(),
+        Some((o, Some(visible))) if o.stream == resource => {
+            let expand = expansions(q.as_deref());
+            let expand: Vec<&str> = expand.iter().map(String::as_str).collect();
+            Json(present(visible.clone(), &expand)).into_response()
+        }
         _ => missing("id", &id),
     }
+}
+
+/// A list that lives under an object (`/v1/customers/{id}/tax_ids`,
+/// `/v1/invoices/{id}/lines`, `/v1/credit_notes/{id}/lines`), paged like any Stripe list.
+async fn sub_resource(
+    State(sim): State<Sim>,
+    Path((resource, id, sub)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let route = format!("/v1/{resource}/:id/{sub}");
+    let account = match admit(&sim, &Stripe, &headers, &route).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let known = matches!(
+        (resource.as_str(), sub.as_str()),
+        ("customers", "tax_ids") | ("invoices", "lines") | ("credit_notes", "lines")
+    );
+    if !known {
+        return Stripe.error(Failure::NotFound(format!("/v1/{resource}/{id}/{sub}")));
+    }
+    let p = params(q.as_deref());
+    let limit = match int(&p, "limit") {
+        Ok(l) => l.unwrap_or(EMBEDDED_LIST as i64),
+        Err(m) => return bad_integer(&m),
+    };
+    if !(1..=100).contains(&limit) {
+        return bad_integer("This value must be between 1 and 100.");
+    }
+    let w = sim.world();
+    let lag = Duration::from_millis(w.knobs.api_lag_ms);
+    let items = match w.accounts[account].ledger.read(&id, lag) {
+        Some((o, Some(visible))) if o.stream == resource && !o.deleted => {
+            sub_list(visible, &sub).unwrap_or(&[]).to_vec()
+        }
+        _ => return missing("id", &id),
+    };
+    let start = match p.get("starting_after") {
+        Some(after) => match items.iter().position(|i| i["id"] == after.as_str()) {
+            Some(i) => i + 1,
+            None => return missing("starting_after", after),
+        },
+        None => 0,
+    };
+    let page: Vec<Value> = items
+        .iter()
+        .skip(start)
+        .take(limit as usize)
+        .cloned()
+        .collect();
+    let has_more = start + page.len() < items.len();
+    Json(
+        json!({"object": "list", "url": format!("/v1/{resource}/{id}/{sub}"),
+        "has_more": has_more, "data": page}),
+    )
+    .into_response()
 }
