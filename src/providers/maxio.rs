@@ -17,9 +17,13 @@ use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
+use super::maxio_billing_address as billing_address;
 use super::minor_units::{id_text, retry_after, Obj};
 use super::signing::hmac_sha256;
-use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use super::{
+    ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
+    VerifyError,
+};
 use crate::model::money::major_to_minor;
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
@@ -322,13 +326,7 @@ fn customer(o: &Obj) -> Value {
     json!({
         "email": o.str("email"),
         "name": name,
-        "address": {
-            "line1": o.str("address"),
-            "city": o.str("city"),
-            "state": o.str("state"),
-            "postal_code": o.str("zip"),
-            "country": o.str("country"),
-        },
+        "address": billing_address::address(o),
         "tax_ids": tax_ids,
         "tax_exempt": if exempt { "exempt" } else { "none" },
     })
@@ -662,6 +660,11 @@ impl Provider for Maxio {
             e.event_type.as_str(),
             "customer_delete" | "subscription_deletion"
         );
+        // A customer's billing address is not in its payload: the customer is read whole
+        // (`thin_reference`; docs/providers/maxio.md, "Addresses").
+        if resource == "customer" && !deleted {
+            return Ok(None);
+        }
         // Credit notes carry no time of their own: the invoice event's time orders them.
         let fallback = change_time(&Obj(&e.payload)).unwrap_or(0);
         observe_resource(
@@ -679,6 +682,9 @@ impl Provider for Maxio {
     /// name the customer; the rest their subscription. Webhooks and invoice events carry
     /// their objects and name nothing.
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
+        if let Some(customer) = customer_to_read(body) {
+            return Some(customer);
+        }
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return None;
         }
@@ -966,6 +972,18 @@ impl Provider for Maxio {
         Ok(observed.map(|o| api_rank(o, read_at, lag)))
     }
 
+    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
+        billing_address::sub_reads(answer)
+    }
+
+    fn parse_sub_page(&self, _read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
+        billing_address::parse_sub_page(body)
+    }
+
+    fn merge_sub(&self, object: &mut Value, _part: &str, items: Vec<Value>) {
+        billing_address::merge_sub(object, items)
+    }
+
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         // Maxio sends no rate-limit headers; back off for a while by default.
         retry_after(status, headers, Duration::from_secs(10))
@@ -985,6 +1003,21 @@ fn api_rank(mut o: Observation, read_at: i64, lag: i64) -> Observation {
         o.tie_rank -= 1;
     }
     o
+}
+
+/// The customer a webhook or invoice event announces a change of (`customer_create`,
+/// `customer_update`): read whole, since its payload lacks the payment profiles that hold its
+/// billing address. Deletions and Events API events are not.
+fn customer_to_read(body: &[u8]) -> Option<(ObjectType, String)> {
+    let e = parse_event(body).ok()?;
+    if e.id.starts_with("event:") || e.event_type == "customer_delete" {
+        return None;
+    }
+    if primary_resource(&e.event_type, &e.payload)? != "customer" {
+        return None;
+    }
+    let id = id_text(e.payload.get("customer")?.get("id"))?;
+    Some((ObjectType::Customer, id))
 }
 
 /// Where the list continues after a page (`None` after an empty page).
@@ -1371,7 +1404,10 @@ mod tests {
             .observe_object(&customer, t + lag + 2_000_000)
             .unwrap()
             .unwrap();
-        let webhook = Maxio.observe(b"id=1&event=customer_update&payload[customer][id]=9&payload[customer][updated_at]=2024-06-20+12%3A00%3A00+-0400").unwrap().unwrap();
+        // A change of that second (customer webhooks are read whole: see below).
+        let webhook = observe_resource("customer", &customer["customer"], false, 0, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(webhook.order_key, fresh.order_key);
         assert!(
             fresh.tie_rank < webhook.tie_rank,
@@ -1380,6 +1416,23 @@ mod tests {
         assert_eq!(
             later.tie_rank, webhook.tie_rank,
             "after the allowance the API decides"
+        );
+    }
+
+    #[test]
+    fn a_customer_webhook_reads_the_customer_whole_for_its_billing_address() {
+        let body = b"id=1&event=customer_update&payload[customer][id]=9&payload[customer][updated_at]=2024-06-20+12%3A00%3A00+-0400";
+        assert_eq!(Maxio.observe(body).unwrap(), None);
+        assert_eq!(
+            Maxio.thin_reference(body),
+            Some((ObjectType::Customer, "9".into()))
+        );
+        let read = Maxio.fetch_request(ObjectType::Customer, "9");
+        let answer = json!({"customer": {"id": 9}});
+        assert_eq!(read.path, "/customers/9.json");
+        assert_eq!(
+            Maxio.sub_reads(&answer)[0].request.path,
+            "/payment_profiles.json"
         );
     }
 

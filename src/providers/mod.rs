@@ -4,6 +4,7 @@
 pub mod chargebee;
 mod major_units;
 pub mod maxio;
+mod maxio_billing_address;
 mod minor_units;
 pub mod paddle;
 pub mod recurly;

@@ -128,6 +128,9 @@ pub async fn verify_with(
     };
     let truth: Value = client
         .get(format!("{sim}/_sim/truth?deliveries=1"))
+        // The truth of a large simulation (250,000 objects, long invoices whole) is hundreds
+        // of megabytes: more than a provider request's timeout allows.
+        .timeout(std::time::Duration::from_secs(600))
         .send()
         .await
         .map_err(|e| VerifyError::Truth(sim.clone(), crate::outbound::classify(&e).message))?

@@ -3,6 +3,7 @@
 
 mod admin;
 mod backfill;
+mod backfill_fidelity;
 mod chaos;
 mod crash;
 mod edges;

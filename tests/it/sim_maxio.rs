@@ -97,6 +97,30 @@ async fn maxio_sdk_lists_every_object_once_and_a_webhook_verifies_as_documented(
         "streams the SDK did not list (it has no transactions endpoint): {:?}",
         expected.keys()
     );
+    // Payment profiles: one per customer, bar one in five, each with the customer's billing
+    // country, read through the SDK's own model (docs/providers/maxio.md, "Addresses").
+    let mut with_profile = 0;
+    for o in truth["accounts"][0]["objects"].as_array().unwrap() {
+        if o["stream"] != "customers" || o["deleted"] == true {
+            continue;
+        }
+        let c = &o["object"]["customer"];
+        let countries: Vec<Value> = c["payment_profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["billing_country"].clone())
+            .collect();
+        with_profile += usize::from(!countries.is_empty());
+        assert_eq!(
+            result["billing_countries"][o["id"].as_str().unwrap()],
+            json!(countries)
+        );
+    }
+    assert!(
+        with_profile > 5,
+        "only {with_profile} customers with a payment profile"
+    );
     for (kind, id) in result["reads"].as_object().unwrap() {
         assert!(!id.is_null() || kind == "credit_note", "{kind} not read");
     }

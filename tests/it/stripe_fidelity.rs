@@ -127,7 +127,7 @@ async fn tax_ids_by_webhook_wait_out_the_lag_allowance_and_an_update_keeps_them(
     );
     // Tax IDs arrive as `customer.tax_id.created` events, read whole once a read can be
     // ordered after them (the 60 s lag allowance); confirmations keep them.
-    wait_converged(&sim, &app, &[merchant.clone()], 200).await;
+    wait_converged(&sim, &app, std::slice::from_ref(&merchant), 200).await;
 
     // An update's event carries the customer without `tax_ids`: stored ones are kept at once,
     // not emptied until a read restores them.

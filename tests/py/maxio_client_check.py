@@ -80,6 +80,14 @@ reads = {
     else None,
 }
 
+# A customer's billing address is on its payment profiles, a separate resource (the
+# customer's own address fields are its shipping address): read them as the SDK does.
+billing_countries = {
+    str(c): [p.payment_profile.billing_country
+             for p in client.payment_profiles.list_payment_profiles({"customer_id": c, "per_page": 200})]
+    for c in ids["customers"]
+}
+
 events = client.events.list_events({"direction": "asc", "per_page": 200})
 invoice_events = client.invoices.list_invoice_events({"per_page": 200})
 invoice_event_types = sorted({str(e.event_type) for e in invoice_events.events})
@@ -97,6 +105,7 @@ print(
         {
             "ids": ids,
             "reads": reads,
+            "billing_countries": billing_countries,
             "events": len(events),
             "event_ids_ascending": [e.event.id for e in events] == sorted(e.event.id for e in events),
             "invoice_events": len(invoice_events.events),

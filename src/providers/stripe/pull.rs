@@ -100,41 +100,6 @@ pub fn retry_after(status: u16, headers: &reqwest::header::HeaderMap) -> Option<
     Some(Duration::from_secs_f64(secs.min(60.0)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_request_windows_and_continues() {
-        let r = list_request("subscriptions", (10, 20), Some("sub_9"), 500);
-        assert_eq!(r.path, "/v1/subscriptions");
-        assert!(r.query.contains(&("limit".into(), "100".into())));
-        assert!(r.query.contains(&("created[gte]".into(), "10".into())));
-        assert!(r.query.contains(&("created[lt]".into(), "20".into())));
-        assert!(r.query.contains(&("starting_after".into(), "sub_9".into())));
-        assert!(r.query.contains(&("status".into(), "all".into())));
-    }
-
-    #[test]
-    fn parse_list_follows_has_more() {
-        let page = parse_list(br#"{"object":"list","has_more":true,"data":[{"id":"in_2","created":9},{"id":"in_1","created":5}]}"#).unwrap();
-        assert_eq!(page.next_cursor.as_deref(), Some("in_1"));
-        assert_eq!(page.reached, Some(5));
-        let last = parse_list(br#"{"object":"list","has_more":false,"data":[]}"#).unwrap();
-        assert_eq!(last.next_cursor, None);
-        assert!(parse_list(br#"{"error":{}}"#).is_err());
-    }
-
-    #[test]
-    fn rate_limit_answers_pause() {
-        let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(retry_after(200, &h), None);
-        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(1)));
-        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(3)));
-    }
-}
-
 /// The expansion a read of `stream` asks for: customers' `tax_ids` are left out of customer
 /// objects unless expanded (docs/providers/stripe.md, "Tax IDs").
 fn expansion(stream: &str, list: bool) -> Option<(String, String)> {
@@ -253,5 +218,40 @@ pub fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
             part.to_owned(),
             serde_json::json!({"object": "list", "has_more": false, "data": data}),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_request_windows_and_continues() {
+        let r = list_request("subscriptions", (10, 20), Some("sub_9"), 500);
+        assert_eq!(r.path, "/v1/subscriptions");
+        assert!(r.query.contains(&("limit".into(), "100".into())));
+        assert!(r.query.contains(&("created[gte]".into(), "10".into())));
+        assert!(r.query.contains(&("created[lt]".into(), "20".into())));
+        assert!(r.query.contains(&("starting_after".into(), "sub_9".into())));
+        assert!(r.query.contains(&("status".into(), "all".into())));
+    }
+
+    #[test]
+    fn parse_list_follows_has_more() {
+        let page = parse_list(br#"{"object":"list","has_more":true,"data":[{"id":"in_2","created":9},{"id":"in_1","created":5}]}"#).unwrap();
+        assert_eq!(page.next_cursor.as_deref(), Some("in_1"));
+        assert_eq!(page.reached, Some(5));
+        let last = parse_list(br#"{"object":"list","has_more":false,"data":[]}"#).unwrap();
+        assert_eq!(last.next_cursor, None);
+        assert!(parse_list(br#"{"error":{}}"#).is_err());
+    }
+
+    #[test]
+    fn rate_limit_answers_pause() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(200, &h), None);
+        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(1)));
+        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(3)));
     }
 }

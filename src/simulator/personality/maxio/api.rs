@@ -130,7 +130,7 @@ fn visible<'a>(ledger: &'a Ledger, stream: &str, lag: Duration) -> Vec<(&'a SimO
 fn read_one<'a>(ledger: &'a Ledger, id: &str, lag: Duration) -> Option<(&'a SimObject, Value)> {
     match ledger.read(id, lag) {
         Some((o, Some(v))) if !(o.deleted && std::ptr::eq(v, &o.current)) => {
-            let mut v = v.clone();
+            let mut v = super::shapes::present(v.clone());
             if let Some(m) = v
                 .as_object_mut()
                 .and_then(|m| m.values_mut().next())
@@ -171,6 +171,9 @@ async fn list(
     let ledger = &w.accounts[account].ledger;
     if resource == "events" {
         return events(ledger, &p);
+    }
+    if resource == "payment_profiles" {
+        return payment_profiles(ledger, &p, lag);
     }
     let Some(stream) = STREAMS.iter().copied().find(|s| *s == resource) else {
         return errors(StatusCode::NOT_FOUND, "Resource not found");
@@ -302,6 +305,34 @@ fn strip_breakdowns(mut object: Value, p: &HashMap<String, String>) -> Value {
 }
 
 /// `/events.json`: `[{"event": {...}}]`, newest first unless `direction=asc`.
+/// `/payment_profiles.json?customer_id=`: a customer's payment profiles, each wrapped
+/// (`[{"payment_profile": {...}}]`), paged by `page`/`per_page` (default 20). Without
+/// `customer_id`, the site's: none here (billsync always names the customer).
+fn payment_profiles(ledger: &Ledger, p: &HashMap<String, String>, lag: Duration) -> Response {
+    let (page, per_page) = match paging(p, 20) {
+        Ok(x) => x,
+        Err(m) => return bad(&m),
+    };
+    let Some(customer) = p.get("customer_id") else {
+        return Json(json!([])).into_response();
+    };
+    let profiles: Vec<Value> = match ledger.read(customer, lag) {
+        Some((o, Some(v))) if o.stream == "customers" && !o.deleted => v["customer"]
+            ["payment_profiles"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        _ => return errors(StatusCode::NOT_FOUND, "Customer not found"),
+    };
+    let data: Vec<Value> = profiles
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|p| json!({ "payment_profile": p }))
+        .collect();
+    Json(Value::Array(data)).into_response()
+}
+
 fn events(ledger: &Ledger, p: &HashMap<String, String>) -> Response {
     let (page, per_page) = match paging(p, 20) {
         Ok(x) => x,

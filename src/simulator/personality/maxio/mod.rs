@@ -187,7 +187,7 @@ impl Personality for Maxio {
             "webhook": WEBHOOKS.contains(&c.event_type),
             "events_api": WEBHOOKS.contains(&c.event_type) || c.event_type == "customer_delete",
             "invoice_event": invoice_event(c.event_type),
-            "stream": c.stream, "object": c.object,
+            "stream": c.stream, "object": shapes::present(c.object.clone()),
         })
         .to_string()
     }

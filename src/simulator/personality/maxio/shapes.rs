@@ -218,10 +218,28 @@ fn customer(o: &Value, id: i64, created: i64, at: i64) -> Value {
     };
     let vat = o["tax_ids"]["data"][0]["value"].clone();
     let a = &o["address"];
+    // The customer's own address fields are its shipping address (docs/providers/maxio.md,
+    // "Addresses"): a warehouse here. The billing address is on its payment profile, a
+    // separate resource (`/payment_profiles.json?customer_id=`), held here under
+    // `payment_profiles` for the truth and never shown on a customer read. One customer in
+    // five has no payment profile: its shipping address is all there is.
+    let profiles = if id % 5 == 0 {
+        json!([])
+    } else {
+        json!([{
+            "id": id * 10 + 1, "customer_id": id, "payment_type": "credit_card",
+            "first_name": first, "last_name": last, "card_type": "visa",
+            "masked_card_number": "XXXX-XXXX-XXXX-4242", "expiration_month": 12, "expiration_year": 2030,
+            "billing_address": a["line1"], "billing_address_2": a["line2"], "billing_city": a["city"],
+            "billing_state": a["state"], "billing_zip": a["postal_code"], "billing_country": a["country"],
+            "vault_token": format!("tok_{id}"), "current_vault": "bogus", "disabled": false,
+        }])
+    };
     json!({"customer": {
         "id": id, "first_name": first, "last_name": last, "email": o["email"], "cc_emails": null,
-        "organization": null, "reference": null, "address": a["line1"], "address_2": a["line2"],
-        "city": a["city"], "state": a["state"], "zip": a["postal_code"], "country": a["country"],
+        "organization": null, "reference": null, "address": "1 Warehouse Way", "address_2": null,
+        "city": "Rotterdam", "state": null, "zip": "3011 AA", "country": "NL",
+        "payment_profiles": profiles,
         "phone": null, "verified": false, "portal_customer_created_at": null,
         "portal_invite_last_sent_at": null, "portal_invite_last_accepted_at": null,
         "tax_exempt": o["tax_exempt"] == "exempt", "vat_number": vat, "parent_id": null,
@@ -461,6 +479,15 @@ pub fn form_pairs(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 }
 
 /// The unwrapped resource of a wrapped object.
+/// A held object as Maxio shows it: without the payment profiles held with a customer
+/// (a separate resource, served by `/payment_profiles.json`).
+pub fn present(mut object: Value) -> Value {
+    if let Some(customer) = object.get_mut("customer").and_then(Value::as_object_mut) {
+        customer.remove("payment_profiles");
+    }
+    object
+}
+
 pub fn inner(object: &Value) -> Option<(&str, &Map<String, Value>)> {
     let (name, v) = object.as_object()?.iter().next()?;
     Some((name.as_str(), v.as_object()?))
