@@ -39,6 +39,8 @@ pub struct PageResult {
     attempts: u32,
     /// The window's epoch when the request was sent (see [`WindowState::epoch`]).
     epoch: u64,
+    /// The page's request (lists paged by number continue from it).
+    request: crate::providers::ApiRequest,
 }
 
 struct WindowState {
@@ -273,7 +275,7 @@ impl PullDriver {
                     continue;
                 }
             };
-            let page = match provider.parse_list(&fetched.body) {
+            let page = match provider.parse_list_page(&r.request, &fetched.body) {
                 Ok(p) => p,
                 Err(e) => {
                     failed.push((r.window, base, e.to_string()));
@@ -479,6 +481,7 @@ fn spawn_fetch(
     );
     tokio::spawn(async move {
         let (read, attempts) = fetcher.get_whole(&request, priority).await;
+        let page_request = request;
         // A page whose body cannot be sealed fails like one that cannot be read: its objects
         // are never applied without their raw observation.
         let outcome = match read {
@@ -494,6 +497,7 @@ fn spawn_fetch(
                 outcome,
                 attempts,
                 epoch,
+                request: page_request,
             }))
             .await;
     });

@@ -795,7 +795,12 @@ impl Provider for Maxio {
                 query.push(("since_date".to_owned(), day(window.0)));
                 query.push(("until_date".to_owned(), day(window.1)));
             }
-            "credit_notes" => {}
+            "credit_notes" => {
+                // Paged by number only (`undated_streams`): the cursor is the page.
+                if let Some(page) = cursor.and_then(|c| c.strip_prefix("p:")) {
+                    query[0].1 = page.to_owned();
+                }
+            }
             _ => {
                 let field = if stream == "customers" {
                     "created_at"
@@ -865,6 +870,30 @@ impl Provider for Maxio {
             reached: times.last().copied(),
             objects,
         })
+    }
+
+    /// Credit notes page by number, and an answer does not say which page it was: the
+    /// request does. A full page may have a next one (`p:<page + 1>`); a short one is the last.
+    fn parse_list_page(&self, request: &ApiRequest, body: &[u8]) -> Result<ListPage, ParseError> {
+        let mut page = self.parse_list(body)?;
+        if request.path == "/credit_notes.json" {
+            let param = |k: &str| {
+                request
+                    .query
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+            };
+            let (number, per_page) = (param("page").unwrap_or(1), param("per_page").unwrap_or(20));
+            page.next_cursor = (page.objects.len() >= per_page && per_page > 0)
+                .then(|| format!("p:{}", number + 1));
+        }
+        Ok(page)
+    }
+
+    /// Credit notes have no date filter (docs/providers/maxio.md): one window walks them all.
+    fn stream_windowed(&self, stream: &str) -> bool {
+        stream != "credit_notes"
     }
 
     /// Two phases, both ascending: the Events API (`/events.json`, `since_id` inclusive), whose
@@ -1031,8 +1060,8 @@ fn customer_to_read(body: &[u8]) -> Option<(ObjectType, String)> {
 fn next_cursor(objects: &[Value], times: &[i64]) -> Option<String> {
     let last = objects.last()?;
     if last.get("credit_note").is_some() {
-        // Credit notes page only by number, and an answer does not say which page it was,
-        // so a pull reads the first page (200) of them; the rest come by invoice events.
+        // Credit notes page only by number, which the answer does not say: the request does
+        // (`Provider::parse_list_page`).
         return None;
     }
     if let Some(t) = last.get("transaction") {
@@ -1416,6 +1445,23 @@ mod tests {
         assert_eq!(
             later.tie_rank, webhook.tie_rank,
             "after the allowance the API decides"
+        );
+    }
+
+    #[test]
+    fn credit_notes_page_by_number_in_one_window_until_a_short_page() {
+        assert!(!Maxio.stream_windowed("credit_notes") && Maxio.stream_windowed("invoices"));
+        let first = Maxio.list_request("credit_notes", (0, 10), None, 2);
+        let note = |uid: &str| json!({"credit_note": {"uid": uid, "currency": "USD"}});
+        let full = serde_json::to_vec(&json!([note("cn_1"), note("cn_2")])).unwrap();
+        let page = Maxio.parse_list_page(&first, &full).unwrap();
+        assert_eq!(page.next_cursor.as_deref(), Some("p:2"));
+        let second = Maxio.list_request("credit_notes", (0, 10), Some("p:2"), 2);
+        assert!(second.query.contains(&("page".into(), "2".into())));
+        let short = serde_json::to_vec(&json!([note("cn_3")])).unwrap();
+        assert_eq!(
+            Maxio.parse_list_page(&second, &short).unwrap().next_cursor,
+            None
         );
     }
 

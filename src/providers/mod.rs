@@ -226,6 +226,13 @@ pub trait Provider: Send + Sync + 'static {
 
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError>;
 
+    /// [`Provider::parse_list`] knowing the request `body` answers: lists paged by number
+    /// (Maxio's credit notes) continue at the page after the one asked for, which the answer
+    /// does not say.
+    fn parse_list_page(&self, _request: &ApiRequest, body: &[u8]) -> Result<ListPage, ParseError> {
+        self.parse_list(body)
+    }
+
     /// A page of everything that changed since `since` (unix seconds), for sweeps. `cursor`
     /// is the previous page's next cursor, or for a sweep's first page the position the
     /// previous sweep ended at ([`Provider::sweep_resume`]).
