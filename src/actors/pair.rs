@@ -358,11 +358,16 @@ impl PairActor {
                         .envelope(&item.body)
                         .ok()
                         .and_then(|e| conn.provider.earliest_confirming_read(e.occurred_at));
-                    thin.extend(
-                        conn.provider
-                            .thin_reference(&item.body)
-                            .map(|(t, id)| (t, id, wait, earliest)),
-                    );
+                    let named = conn.provider.thin_reference(&item.body);
+                    // A webhook that maps to nothing and names nothing to read: an event type
+                    // billsync does not map, or (Zuora) a callout template it does not know.
+                    // Stored and answered 200 all the same (CONTRACT "Webhooks"); counted so
+                    // an operator sees it.
+                    if named.is_none() && item.source == "webhook" && !item.replay {
+                        metrics::counter!("billsync_webhooks_unmapped_total", "provider" => provider)
+                            .increment(1);
+                    }
+                    thin.extend(named.map(|(t, id)| (t, id, wait, earliest)));
                 }
                 Err(e) => {
                     tracing::error!(connection_id = %self.connection_id, event_id = ?item.provider_event_id,

@@ -252,12 +252,15 @@ async fn handle(
             format!("the body nests deeper than {MAX_DEPTH} levels"),
         ));
     }
-    let envelope = conn.provider.envelope(&body).map_err(|e| {
-        ApiError::bad_request(
-            "malformed_payload",
-            format!("the body is not a {provider} event: {e}"),
-        )
-    })?;
+    let envelope = conn
+        .provider
+        .envelope_with_headers(headers, &body)
+        .map_err(|e| {
+            ApiError::bad_request(
+                "malformed_payload",
+                format!("the body is not a {provider} event: {e}"),
+            )
+        })?;
     if let Some(what) = control_character_in_ids(conn.provider, &envelope, &body) {
         return Err(ApiError::bad_request(
             "malformed_payload",

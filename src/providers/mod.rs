@@ -138,6 +138,18 @@ pub trait Provider: Send + Sync + 'static {
     /// Parses the event envelope (id, type, time). Fails for bodies that are not an event.
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError>;
 
+    /// [`Provider::envelope`] of a webhook as received, its request headers included: for
+    /// providers that put a delivery's identity in headers rather than in the body (Zuora's
+    /// `Zuora-Notification-Id`, whose body is whatever the tenant's template says). Intake
+    /// calls this; everything that re-reads a stored body calls [`Provider::envelope`].
+    fn envelope_with_headers(
+        &self,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Envelope, ParseError> {
+        self.envelope(body)
+    }
+
     /// Maps the object an event carries to its canonical form. `Ok(None)` for event types
     /// billsync stores but does not map.
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError>;

@@ -42,7 +42,7 @@ accounts, account_pages = walk(api.query_accounts, 7, expand=["billto"])
 invoices, _ = walk(api.query_invoices, 50, expand=["invoiceitems"])
 memos, _ = walk(api.query_credit_memos, 50)
 subscriptions, _ = walk(api.query_subscriptions, 50, expand=["rateplans", "rateplans.rateplancharges"])
-payments, _ = walk(api.query_payments, 50)
+payments, _ = walk(api.query_payments, 50, expand=["paymentapplications"])
 refunds, _ = walk(api.query_refunds, 50)
 ids = {
     "accounts": [a.id for a in accounts],
@@ -59,6 +59,18 @@ if invoices:
     reads["invoice"] = inv.id
     reads["invoice_amount"] = inv.amount
     reads["invoice_items"] = len(inv.invoice_items or [])
+# Payments name their invoice only in their applications (ExpandedPaymentApplication).
+reads["payments_naming_an_invoice"] = sum(
+    1 for p in payments if any(a.invoice_id for a in (p.payment_applications or []))
+)
+# The items of the longest invoice, read whole from the invoice-items list (the expansion
+# holds at most pageSize of them).
+if invoices:
+    longest = max(invoices, key=lambda i: len(i.invoice_items or []))
+    items, _ = walk(api.query_invoice_items, 50, filter=["invoiceid.EQ:" + longest.id])
+    reads["longest_invoice_expanded_items"] = len(longest.invoice_items or [])
+    reads["longest_invoice_items_listed"] = len(items)
+    reads["longest_invoice_items_name_it"] = all(i.invoice_id == longest.id for i in items)
 if subscriptions:
     sub = api.query_subscription_by_key(key=subscriptions[0].name)
     reads["subscription"] = sub.name

@@ -1,17 +1,20 @@
 //! Maps Zuora Object Query objects (camelCase; legacy PascalCase `UpdatedDate`-style names are
-//! read too) to canonical objects, for API reads, pages, confirmations and swept invoices.
+//! read too) to canonical objects, for API reads, pages, confirmations and swept objects.
+//! docs/providers/zuora.md ("Field by field") is the reference this file follows; each
+//! choice below names its section there.
 //!
 //! | canonical | Zuora object | provider id | status mapping |
 //! |---|---|---|---|
-//! | `customer` | Account (`expand[]=billto`) | `id` | `Canceled` → deleted (a deleted account answers 404: a tombstone) |
-//! | `invoice` | Invoice (`expand[]=invoiceitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` with `balance` > 0 → `open`, else `paid`; `Canceled` → `void` |
+//! | `customer` | Account (`expand[]=billto`) | `id` | `status`: `Draft`/`Active`/`Canceled` as `draft`/`active`/`canceled`; never deleted by a status (a deleted account answers 404: a tombstone) |
+//! | `invoice` | Invoice (`expand[]=invoiceitems`; more items: `items`) | `id` | `Draft`/`Error` → `draft`; `Posted` with `balance` > 0 → `open`, else `paid`; `Canceled` → `void` |
 //! | `credit_note` | CreditMemo (`expand[]=creditmemoitems`) | `id` | `Draft`/`Error` → `draft`; `Posted` → `issued`; `Canceled` → `void` |
 //! | `subscription` | Subscription (`expand[]=rateplans`, `rateplans.rateplancharges`) | `subscriptionNumber` (ids change with every amendment) | `Draft`/`Pending*` → `incomplete`; `Active` → `active`; `Suspended` → `paused`; `Cancelled` → `canceled`; `Expired` → `ended` |
-//! | `transaction` | Payment / Refund | payment `id` / `refund-{id}` | Zuora's own status text |
+//! | `transaction` | Payment (`expand[]=paymentapplications`) / Refund | payment `id` / `refund-{id}` | Zuora's own status text |
 //!
 //! Money is decimal major units in the object's `currency`. Zuora has no invoice-level
 //! discount (discounts are charges), so `discount` is 0; `amount_due` is the invoice `amount`
-//! and `amount_paid` is `amount - balance`. Subscription periods are the current term
+//! and `amount_paid` its `paymentAmount` (not `amount - balance`: a canceled invoice has
+//! balance 0 and was not paid). Subscription periods are the current term
 //! (`termStartDate`/`termEndDate`).
 
 use serde_json::{json, Value};
@@ -75,6 +78,9 @@ pub fn expand(stream: &str) -> Vec<(String, String)> {
         "accounts" => "billto",
         "invoices" => "invoiceitems",
         "credit-memos" => "creditmemoitems",
+        // A payment names its invoice only in its applications (docs/providers/zuora.md,
+        // "Payments and their invoice").
+        "payments" => "paymentapplications",
         // Rate plans carry their charges (and so the quantity) only when expanded too.
         "subscriptions" => {
             return vec![
@@ -88,6 +94,12 @@ pub fn expand(stream: &str) -> Vec<(String, String)> {
         _ => return Vec::new(),
     };
     vec![("expand[]".to_owned(), part.to_owned())]
+}
+
+/// Whether a list's objects expand an item list that Zuora cuts at the page size
+/// (`super::items` reads the rest).
+pub fn expands_items(stream: &str) -> bool {
+    matches!(stream, "invoices" | "credit-memos")
 }
 
 /// Which object an Object Query answer is: Object Query objects carry no type field, so
@@ -181,16 +193,16 @@ pub fn observe(
     let updated = o
         .micros(&["updatedDate", "UpdatedDate"])
         .unwrap_or(fallback_time);
-    // A canceled account is Zuora's closed customer (it stays queryable; deleting one removes
-    // it, and a read then answers 404, which billsync stores as a tombstone).
-    let deleted = kind == Kind::Account && text(&o, &["status", "Status"]) == Some("Canceled");
+    // No status deletes anything: a canceled account stays queryable and is a customer with
+    // `status: canceled` (docs/providers/zuora.md, "Cancels and deletes"); a deleted object
+    // answers 404, which the confirmation read stores as a tombstone.
     Ok(Some(Observation {
         object_type,
         provider_id,
         data,
-        deleted,
+        deleted: false,
         order_key: updated,
-        tie_rank: if deleted { i64::MAX } else { rank },
+        tie_rank: rank,
         provider_updated_at: updated,
         carried: &[],
     }))
@@ -218,14 +230,22 @@ fn account(o: &Fields) -> (Value, i64) {
         .into_iter()
         .collect();
     let exempt = text(o, &["taxExemptStatus", "TaxExemptStatus"]) == Some("Yes");
+    let (status, rank) = match text(o, &["status", "Status"]) {
+        Some("Canceled" | "Cancelled") => (Value::from("canceled"), 2),
+        Some("Active") => (Value::from("active"), 1),
+        Some("Draft") => (Value::from("draft"), 0),
+        Some(other) => (Value::from(other.to_ascii_lowercase()), 0),
+        None => (Value::Null, 0),
+    };
     let data = json!({
         "email": email,
         "name": text(o, &["name", "Name"]).map_or(Value::Null, |s| Value::String(s.to_owned())),
         "address": address,
         "tax_ids": tax_ids,
         "tax_exempt": if exempt { "exempt" } else { "none" },
+        "status": status,
     });
-    (data, 0)
+    (data, rank)
 }
 
 /// Items with `amount` = the pre-tax charge amount.
@@ -257,6 +277,18 @@ fn invoice(o: &Fields) -> Result<(Value, i64), ParseError> {
         "Canceled" | "Cancelled" => ("void", 3),
         _ => ("draft", 0),
     };
+    // What was paid is the payments applied (`paymentAmount`), not what is no longer owed:
+    // a canceled invoice has balance 0 and was not paid (docs/providers/zuora.md, "Amounts").
+    // Without the field (a `fields[]`-restricted read), only a posted invoice's settled part
+    // can stand in for it.
+    let amount_paid = match ["paymentAmount", "PaymentAmount"]
+        .iter()
+        .find(|k| o.get(k).is_some())
+    {
+        Some(k) => o.money(k, &currency)?,
+        None if status == "open" || status == "paid" => total.saturating_sub(balance),
+        None => 0,
+    };
     let items = o.list("invoiceItems");
     let (period_start, period_end) = span(&items, &["serviceStartDate"], &["serviceEndDate"]);
     let subscription = items
@@ -272,7 +304,7 @@ fn invoice(o: &Fields) -> Result<(Value, i64), ParseError> {
         "discount": 0,
         "tax": money(o, &["taxAmount", "TaxAmount"], &currency)?,
         "total": total,
-        "amount_paid": total.saturating_sub(balance),
+        "amount_paid": amount_paid,
         "amount_due": total,
         "issued_at": o.time(&["invoiceDate", "InvoiceDate"]),
         "period_start": period_start,
@@ -359,10 +391,18 @@ fn transaction(o: &Fields, kind: &str) -> Result<(Value, i64), ParseError> {
         "Processed" => 2,
         _ => 3, // Error, Canceled: final
     };
+    // Zuora payments have no invoice field: the invoice is in the payment's applications
+    // (`expand[]=paymentapplications`; docs/providers/zuora.md, "Payments and their
+    // invoice"). The first application to an invoice names it; a top-level `invoiceId` (a
+    // legacy read) is taken when there is none.
+    let applied = o
+        .list("paymentApplications")
+        .iter()
+        .find_map(|a| a.id("invoiceId"));
     let data = json!({
         "kind": kind,
         "customer_id": z(id_of(o, &["accountId", "AccountId"])),
-        "invoice_id": z(id_of(o, &["invoiceId", "InvoiceId"])),
+        "invoice_id": z(applied.or_else(|| id_of(o, &["invoiceId", "InvoiceId"]))),
         "currency": currency,
         "amount": money(o, &["amount", "Amount"], &currency)?,
         "status": status,
@@ -406,7 +446,7 @@ mod tests {
         json!({
             "id": "8a8ainv1", "invoiceNumber": "INV00000042", "accountId": "8a8a0001",
             "status": "Posted", "currency": "usd", "amount": 10.99, "amountWithoutTax": 10.0,
-            "taxAmount": 0.99, "balance": 4.99, "invoiceDate": "2026-11-01",
+            "taxAmount": 0.99, "balance": 4.99, "paymentAmount": 6.0, "invoiceDate": "2026-11-01",
             "invoiceItems": [{"id": "item1", "chargeName": "Gold monthly", "quantity": 1,
                 "chargeAmount": 10.0, "taxAmount": 0.99, "subscriptionNumber": "A-S00000007",
                 "serviceStartDate": "2026-11-01", "serviceEndDate": "2026-11-30"}],
@@ -439,9 +479,32 @@ mod tests {
     fn settled_and_canceled_invoices_are_paid_and_void() {
         let mut inv = invoice_json();
         inv["balance"] = json!(0);
+        inv["paymentAmount"] = json!(10.99);
         assert_eq!(map(inv.clone()).data["status"], "paid");
+        assert_eq!(map(inv.clone()).data["amount_paid"], 1099);
         inv["status"] = json!("Canceled");
+        inv["paymentAmount"] = json!(0);
         assert_eq!(map(inv).data["status"], "void");
+    }
+
+    /// Finding (issue 19): a canceled invoice (balance 0) came out fully paid from
+    /// `amount - balance`. What was paid is `paymentAmount`.
+    #[test]
+    fn a_canceled_invoice_is_not_paid() {
+        let mut inv = invoice_json();
+        inv["status"] = json!("Canceled");
+        inv["balance"] = json!(0);
+        inv["paymentAmount"] = json!(0);
+        let d = map(inv.clone()).data;
+        assert_eq!(d["status"], "void");
+        assert_eq!(d["amount_paid"], 0);
+        // Read without `paymentAmount`: still not paid.
+        inv.as_object_mut().unwrap().remove("paymentAmount");
+        assert_eq!(map(inv).data["amount_paid"], 0);
+        // A posted invoice read without it: its settled part.
+        let mut posted = invoice_json();
+        posted.as_object_mut().unwrap().remove("paymentAmount");
+        assert_eq!(map(posted).data["amount_paid"], 600);
     }
 
     #[test]
@@ -521,16 +584,46 @@ mod tests {
         assert_eq!(refund.data["occurred_at"], "2026-11-03T00:00:00Z");
     }
 
+    /// Finding (issue 19): canceled accounts became `deleted: true`, but Zuora keeps them: a
+    /// canceled account is a customer with a status (deleted only on a 404).
     #[test]
-    fn canceled_account_is_a_deleted_customer_that_outranks_its_second() {
+    fn a_canceled_account_is_a_customer_with_a_status_that_outranks_its_second() {
         let obs = map(
-            json!({"id": "8a8a0002", "accountNumber": "A2", "status": "Canceled",
-            "updatedDate": "2026-11-01T10:00:00Z"}),
+            json!({"id": "8a8a0002", "accountNumber": "A2", "name": "Acme", "status": "Canceled",
+            "currency": "USD", "updatedDate": "2026-11-01T10:00:00Z"}),
         );
-        assert!(obs.deleted);
-        assert_eq!(obs.tie_rank, i64::MAX);
+        assert!(!obs.deleted);
+        assert_eq!(obs.data["status"], "canceled");
+        assert_eq!(obs.data["name"], "Acme", "its data stays");
         let live = map(json!({"id": "8a8a0002", "accountNumber": "A2", "status": "Active"}));
         assert!(!live.deleted);
+        assert_eq!(live.data["status"], "active");
+        assert!(obs.tie_rank > live.tie_rank, "canceling wins a tie");
+    }
+
+    /// Finding (issue 19): payments lost their invoice (a top-level `invoiceId` was read;
+    /// Zuora payments carry it only in `paymentApplications[].invoiceId`).
+    #[test]
+    fn a_payment_names_the_invoice_of_its_application() {
+        let pay = map(json!({
+            "id": "8a8apay2", "paymentNumber": "P-00000002", "accountId": "8a8a0001",
+            "currency": "USD", "amount": 10.99, "status": "Processed",
+            "paymentApplications": [
+                {"id": "pa0", "paymentId": "8a8apay2", "debitMemoId": "dm1", "applyAmount": 1.0},
+                {"id": "pa1", "paymentId": "8a8apay2", "invoiceId": "8a8ainv1", "applyAmount": 9.99}
+            ],
+            "updatedDate": "2026-11-01T10:00:00Z"
+        }));
+        assert_eq!(pay.data["invoice_id"], "zuora:8a8ainv1");
+        let unapplied = map(json!({
+            "id": "8a8apay3", "paymentNumber": "P-00000003", "currency": "USD", "amount": 1,
+            "paymentApplications": []
+        }));
+        assert_eq!(unapplied.data["invoice_id"], Value::Null);
+        assert_eq!(
+            expand("payments"),
+            vec![("expand[]".to_owned(), "paymentapplications".to_owned())]
+        );
     }
 
     #[test]

@@ -1,18 +1,19 @@
-//! Zuora: intake authenticates callouts with HTTP Basic (RFC 7617) and stores their thin
-//! bodies; the pair actor refetches the object each names ([`Provider::thin_reference`]) and
-//! pulls the Object Query API (`/object-query/...`, `updateddate` ordered) for backfills and
-//! sweeps.
+//! Zuora: intake authenticates callouts with HTTP Basic (RFC 7617) and stores them whatever
+//! their template ([`callout`]); the pair actor refetches the object each names
+//! ([`Provider::thin_reference`]) and pulls the Object Query API (`/object-query/...`,
+//! `updateddate` ordered) for backfills and sweeps, reading the items of long invoices
+//! separately ([`items`]). docs/providers/zuora.md says which endpoint and which field each
+//! canonical field comes from, and which Zuora documentation each choice relies on.
 //!
-//! # The callout body billsync expects
+//! # The callout body billsync documents
 //!
-//! Zuora callout bodies are whatever the tenant's notification template says, so billsync
-//! documents one shape and the merchant's callout template must produce it (JSON,
-//! `Content-Type: application/json`, Basic auth with one of the connection's
-//! `username:password` entries):
+//! Zuora callout bodies are whatever the tenant's callout template says. billsync reads any
+//! template (JSON or XML) for the common merge-field names (`accountId`, `invoiceId`,
+//! `paymentId`, ...; see [`callout`]), and documents one shape that names the object
+//! unambiguously (JSON, Basic auth with one of the connection's `username:password` entries):
 //!
 //! ```json
 //! {
-//!   "notificationId": "<Zuora-Notification-Id>",
 //!   "eventType": "InvoicePosted",
 //!   "eventTime": "2026-11-01T10:00:00Z",
 //!   "objectType": "Invoice",
@@ -20,17 +21,19 @@
 //! }
 //! ```
 //!
-//! - `notificationId` (required) is the dedupe key. Zuora sends it as the
-//!   `Zuora-Notification-Id` header, which is the same across retries, but
-//!   [`Provider::envelope`] only sees the body: the template must copy that value into the
-//!   body with the `<Zuora-Notification-Id>` merge field. (Not `Zuora-Request-Id`, which
-//!   changes per attempt and would defeat deduplication.)
-//! - `eventType` (required): the event's name, stored as the event type.
-//! - `eventTime` (required): RFC 3339, e.g. the event's `<DataSource.UpdatedDate>` merge field.
-//! - `objectType` and `objectId` (optional): the object to fetch. `objectType` is one of
-//!   `Account`, `Invoice`, `CreditMemo`, `Subscription`, `Payment`, `Refund`; `objectId` is
-//!   the object's id, except for `Subscription`, whose id changes with every amendment: send
-//!   the subscription **number** (`Subscription.Name`), billsync's key for subscriptions.
+//! - The dedupe key is the `Zuora-Notification-Id` header, which Zuora sends with every
+//!   callout and keeps across retries (not `Zuora-Request-Id`, new per attempt). A body
+//!   `notificationId` is the fallback; with neither, a digest of the body.
+//! - `eventType`: stored as the event type (`unknown` when absent); `eventTime` (RFC 3339)
+//!   is informational (the refetched object's `updatedDate` orders the change).
+//! - `objectType` and `objectId`: the object to fetch. `objectType` is one of `Account`,
+//!   `Invoice`, `CreditMemo`, `Subscription`, `Payment`, `Refund`; `objectId` is the object's
+//!   id, except for `Subscription`, whose id changes with every amendment: send the
+//!   subscription **number** (`Subscription.Name`), billsync's key for subscriptions.
+//!
+//! An authenticated callout that names no object billsync reads is stored and answered 200
+//! like any unmapped event (CONTRACT "Webhooks") and counted in
+//! `billsync_webhooks_unmapped_total{provider="zuora"}`: a misconfigured template shows there.
 //!
 //! # API access
 //!
@@ -47,6 +50,8 @@
 //! that [`Zuora`]'s own `observe` maps. The sweep cursor is `<list>|<Object Query cursor>`.
 //! Deleted objects are not listed; a callout naming one is refetched, and its 404 is a tombstone.
 
+mod callout;
+mod items;
 mod mapping;
 
 use std::time::Duration;
@@ -56,10 +61,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use super::major_units::{time_micros, Fields};
+use super::major_units::Fields;
 use super::{
-    AccessToken, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, TokenRequest,
-    VerifyError,
+    AccessToken, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage,
+    SubRead, TokenRequest, VerifyError,
 };
 use crate::model::time::micros_to_rfc3339;
 use crate::model::{ObjectType, Observation};
@@ -137,33 +142,27 @@ impl Provider for Zuora {
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        let event = parse_event(body)?;
-        Ok(Envelope {
-            event_id: event.id,
-            event_type: event.event_type,
-            occurred_at: event.occurred_at,
-        })
+        callout::envelope(&HeaderMap::new(), body)
     }
 
+    fn envelope_with_headers(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Envelope, ParseError> {
+        callout::envelope(headers, body)
+    }
+
+    /// Only swept envelopes carry an object; a callout is thin (or names nothing).
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        let event = parse_event(body)?;
-        match event.object {
-            Some((object_type, object)) => {
-                mapping::observe(object_type, &object, event.occurred_at)
-            }
+        match callout::swept(body)? {
+            Some((envelope, kind, object)) => mapping::observe(kind, &object, envelope.occurred_at),
             None => Ok(None),
         }
     }
 
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let e = Fields(&value);
-        let (object_type, refund) = object_type_of(e.s("objectType")?)?;
-        let id = e.id("objectId")?;
-        Some((
-            object_type,
-            if refund { mapping::refund_id(&id) } else { id },
-        ))
+        callout::reference(body)
     }
 
     fn default_api_base(&self) -> &'static str {
@@ -249,11 +248,15 @@ impl Provider for Zuora {
         cursor: Option<&str>,
         page_size: u32,
     ) -> ApiRequest {
+        // An expanded array is cut at the page size (docs/providers/zuora.md, "Items of long
+        // invoices"): lists whose objects expand items are read at the cap `items` knows.
+        let page_size = if mapping::expands_items(stream) {
+            MAX_PAGE
+        } else {
+            page_size.clamp(1, MAX_PAGE)
+        };
         let mut query = vec![
-            (
-                "pageSize".to_owned(),
-                page_size.clamp(1, MAX_PAGE).to_string(),
-            ),
+            ("pageSize".to_owned(), page_size.to_string()),
             ("sort[]".to_owned(), "updateddate.ASC".to_owned()),
         ];
         if let Some(t) = micros_to_rfc3339(window.0.saturating_mul(1_000_000)) {
@@ -348,9 +351,12 @@ impl Provider for Zuora {
             },
         };
         let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        // A retrieve cuts expanded arrays at `pageSize` too (default 10).
+        let mut query = vec![("pageSize".to_owned(), MAX_PAGE.to_string())];
+        query.extend(mapping::expand(stream));
         ApiRequest {
             path: format!("/object-query/{stream}/{id}"),
-            query: mapping::expand(stream),
+            query,
         }
     }
 
@@ -376,6 +382,18 @@ impl Provider for Zuora {
         }
     }
 
+    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
+        items::sub_reads(answer)
+    }
+
+    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
+        items::parse_sub_page(read, body)
+    }
+
+    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
+        items::merge_sub(object, part, items)
+    }
+
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         if status != 429 {
             return None;
@@ -392,61 +410,6 @@ impl Provider for Zuora {
             .clamp(1, 60);
         Some(Duration::from_secs(secs))
     }
-}
-
-/// A callout `objectType` as a canonical kind, and whether it is a refund.
-fn object_type_of(name: &str) -> Option<(ObjectType, bool)> {
-    Some(match name {
-        "Account" => (ObjectType::Customer, false),
-        "Invoice" => (ObjectType::Invoice, false),
-        "CreditMemo" => (ObjectType::CreditNote, false),
-        "Subscription" => (ObjectType::Subscription, false),
-        "Payment" => (ObjectType::Transaction, false),
-        "Refund" => (ObjectType::Transaction, true),
-        _ => return None,
-    })
-}
-
-/// The parts of a callout body (or swept envelope) billsync reads.
-struct ZuoraEvent {
-    id: String,
-    event_type: String,
-    occurred_at: i64,
-    object: Option<(mapping::Kind, Value)>,
-}
-
-fn parse_event(body: &[u8]) -> Result<ZuoraEvent, ParseError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
-    let e = Fields(&value);
-    let text = |key: &str| {
-        e.s(key)
-            .filter(|s| s.len() <= 255)
-            .map(str::to_owned)
-            .ok_or_else(|| ParseError(format!("callout body has no string `{key}`")))
-    };
-    let id = text("notificationId")?;
-    let event_type = text("eventType")?;
-    let occurred_at = e
-        .s("eventTime")
-        .and_then(time_micros)
-        .ok_or_else(|| ParseError("callout body has no RFC 3339 `eventTime`".into()))?;
-    let object = match e.get("object").filter(|o| o.is_object()) {
-        Some(object) => {
-            let kind = e
-                .s("objectType")
-                .and_then(mapping::Kind::parse)
-                .ok_or_else(|| ParseError("swept object has no known `objectType`".into()))?;
-            Some((kind, object.clone()))
-        }
-        None => None,
-    };
-    Ok(ZuoraEvent {
-        id,
-        event_type,
-        occurred_at,
-        object,
-    })
 }
 
 /// Object Query pages: `{"data": [...], "nextPage": "<cursor>"}`.
@@ -524,20 +487,43 @@ mod tests {
 
     const CALLOUT: &[u8] = br#"{"notificationId":"2c92c0f8-0001","eventType":"InvoicePosted","eventTime":"2026-11-01T10:00:00Z","objectType":"Invoice","objectId":"8a8aa0b27f3c1d2e"}"#;
 
+    /// Finding (issue 19): a callout whose body lacks `notificationId` was refused with 400,
+    /// so Zuora retried and gave up. The id is the `Zuora-Notification-Id` header; any
+    /// authenticated body is an envelope.
     #[test]
-    fn envelope_needs_notification_id_event_type_and_time() {
-        let env = Zuora.envelope(CALLOUT).unwrap();
-        assert_eq!(env.event_id, "2c92c0f8-0001");
-        assert_eq!(env.event_type, "InvoicePosted");
-        assert_eq!(env.occurred_at, 1_793_527_200_000_000);
-        for bad in [
-            &br#"{"eventType":"InvoicePosted","eventTime":"2026-11-01T10:00:00Z"}"#[..],
-            br#"{"notificationId":"n","eventTime":"2026-11-01T10:00:00Z"}"#,
-            br#"{"notificationId":"n","eventType":"X","eventTime":"soon"}"#,
-            b"<xml/>",
+    fn callouts_are_keyed_by_the_notification_header_whatever_their_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert("zuora-notification-id", "2c92c0f8-0001".parse().unwrap());
+        headers.insert("zuora-request-id", "attempt-2".parse().unwrap());
+        for body in [
+            CALLOUT,
+            br#"{"accountId":"8a8a0001"}"#,
+            br#"<callout><parameter name="InvoiceID">8a8ainv1</parameter></callout>"#,
         ] {
-            assert!(Zuora.envelope(bad).is_err());
+            let env = Zuora.envelope_with_headers(&headers, body).unwrap();
+            assert_eq!(env.event_id, "2c92c0f8-0001");
         }
+        // Without the header (a stored body read again): the body's id, or a digest.
+        assert_eq!(Zuora.envelope(CALLOUT).unwrap().event_id, "2c92c0f8-0001");
+        assert_eq!(Zuora.envelope(CALLOUT).unwrap().event_type, "InvoicePosted");
+        assert!(Zuora
+            .envelope(br#"{"accountId":"8a8a0001"}"#)
+            .unwrap()
+            .event_id
+            .starts_with("body:"));
+    }
+
+    #[test]
+    fn unknown_templates_and_xml_map_nothing_and_name_what_they_can() {
+        assert_eq!(Zuora.observe(b"<callout/>").unwrap(), None);
+        assert_eq!(Zuora.observe(br#"{"hello":1}"#).unwrap(), None);
+        assert_eq!(Zuora.thin_reference(br#"{"hello":1}"#), None);
+        assert_eq!(
+            Zuora.thin_reference(
+                br#"<callout><parameter name="InvoiceID">8a8ainv1</parameter></callout>"#
+            ),
+            Some((ObjectType::Invoice, "8a8ainv1".into()))
+        );
     }
 
     #[test]
@@ -574,6 +560,15 @@ mod tests {
         assert!(r
             .query
             .contains(&("expand[]".into(), "invoiceitems".into())));
+        assert!(
+            r.query.contains(&("pageSize".into(), "50".into())),
+            "expanded items are cut at pageSize (default 10)"
+        );
+        // Payments name their invoice only in their applications, expanded on request.
+        let p = Zuora.fetch_request(ObjectType::Transaction, "9f");
+        assert!(p
+            .query
+            .contains(&("expand[]".into(), "paymentapplications".into())));
         assert_eq!(
             Zuora
                 .fetch_request(ObjectType::Transaction, "refund-9f")

@@ -2,8 +2,13 @@
 //! Object Query API — `GET /object-query/{list}` with `pageSize` 1–50 (default 10; else 400),
 //! `cursor` from the previous page's `nextPage`, repeated `filter[]=field.OP:value` (EQ, NE,
 //! LT, LE, GT, GE on `updateddate`, `createddate`, `id`, `status`, `accountid`), `sort[]=field.ASC|DESC`
-//! and `expand[]` (nested parts are absent unless expanded), and `GET /object-query/{list}/{key}`
-//! by id or number. Canceled accounts stay listed; unknown keys answer 404.
+//! and `expand[]` (nested parts are absent unless expanded, and an expanded array holds at most
+//! `pageSize` entries: Zuora's "Pagination" guide), `GET /object-query/{list}/{key}` by id or
+//! number (`pageSize` caps its expansions too, default 10), and the item lists
+//! `/object-query/invoice-items` and `/object-query/credit-memo-items` filtered by
+//! `invoiceid.EQ:` / `creditmemoid.EQ:`, where long invoices' items are read whole. Payments
+//! name their invoice only in `paymentApplications` (expanded). Canceled accounts stay listed;
+//! unknown keys answer 404. docs/providers/zuora.md is the reference for each of these.
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -30,9 +35,24 @@ const LISTS: &[(&str, &str, &[&str])] = &[
     ("invoices", "invoiceNumber", &["invoiceItems"]),
     ("credit-memos", "memoNumber", &["creditMemoItems"]),
     ("subscriptions", "name", &["ratePlans"]),
-    ("payments", "paymentNumber", &[]),
+    ("payments", "paymentNumber", &["paymentApplications"]),
     ("refunds", "refundNumber", &[]),
 ];
+
+/// Each item list, the list of the objects that hold its items, their field, and the
+/// filter field naming the holder.
+const ITEM_LISTS: &[(&str, &str, &str, &str)] = &[
+    ("invoice-items", "invoices", "invoiceItems", "invoiceid"),
+    (
+        "credit-memo-items",
+        "credit-memos",
+        "creditMemoItems",
+        "creditmemoid",
+    ),
+];
+
+/// Object Query's default page size, which also caps expanded arrays.
+const DEFAULT_PAGE: usize = 10;
 
 pub fn router() -> Router<Sim> {
     Router::new()
@@ -168,8 +188,9 @@ fn passes(o: &Value, f: &Filter) -> Result<bool, String> {
     })
 }
 
-/// The object as answered: nested parts only where `expand[]` asked for them.
-fn shaped(list: &str, mut o: Value, expand: &[&str]) -> Value {
+/// The object as answered: nested parts only where `expand[]` asked for them, and each
+/// expanded array cut at `page_size` (the rest cannot be had through the expansion).
+fn shaped(list: &str, mut o: Value, expand: &[&str], page_size: usize) -> Value {
     let Some((_, _, parts)) = LISTS.iter().find(|(l, _, _)| *l == list) else {
         return o;
     };
@@ -177,17 +198,91 @@ fn shaped(list: &str, mut o: Value, expand: &[&str]) -> Value {
         for part in parts.iter() {
             if !expand.contains(&part.to_ascii_lowercase().as_str()) {
                 m.remove(*part);
+            } else if let Some(Value::Array(items)) = m.get_mut(*part) {
+                items.truncate(page_size);
             }
         }
-        if !expand.contains(&"rateplans.rateplancharges") {
-            if let Some(Value::Array(plans)) = m.get_mut("ratePlans") {
-                for p in plans.iter_mut().filter_map(Value::as_object_mut) {
+        if let Some(Value::Array(plans)) = m.get_mut("ratePlans") {
+            for p in plans.iter_mut().filter_map(Value::as_object_mut) {
+                if !expand.contains(&"rateplans.rateplancharges") {
                     p.remove("ratePlanCharges");
+                } else if let Some(Value::Array(charges)) = p.get_mut("ratePlanCharges") {
+                    charges.truncate(page_size);
                 }
             }
         }
     }
     o
+}
+
+/// `pageSize`: 1–50, default 10; anything else is a 400.
+fn page_size_of(q: &[(String, String)]) -> Result<usize, String> {
+    match all(q, "pageSize").last().map(|v| v.parse::<usize>()) {
+        None => Ok(DEFAULT_PAGE),
+        Some(Ok(n)) if (1..=50).contains(&n) => Ok(n),
+        Some(_) => Err("pageSize must be between 1 and 50".into()),
+    }
+}
+
+/// A page of an item list (`invoice-items`): the items of the holder the filter names, in
+/// its order, `page_size` at a time from the cursor. Zuora requires a `filter[]` here
+/// ("List invoice items": "You must specify a filter[] query parameter").
+fn item_page(
+    ledger: &Ledger,
+    lag: Duration,
+    list: &str,
+    q: &[(String, String)],
+    page_size: usize,
+) -> Response {
+    let Some((_, holders, field, key)) = ITEM_LISTS.iter().find(|(l, ..)| *l == list) else {
+        return Zuora.error(Failure::NotFound(list.to_owned()));
+    };
+    let mut holder = None;
+    for f in all(q, "filter[]") {
+        match parse_filter(f) {
+            Ok(f) if f.field == *key && f.op == "EQ" => holder = Some(f.value),
+            Ok(f) => {
+                return bad(format!(
+                    "'{}.{}' is not a supported filter here",
+                    f.field, f.op
+                ))
+            }
+            Err(m) => return bad(m),
+        }
+    }
+    let Some(holder) = holder else {
+        return bad(format!("a filter[] on {key} is required to list {list}"));
+    };
+    let start = match all(q, "cursor").last() {
+        None => 0,
+        Some(c) => match base64::engine::general_purpose::STANDARD
+            .decode(c)
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|s| s.strip_prefix("offset:")?.parse::<usize>().ok())
+        {
+            Some(n) => n,
+            None => return bad("invalid cursor".into()),
+        },
+    };
+    let items: Vec<Value> = visible(ledger, holders, lag)
+        .into_iter()
+        .filter(|o| o["id"] == holder.as_str())
+        .flat_map(|o| {
+            o.get(*field)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let data: Vec<Value> = items.iter().skip(start).take(page_size).cloned().collect();
+    let mut body = json!({ "data": data });
+    let end = start + page_size;
+    if end < items.len() {
+        body["nextPage"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(format!("offset:{end}")));
+    }
+    Json(body).into_response()
 }
 
 /// Every object of `list` as an API read sees it now (canceled accounts included).
@@ -238,15 +333,19 @@ async fn list(
         Ok(a) => a,
         Err(r) => return r,
     };
+    let q = query(q.as_deref());
+    let page_size = match page_size_of(&q) {
+        Ok(n) => n,
+        Err(m) => return bad(m),
+    };
+    if ITEM_LISTS.iter().any(|(l, ..)| *l == list) {
+        let w = sim.world();
+        let lag = Duration::from_millis(w.knobs.api_lag_ms);
+        return item_page(&w.accounts[account].ledger, lag, &list, &q, page_size);
+    }
     if !LISTS.iter().any(|(l, _, _)| *l == list) {
         return Zuora.error(Failure::NotFound(list));
     }
-    let q = query(q.as_deref());
-    let page_size = match all(&q, "pageSize").last().map(|v| v.parse::<usize>()) {
-        None => 10,
-        Some(Ok(n)) if (1..=50).contains(&n) => n,
-        Some(_) => return bad("pageSize must be between 1 and 50".into()),
-    };
     let filters = match all(&q, "filter[]")
         .into_iter()
         .map(parse_filter)
@@ -327,7 +426,7 @@ async fn list(
     };
     let data: Vec<Value> = rows
         .into_iter()
-        .map(|(_, _, o)| shaped(&list, o, &expand))
+        .map(|(_, _, o)| shaped(&list, o, &expand, page_size))
         .collect();
     let mut body = json!({ "data": data });
     if !next.is_null() {
@@ -357,6 +456,10 @@ async fn by_key(
         return Zuora.error(Failure::NotFound(list));
     };
     let q = query(q.as_deref());
+    let page_size = match page_size_of(&q) {
+        Ok(n) => n,
+        Err(m) => return bad(m),
+    };
     let expand: Vec<String> = all(&q, "expand[]")
         .into_iter()
         .map(str::to_ascii_lowercase)
@@ -370,7 +473,7 @@ async fn by_key(
             .find(|o| o["id"] == key.as_str() || o[*number] == key.as_str())
     };
     match found {
-        Some(o) => Json(shaped(&list, o, &expand)).into_response(),
+        Some(o) => Json(shaped(&list, o, &expand, page_size)).into_response(),
         None => reasons(
             StatusCode::NOT_FOUND,
             "50000040",

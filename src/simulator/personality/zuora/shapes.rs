@@ -5,7 +5,10 @@
 //! subscription's `id` changes with every version) with `ratePlans[].ratePlanCharges[]`,
 //! Payment and Refund. Ids are 32 hex; money is decimal major units; dates are `YYYY-MM-DD`;
 //! `createdDate`/`updatedDate` are whole seconds in the tenant's time zone (here US Pacific
-//! standard time, `-08:00`). A closed customer is a canceled account (`status: Canceled`).
+//! standard time, `-08:00`). A closed customer is a canceled account (`status: Canceled`),
+//! which Zuora keeps: it is not deleted. The ledger holds each object whole (every item,
+//! every payment application); `api` cuts and omits as Zuora's API does
+//! (docs/providers/zuora.md).
 
 use chrono::{FixedOffset, TimeZone};
 use serde_json::{json, Value};
@@ -79,7 +82,17 @@ pub fn translate(c: Change, at: i64) -> Option<Change> {
                 "currency": "USD", "status": "Canceled", "balance": 0,
                 "createdDate": datetime(c.created), "updatedDate": datetime(at),
             });
-            ("accounts", id, object, "AccountCanceled")
+            // Zuora keeps a canceled account (docs/providers/zuora.md, "Cancels and
+            // deletes"): it is not deleted.
+            return Some(Change {
+                stream: "accounts",
+                id,
+                created: c.created,
+                object,
+                deleted: false,
+                event_type: "AccountCanceled",
+                at: c.at,
+            });
         }
         "customers" => {
             let event = if c.event_type == "customer.created" {
@@ -206,7 +219,7 @@ fn invoice(o: &Value, at: i64) -> Value {
                         "serviceStartDate": date(l["period"].get("start").and_then(Value::as_i64)),
                         "serviceEndDate": date(l["period"].get("end").and_then(Value::as_i64)),
                         "subscriptionNumber": sub.map(subscription_number),
-                        "subscriptionId": sub.map(zid),
+                        "subscriptionId": sub.map(zid), "invoiceId": zid(id),
                     })
                 })
                 .collect()
@@ -214,7 +227,7 @@ fn invoice(o: &Value, at: i64) -> Value {
         .unwrap_or_default();
     if discount > 0 {
         items.push(json!({
-            "id": zid(&format!("discount:{id}")), "chargeName": "Discount",
+            "id": zid(&format!("discount:{id}")), "invoiceId": zid(id), "chargeName": "Discount",
             "processingType": "Discount", "chargeAmount": major(-discount, &cur),
             "taxAmount": major(0, &cur), "quantity": 1,
             "subscriptionNumber": sub.map(subscription_number), "subscriptionId": sub.map(zid),
@@ -226,6 +239,8 @@ fn invoice(o: &Value, at: i64) -> Value {
         "accountId": s(o, "customer").map(zid), "status": status, "currency": cur,
         "amount": major(total, &cur), "amountWithoutTax": major(subtotal - discount, &cur),
         "taxAmount": major(tax, &cur), "balance": major(balance, &cur),
+        // Payments applied: 0 for a canceled invoice, whose balance is 0 too.
+        "paymentAmount": major(if status == "Posted" { i(o, "amount_paid") } else { 0 }, &cur),
         "invoiceDate": date(created), "dueDate": date(created.map(|c| c + 30 * 86_400)),
         "postedDate": if status == "Draft" { Value::Null } else { date(Some(at)) },
         "createdDate": created_date, "updatedDate": updated, "invoiceItems": items,
@@ -248,7 +263,8 @@ fn credit_memo(o: &Value, at: i64) -> Value {
                     let amount = i(l, "amount");
                     let line_tax = l["taxes"].get(0).map_or(0, |x| i(x, "amount"));
                     json!({
-                        "id": zid(s(l, "id").unwrap_or_default()), "description": s(l, "description"),
+                        "id": zid(s(l, "id").unwrap_or_default()), "creditMemoId": zid(id),
+                        "description": s(l, "description"),
                         "quantity": l.get("quantity").and_then(Value::as_i64).unwrap_or(1),
                         "amountWithoutTax": major(amount, &cur), "taxAmount": major(line_tax, &cur),
                         "amount": major(amount + line_tax, &cur),
@@ -314,16 +330,33 @@ fn subscription(o: &Value, at: i64) -> Value {
     })
 }
 
+/// A payment and its applications: the invoice it paid is named only there (Zuora's
+/// Payment has no invoice field; docs/providers/zuora.md, "Payments and their invoice").
 fn payment(o: &Value, at: i64) -> Value {
     let cur = currency(o);
     let id = s(o, "id").unwrap_or_default();
     let (created, updated) = stamps(o, at);
+    let amount = i(o, "amount");
+    let applications: Vec<Value> = s(o, "invoice")
+        .map(|invoice| {
+            json!({
+                "id": zid(&format!("application:{id}")), "paymentId": zid(id),
+                "invoiceId": zid(invoice), "accountId": s(o, "customer").map(zid),
+                "applyAmount": major(amount, &cur), "effectiveDate": date(t(o, "created")),
+                "paymentApplicationStatus": "Effective", "createdDate": created.clone(),
+                "updatedDate": updated.clone(),
+            })
+        })
+        .into_iter()
+        .collect();
+    let applied = if applications.is_empty() { 0 } else { amount };
     json!({
         "id": zid(id), "paymentNumber": format!("P-{:08}", sequence(id)),
-        "accountId": s(o, "customer").map(zid), "amount": major(i(o, "amount"), &cur),
-        "appliedAmount": major(i(o, "amount"), &cur), "unappliedAmount": major(0, &cur),
+        "accountId": s(o, "customer").map(zid), "amount": major(amount, &cur),
+        "appliedAmount": major(applied, &cur), "unappliedAmount": major(amount - applied, &cur),
         "currency": cur, "status": "Processed", "type": "Electronic",
         "effectiveDate": date(t(o, "created")), "createdDate": created, "updatedDate": updated,
+        "paymentApplications": applications,
     })
 }
 
