@@ -3,6 +3,9 @@
 //! HTTP-Basic API keys, `updated_at`-sortable cursor lists with `next` links and `has_more`,
 //! lookups by `code-`/`number-`/`uuid-` handles, Recurly's error bodies and `X-RateLimit-*`
 //! 429s. Objects are built from the generator's changes in `shapes`; the API is in `api`.
+//! Both follow `docs/providers/recurly.md`: billing-info changes come as
+//! `billing_info.updated` webhooks naming the `account_code`, invoices embed only their first
+//! line items.
 
 mod api;
 pub mod shapes;
@@ -117,7 +120,7 @@ impl Personality for Recurly {
             (t, _) => t,
         };
         let handle = match object_type {
-            "account" => "account_code",
+            "account" | "billing_info" => "account_code",
             "charge_invoice" | "credit_invoice" => "invoice_number",
             _ => "uuid",
         };
