@@ -451,7 +451,11 @@ mod tests {
         let obs = observe(&inv, 0).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::CreditNote);
         assert_eq!(obs.provider_id, "rxinv1");
-        assert_eq!(obs.data["invoice_id"], Value::Null, "no previous invoice named");
+        assert_eq!(
+            obs.data["invoice_id"],
+            Value::Null,
+            "no previous invoice named"
+        );
         assert_eq!(obs.data["total"], 550);
         assert_eq!(obs.data["tax"], 50);
         assert_eq!(obs.data["status"], "issued");
@@ -575,7 +579,10 @@ mod tests {
             json!([{"type": "vat", "value": "FR40303265045"},
                    {"type": "vat", "value": "DE123456789"}])
         );
-        assert_eq!(obs.data["address"]["city"], "Paris", "billing address first");
+        assert_eq!(
+            obs.data["address"]["city"], "Paris",
+            "billing address first"
+        );
         a["vat_number"] = json!("FR40303265045");
         let obs = observe(&a, 0).unwrap().unwrap();
         assert_eq!(obs.data["tax_ids"].as_array().unwrap().len(), 1);
@@ -583,7 +590,10 @@ mod tests {
         let mut none = account_json();
         none["billing_info"] = Value::Null;
         none["address"] = json!({"street1": null, "city": null, "country": null});
-        assert_eq!(observe(&none, 0).unwrap().unwrap().data["address"], Value::Null);
+        assert_eq!(
+            observe(&none, 0).unwrap().unwrap().data["address"],
+            Value::Null
+        );
     }
 
     #[test]

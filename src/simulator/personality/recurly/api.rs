@@ -318,7 +318,10 @@ async fn part(
         lines.reverse();
     }
     let end = start.saturating_add(limit).min(lines.len());
-    let data: Vec<Value> = lines.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let data: Vec<Value> = lines
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
     let has_more = end < lines.len();
     let next = if has_more {
         let mut link = url::form_urlencoded::Serializer::new(String::new());
