@@ -124,6 +124,12 @@ impl Confirmer {
                     .and_then(|v| provider.observe_object(&v, f.read_at))
                     .map(|o| (o, json!({"kind": "api", "request": f.request, "read_at": micros_to_rfc3339(f.read_at)})))
                     .map_err(|e| e.to_string()),
+                // Not found by a webhook's handle: which stored object that is, is unknown.
+                Err(FetchError::Refused { status: 404, .. })
+                    if provider.is_handle(&r.refetch.provider_id) =>
+                {
+                    Err("no object answers to this handle (yet)".to_owned())
+                }
                 // Gone at the provider: a tombstone, ordered like any API read.
                 Err(FetchError::Refused { status: 404, .. }) => Ok((
                     Some(Observation {

@@ -160,6 +160,14 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
+    /// Whether a provider id from [`Provider::thin_reference`] is a handle the webhook named
+    /// the object by (Recurly `code-…`) rather than the id the object is stored under: its
+    /// read is mapped by the id in the answer, and a 404 to it says nothing about any
+    /// stored object (no tombstone is written; the read is tried again).
+    fn is_handle(&self, _provider_id: &str) -> bool {
+        false
+    }
+
     /// The API base URL when a connection names none.
     fn default_api_base(&self) -> &'static str;
 

@@ -149,19 +149,23 @@ fn spawn_poller(
     })
 }
 
-/// Each object's truth as text, to see which objects a step changed.
+/// Each object's truth as text, to see which objects a step changed, keyed by its canonical
+/// id: the provider id billsync's own mapping gives the object (`sim verify` does the same),
+/// which need not be the simulator's key for it (Recurly: keyed by handle, mapped by `id`).
 fn truth_states(sim: &SimHandle) -> HashMap<String, String> {
     let truth = sim.sim.truth(false);
     let mut out = HashMap::new();
     for account in truth["accounts"].as_array().into_iter().flatten() {
         let provider = account["provider"].as_str().unwrap_or_default();
         let merchant = account["merchant_id"].as_str().unwrap_or_default();
+        let mapping = ProviderKind::parse(provider).and_then(billsync::providers::for_kind);
         for o in account["objects"].as_array().into_iter().flatten() {
+            let id = mapping
+                .and_then(|m| m.observe_object(&o["object"], 0).ok().flatten())
+                .map(|obs| obs.provider_id)
+                .unwrap_or_else(|| o["id"].as_str().unwrap_or_default().to_owned());
             out.insert(
-                format!(
-                    "{merchant}/{provider}:{}",
-                    o["id"].as_str().unwrap_or_default()
-                ),
+                format!("{merchant}/{provider}:{id}"),
                 format!("{}|{}", o["deleted"], o["object"]),
             );
         }

@@ -4,6 +4,10 @@ client's NotFoundError, and check a sample webhook with Recurly's documented sig
 (the Python client has no verifier; see https://docs.recurly.com/docs/webhooks — JSON webhooks
 carry `recurly-signature: <unix ms>,<hex HMAC-SHA256(secret, "<ms>.<raw body>")>`).
 
+The client runs in strict mode (`RECURLY_STRICT_MODE`): every attribute of every answer
+must be in the client's schema for v2021-02-25, or it raises. It also pages a long invoice's
+line items (`list_invoice_line_items`) and reads a billing info (`get_billing_info`).
+
 Usage: python recurly_client_check.py SIM_BASE_URL API_KEY
 Prints one JSON document: {"ids": {list: [handles...]}, ...}.
 """
@@ -11,12 +15,17 @@ import hashlib
 import hmac
 import http.client
 import json
+import os
 import sys
 import time
 import urllib.parse
 import urllib.request
 
-import recurly
+# Read when the package is imported: answers outside the schema raise.
+os.environ["RECURLY_STRICT_MODE"] = "TRUE"
+import recurly  # noqa: E402
+
+assert recurly.STRICT_MODE
 
 base, api_key = sys.argv[1].rstrip("/"), sys.argv[2]
 sim = urllib.parse.urlparse(base)
@@ -64,6 +73,23 @@ if subscriptions:
     reads["subscription"] = client.get_subscription("uuid-" + subscriptions[0].uuid).uuid
 if transactions:
     reads["transaction"] = client.get_transaction("uuid-" + transactions[0].uuid).uuid
+# A long invoice embeds its first line items; the rest come from its line items list.
+long = next((i for i in invoices if i.has_more_line_items), None)
+if long is not None:
+    reads["long_invoice"] = long.id
+    reads["long_invoice_embedded"] = len(long.line_items)
+    reads["long_invoice_lines"] = [
+        li.id for li in client.list_invoice_line_items(long.id, params={"limit": 7, "order": "asc"}).items()
+    ]
+# Billing info: embedded in the account, and its own resource.
+with_billing = next((a for a in accounts if a.billing_info is not None), None)
+if with_billing is not None:
+    reads["billing_info_account"] = with_billing.id
+    reads["billing_info_vat"] = client.get_billing_info(with_billing.id).vat_number
+    reads["billing_info_embedded_vat"] = with_billing.billing_info.vat_number
+refund = next((i for i in invoices if i.previous_invoice_id), None)
+if refund is not None:
+    reads["refund_previous_type"] = client.get_invoice(refund.previous_invoice_id).type
 try:
     client.get_account("code-no-such-account")
     not_found = False

@@ -1,17 +1,21 @@
 //! Maps Recurly v3 (`v2021-02-25`) API objects — accounts, invoices, subscriptions and
 //! transactions — to canonical objects. The pair actor gets here through `observe_object`
-//! (API reads, pages, confirmations) and through swept objects.
+//! (API reads, pages, confirmations) and through swept objects. Every rule here is one of
+//! `docs/providers/recurly.md` (sections named below); reviewers check the two against each other.
 //!
-//! Provider ids (the part after `recurly:`) are the handles Recurly's thin webhooks carry, so a
-//! webhook's refetch and the API read name the same object:
+//! Provider ids (the part after `recurly:`) are each object's API `id`, for every kind, as
+//! CONTRACT says and as Recurly's own references name objects (`account.id`,
+//! `subscription_ids`, `previous_invoice_id`, `invoice.id`). Thin webhooks carry handles
+//! instead; `super::Recurly::thin_reference` reads the object by its handle and the answer
+//! is mapped here by its `id` (docs page, "Ids and handles"):
 //!
-//! | canonical | Recurly object | provider id | fetched as |
+//! | canonical | Recurly object | provider id | webhook handle, read as |
 //! |---|---|---|---|
-//! | `customer` | account | `code` (webhook `account_code`) | `/accounts/code-{code}` |
-//! | `invoice` | invoice with `type` `charge` (or `legacy`) | `number` (webhook `invoice_number`) | `/invoices/number-{number}` |
-//! | `credit_note` | invoice with `type` `credit` | `number` | `/invoices/number-{number}` |
-//! | `subscription` | subscription | `uuid` (webhook `uuid`) | `/subscriptions/uuid-{uuid}` |
-//! | `transaction` | transaction | `uuid` (webhook `uuid`) | `/transactions/uuid-{uuid}` |
+//! | `customer` | account | `id` | `account_code` → `/accounts/code-{code}` |
+//! | `invoice` | invoice with `type` `charge` (or `legacy`) | `id` | `invoice_number` → `/invoices/number-{n}` |
+//! | `credit_note` | invoice with `type` `credit` | `id` | `invoice_number` → `/invoices/number-{n}` |
+//! | `subscription` | subscription | `id` | `uuid` → `/subscriptions/uuid-{uuid}` |
+//! | `transaction` | transaction | `id` | `uuid` → `/transactions/uuid-{uuid}` |
 //!
 //! Invoice `state` → canonical `status` (Recurly has no drafts; `pending` is "not yet
 //! collected"):
@@ -23,15 +27,15 @@
 //! | `failed` | `uncollectible` | `issued` |
 //! | `voided` | `void` | `void` |
 //!
-//! Known gaps: invoices name subscriptions by Recurly `id`, not `uuid`, so an invoice's
-//! `subscription_id` is left null rather than pointing at a different id; a credit invoice does
-//! not name the invoice it credits, so its `invoice_id` is null. Credit invoice amounts are
-//! stored as positive magnitudes, as credit notes are elsewhere.
+//! What is owed is the invoice's `balance` (docs page, "Owed amount"); a credit invoice names
+//! the invoice it credits by `previous_invoice_id`; credit invoice amounts are stored as
+//! positive magnitudes, as credit notes are elsewhere. A customer's VAT numbers and address
+//! come from `billing_info` first, then the account (docs page, "Tax IDs and addresses").
 
 use serde_json::{json, Value};
 
 use crate::model::{ObjectType, Observation};
-use crate::providers::major_units::{reference, span, Fields};
+use crate::providers::major_units::{id_text, reference, span, Fields};
 use crate::providers::ParseError;
 
 /// Lifecycle rank of a deletion: nothing at the same provider time comes after it.
@@ -44,18 +48,19 @@ fn r(id: Option<String>) -> Value {
 /// Which canonical object a Recurly API object is (by its `object` field), with its provider id.
 pub fn identify(object: &Value) -> Result<Option<(ObjectType, String)>, ParseError> {
     let o = Fields(object);
-    let (object_type, key) = match o.s("object") {
-        Some("account") => (ObjectType::Customer, "code"),
-        Some("invoice") if o.s("type") == Some("credit") => (ObjectType::CreditNote, "number"),
-        Some("invoice") => (ObjectType::Invoice, "number"),
-        Some("subscription") => (ObjectType::Subscription, "uuid"),
+    let object_type = match o.s("object") {
+        Some("account") => ObjectType::Customer,
+        Some("invoice") if o.s("type") == Some("credit") => ObjectType::CreditNote,
+        Some("invoice") => ObjectType::Invoice,
+        Some("subscription") => ObjectType::Subscription,
         Some("transaction") if o.s("type") == Some("verify") => return Ok(None),
-        Some("transaction") => (ObjectType::Transaction, "uuid"),
+        Some("transaction") => ObjectType::Transaction,
         _ => return Ok(None),
     };
+    // Docs page, "Ids and handles": the API `id`, never `code`, `number` or `uuid`.
     let id = o
-        .id(key)
-        .ok_or_else(|| ParseError(format!("Recurly {} has no `{key}`", object_type.as_str())))?;
+        .id("id")
+        .ok_or_else(|| ParseError(format!("Recurly {} has no `id`", object_type.as_str())))?;
     Ok(Some((object_type, id)))
 }
 
@@ -85,12 +90,24 @@ pub fn observe(object: &Value, fallback_time: i64) -> Result<Option<Observation>
     }))
 }
 
+/// The account an object belongs to, by the `id` of its embedded account mini.
 fn account_ref(o: &Fields) -> Value {
-    r(o.obj("account").and_then(|a| a.id("code")))
+    r(o.obj("account").and_then(|a| a.id("id")))
 }
 
-fn account(o: &Fields) -> (Value, i64, bool) {
-    let address = o.obj("address").map_or(Value::Null, |a| {
+/// An `Address` with at least one place field; Recurly answers an all-null address object for
+/// an account that has none.
+fn address(a: Option<Fields>) -> Option<Value> {
+    let a = a?;
+    const PLACE: [&str; 6] = [
+        "street1",
+        "street2",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+    ];
+    PLACE.iter().any(|k| a.s(k).is_some()).then(|| {
         json!({
             "line1": a.str("street1"),
             "city": a.str("city"),
@@ -98,16 +115,35 @@ fn account(o: &Fields) -> (Value, i64, bool) {
             "postal_code": a.str("postal_code"),
             "country": a.str("country"),
         })
-    });
+    })
+}
+
+/// Docs page, "Tax IDs and addresses": the VAT numbers of `billing_info` (automatically
+/// collected invoices) and of the account (manually collected ones), in that order, once
+/// each; the address of `billing_info` (Recurly's default taxable address), else the
+/// account's.
+fn account(o: &Fields) -> (Value, i64, bool) {
+    let billing = o.obj("billing_info");
+    let address = address(billing.and_then(|b| b.obj("address")))
+        .or_else(|| address(o.obj("address")))
+        .unwrap_or(Value::Null);
     let name = match (o.s("first_name"), o.s("last_name")) {
         (Some(f), Some(l)) => Value::String(format!("{f} {l}")),
         (Some(n), None) | (None, Some(n)) => Value::String(n.to_owned()),
         (None, None) => o.str("company"),
     };
-    let tax_ids: Vec<Value> = o
-        .s("vat_number")
-        .map(|v| json!({"type": "vat", "value": v}))
+    let mut vat_numbers: Vec<&str> = Vec::with_capacity(2);
+    for v in [billing.and_then(|b| b.s("vat_number")), o.s("vat_number")]
         .into_iter()
+        .flatten()
+    {
+        if !vat_numbers.contains(&v) {
+            vat_numbers.push(v);
+        }
+    }
+    let tax_ids: Vec<Value> = vat_numbers
+        .iter()
+        .map(|v| json!({"type": "vat", "value": v}))
         .collect();
     let exempt = o.get("tax_exempt").and_then(Value::as_bool) == Some(true);
     // Closing ("deactivating") an account sets `deleted_at`; it can be reactivated later,
@@ -123,13 +159,22 @@ fn account(o: &Fields) -> (Value, i64, bool) {
     (data, 0, deleted)
 }
 
+/// The first id of a list of ids (`subscription_ids`).
+fn first_id(o: &Fields, key: &str) -> Option<String> {
+    o.get(key)
+        .and_then(Value::as_array)
+        .and_then(|ids| ids.iter().find_map(|v| id_text(Some(v))))
+}
+
 fn required_currency(o: &Fields, what: &str) -> Result<String, ParseError> {
     o.currency("currency")?
         .ok_or_else(|| ParseError(format!("Recurly {what} has no `currency`")))
 }
 
 /// Line items; `amount` is the line's `subtotal` (quantity × unit amount, before discount and
-/// tax), falling back to `amount`. `sign` turns credit amounts into magnitudes.
+/// tax), falling back to `amount`. `sign` turns credit amounts into magnitudes. `line_items`
+/// is whole here: an invoice with `has_more_line_items` was completed from
+/// `/invoices/{id}/line_items` before it was mapped (docs page, "Line items").
 fn lines(o: &Fields, currency: &str, sign: i64) -> Result<(Vec<Value>, Value, Value), ParseError> {
     let items = o.list("line_items");
     let lines = items
@@ -166,7 +211,8 @@ fn invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
     let (lines, period_start, period_end) = lines(o, &currency, 1)?;
     let data = json!({
         "customer_id": account_ref(o),
-        "subscription_id": Value::Null,
+        // Docs page, "Invoice and credit note references": subscriptions by their `id`.
+        "subscription_id": r(first_id(o, "subscription_ids")),
         "status": status,
         "currency": currency,
         "subtotal": o.money("subtotal", &currency)?,
@@ -174,7 +220,8 @@ fn invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
         "tax": o.money("tax", &currency)?,
         "total": o.money("total", &currency)?,
         "amount_paid": o.money("paid", &currency)?,
-        "amount_due": o.money("total", &currency)?,
+        // Docs page, "Owed amount": `balance`, 0 once paid or voided; never the total.
+        "amount_due": o.money("balance", &currency)?,
         "issued_at": o.time(&["created_at"]),
         "period_start": period_start,
         "period_end": period_end,
@@ -194,7 +241,8 @@ fn credit_invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
     };
     let (lines, _, _) = lines(o, &currency, sign)?;
     let data = json!({
-        "invoice_id": Value::Null,
+        // Docs page, "Invoice and credit note references": the charge invoice refunded.
+        "invoice_id": r(o.id("previous_invoice_id")),
         "customer_id": account_ref(o),
         "status": if voided { "void" } else { "issued" },
         "currency": currency,
@@ -270,7 +318,7 @@ fn transaction(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
     let data = json!({
         "kind": kind,
         "customer_id": account_ref(o),
-        "invoice_id": r(o.obj("invoice").and_then(|i| i.id("number"))),
+        "invoice_id": r(o.obj("invoice").and_then(|i| i.id("id"))),
         "currency": currency,
         "amount": o.money("amount", &currency)?,
         "status": status,
@@ -295,10 +343,10 @@ mod tests {
     }
 
     #[test]
-    fn account_maps_to_customer_keyed_by_code() {
+    fn account_maps_to_customer_keyed_by_api_id() {
         let obs = observe(&account_json(), 0).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::Customer);
-        assert_eq!(obs.provider_id, "acct-42");
+        assert_eq!(obs.provider_id, "o1xyzabc", "the API `id`, not the code");
         assert_eq!(obs.data["name"], "Verena Example");
         assert_eq!(obs.data["address"]["state"], "BE");
         assert_eq!(obs.data["address"]["line1"], "1 Main St");
@@ -342,10 +390,11 @@ mod tests {
     fn charge_invoice_maps_decimal_major_units_to_minor() {
         let obs = observe(&charge_invoice(), 0).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::Invoice);
-        assert_eq!(obs.provider_id, "1042");
+        assert_eq!(obs.provider_id, "rxinv1", "the API `id`, not the number");
         let d = &obs.data;
         assert_eq!(d["currency"], "USD");
-        assert_eq!(d["customer_id"], "recurly:acct-42");
+        assert_eq!(d["customer_id"], "recurly:o1xyzabc");
+        assert_eq!(d["subscription_id"], "recurly:sub1");
         assert_eq!(d["status"], "paid");
         assert_eq!(d["subtotal"], 1099);
         assert_eq!(d["discount"], 100);
@@ -401,7 +450,12 @@ mod tests {
         inv["line_items"] = json!([{"id": "li2", "subtotal": -5.5, "tax": -0.5}]);
         let obs = observe(&inv, 0).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::CreditNote);
-        assert_eq!(obs.provider_id, "1043");
+        assert_eq!(obs.provider_id, "rxinv1");
+        assert_eq!(
+            obs.data["invoice_id"],
+            Value::Null,
+            "no previous invoice named"
+        );
         assert_eq!(obs.data["total"], 550);
         assert_eq!(obs.data["tax"], 50);
         assert_eq!(obs.data["status"], "issued");
@@ -410,11 +464,11 @@ mod tests {
     }
 
     #[test]
-    fn subscription_maps_plan_and_add_ons_keyed_by_uuid() {
+    fn subscription_maps_plan_and_add_ons_keyed_by_api_id() {
         let sub = json!({
             "id": "sub1", "uuid": "63ab531e1d5b1d47eaf1ef44eeb853c3", "object": "subscription",
             "state": "canceled", "currency": "EUR", "quantity": 2,
-            "account": {"code": "acct-42"}, "plan": {"id": "p1", "code": "gold"},
+            "account": {"id": "o1xyzabc", "code": "acct-42"}, "plan": {"id": "p1", "code": "gold"},
             "add_ons": [{"id": "ao1", "add_on": {"code": "seats"}, "quantity": 5}],
             "current_period_started_at": "2026-11-01T00:00:00Z",
             "current_period_ends_at": "2026-12-01T00:00:00Z",
@@ -422,10 +476,10 @@ mod tests {
             "updated_at": "2026-11-10T00:00:00Z"
         });
         let obs = observe(&sub, 0).unwrap().unwrap();
-        assert_eq!(obs.provider_id, "63ab531e1d5b1d47eaf1ef44eeb853c3");
+        assert_eq!(obs.provider_id, "sub1");
         assert_eq!(obs.data["status"], "canceled");
         assert_eq!(obs.data["cancel_at"], "2026-12-01T00:00:00Z");
-        assert_eq!(obs.data["customer_id"], "recurly:acct-42");
+        assert_eq!(obs.data["customer_id"], "recurly:o1xyzabc");
         assert_eq!(obs.data["items"][0]["price_id"], "gold");
         assert_eq!(obs.data["items"][0]["quantity"], 2);
         assert_eq!(obs.data["items"][1]["price_id"], "seats");
@@ -437,14 +491,15 @@ mod tests {
         let t = json!({
             "id": "tx1", "uuid": "62bd4a0a7c2b7f1e0a6f9c2f3e4d5b6a", "object": "transaction",
             "type": "refund", "status": "success", "currency": "usd", "amount": 5.5,
-            "account": {"code": "acct-42"}, "invoice": {"id": "rxinv2", "number": "1043"},
+            "account": {"id": "o1xyzabc", "code": "acct-42"}, "invoice": {"id": "rxinv2", "number": "1043"},
             "collected_at": "2026-11-02T00:00:00Z", "updated_at": "2026-11-02T00:00:01Z"
         });
         let obs = observe(&t, 0).unwrap().unwrap();
-        assert_eq!(obs.provider_id, "62bd4a0a7c2b7f1e0a6f9c2f3e4d5b6a");
+        assert_eq!(obs.provider_id, "tx1");
         assert_eq!(obs.data["kind"], "refund");
         assert_eq!(obs.data["amount"], 550);
-        assert_eq!(obs.data["invoice_id"], "recurly:1043");
+        assert_eq!(obs.data["invoice_id"], "recurly:rxinv2");
+        assert_eq!(obs.data["customer_id"], "recurly:o1xyzabc");
         assert_eq!(obs.data["occurred_at"], "2026-11-02T00:00:00Z");
         let mut v = t.clone();
         v["type"] = json!("verify");
@@ -452,6 +507,93 @@ mod tests {
         let mut p = t;
         p["type"] = json!("purchase");
         assert_eq!(observe(&p, 0).unwrap().unwrap().data["kind"], "charge");
+    }
+
+    #[test]
+    fn amount_due_is_the_balance_not_the_total() {
+        // Paid: nothing owed although the total is 10.79.
+        let obs = observe(&charge_invoice(), 0).unwrap().unwrap();
+        assert_eq!(obs.data["amount_due"], 0);
+        // Partly paid and past due: the balance.
+        let mut inv = charge_invoice();
+        inv["state"] = json!("past_due");
+        inv["paid"] = json!(4.0);
+        inv["balance"] = json!(6.79);
+        assert_eq!(observe(&inv, 0).unwrap().unwrap().data["amount_due"], 679);
+        // Voided: Recurly zeroes the balance.
+        inv["state"] = json!("voided");
+        inv["balance"] = json!(0.0);
+        let void = observe(&inv, 0).unwrap().unwrap();
+        assert_eq!(void.data["amount_due"], 0);
+        assert_eq!(void.data["status"], "void");
+    }
+
+    #[test]
+    fn credit_invoice_names_the_invoice_it_credits_by_previous_invoice_id() {
+        let mut inv = charge_invoice();
+        inv["id"] = json!("rxcred1");
+        inv["type"] = json!("credit");
+        inv["origin"] = json!("refund");
+        inv["previous_invoice_id"] = json!("rxinv1");
+        inv["subscription_ids"] = json!([]);
+        let obs = observe(&inv, 0).unwrap().unwrap();
+        assert_eq!(obs.provider_id, "rxcred1");
+        assert_eq!(obs.data["invoice_id"], "recurly:rxinv1");
+        assert_eq!(obs.data["customer_id"], "recurly:o1xyzabc");
+    }
+
+    #[test]
+    fn invoice_without_subscriptions_names_none() {
+        let mut inv = charge_invoice();
+        inv["subscription_ids"] = json!([]);
+        let obs = observe(&inv, 0).unwrap().unwrap();
+        assert_eq!(obs.data["subscription_id"], Value::Null);
+    }
+
+    #[test]
+    fn billing_info_vat_number_and_address_are_the_customers() {
+        // Automatically collected: the VAT number and address live on `billing_info` only.
+        let mut a = account_json();
+        a["vat_number"] = Value::Null;
+        a["address"] = json!({"street1": null, "city": null, "region": null,
+                              "postal_code": null, "country": null, "phone": null});
+        a["billing_info"] = json!({
+            "id": "bi1", "object": "billing_info", "account_id": "o1xyzabc",
+            "vat_number": "FR40303265045",
+            "address": {"street1": "2 Rue X", "city": "Paris", "postal_code": "75001",
+                        "country": "FR", "region": null}
+        });
+        let obs = observe(&a, 0).unwrap().unwrap();
+        assert_eq!(
+            obs.data["tax_ids"],
+            json!([{"type": "vat", "value": "FR40303265045"}])
+        );
+        assert_eq!(obs.data["address"]["line1"], "2 Rue X");
+        assert_eq!(obs.data["address"]["country"], "FR");
+        // Both present: billing info first, then the account's own, each once.
+        a["vat_number"] = json!("DE123456789");
+        a["address"] = account_json()["address"].clone();
+        let obs = observe(&a, 0).unwrap().unwrap();
+        assert_eq!(
+            obs.data["tax_ids"],
+            json!([{"type": "vat", "value": "FR40303265045"},
+                   {"type": "vat", "value": "DE123456789"}])
+        );
+        assert_eq!(
+            obs.data["address"]["city"], "Paris",
+            "billing address first"
+        );
+        a["vat_number"] = json!("FR40303265045");
+        let obs = observe(&a, 0).unwrap().unwrap();
+        assert_eq!(obs.data["tax_ids"].as_array().unwrap().len(), 1);
+        // No billing info, an all-null address: no address at all.
+        let mut none = account_json();
+        none["billing_info"] = Value::Null;
+        none["address"] = json!({"street1": null, "city": null, "country": null});
+        assert_eq!(
+            observe(&none, 0).unwrap().unwrap().data["address"],
+            Value::Null
+        );
     }
 
     #[test]

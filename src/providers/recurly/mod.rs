@@ -2,10 +2,17 @@
 //! their thin JSON envelopes; the pair actor refetches the object each names
 //! ([`Provider::thin_reference`]) and pulls `updated_at`-ordered lists for backfills and sweeps.
 //!
-//! Webhook body: `{"id", "object_type", "site_id", "event_type", "event_time", <id field>}` —
-//! `account_code` (accounts), `invoice_number` (`charge_invoice`, `credit_invoice`, legacy
-//! `invoice`), `uuid` (subscriptions, payments). The event id is `id`, the type
-//! `{object_type}.{event_type}`. Only JSON webhooks are signed; XML ones are refused.
+//! Webhook body: `{"id", "object_type", "site_id", "event_type", "event_time", <handle>}` —
+//! `account_code` (accounts, and `billing_info` changes, which `account.updated` does not
+//! announce), `invoice_number` (`charge_invoice`, `credit_invoice`, legacy `invoice`), `uuid`
+//! (subscriptions, payments). The event id is `id`, the type `{object_type}.{event_type}`.
+//! Only JSON webhooks are signed; XML ones are refused. Objects are keyed by their API `id`;
+//! a webhook's handle is read as `code-…`/`number-…`/`uuid-…` and the answer mapped by its
+//! `id` (`docs/providers/recurly.md`, "Ids and handles").
+//!
+//! Invoices embed a first part of their `line_items`; one with `has_more_line_items` is
+//! completed from `/invoices/{id}/line_items` through the shared sub-reads before it is
+//! mapped (docs page, "Line items").
 //!
 //! Sweeps: Recurly v3 has no events API. A sweep walks every list (`/accounts`, `/invoices` —
 //! charge and credit —, `/subscriptions`, `/transactions`) in turn, sorted by `updated_at`
@@ -23,8 +30,10 @@ use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
 use super::major_units::Fields;
+use super::subreads::item_pointer;
 use super::{
-    content_tag, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError,
+    content_tag, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage,
+    SubRead, VerifyError,
 };
 use crate::model::time::{micros_to_rfc3339, now_micros, parse_rfc3339, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
@@ -39,6 +48,12 @@ const SWEEP_OBJECT_TYPE: &str = "billsync_sweep";
 
 /// A sweep cursor that starts the named list.
 const SWEEP_START: &str = "start:";
+
+/// The handle prefixes Recurly's API accepts in place of an `id` (`/accounts/code-{code}`).
+const HANDLES: &[&str] = &["code-", "number-", "uuid-"];
+
+/// The sub-read part: an invoice's line items past the embedded ones.
+const LINE_ITEMS: &str = "line_items";
 
 /// The list endpoints a full pull (and a sweep) walks.
 const STREAMS: &[&str] = &["accounts", "invoices", "subscriptions", "transactions"];
@@ -85,15 +100,22 @@ impl Provider for Recurly {
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
         let value: Value = serde_json::from_slice(body).ok()?;
         let e = Fields(&value);
-        let (object_type, key) = match e.s("object_type")? {
-            "account" => (ObjectType::Customer, "account_code"),
-            "charge_invoice" | "invoice" => (ObjectType::Invoice, "invoice_number"),
-            "credit_invoice" => (ObjectType::CreditNote, "invoice_number"),
-            "subscription" => (ObjectType::Subscription, "uuid"),
-            "payment" => (ObjectType::Transaction, "uuid"),
+        // The handle, read as Recurly's API takes it in place of an id; the answer is
+        // mapped by its `id` (docs page, "Ids and handles").
+        let (object_type, key, prefix) = match e.s("object_type")? {
+            "account" | "billing_info" => (ObjectType::Customer, "account_code", "code-"),
+            "charge_invoice" | "invoice" => (ObjectType::Invoice, "invoice_number", "number-"),
+            "credit_invoice" => (ObjectType::CreditNote, "invoice_number", "number-"),
+            "subscription" => (ObjectType::Subscription, "uuid", "uuid-"),
+            "payment" => (ObjectType::Transaction, "uuid", "uuid-"),
             _ => return None,
         };
-        Some((object_type, e.id(key)?))
+        Some((object_type, format!("{prefix}{}", e.id(key)?)))
+    }
+
+    fn is_handle(&self, provider_id: &str) -> bool {
+        // Recurly ids are lower-case letters and digits: a prefixed handle is never one.
+        HANDLES.iter().any(|h| provider_id.starts_with(h))
     }
 
     fn default_api_base(&self) -> &'static str {
@@ -237,16 +259,50 @@ impl Provider for Recurly {
     }
 
     fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        let id = urlencoding_path(provider_id);
-        let path = match object_type {
-            ObjectType::Customer => format!("/accounts/code-{id}"),
-            ObjectType::Invoice | ObjectType::CreditNote => format!("/invoices/number-{id}"),
-            ObjectType::Subscription => format!("/subscriptions/uuid-{id}"),
-            ObjectType::Transaction => format!("/transactions/uuid-{id}"),
+        // An `id`, or a webhook's handle (`code-…`): Recurly's API takes either.
+        let resource = match object_type {
+            ObjectType::Customer => "accounts",
+            ObjectType::Invoice | ObjectType::CreditNote => "invoices",
+            ObjectType::Subscription => "subscriptions",
+            ObjectType::Transaction => "transactions",
         };
         ApiRequest {
-            path,
+            path: format!("/{resource}/{}", urlencoding_path(provider_id)),
             query: Vec::new(),
+        }
+    }
+
+    /// Invoices with `has_more_line_items` (docs page, "Line items"), in a list page or as
+    /// one retrieved invoice.
+    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
+        match answer.get("data").and_then(Value::as_array) {
+            Some(objects) => objects
+                .iter()
+                .enumerate()
+                .filter_map(|(i, o)| line_items_read(item_pointer("data", i), o))
+                .collect(),
+            None => line_items_read(String::new(), answer).into_iter().collect(),
+        }
+    }
+
+    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
+        if read.part != LINE_ITEMS {
+            return Err(ParseError(format!("no sub-read `{}` here", read.part)));
+        }
+        let page = parse_list(body)?;
+        Ok(SubPage {
+            items: page.objects,
+            next: page.next_cursor.as_deref().map(next_request),
+        })
+    }
+
+    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
+        if part != LINE_ITEMS {
+            return;
+        }
+        if let Some(o) = object.as_object_mut() {
+            o.insert(LINE_ITEMS.into(), Value::Array(items));
+            o.insert("has_more_line_items".into(), Value::Bool(false));
         }
     }
 
@@ -360,6 +416,28 @@ fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
     })
 }
 
+/// The read of every line item of `object` when it is an invoice that embeds only some
+/// (`has_more_line_items`): `GET /invoices/{id}/line_items`, oldest first, 200 a page.
+fn line_items_read(pointer: String, object: &Value) -> Option<SubRead> {
+    let o = Fields(object);
+    if o.s("object") != Some("invoice") || o.get("has_more_line_items") != Some(&Value::Bool(true))
+    {
+        return None;
+    }
+    let id = o.id("id")?;
+    Some(SubRead {
+        pointer,
+        part: LINE_ITEMS,
+        request: ApiRequest {
+            path: format!("/invoices/{}/line_items", urlencoding_path(&id)),
+            query: vec![
+                ("limit".to_owned(), "200".to_owned()),
+                ("order".to_owned(), "asc".to_owned()),
+            ],
+        },
+    })
+}
+
 /// A request for a `next` link (`/invoices?cursor=...&limit=...`), relative to the API base.
 fn next_request(next: &str) -> ApiRequest {
     // Absolute links keep only their path and query: the base URL is the connection's.
@@ -409,28 +487,33 @@ mod tests {
     }
 
     #[test]
-    fn thin_webhooks_observe_nothing_and_name_the_object_to_fetch() {
+    fn thin_webhooks_observe_nothing_and_name_the_object_by_its_handle() {
         assert_eq!(Recurly.observe(OFFICIAL_BODY).unwrap(), None);
         assert_eq!(
             Recurly.thin_reference(OFFICIAL_BODY),
-            Some((ObjectType::Customer, "adfas23zzz14123".into()))
+            Some((ObjectType::Customer, "code-adfas23zzz14123".into()))
         );
         let cases = [
             (
                 r#""object_type":"charge_invoice","invoice_number":1042"#,
-                Some((ObjectType::Invoice, "1042")),
+                Some((ObjectType::Invoice, "number-1042")),
             ),
             (
                 r#""object_type":"credit_invoice","invoice_number":"1043""#,
-                Some((ObjectType::CreditNote, "1043")),
+                Some((ObjectType::CreditNote, "number-1043")),
             ),
             (
                 r#""object_type":"subscription","uuid":"63ab""#,
-                Some((ObjectType::Subscription, "63ab")),
+                Some((ObjectType::Subscription, "uuid-63ab")),
             ),
             (
                 r#""object_type":"payment","uuid":"62bd""#,
-                Some((ObjectType::Transaction, "62bd")),
+                Some((ObjectType::Transaction, "uuid-62bd")),
+            ),
+            // Billing info changes are not `account.updated`: the account is read again.
+            (
+                r#""object_type":"billing_info","account_code":"acct-42""#,
+                Some((ObjectType::Customer, "code-acct-42")),
             ),
             (r#""object_type":"gift_card","id2":"g""#, None),
         ];
@@ -438,38 +521,87 @@ mod tests {
             let body = format!(
                 r#"{{"id":"e1","event_type":"paid","event_time":"2026-11-01T10:00:00Z",{fields}}}"#
             );
+            let reference = Recurly.thin_reference(body.as_bytes());
             assert_eq!(
-                Recurly.thin_reference(body.as_bytes()),
+                reference,
                 expected.map(|(t, id)| (t, id.to_owned())),
                 "{fields}"
             );
+            if let Some((_, handle)) = reference {
+                assert!(Recurly.is_handle(&handle), "{handle}");
+            }
         }
+        assert!(!Recurly.is_handle("o1xyzabc"), "an API id is no handle");
     }
 
     #[test]
-    fn fetch_paths_use_the_webhook_handles() {
+    fn fetch_paths_take_ids_and_handles() {
         let path = |t, id| Recurly.fetch_request(t, id).path;
+        assert_eq!(path(ObjectType::Customer, "o1xyzabc"), "/accounts/o1xyzabc");
         assert_eq!(
-            path(ObjectType::Customer, "acct-42"),
+            path(ObjectType::Customer, "code-acct-42"),
             "/accounts/code-acct-42"
         );
-        assert_eq!(path(ObjectType::Invoice, "1042"), "/invoices/number-1042");
         assert_eq!(
-            path(ObjectType::CreditNote, "1043"),
-            "/invoices/number-1043"
+            path(ObjectType::Invoice, "number-1042"),
+            "/invoices/number-1042"
         );
+        assert_eq!(path(ObjectType::CreditNote, "rxcred1"), "/invoices/rxcred1");
         assert_eq!(
-            path(ObjectType::Subscription, "63ab"),
+            path(ObjectType::Subscription, "uuid-63ab"),
             "/subscriptions/uuid-63ab"
         );
+        assert_eq!(path(ObjectType::Transaction, "tx1"), "/transactions/tx1");
         assert_eq!(
-            path(ObjectType::Transaction, "62bd"),
-            "/transactions/uuid-62bd"
-        );
-        assert_eq!(
-            path(ObjectType::Customer, "a b/c"),
+            path(ObjectType::Customer, "code-a b/c"),
             "/accounts/code-a%20b%2Fc"
         );
+    }
+
+    #[test]
+    fn invoices_with_more_line_items_are_completed_from_the_line_items_list() {
+        let page = json!({"object": "list", "has_more": false, "next": null, "data": [
+            {"object": "invoice", "id": "inv1", "has_more_line_items": false, "line_items": []},
+            {"object": "invoice", "id": "inv2", "has_more_line_items": true,
+             "line_items": [{"id": "l1"}]},
+            {"object": "account", "id": "a1", "has_more_line_items": true},
+        ]});
+        let reads = Recurly.sub_reads(&page);
+        assert_eq!(reads.len(), 1, "{reads:?}");
+        assert_eq!(reads[0].pointer, "/data/1");
+        assert_eq!(reads[0].part, "line_items");
+        assert_eq!(reads[0].request.path, "/invoices/inv2/line_items");
+        assert!(reads[0]
+            .request
+            .query
+            .contains(&("order".into(), "asc".into())));
+        // One retrieved invoice.
+        let one = Recurly.sub_reads(&page["data"][1]);
+        assert_eq!(one[0].pointer, "");
+        // Pages follow `next`; the last has none.
+        let first = Recurly
+            .parse_sub_page(
+                &reads[0],
+                br#"{"object":"list","has_more":true,"next":"/invoices/inv2/line_items?cursor=c2&limit=200","data":[{"id":"l1"},{"id":"l2"}]}"#,
+            )
+            .unwrap();
+        assert_eq!(first.items.len(), 2);
+        let next = first.next.unwrap();
+        assert_eq!(next.path, "/invoices/inv2/line_items");
+        assert!(next.query.contains(&("cursor".into(), "c2".into())));
+        let last = Recurly
+            .parse_sub_page(
+                &reads[0],
+                br#"{"object":"list","has_more":false,"next":null,"data":[{"id":"l3"}]}"#,
+            )
+            .unwrap();
+        assert_eq!(last.next, None);
+        let mut invoice = page["data"][1].clone();
+        let all = [first.items, last.items].concat();
+        Recurly.merge_sub(&mut invoice, "line_items", all);
+        assert_eq!(invoice["line_items"].as_array().unwrap().len(), 3);
+        assert_eq!(invoice["has_more_line_items"], false);
+        assert!(Recurly.sub_reads(&invoice).is_empty(), "whole now");
     }
 
     #[test]
@@ -518,7 +650,7 @@ mod tests {
 
     #[test]
     fn swept_invoices_become_envelopes_that_observe_maps() {
-        let list = br#"{"object":"list","has_more":false,"next":null,"data":[{"object":"invoice","type":"charge","number":"7","state":"paid","currency":"USD","total":1.5,"account":{"code":"a1"},"updated_at":"2026-11-01T10:00:00Z"}]}"#;
+        let list = br#"{"object":"list","has_more":false,"next":null,"data":[{"object":"invoice","id":"inv7","type":"charge","number":"7","state":"paid","currency":"USD","total":1.5,"account":{"id":"a1","code":"c1"},"updated_at":"2026-11-01T10:00:00Z"}]}"#;
         let (events, next) = Recurly.parse_sweep(list).unwrap();
         assert_eq!(
             next.as_deref(),
@@ -529,7 +661,7 @@ mod tests {
         let env = Recurly.envelope(&events[0]).unwrap();
         assert!(env
             .event_id
-            .starts_with("sweep:invoice:7:2026-11-01T10:00:00Z:"));
+            .starts_with("sweep:invoice:inv7:2026-11-01T10:00:00Z:"));
         // Another state in the same second is another event.
         let paid = String::from_utf8(list.to_vec())
             .unwrap()
@@ -538,7 +670,7 @@ mod tests {
         assert_ne!(Recurly.envelope(&other[0]).unwrap().event_id, env.event_id);
         assert_eq!(env.event_type, "billsync_sweep.invoice");
         let obs = Recurly.observe(&events[0]).unwrap().unwrap();
-        assert_eq!(obs.provider_id, "7");
+        assert_eq!(obs.provider_id, "inv7");
         assert_eq!(obs.data["total"], 150);
         assert_eq!(Recurly.thin_reference(&events[0]), None);
         let req = Recurly.sweep_request(1_793_527_200, None);

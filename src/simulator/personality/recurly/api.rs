@@ -3,6 +3,10 @@
 //! default created_at; `begin_time`/`end_time` inclusive on the sort field; invoices' `type`
 //! charge|credit|non-legacy; opaque `cursor` in a `next` link that keeps the other parameters)
 //! and lookups by Recurly id or `code-`/`number-`/`uuid-` handle. Reads see the API lag.
+//! Invoices embed only their first [`EMBEDDED_LINE_ITEMS`] line items, with
+//! `has_more_line_items: true`; `/invoices/{id}/line_items` pages them all (`limit`, `order`
+//! asc|desc, default desc, `cursor`). `/accounts/{id}/billing_info` answers the billing info
+//! the account also embeds (`docs/providers/recurly.md`, "Line items", "Tax IDs and addresses").
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,10 +28,34 @@ use crate::simulator::Sim;
 
 const STREAMS: &[&str] = &["accounts", "invoices", "subscriptions", "transactions"];
 
+/// Line items an invoice answer embeds. Recurly documents `has_more_line_items` but not the
+/// count; the generator's long invoices have 11 or more, so each one pages.
+pub const EMBEDDED_LINE_ITEMS: usize = 10;
+
 pub fn router() -> Router<Sim> {
     Router::new()
         .route("/{resource}", get(list))
         .route("/{resource}/{id}", get(retrieve))
+        .route("/{resource}/{id}/{part}", get(part))
+}
+
+/// An object as the API answers it: an invoice embeds only its first line items.
+fn present(mut o: Value) -> Value {
+    if o.get("object").and_then(Value::as_str) != Some("invoice") {
+        return o;
+    }
+    let Some(map) = o.as_object_mut() else {
+        return o;
+    };
+    let more = match map.get_mut("line_items").and_then(Value::as_array_mut) {
+        Some(lines) if lines.len() > EMBEDDED_LINE_ITEMS => {
+            lines.truncate(EMBEDDED_LINE_ITEMS);
+            true
+        }
+        _ => false,
+    };
+    map.insert("has_more_line_items".into(), Value::Bool(more));
+    o
 }
 
 fn ok(body: Value) -> Response {
@@ -164,7 +192,7 @@ async fn list(
             }
             _ => Value::Null,
         };
-        let data: Vec<Value> = rows.into_iter().map(|(_, _, o)| o).collect();
+        let data: Vec<Value> = rows.into_iter().map(|(_, _, o)| present(o)).collect();
         json!({"object": "list", "has_more": has_more, "next": next, "data": data})
     };
     ok(page)
@@ -187,6 +215,38 @@ fn visible(ledger: &Ledger, stream: &str, lag: Duration, sort: &str) -> Vec<(i64
         .collect()
 }
 
+/// The object `key` (a Recurly id or the resource's handle) names, as a read sees it now.
+fn lookup(sim: &Sim, account: usize, resource: &str, key: &str) -> Option<Value> {
+    let handle = match resource {
+        "accounts" => "code-",
+        "invoices" => "number-",
+        _ => "uuid-",
+    };
+    let w = sim.world();
+    let lag = Duration::from_millis(w.knobs.api_lag_ms);
+    let ledger = &w.accounts[account].ledger;
+    let by_handle = key.strip_prefix(handle).and_then(|h| {
+        let (o, seen) = ledger.read(h, lag)?;
+        (o.stream == resource).then(|| seen.cloned()).flatten()
+    });
+    by_handle.or_else(|| {
+        visible(ledger, resource, lag, "created_at")
+            .into_iter()
+            .find(|(_, id, _)| id == key)
+            .map(|(_, _, o)| o)
+    })
+}
+
+fn noun(resource: &str) -> Option<&'static str> {
+    match resource {
+        "accounts" => Some("Account"),
+        "invoices" => Some("Invoice"),
+        "subscriptions" => Some("Subscription"),
+        "transactions" => Some("Transaction"),
+        _ => None,
+    }
+}
+
 async fn retrieve(
     State(sim): State<Sim>,
     Path((resource, key)): Path<(String, String)>,
@@ -196,30 +256,83 @@ async fn retrieve(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let (handle, noun) = match resource.as_str() {
-        "accounts" => ("code-", "Account"),
-        "invoices" => ("number-", "Invoice"),
-        "subscriptions" => ("uuid-", "Subscription"),
-        "transactions" => ("uuid-", "Transaction"),
-        _ => return Recurly.error(Failure::NotFound(format!("a resource at /{resource}"))),
+    let Some(noun) = noun(&resource) else {
+        return Recurly.error(Failure::NotFound(format!("a resource at /{resource}")));
     };
-    let found = {
-        let w = sim.world();
-        let lag = Duration::from_millis(w.knobs.api_lag_ms);
-        let ledger = &w.accounts[account].ledger;
-        let by_handle = key.strip_prefix(handle).and_then(|h| {
-            let (o, seen) = ledger.read(h, lag)?;
-            (o.stream == resource).then(|| seen.cloned()).flatten()
-        });
-        by_handle.or_else(|| {
-            visible(ledger, &resource, lag, "created_at")
-                .into_iter()
-                .find(|(_, id, _)| *id == key)
-                .map(|(_, _, o)| o)
-        })
-    };
-    match found {
-        Some(o) => ok(o),
+    match lookup(&sim, account, &resource, &key) {
+        Some(o) => ok(present(o)),
         None => Recurly.error(Failure::NotFound(format!("{noun} with id = {key}"))),
     }
+}
+
+/// `/invoices/{id}/line_items` (a list) and `/accounts/{id}/billing_info` (one object).
+async fn part(
+    State(sim): State<Sim>,
+    Path((resource, key, part)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let route = format!("/{resource}/:id/{part}");
+    let account = match admit(&sim, &Recurly, &headers, &route).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let found = match (resource.as_str(), part.as_str()) {
+        ("invoices", "line_items") | ("accounts", "billing_info") => {
+            lookup(&sim, account, &resource, &key)
+        }
+        _ => return Recurly.error(Failure::NotFound(format!("a resource at {route}"))),
+    };
+    let Some(object) = found else {
+        let noun = noun(&resource).unwrap_or("Object");
+        return Recurly.error(Failure::NotFound(format!("{noun} with id = {key}")));
+    };
+    if part == "billing_info" {
+        return match object.get("billing_info").filter(|b| b.is_object()) {
+            Some(b) => ok(b.clone()),
+            None => Recurly.error(Failure::NotFound(format!("BillingInfo for account {key}"))),
+        };
+    }
+    let p = params(q.as_deref());
+    let limit = match p.get("limit").map(|l| l.parse::<usize>()) {
+        None => 20,
+        Some(Ok(l)) if (1..=200).contains(&l) => l,
+        Some(_) => return bad("limit must be an integer from 1 to 200".into()),
+    };
+    let descending = match p.get("order").map(String::as_str) {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(o) => return bad(format!("order must be asc or desc, not {o}")),
+    };
+    let start = match p.get("cursor").map(|c| parse_cursor(c)) {
+        None => 0,
+        Some(Some((offset, id))) if id == key => usize::try_from(offset).unwrap_or(usize::MAX),
+        Some(_) => return bad("cursor is invalid".into()),
+    };
+    let mut lines = object
+        .get("line_items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if descending {
+        lines.reverse();
+    }
+    let end = start.saturating_add(limit).min(lines.len());
+    let data: Vec<Value> = lines
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let has_more = end < lines.len();
+    let next = if has_more {
+        let mut link = url::form_urlencoded::Serializer::new(String::new());
+        link.append_pair("cursor", &cursor_text(end as i64, &key));
+        link.append_pair("limit", &limit.to_string());
+        if let Some(o) = p.get("order") {
+            link.append_pair("order", o);
+        }
+        Value::String(format!("/invoices/{key}/line_items?{}", link.finish()))
+    } else {
+        Value::Null
+    };
+    ok(json!({"object": "list", "has_more": has_more, "next": next, "data": data}))
 }

@@ -3,6 +3,9 @@
 //! HTTP-Basic API keys, `updated_at`-sortable cursor lists with `next` links and `has_more`,
 //! lookups by `code-`/`number-`/`uuid-` handles, Recurly's error bodies and `X-RateLimit-*`
 //! 429s. Objects are built from the generator's changes in `shapes`; the API is in `api`.
+//! Both follow `docs/providers/recurly.md`: billing-info changes come as
+//! `billing_info.updated` webhooks naming the `account_code`, invoices embed only their first
+//! line items.
 
 mod api;
 pub mod shapes;
@@ -117,7 +120,7 @@ impl Personality for Recurly {
             (t, _) => t,
         };
         let handle = match object_type {
-            "account" => "account_code",
+            "account" | "billing_info" => "account_code",
             "charge_invoice" | "credit_invoice" => "invoice_number",
             _ => "uuid",
         };
@@ -178,4 +181,46 @@ fn decorate(headers: &mut HeaderMap, exhausted: bool) {
         if exhausted { "0" } else { "1999" }.into(),
     );
     put("x-ratelimit-reset", (now / 1_000_000 + 1).to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ObjectType;
+    use crate::providers::Provider;
+
+    #[test]
+    fn billing_info_changes_are_announced_as_billing_info_updated_naming_the_account_code() {
+        // An account whose VAT number and address Recurly keeps on its billing info.
+        let code = (0..)
+            .map(|i| format!("cus_test{i:010}"))
+            .find(|c| shapes::collection(c) == shapes::Collection::BillingInfoOnly)
+            .expect("one code in three");
+        let change = Change {
+            stream: "customers",
+            id: code.clone(),
+            created: 1,
+            object: json!({"id": code, "name": "Ada B", "tax_ids": {"data": [{"value": "DE1"}]},
+                           "address": {"line1": "1 Main St", "country": "DE"}}),
+            deleted: false,
+            event_type: "customer.updated",
+            at: 2,
+        };
+        let c = shapes::translate(change, 2).expect("an account change");
+        assert_eq!(c.event_type, "billing_info.updated");
+        assert_eq!(c.object["billing_info"]["vat_number"], "DE1");
+        assert_eq!(c.object["billing_info"]["address"]["country"], "DE");
+        assert_eq!(c.object["vat_number"], Value::Null);
+        assert_eq!(c.object["address"]["country"], Value::Null);
+        let body = Recurly.event_body("evt_x0000000001", &c, 2_000_000);
+        let event: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(event["object_type"], "billing_info");
+        assert_eq!(event["event_type"], "updated");
+        assert_eq!(event["account_code"], code.as_str());
+        // billsync reads the account again for it.
+        assert_eq!(
+            crate::providers::recurly::Recurly.thin_reference(body.as_bytes()),
+            Some((ObjectType::Customer, format!("code-{code}")))
+        );
+    }
 }

@@ -1,9 +1,14 @@
 //! Recurly's object shapes (API v3, `v2021-02-25`) built from the generator's Stripe-shaped
-//! changes: accounts keyed by `code`, charge and credit invoices keyed by `number`,
-//! subscriptions and transactions keyed by `uuid` — the handles Recurly's thin webhooks carry
-//! and billsync's mapping keys by. Money is decimal major units (JPY has none), times are
-//! RFC 3339 in whole seconds (what the official Python client parses: `%Y-%m-%dT%H:%M:%S%z`).
-//! Also the helpers the Zuora personality shares: derived ids and exact decimal amounts.
+//! changes, as `docs/providers/recurly.md` describes them. The ledger keys objects by the
+//! handles Recurly's thin webhooks carry (account `code`, invoice `number`, subscription and
+//! transaction `uuid`); every object also has its API `id`, which is what references name
+//! (`account.id`, `subscription_ids`, `previous_invoice_id`, `invoice.id`) and billsync keys
+//! by. The truth holds each object whole: every line item (`api` embeds only the first
+//! ones) and the account's `billing_info` (docs page, "Tax IDs and addresses": automatically
+//! collected accounts keep their VAT number and address there). Money is decimal major units
+//! (JPY has none), times are RFC 3339 in whole seconds (what the official Python client
+//! parses: `%Y-%m-%dT%H:%M:%S%z`). Also the helpers the Zuora personality shares: derived
+//! ids and exact decimal amounts.
 
 use serde_json::{json, Number, Value};
 use sha2::{Digest, Sha256};
@@ -105,10 +110,12 @@ pub fn translate(c: Change, at: i64) -> Option<Change> {
             ("accounts", id, object, "account.deactivated")
         }
         "customers" => {
-            let event = if c.event_type == "customer.created" {
-                "account.created"
-            } else {
-                "account.updated"
+            // Docs page, "Tax IDs and addresses": a change of billing info is announced as
+            // `billing_info.updated`, not `account.updated`.
+            let event = match (c.event_type, collection(&c.id)) {
+                ("customer.created", _) => "account.created",
+                (_, Collection::Manual) => "account.updated",
+                _ => "billing_info.updated",
             };
             ("accounts", c.id.clone(), account(o, at), event)
         }
@@ -182,26 +189,68 @@ pub fn touch(object: &mut Value, at: i64) {
     }
 }
 
+/// Where an account keeps its VAT number and address (docs page, "Tax IDs and addresses").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    /// Manually collected: on the account itself, no billing info.
+    Manual,
+    /// Automatically collected, billing info only: the account's own address is empty.
+    BillingInfoOnly,
+    /// Automatically collected with an account address too (and a second VAT number there).
+    Both,
+}
+
+/// The account's collection style, fixed per account code.
+pub fn collection(code: &str) -> Collection {
+    match u64::from_str_radix(&hex_id(&format!("collection:{code}"), 8), 16).unwrap_or(0) % 3 {
+        0 => Collection::Manual,
+        1 => Collection::BillingInfoOnly,
+        _ => Collection::Both,
+    }
+}
+
+fn address(a: &Value) -> Value {
+    json!({"street1": s(a, "line1"), "street2": s(a, "line2"), "city": s(a, "city"),
+           "region": s(a, "state"), "postal_code": s(a, "postal_code"),
+           "country": s(a, "country"), "phone": null})
+}
+
 fn account(o: &Value, at: i64) -> Value {
     let code = s(o, "id").unwrap_or_default();
+    let id = alnum_id(&format!("account:{code}"), 13);
     let name = s(o, "name").unwrap_or_default();
     let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+    let last = if last.is_empty() {
+        Value::Null
+    } else {
+        json!(last)
+    };
     let a = o.get("address").cloned().unwrap_or(Value::Null);
-    let vat = o["tax_ids"]["data"]
-        .get(0)
-        .and_then(|t| s(t, "value"))
-        .map(str::to_owned);
+    let vat = |i: usize| o["tax_ids"]["data"].get(i).and_then(|t| s(t, "value"));
+    let created = time(o.get("created").and_then(Value::as_i64));
+    let billing_info = |vat_number: Option<&str>| {
+        json!({
+            "id": alnum_id(&format!("billing_info:{code}"), 13), "object": "billing_info",
+            "account_id": id, "first_name": first, "last_name": last, "company": null,
+            "address": address(&a), "vat_number": vat_number, "valid": true,
+            "primary_payment_method": true, "backup_payment_method": false,
+            "created_at": created, "updated_at": time(Some(at)),
+        })
+    };
+    let (account_address, account_vat, billing) = match collection(code) {
+        Collection::Manual => (address(&a), vat(0), Value::Null),
+        Collection::BillingInfoOnly => (address(&Value::Null), vat(1), billing_info(vat(0))),
+        Collection::Both => (address(&a), vat(1), billing_info(vat(0))),
+    };
     json!({
-        "id": alnum_id(&format!("account:{code}"), 13), "object": "account", "code": code,
+        "id": id, "object": "account", "code": code,
         "state": "active", "username": null, "email": s(o, "email"),
-        "first_name": first, "last_name": if last.is_empty() { Value::Null } else { json!(last) },
-        "company": null, "vat_number": vat, "tax_exempt": s(o, "tax_exempt") == Some("exempt"),
+        "first_name": first, "last_name": last,
+        "company": null, "vat_number": account_vat,
+        "tax_exempt": s(o, "tax_exempt") == Some("exempt"),
         "preferred_locale": null, "bill_to": "self",
-        "address": {"street1": s(&a, "line1"), "street2": s(&a, "line2"), "city": s(&a, "city"),
-                    "region": s(&a, "state"), "postal_code": s(&a, "postal_code"),
-                    "country": s(&a, "country"), "phone": null},
-        "created_at": time(o.get("created").and_then(Value::as_i64)),
-        "updated_at": time(Some(at)), "deleted_at": null,
+        "address": account_address, "billing_info": billing,
+        "created_at": created, "updated_at": time(Some(at)), "deleted_at": null,
     })
 }
 
@@ -212,7 +261,7 @@ fn closed_account(code: &str, created: i64, at: i64) -> (String, Value) {
         "id": alnum_id(&format!("account:{code}"), 13), "object": "account", "code": code,
         "state": "inactive", "email": null, "first_name": null, "last_name": null,
         "company": null, "vat_number": null, "tax_exempt": false, "address": null,
-        "created_at": time(Some(created)), "updated_at": time(Some(at)),
+        "billing_info": null, "created_at": time(Some(created)), "updated_at": time(Some(at)),
         "deleted_at": time(Some(at)),
     });
     (code.to_owned(), object)
@@ -276,7 +325,9 @@ fn charge_invoice(o: &Value, state: &str, at: i64) -> Value {
         "balance": major(if state == "voided" { 0 } else { total - paid }, &cur),
         "refundable_amount": major(paid, &cur),
         "tax_info": {"type": "vat", "region": null, "rate": 0.19},
-        "line_items": line_items(o, &cur, 1, at),
+        "previous_invoice_id": null,
+        // Whole here; `api` embeds the first ones (docs page, "Line items").
+        "line_items": line_items(o, &cur, 1, at), "has_more_line_items": false,
         "created_at": time(created), "updated_at": time(Some(at)),
         "due_at": time(created.map(|c| c + 30 * 86_400)),
         "closed_at": if finished { time(Some(at)) } else { Value::Null },
@@ -293,14 +344,19 @@ fn credit_invoice(o: &Value, at: i64) -> Value {
         .map_or(0, |t| t.iter().map(|x| i(x, "amount")).sum());
     let total = i(o, "total");
     let voided = s(o, "status") == Some("void");
+    // Docs page, "Invoice and credit note references": a refund invoice names the invoice
+    // it refunds by that invoice's `id`.
+    let previous = s(o, "invoice").map(|inv| alnum_id(&format!("invoice:{inv}"), 13));
     json!({
         "id": alnum_id(&format!("invoice:{id}"), 13), "object": "invoice", "type": "credit",
-        "origin": "credit", "state": if voided { "voided" } else { "open" },
+        "origin": if previous.is_some() { "refund" } else { "credit" },
+        "state": if voided { "voided" } else { "open" },
+        "previous_invoice_id": previous,
         "account": account_mini(s(o, "customer")), "subscription_ids": [],
         "number": invoice_number(id), "collection_method": "automatic", "currency": cur,
         "subtotal": major(-subtotal, &cur), "discount": major(0, &cur), "tax": major(-tax, &cur),
         "total": major(-total, &cur), "paid": major(0, &cur), "balance": major(-total, &cur),
-        "line_items": line_items(o, &cur, -1, at),
+        "line_items": line_items(o, &cur, -1, at), "has_more_line_items": false,
         "created_at": time(o.get("created").and_then(Value::as_i64)),
         "updated_at": time(Some(at)), "closed_at": null,
     })
