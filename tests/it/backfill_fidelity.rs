@@ -4,7 +4,7 @@
 //! truth (`sim verify`: every canonical field, mapped from the simulator's whole objects).
 
 use billsync::providers::ProviderKind;
-use billsync::simulator::SimConfig;
+use billsync::simulator::{Clock, SimConfig};
 
 use crate::backfill::{register, start_backfill, wait_backfill};
 use crate::both_backends;
@@ -78,9 +78,13 @@ async fn maxio_backfill_reads_every_page_of_credit_notes(backend: Backend) {
         c.provider_timeout_secs = 5;
     })
     .await;
+    // A clock that moves 1-20 s a step, ending before now: Maxio lists page by update time
+    // to the second, so thousands of changes in one wall-clock second could not be paged
+    // (docs/providers/maxio.md); a real account's history is spread like this.
     let sim = start_tls_sim(SimConfig {
         seed: 23,
         providers: vec![ProviderKind::Maxio],
+        clock: Clock::Fixed(now_secs() - 40_000),
         ..SimConfig::default()
     })
     .await;
@@ -110,13 +114,27 @@ async fn maxio_backfill_reads_every_page_of_credit_notes(backend: Backend) {
         .copied()
         .unwrap_or(0);
     assert!(pages >= 2, "{pages} credit note pages read");
+    // Customers deleted before the backfill are in no list, so billsync never hears of them:
+    // the only objects allowed missing.
+    let deleted: std::collections::HashSet<String> = truth["accounts"][0]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["deleted"] == true)
+        .map(|o| format!("maxio:{}", o["id"].as_str().unwrap()))
+        .collect();
     let report = verify_sim(&sim, &base).await;
+    let divergent: Vec<_> = report
+        .divergent
+        .iter()
+        .filter(|d| !(deleted.contains(&d.id) && d.what == "missing in billsync"))
+        .collect();
     assert!(
-        report.divergent.is_empty(),
+        divergent.is_empty(),
         "{} of {} divergent, e.g. {:?}",
-        report.divergent.len(),
+        divergent.len(),
         report.objects,
-        &report.divergent[..report.divergent.len().min(5)]
+        &divergent[..divergent.len().min(5)]
     );
     sim.stop();
     app.stop().await;
