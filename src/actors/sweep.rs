@@ -1,7 +1,9 @@
 //! Reconciliation sweeps: every `reconcile_interval` a pair actor pulls what changed at the
 //! provider since its last sweep (minus an overlap) and stores each change as a raw event.
 //! Ones no webhook delivered go through the inbox like webhooks, their objects marked
-//! `drifted`; the count of them is the connection's measured drift.
+//! `drifted`; the count of them is the connection's measured drift. Providers whose events
+//! list is walked by cursor (Paddle) resume after the last event the previous sweep read
+//! (`Provider::sweep_resume`, kept with the sweep row) instead of reading from a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,8 @@ const MAX_PAGES: usize = 500;
 pub struct SweepResult {
     started_at: i64,
     outcome: Result<Vec<Vec<u8>>, String>,
+    /// Where the next sweep resumes: the last page's resume point, else the stored one.
+    resume: Option<String>,
 }
 
 /// Starts a sweep's reads in a child task, from the stored position.
@@ -40,20 +44,23 @@ pub async fn start(
     let (fetcher, results) = (fetcher.clone(), results.clone());
     tokio::spawn(async move {
         let mut events = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut resume = sweep.cursor;
+        let mut cursor = resume.clone();
         let mut outcome = Ok(());
         for _ in 0..MAX_PAGES {
             let request = fetcher.provider.sweep_request(since, cursor.as_deref());
             let (answer, _) = fetcher.get_whole(&request, Priority::Reconcile).await;
             let page = answer.map_err(|e| e.to_string()).and_then(|f| {
-                fetcher
+                let page = fetcher
                     .provider
                     .parse_sweep_page(&request, &f.body)
-                    .map_err(|e| e.0)
+                    .map_err(|e| e.0)?;
+                Ok((page, fetcher.provider.sweep_resume(&f.body)))
             });
             match page {
-                Ok((mut page, next)) => {
+                Ok(((mut page, next), at)) => {
                     events.append(&mut page);
+                    resume = at.or(resume);
                     match next {
                         Some(n) => cursor = Some(n),
                         None => break,
@@ -69,6 +76,7 @@ pub async fn start(
             .send(Box::new(SweepResult {
                 started_at,
                 outcome: outcome.map(|()| events),
+                resume,
             }))
             .await;
     });
@@ -89,12 +97,20 @@ pub async fn finish(
         Err(e) => {
             metrics::counter!("billsync_sweeps_total", "provider" => provider, "outcome" => "failed").increment(1);
             tracing::warn!(connection_id = %conn.record.id, error = %e, "sweep failed; next one at the usual interval");
-            let position = store
+            // Nothing read is stored: the next sweep starts where this one did.
+            let (position, cursor) = store
                 .sweep(&conn.record.id)
                 .await?
-                .map_or(0, |s| s.position);
+                .map_or((0, None), |s| (s.position, s.cursor));
             store
-                .finish_sweep(&conn.record.id, position, next_run_at, 0, now_micros())
+                .finish_sweep(
+                    &conn.record.id,
+                    position,
+                    next_run_at,
+                    0,
+                    cursor.as_deref(),
+                    now_micros(),
+                )
                 .await?;
             return Ok(0);
         }
@@ -137,6 +153,7 @@ pub async fn finish(
             result.started_at / 1_000_000,
             next_run_at,
             found as i64,
+            result.resume.as_deref(),
             now_micros(),
         )
         .await?;

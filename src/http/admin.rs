@@ -216,13 +216,19 @@ async fn start_job(
         finished_at: None,
         error: None,
     };
-    let windows = jobs::plan(
-        job,
-        &streams,
-        record.since,
-        record.until,
-        jobs::windows_per_stream(conn.request_rate()),
-    );
+    // Lists without a time filter are read whole, in one window.
+    let parts = jobs::windows_per_stream(conn.request_rate());
+    let windows: Vec<_> = streams
+        .iter()
+        .flat_map(|s| {
+            let n = if conn.provider.stream_windowed(s) {
+                parts
+            } else {
+                1
+            };
+            jobs::plan(job, &[s], record.since, record.until, n)
+        })
+        .collect();
     let audit = AuditEntry {
         at: now,
         actor: ACTOR.into(),

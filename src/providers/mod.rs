@@ -205,6 +205,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The list endpoints a full pull walks (e.g. `invoices`, `charges`).
     fn streams(&self) -> &'static [&'static str];
 
+    /// Whether a pull can split `stream` into time windows: `false` for lists without a time
+    /// filter (Paddle's customers, subscriptions, adjustments), read whole in one window.
+    fn stream_windowed(&self, _stream: &str) -> bool {
+        true
+    }
+
     /// The kind of object a list endpoint returns.
     fn stream_object_type(&self, stream: &str) -> ObjectType;
 
@@ -219,8 +225,17 @@ pub trait Provider: Send + Sync + 'static {
 
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError>;
 
-    /// A page of everything that changed since `since` (unix seconds), for sweeps.
+    /// A page of everything that changed since `since` (unix seconds), for sweeps. `cursor`
+    /// is the previous page's next cursor, or for a sweep's first page the position the
+    /// previous sweep ended at ([`Provider::sweep_resume`]).
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest;
+
+    /// Where the next sweep resumes after a sweep that read `body` last (a page), for
+    /// providers whose events list is walked by cursor rather than by time (Paddle: the last
+    /// event id). Kept with the connection's sweep; `None`: sweeps start from their time.
+    fn sweep_resume(&self, _body: &[u8]) -> Option<String> {
+        None
+    }
 
     /// The events of a sweep page, each as a raw event body, and where the next page starts.
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError>;

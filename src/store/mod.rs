@@ -283,13 +283,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn sweep(&self, connection_id: &str) -> Result<Option<Sweep>, StoreError>;
 
-    /// Records a finished sweep.
+    /// Records a finished sweep, and where the next one resumes (`cursor`, see
+    /// [`Sweep::cursor`]).
     async fn finish_sweep(
         &self,
         connection_id: &str,
         position: i64,
         next_run_at: i64,
         found: i64,
+        cursor: Option<&str>,
         at: i64,
     ) -> Result<(), StoreError>;
 

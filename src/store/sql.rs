@@ -929,8 +929,8 @@ macro_rules! sql_store {
 
             async fn sweep(&self, connection_id: &str) -> Result<Option<Sweep>, StoreError> {
                 let row = sqlx::query(
-                    "SELECT position, next_run_at, last_run_at, last_found, total_found FROM sweeps \
-                     WHERE connection_id = $1",
+                    "SELECT position, next_run_at, last_run_at, last_found, total_found, resume_cursor \
+                     FROM sweeps WHERE connection_id = $1",
                 )
                 .bind(connection_id)
                 .fetch_optional(&self.read)
@@ -942,6 +942,7 @@ macro_rules! sql_store {
                         last_run_at: r.try_get("last_run_at")?,
                         last_found: r.try_get("last_found")?,
                         total_found: r.try_get("total_found")?,
+                        cursor: r.try_get("resume_cursor")?,
                     })
                 })
                 .transpose()
@@ -953,17 +954,20 @@ macro_rules! sql_store {
                 position: i64,
                 next_run_at: i64,
                 found: i64,
+                cursor: Option<&str>,
                 at: i64,
             ) -> Result<(), StoreError> {
                 sqlx::query(
                     "UPDATE sweeps SET position = $1, next_run_at = $2, last_run_at = $3, \
-                     last_found = $4, total_found = total_found + $4 WHERE connection_id = $5",
+                     last_found = $4, total_found = total_found + $4, resume_cursor = $6 \
+                     WHERE connection_id = $5",
                 )
                 .bind(position)
                 .bind(next_run_at)
                 .bind(at)
                 .bind(found)
                 .bind(connection_id)
+                .bind(cursor)
                 .execute(&self.write)
                 .await?;
                 Ok(())

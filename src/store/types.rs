@@ -325,6 +325,9 @@ pub struct Sweep {
     /// Events the last sweep found that no webhook had delivered.
     pub last_found: i64,
     pub total_found: i64,
+    /// Where the next sweep resumes in a provider's events list walked by cursor (Paddle:
+    /// the last event id read); `None` for providers swept by time.
+    pub cursor: Option<String>,
 }
 
 /// Objects of one connection, kind and status (sync-status report).

@@ -21,6 +21,7 @@ conformance!(
     settings_keep_the_first_value,
     versions_are_append_only,
     a_refetch_scheduled_twice_is_read_at_the_later_time_and_an_earlier_read_settles_nothing,
+    a_sweep_keeps_its_resume_cursor_until_a_later_sweep_moves_it,
 );
 
 async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
@@ -436,6 +437,34 @@ async fn a_refetch_scheduled_twice_is_read_at_the_later_time_and_an_earlier_read
     settle.settled_refetches = store.due_refetches(&conn.id, 5_000, 10).await.unwrap();
     store.apply(&settle).await.unwrap();
     assert_eq!(store.refetch_backlog().await.unwrap(), 0);
+}
+
+/// A sweep walked by cursor (Paddle's `/events?after=`) resumes where the last one ended:
+/// the cursor is stored with the sweep, kept by a sweep that moves it nowhere, and cleared
+/// only when told.
+async fn a_sweep_keeps_its_resume_cursor_until_a_later_sweep_moves_it(backend: Backend) {
+    let (_db, store, conn) = setup(backend).await;
+    store.init_sweep(&conn.id, 10, 20).await.unwrap();
+    let fresh = store.sweep(&conn.id).await.unwrap().expect("a sweep row");
+    assert_eq!(fresh.cursor, None);
+    store
+        .finish_sweep(&conn.id, 30, 40, 2, Some("evt_01h9"), 35)
+        .await
+        .unwrap();
+    let swept = store.sweep(&conn.id).await.unwrap().unwrap();
+    assert_eq!(swept.cursor.as_deref(), Some("evt_01h9"));
+    assert_eq!((swept.position, swept.total_found), (30, 2));
+    store
+        .finish_sweep(&conn.id, 50, 60, 0, Some("evt_01ha"), 55)
+        .await
+        .unwrap();
+    let moved = store.sweep(&conn.id).await.unwrap().unwrap();
+    assert_eq!(moved.cursor.as_deref(), Some("evt_01ha"));
+    store
+        .finish_sweep(&conn.id, 70, 80, 0, None, 75)
+        .await
+        .unwrap();
+    assert_eq!(store.sweep(&conn.id).await.unwrap().unwrap().cursor, None);
 }
 
 /// Postgres only (SQLite plans through its keys without statistics): after 20,000 object
