@@ -235,7 +235,7 @@ async fn paddle_webhooks_bring_addresses_and_tax_ids_and_a_customer_update_keeps
         "{with_address} customers with an address, {with_tax_ids} with tax IDs"
     );
     // `address.*` and `business.*` events read their customer whole.
-    wait_converged(&sim, &app, &[merchant.clone()], 200).await;
+    wait_converged(&sim, &app, std::slice::from_ref(&merchant), 200).await;
     assert_eq!(
         stored_with_parts(&app, &merchant).await,
         (with_address, with_tax_ids)
@@ -306,7 +306,7 @@ async fn paddle_sweeps_bring_addresses_and_tax_ids_and_read_only_events_after_th
     sim.sim.step(150);
     let (with_address, with_tax_ids) = customers_with_parts(&sim);
     assert!(with_address > 5 && with_tax_ids > 3);
-    wait_converged(&sim, &app, &[merchant.clone()], 200).await;
+    wait_converged(&sim, &app, std::slice::from_ref(&merchant), 200).await;
     assert_eq!(
         stored_with_parts(&app, &merchant).await,
         (with_address, with_tax_ids)
