@@ -438,3 +438,86 @@ async fn paddle_sim_keeps_addresses_and_businesses_as_separate_paged_resources()
     assert!(archived["data"].as_array().unwrap().is_empty());
     sim.stop();
 }
+
+/// Real-time confirmations do not queue behind reconciliation work: with a backlog of
+/// confirmation reads of objects sweeps found (due before it), a webhook's change is read
+/// and converged next, while most of the backlog still waits at Paddle's 4 requests/s (SQLite: the order is the
+/// store's, which the store conformance suite checks on both backends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddle_webhook_confirmation_is_read_before_a_backlog_of_sweep_finds() {
+    let app = synced_app(Backend::Sqlite).await;
+    let sim = start_tls_sim(SimConfig {
+        seed: 29,
+        providers: vec![ProviderKind::Paddle],
+        ..SimConfig::default()
+    })
+    .await;
+    sim.sim.set_knobs(&json!({"webhook_drop": 1.0})).unwrap();
+    crate::sim::connect(&sim, &app, Some(1)).await;
+    let merchant = sim.sim.accounts()[0].merchant_id.clone();
+    sim.sim.step(150);
+    // Sweeps find everything: a confirmation read of each, due a second after its find
+    // (reads of objects named by address and business events wait out the lag allowance).
+    let due_by = |t: i64| {
+        let db = &app.db;
+        async move {
+            db.count(&format!(
+                "SELECT COUNT(*) FROM refetches WHERE due_at <= {t}"
+            ))
+            .await
+        }
+    };
+    let now = billsync::model::time::now_micros;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while due_by(now() + 2_000_000).await < 60 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sweeps found {} objects",
+            due_by(i64::MAX).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let edited_at = now();
+    let due = due_by(edited_at).await;
+    assert!(due > 40, "only {due} sweep finds due");
+
+    sim.sim.set_knobs(&json!({"webhook_drop": 0.0})).unwrap();
+    // A subscription: no address or business event names it, so no read of it waits out
+    // the lag allowance (a later read answers for every change scheduled before it).
+    let subscription = truth_objects(&sim)
+        .into_iter()
+        .find(|o| o["stream"] == "subscriptions" && o["object"]["status"] == "active")
+        .expect("an active subscription");
+    let id = subscription["id"].as_str().unwrap();
+    let key = format!("paddle:{id}");
+    assert!(sim.sim.edit(0, id, &json!({"status": "past_due"})));
+    let edited = std::time::Instant::now();
+    let deadline = edited + Duration::from_secs(20);
+    loop {
+        let o = app.object(&merchant, "subscriptions", &key).await;
+        if o.as_ref().is_some_and(|o| {
+            o["data"]["status"] == "past_due" && o["reconciliation_status"] == "converged"
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook's change did not converge: {o:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The sweep finds due before the edit: most are still to be read.
+    let left = due_by(edited_at).await;
+    eprintln!(
+        "webhook change converged {:?} after it was made; {left} of {due} sweep finds due \
+         before it still unread",
+        edited.elapsed()
+    );
+    assert!(
+        left > due / 2,
+        "converged only after most of the backlog was read: {left} of {due} left"
+    );
+    sim.stop();
+    app.stop().await;
+}
