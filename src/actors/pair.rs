@@ -346,10 +346,14 @@ impl PairActor {
                     // A sweep finds events seconds after they happened, when the provider's
                     // API may still show the state before them: reading it then would be
                     // taken as the answer, and the change lost. Its read waits out the lag.
-                    let wait = if item.source == "sweep" {
-                        conn.provider.api_lag_allowance().as_micros() as i64
+                    // A thin webhook's read is real time; a sweep's find is reconciliation.
+                    let (wait, priority) = if item.source == "sweep" {
+                        (
+                            conn.provider.api_lag_allowance().as_micros() as i64,
+                            Refetch::RECONCILE,
+                        )
                     } else {
-                        0
+                        (0, Refetch::REAL_TIME)
                     };
                     // Where reads are ordered by when they are made (Stripe), only one made
                     // after the event's time plus the lag allowance can show its change.
@@ -367,7 +371,7 @@ impl PairActor {
                         metrics::counter!("billsync_webhooks_unmapped_total", "provider" => provider)
                             .increment(1);
                     }
-                    thin.extend(named.map(|(t, id)| (t, id, wait, earliest)));
+                    thin.extend(named.map(|(t, id)| (t, id, wait, earliest, priority)));
                 }
                 Err(e) => {
                     tracing::error!(connection_id = %self.connection_id, event_id = ?item.provider_event_id,
@@ -410,15 +414,21 @@ impl PairActor {
                         },
                         attempts: 0,
                         first_seen_at: now,
+                        // A webhook's confirmation before a sweep's find.
+                        priority: match w.status {
+                            ReconStatus::Pending => Refetch::REAL_TIME,
+                            _ => Refetch::RECONCILE,
+                        },
                     })
                     .collect();
                 batch.schedule_refetches.extend(thin.iter().map(
-                    |(object_type, provider_id, wait, earliest)| Refetch {
+                    |(object_type, provider_id, wait, earliest, priority)| Refetch {
                         object_type: *object_type,
                         provider_id: provider_id.clone(),
                         due_at: (now + wait).max(earliest.unwrap_or(0)),
                         attempts: 0,
                         first_seen_at: now,
+                        priority: *priority,
                     },
                 ));
             }

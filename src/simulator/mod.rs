@@ -372,7 +372,9 @@ impl Sim {
     }
 
     /// Runs `n` lifecycle steps on every account, delivering their webhooks. Returns the
-    /// number of objects changed.
+    /// number of events the changes made: one per changed object, plus the provider's
+    /// companion events (a Stripe customer's `customer.tax_id.*`), so that it counts what
+    /// is sent, dropped or duplicated.
     pub fn step(&self, n: usize) -> usize {
         let mut changed = 0;
         let mut w = self.world();
@@ -385,8 +387,10 @@ impl Sim {
                     let Some(c) = acc.personality().translate(c, at) else {
                         continue;
                     };
-                    changed += 1;
-                    for delivery in record(acc, c, at) {
+                    let events_before = acc.ledger.events.len();
+                    let deliveries = record(acc, c, at);
+                    changed += acc.ledger.events.len() - events_before;
+                    for delivery in deliveries {
                         let _ = self.deliveries.send(Delivery {
                             account: i,
                             ..delivery

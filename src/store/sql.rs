@@ -863,8 +863,9 @@ macro_rules! sql_store {
 
             async fn due_refetches(&self, connection_id: &str, now: i64, limit: i64) -> Result<Vec<Refetch>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT object_type, provider_id, due_at, attempts, first_seen_at FROM refetches \
-                     WHERE connection_id = $1 AND due_at <= $2 ORDER BY due_at LIMIT $3",
+                    "SELECT object_type, provider_id, due_at, attempts, first_seen_at, priority \
+                     FROM refetches WHERE connection_id = $1 AND due_at <= $2 \
+                     ORDER BY priority, due_at LIMIT $3",
                 )
                 .bind(connection_id)
                 .bind(now)
@@ -879,6 +880,7 @@ macro_rules! sql_store {
                             due_at: r.try_get("due_at")?,
                             attempts: r.try_get("attempts")?,
                             first_seen_at: r.try_get("first_seen_at")?,
+                            priority: r.try_get("priority")?,
                         })
                     })
                     .collect()
@@ -1197,10 +1199,12 @@ macro_rules! sql_store {
                 for r in &b.schedule_refetches {
                     sqlx::query(
                         "INSERT INTO refetches (connection_id, object_type, provider_id, due_at, \
-                         attempts, first_seen_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                         attempts, first_seen_at, priority) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                          ON CONFLICT (connection_id, object_type, provider_id) DO UPDATE SET \
                          due_at = CASE WHEN excluded.due_at > refetches.due_at \
-                         THEN excluded.due_at ELSE refetches.due_at END",
+                         THEN excluded.due_at ELSE refetches.due_at END, \
+                         priority = CASE WHEN excluded.priority < refetches.priority \
+                         THEN excluded.priority ELSE refetches.priority END",
                     )
                     .bind(&b.connection_id)
                     .bind(r.object_type.as_str())
@@ -1208,6 +1212,7 @@ macro_rules! sql_store {
                     .bind(r.due_at)
                     .bind(r.attempts)
                     .bind(r.first_seen_at)
+                    .bind(r.priority)
                     .execute(&mut **tx)
                     .await?;
                 }

@@ -221,6 +221,15 @@ pub struct Refetch {
     pub due_at: i64,
     pub attempts: i64,
     pub first_seen_at: i64,
+    /// Which due reads come first: [`Refetch::REAL_TIME`] (a webhook's change or the read a
+    /// thin webhook needs) before [`Refetch::RECONCILE`] (what a sweep found). An object
+    /// scheduled both ways keeps the higher priority.
+    pub priority: i64,
+}
+
+impl Refetch {
+    pub const REAL_TIME: i64 = 0;
+    pub const RECONCILE: i64 = 1;
 }
 
 /// A pull job (`backfill`, `resync`) of one connection.

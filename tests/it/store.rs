@@ -22,6 +22,7 @@ conformance!(
     versions_are_append_only,
     a_refetch_scheduled_twice_is_read_at_the_later_time_and_an_earlier_read_settles_nothing,
     a_sweep_keeps_its_resume_cursor_until_a_later_sweep_moves_it,
+    real_time_refetches_are_due_before_an_earlier_reconciliation_backlog,
 );
 
 async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
@@ -382,6 +383,7 @@ fn refetch(id: &str, due_at: i64) -> Refetch {
         due_at,
         attempts: 0,
         first_seen_at: due_at,
+        priority: Refetch::REAL_TIME,
     }
 }
 
@@ -465,6 +467,48 @@ async fn a_sweep_keeps_its_resume_cursor_until_a_later_sweep_moves_it(backend: B
         .await
         .unwrap();
     assert_eq!(store.sweep(&conn.id).await.unwrap().unwrap().cursor, None);
+}
+
+/// Reads of objects a sweep found, due long ago, do not hold back a webhook's confirmation
+/// due now: real-time reads come first, and an object scheduled both ways keeps real time.
+async fn real_time_refetches_are_due_before_an_earlier_reconciliation_backlog(backend: Backend) {
+    let (_db, store, conn) = setup(backend).await;
+    let mut b = batch(&conn, vec![], vec![]);
+    b.schedule_refetches = (0..20)
+        .map(|i| Refetch {
+            priority: Refetch::RECONCILE,
+            ..refetch(&format!("cus_swept_{i:02}"), 100 + i)
+        })
+        .collect();
+    b.schedule_refetches.push(refetch("cus_webhook", 900));
+    // Found by a sweep too: the real-time priority it already has stays.
+    let mut again = batch(&conn, vec![], vec![]);
+    again.schedule_refetches = vec![Refetch {
+        priority: Refetch::RECONCILE,
+        ..refetch("cus_webhook", 900)
+    }];
+    store.apply(&b).await.unwrap();
+    store.apply(&again).await.unwrap();
+    let due = store.due_refetches(&conn.id, 1_000, 5).await.unwrap();
+    assert_eq!(due[0].provider_id, "cus_webhook", "{due:?}");
+    assert_eq!(due[0].priority, Refetch::REAL_TIME);
+    let rest: Vec<&str> = due[1..].iter().map(|r| r.provider_id.as_str()).collect();
+    assert_eq!(
+        rest,
+        [
+            "cus_swept_00",
+            "cus_swept_01",
+            "cus_swept_02",
+            "cus_swept_03"
+        ]
+    );
+    // Not due yet is not due, whatever its priority.
+    assert!(store
+        .due_refetches(&conn.id, 899, 30)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.priority == Refetch::RECONCILE));
 }
 
 /// Postgres only (SQLite plans through its keys without statistics): after 20,000 object

@@ -1,6 +1,9 @@
 //! Maps Paddle Billing entities to canonical objects: customers, transactions (Paddle's billing
 //! document, so canonical invoices), adjustments (refunds and credits, so credit notes) and
 //! subscriptions. Paddle amounts are strings in the currency's lowest denomination.
+//! Customers' addresses and businesses are separate Paddle resources: a customer read from
+//! the API holds them (`addresses`, `businesses`, merged by the sub-reads of `pull`); one an
+//! event carries does not, and keeps the stored `address` and `tax_ids` (carried).
 
 use serde_json::{json, Value};
 
@@ -35,8 +38,12 @@ pub fn observe(entity: &Value, fallback: i64) -> Result<Option<Observation>, Par
     };
     let e = Entity(entity);
     let status = e.text("status").unwrap_or_default();
+    let mut carried: &'static [&'static str] = &[];
     let (data, rank) = match object_type {
-        ObjectType::Customer => (customer(&e), 0),
+        ObjectType::Customer => {
+            carried = customer_carried(entity);
+            (customer(&e), 0)
+        }
         ObjectType::Invoice => invoice(&e, &status)?,
         ObjectType::CreditNote => credit_note(&e, &status)?,
         _ => subscription(&e, &status)?,
@@ -46,6 +53,14 @@ pub fn observe(entity: &Value, fallback: i64) -> Result<Option<Observation>, Par
         .text("updated_at")
         .and_then(|t| parse_rfc3339(&t))
         .unwrap_or(fallback);
+    // A customer read whole is as new as the newest of its parts: an address or business
+    // changes without changing the customer's `updated_at`.
+    let updated = e
+        .list(&["addresses"])
+        .iter()
+        .chain(e.list(&["businesses"]).iter())
+        .filter_map(|p| p.text("updated_at").and_then(|t| parse_rfc3339(&t)))
+        .fold(updated, i64::max);
     Ok(Some(Observation {
         object_type,
         provider_id: id.to_owned(),
@@ -54,7 +69,7 @@ pub fn observe(entity: &Value, fallback: i64) -> Result<Option<Observation>, Par
         order_key: updated,
         tie_rank: if deleted { FINAL_RANK } else { rank },
         provider_updated_at: updated,
-        carried: &[],
+        carried,
     }))
 }
 
@@ -120,16 +135,62 @@ impl<'a> Entity<'a> {
     }
 }
 
+/// The canonical fields a customer entity cannot show when it holds no `addresses` or
+/// `businesses` (an event's entity): they keep their stored value.
+fn customer_carried(entity: &Value) -> &'static [&'static str] {
+    match (
+        entity.get("addresses").is_some(),
+        entity.get("businesses").is_some(),
+    ) {
+        (true, true) => &[],
+        (false, true) => &["address"],
+        (true, false) => &["tax_ids"],
+        (false, false) => &["address", "tax_ids"],
+    }
+}
+
+fn active(part: &Entity) -> bool {
+    part.text("status").as_deref() == Some("active")
+}
+
 fn customer(e: &Entity) -> Value {
-    // Addresses and business tax ids are separate Paddle entities (`add_`, `biz_`).
+    // The canonical address is the customer's first active address in id order (Paddle ids
+    // grow with creation time, so the oldest); Paddle marks none as primary.
+    let address = e
+        .list(&["addresses"])
+        .into_iter()
+        .filter(active)
+        .min_by_key(|a| a.text("id"))
+        .map_or(Value::Null, |a| {
+            json!({
+                "line1": a.str(&["first_line"]),
+                "city": a.str(&["city"]),
+                "state": a.str(&["region"]),
+                "postal_code": a.str(&["postal_code"]),
+                "country": a.str(&["country_code"]),
+            })
+        });
+    // Every active business's `tax_identifier`; Paddle does not say which kind of number it
+    // is (VAT, GST, EIN...), so the type names where it came from.
+    let mut businesses = e.list(&["businesses"]);
+    businesses.sort_by_key(|b| b.text("id"));
+    let tax_ids: Vec<Value> = businesses
+        .iter()
+        .filter(|b| active(b))
+        .filter_map(|b| b.text("tax_identifier").filter(|t| !t.is_empty()))
+        .map(|value| json!({"type": TAX_ID_TYPE, "value": value}))
+        .collect();
     json!({
         "email": e.str(&["email"]),
         "name": e.str(&["name"]),
-        "address": Value::Null,
-        "tax_ids": [],
+        "address": address,
+        "tax_ids": tax_ids,
         "tax_exempt": "none",
     })
 }
+
+/// The canonical `tax_ids[].type` of a Paddle business's `tax_identifier`.
+pub const TAX_ID_TYPE: &str = "paddle_tax_identifier";
 
 /// Transaction status → canonical invoice status and lifecycle rank.
 fn invoice_status(status: &str) -> (&'static str, i64) {
@@ -350,5 +411,61 @@ mod tests {
         assert!(o.deleted);
         assert_eq!(o.data["email"], "ada@example.com");
         assert!(observe(&json!({"id": "pri_01"}), 0).unwrap().is_none());
+    }
+
+    fn part(id: &str, status: &str, updated: &str, extra: Value) -> Value {
+        let mut p =
+            json!({"id": id, "customer_id": "ctm_01", "status": status, "updated_at": updated});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    }
+
+    #[test]
+    fn a_customer_read_whole_has_its_first_active_address_and_active_businesses_tax_ids() {
+        let t = "2025-01-01T00:00:00Z";
+        let ctm = json!({"id": "ctm_01", "email": "a@example.com", "name": "A", "status": "active",
+        "updated_at": t,
+        "addresses": [
+            part("add_03", "active", t, json!({"first_line": "3 Rue", "city": "Paris",
+                "region": null, "postal_code": "75001", "country_code": "FR"})),
+            part("add_01", "archived", t, json!({"first_line": "1 Old St", "country_code": "GB"})),
+            part("add_02", "active", "2025-03-01T00:00:00Z", json!({"first_line": "2 Main St",
+                "city": "Berlin", "region": "BE", "postal_code": "10115", "country_code": "DE"})),
+        ],
+        "businesses": [
+            part("biz_02", "active", t, json!({"tax_identifier": "DE123"})),
+            part("biz_01", "archived", t, json!({"tax_identifier": "FR999"})),
+            part("biz_03", "active", t, json!({"tax_identifier": null})),
+        ]});
+        let o = observe(&ctm, 0).unwrap().unwrap();
+        assert!(o.carried.is_empty());
+        assert_eq!(
+            o.data["address"],
+            json!({"line1": "2 Main St", "city": "Berlin", "state": "BE",
+                "postal_code": "10115", "country": "DE"})
+        );
+        assert_eq!(
+            o.data["tax_ids"],
+            json!([{"type": TAX_ID_TYPE, "value": "DE123"}])
+        );
+        // The newest part orders the customer read whole.
+        assert_eq!(o.order_key, parse_rfc3339("2025-03-01T00:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn a_customer_an_event_carries_keeps_its_stored_address_and_tax_ids() {
+        let ctm = json!({"id": "ctm_01", "email": "a@example.com", "status": "active",
+            "updated_at": "2025-01-01T00:00:00Z"});
+        let o = observe(&ctm, 0).unwrap().unwrap();
+        assert_eq!(o.carried, &["address", "tax_ids"]);
+        let mut none = ctm.clone();
+        none["addresses"] = json!([]);
+        none["businesses"] = json!([]);
+        let o = observe(&none, 0).unwrap().unwrap();
+        assert!(o.carried.is_empty());
+        assert_eq!(o.data["address"], Value::Null);
+        assert_eq!(o.data["tax_ids"], json!([]));
     }
 }

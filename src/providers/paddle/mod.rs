@@ -2,14 +2,17 @@
 //! entity after the change, and the mapping of customers, transactions, adjustments and
 //! subscriptions. Entities carry `updated_at` (microseconds), which orders them.
 //!
-//! Pull: only `/transactions` can be filtered by time (`created_at[GTE|LT]`), so it is the one
-//! windowed backfill stream; the other entities reach billsync through webhooks, their
-//! confirmation reads and the sweeps of `/events`. Paddle's events list has no time filter
-//! (`after`, `order_by=id[ASC]`, `per_page` ≤ 200, 90 days kept), so a sweep walks the kept
-//! events in order and event-id dedupe makes the re-read idempotent. Adjustments have no get
-//! operation: a confirmation reads them as a one-id list.
+//! Pull (`pull`): a backfill lists every entity kind; only `/transactions` can be filtered by
+//! time, so it is the one windowed stream and the others are read whole. Customers' addresses
+//! and businesses (tax IDs) are separate resources, read on every customer read; `address.*`
+//! and `business.*` events read their customer whole, `customer.*` events keep the stored
+//! ones. Paddle's events list has no time filter (`after`, `order_by=id[ASC]`, `per_page` ≤
+//! 200, 90 days kept): a sweep resumes after the last event id the previous one read.
+//! Adjustments have no get operation: a confirmation reads them as a one-id list.
+//! docs/providers/paddle.md cites the documentation for each rule.
 
 mod mapping;
+mod pull;
 mod signature;
 
 use std::time::Duration;
@@ -17,7 +20,10 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use super::{
+    ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
+    VerifyError,
+};
 use crate::model::time::parse_rfc3339;
 use crate::model::{ObjectType, Observation};
 
@@ -25,8 +31,6 @@ pub use signature::{sign, verify_header};
 
 /// The Paddle Billing provider.
 pub struct Paddle;
-
-const STREAMS: &[&str] = &["transactions"];
 
 /// The parts of a Paddle event billsync reads.
 struct PaddleEvent {
@@ -100,6 +104,20 @@ impl Provider for Paddle {
         }
     }
 
+    /// `address.*` and `business.*` events carry the address or business, not its customer:
+    /// the customer is read whole (with every address and business).
+    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
+        let e = parse_event(body).ok()?;
+        let (entity, _) = e.event_type.split_once('.')?;
+        if !matches!(entity, "address" | "business") {
+            return None;
+        }
+        let customer = e.data?.get("customer_id")?.as_str()?.to_owned();
+        mapping::object_type(&customer)
+            .filter(|t| *t == ObjectType::Customer)
+            .map(|t| (t, customer))
+    }
+
     fn default_api_base(&self) -> &'static str {
         "https://api.paddle.com"
     }
@@ -130,11 +148,20 @@ impl Provider for Paddle {
     }
 
     fn streams(&self) -> &'static [&'static str] {
-        STREAMS
+        pull::STREAMS
     }
 
-    fn stream_object_type(&self, _stream: &str) -> ObjectType {
-        ObjectType::Invoice
+    fn stream_windowed(&self, stream: &str) -> bool {
+        pull::windowed(stream)
+    }
+
+    fn stream_object_type(&self, stream: &str) -> ObjectType {
+        match stream {
+            "customers" => ObjectType::Customer,
+            "subscriptions" => ObjectType::Subscription,
+            "adjustments" => ObjectType::CreditNote,
+            _ => ObjectType::Invoice,
+        }
     }
 
     fn list_request(
@@ -144,65 +171,19 @@ impl Provider for Paddle {
         cursor: Option<&str>,
         page_size: u32,
     ) -> ApiRequest {
-        let at = |secs| crate::model::time::secs_to_rfc3339(secs).unwrap_or_default();
-        let mut query = vec![
-            ("per_page".to_owned(), page_size.clamp(1, 200).to_string()),
-            ("order_by".to_owned(), "id[ASC]".to_owned()),
-            ("created_at[GTE]".to_owned(), at(window.0)),
-            ("created_at[LT]".to_owned(), at(window.1)),
-        ];
-        if let Some(c) = cursor {
-            query.push(("after".to_owned(), c.to_owned()));
-        }
-        ApiRequest {
-            path: format!("/{stream}"),
-            query,
-        }
+        pull::list_request(stream, window, cursor, page_size)
     }
 
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        let v = json(body)?;
-        let objects = v
-            .get("data")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or_else(|| ParseError("list has no `data` array".into()))?;
-        let has_more = v
-            .pointer("/meta/pagination/has_more")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let last = objects.last();
-        let next_cursor = match (
-            has_more,
-            last.and_then(|o| o.get("id")).and_then(Value::as_str),
-        ) {
-            (true, Some(id)) => Some(id.to_owned()),
-            (true, None) => return Err(ParseError("`has_more` with no last entity id".into())),
-            (false, _) => None,
-        };
-        Ok(ListPage {
-            reached: last
-                .and_then(|o| o.get("created_at"))
-                .and_then(Value::as_str)
-                .and_then(parse_rfc3339)
-                .map(|m| m / 1_000_000),
-            objects,
-            next_cursor,
-        })
+        pull::parse_list(body)
     }
 
     fn sweep_request(&self, _since: i64, cursor: Option<&str>) -> ApiRequest {
-        let mut query = vec![
-            ("per_page".to_owned(), "200".to_owned()),
-            ("order_by".to_owned(), "id[ASC]".to_owned()),
-        ];
-        if let Some(c) = cursor {
-            query.push(("after".to_owned(), c.to_owned()));
-        }
-        ApiRequest {
-            path: "/events".into(),
-            query,
-        }
+        pull::sweep_request(cursor)
+    }
+
+    fn sweep_resume(&self, body: &[u8]) -> Option<String> {
+        pull::last_event_id(body)
     }
 
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
@@ -276,6 +257,18 @@ impl Provider for Paddle {
         mapping::observe(object, read_at.saturating_sub(lag))
     }
 
+    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
+        pull::sub_reads(answer)
+    }
+
+    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
+        pull::parse_sub_page(read, body)
+    }
+
+    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
+        pull::merge_sub(object, part, items)
+    }
+
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         if status != 429 {
             return None;
@@ -325,14 +318,39 @@ mod tests {
     }
 
     #[test]
+    fn address_and_business_events_read_their_customer_whole() {
+        let event = |t: &str, data: &str| {
+            format!(
+                r#"{{"event_id":"evt_2","event_type":"{t}","occurred_at":"2025-11-24T16:00:00Z","data":{data}}}"#
+            )
+        };
+        for t in [
+            "address.created",
+            "address.updated",
+            "business.created",
+            "business.updated",
+        ] {
+            let body = event(
+                t,
+                r#"{"id":"add_1","customer_id":"ctm_7","status":"active"}"#,
+            );
+            assert_eq!(Paddle.observe(body.as_bytes()).unwrap(), None, "{t}");
+            assert_eq!(
+                Paddle.thin_reference(body.as_bytes()),
+                Some((ObjectType::Customer, "ctm_7".into())),
+                "{t}"
+            );
+        }
+        let customer = event("customer.updated", r#"{"id":"ctm_7","status":"active"}"#);
+        assert_eq!(Paddle.thin_reference(customer.as_bytes()), None);
+    }
+
+    #[test]
     fn lists_page_by_last_id_and_fetches_unwrap_data() {
         let page = br#"{"data":[{"id":"txn_1","created_at":"2025-01-01T00:00:00Z"},{"id":"txn_2","created_at":"2025-01-02T00:00:00Z"}],"meta":{"pagination":{"per_page":2,"has_more":true}}}"#;
         let p = Paddle.parse_list(page).unwrap();
         assert_eq!(p.next_cursor.as_deref(), Some("txn_2"));
         assert_eq!(p.reached, Some(1_735_776_000));
-        let r = Paddle.list_request("transactions", (0, 86_400), Some("txn_2"), 500);
-        assert!(r.query.contains(&("per_page".into(), "200".into())));
-        assert!(r.query.contains(&("after".into(), "txn_2".into())));
         let adj = Paddle.fetch_request(ObjectType::CreditNote, "adj_1");
         assert_eq!(adj.path, "/adjustments");
         assert_eq!(adj.query, vec![("id".to_owned(), "adj_1".to_owned())]);

@@ -4,7 +4,9 @@
 //! with `next` always a full URL; id / status / customer / subscription filters, time filters
 //! on transactions only; customers list only `active` ones unless asked. `GET /{entities}/{id}`
 //! for customers, transactions and subscriptions (adjustments have no get: list with `id=`).
-//! `GET /events` lists what the webhooks announced, kept 90 days.
+//! `GET /events` lists what the webhooks announced, kept 90 days. A customer's addresses and
+//! businesses are listed at `GET /customers/{id}/addresses|businesses` (active ones unless
+//! asked, paged like any list), never inside the customer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::Paddle;
+use super::{parts, Paddle};
 use crate::model::time::parse_rfc3339;
 use crate::simulator::gate::{admit, params};
 use crate::simulator::personality::{Failure, Personality};
@@ -30,6 +32,8 @@ const STREAMS: &[(&str, usize, usize)] = &[
     ("subscriptions", 50, 200),
     ("adjustments", 50, 200),
 ];
+/// The stats entry counting the events `GET /events` served (not a path).
+const EVENTS_LISTED: &str = "paddle /events: events listed";
 /// Events older than this are no longer listed.
 const EVENTS_KEPT_SECS: i64 = 90 * 86_400;
 
@@ -37,6 +41,7 @@ pub fn router() -> Router<Sim> {
     Router::new()
         .route("/{resource}", get(list))
         .route("/{resource}/{id}", get(retrieve))
+        .route("/customers/{id}/{part}", get(customer_parts))
 }
 
 /// A request id for `meta`, unique within the process.
@@ -249,7 +254,7 @@ async fn list(
     };
     let shown = &rest[..rest.len().min(per_page)];
     let page = Page {
-        data: shown.iter().map(|(_, v)| (*v).clone()).collect(),
+        data: shown.iter().map(|(_, v)| parts::present(v)).collect(),
         per_page,
         has_more: rest.len() > per_page,
         total,
@@ -314,6 +319,12 @@ fn events(sim: &Sim, account: usize, p: &HashMap<String, String>) -> Response {
         last: shown.last().map(|(id, _)| (*id).to_owned()),
     };
     drop(w);
+    // How many events the list served, so tests see what a sweep read (not only its requests).
+    *sim.world()
+        .stats
+        .requests_by_path
+        .entry(EVENTS_LISTED.to_owned())
+        .or_default() += page.data.len() as u64;
     answer(sim, "/events", p, page)
 }
 
@@ -338,9 +349,84 @@ async fn retrieve(
         // Paddle archives rather than deletes: an archived entity is still there.
         Some((o, Some(visible))) if o.stream == resource => (
             StatusCode::OK,
-            Json(json!({"data": visible, "meta": {"request_id": request_id()}})),
+            Json(json!({"data": parts::present(visible), "meta": {"request_id": request_id()}})),
         )
             .into_response(),
         _ => Paddle.error(Failure::NotFound(id)),
     }
+}
+
+/// `GET /customers/{id}/addresses|businesses`: a customer's parts, `active` ones unless
+/// `status` asks otherwise, with `id` filter, ordered by id and paged by `after`.
+async fn customer_parts(
+    State(sim): State<Sim>,
+    Path((id, part)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let path = format!("/customers/{id}/{part}");
+    let account = match admit(&sim, &Paddle, &headers, &format!("/customers/:id/{part}")).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !parts::PARTS.iter().any(|(field, _)| *field == part) {
+        return Paddle.error(Failure::NotFound(path));
+    }
+    let p = params(q.as_deref());
+    let (per_page, ascending) = match (per_page(&p, 50, 200), ascending(&p)) {
+        (Ok(n), Ok(a)) => (n, a),
+        (Err(f), _) | (_, Err(f)) => return Paddle.error(f),
+    };
+    let statuses = any_of(&p, "status").unwrap_or_else(|| vec!["active"]);
+    let ids = any_of(&p, "id");
+    let w = sim.world();
+    let lag = Duration::from_millis(w.knobs.api_lag_ms);
+    let customer = match w.accounts[account].ledger.read(&id, lag) {
+        Some((o, Some(visible))) if o.stream == "customers" => visible,
+        _ => return Paddle.error(Failure::NotFound(id)),
+    };
+    let mut items: Vec<&Value> = parts::held(customer, &part)
+        .iter()
+        .filter(|v| statuses.contains(&v["status"].as_str().unwrap_or_default()))
+        .filter(|v| {
+            ids.as_ref()
+                .is_none_or(|ids| ids.contains(&v["id"].as_str().unwrap_or_default()))
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        let (a, b) = (a["id"].as_str(), b["id"].as_str());
+        if ascending {
+            a.cmp(&b)
+        } else {
+            b.cmp(&a)
+        }
+    });
+    let total = items.len();
+    let rest: Vec<&Value> = match p.get("after") {
+        Some(after) => items
+            .into_iter()
+            .filter(|v| {
+                let item = v["id"].as_str().unwrap_or_default();
+                if ascending {
+                    item > after.as_str()
+                } else {
+                    item < after.as_str()
+                }
+            })
+            .collect(),
+        None => items,
+    };
+    let shown = &rest[..rest.len().min(per_page)];
+    let page = Page {
+        data: shown.iter().map(|v| (*v).clone()).collect(),
+        per_page,
+        has_more: rest.len() > per_page,
+        total,
+        last: shown
+            .last()
+            .and_then(|v| v["id"].as_str())
+            .map(str::to_owned),
+    };
+    drop(w);
+    answer(&sim, &path, &p, page)
 }

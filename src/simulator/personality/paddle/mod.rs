@@ -2,9 +2,11 @@
 //! envelope (`event_id`, `event_type`, `occurred_at`, `notification_id`, the entity after the
 //! change as `data`) signed with `Paddle-Signature: ts=..;h1=..`, and Paddle's API under
 //! `/paddle` (`api`): `after`-cursor lists ordered by id, `meta.pagination.next` links,
-//! Paddle's error bodies and 429s with `Retry-After`.
+//! Paddle's error bodies and 429s with `Retry-After`. Customers' addresses and businesses are
+//! their own resources with their own events (`parts`).
 
 mod api;
+mod parts;
 mod shapes;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -100,13 +102,23 @@ impl Personality for Paddle {
         }
     }
 
+    fn companion_events(&self, before: Option<&Value>, c: &Change) -> Vec<(&'static str, Value)> {
+        if c.stream == "customers" {
+            parts::part_events(before, &c.object)
+        } else {
+            Vec::new()
+        }
+    }
+
     fn event_body(&self, event_id: &str, c: &Change, at_micros: i64) -> String {
+        // Customer events carry no addresses or businesses (docs/providers/paddle.md).
+        let data = parts::present(&c.object);
         json!({
             "event_id": event_id, "event_type": c.event_type,
             "occurred_at": shapes::rfc3339(at_micros),
             // One notification per destination; the simulator has one destination.
             "notification_id": shapes::paddle_id("ntf", event_id),
-            "data": c.object,
+            "data": data,
         })
         .to_string()
     }

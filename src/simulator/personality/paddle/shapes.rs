@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::super::Change;
+use super::parts;
 
 /// Which transaction and customer each Stripe charge paid. Paddle has no charge entity (a
 /// payment is part of its transaction), and a refund is an adjustment of that transaction,
@@ -187,13 +188,33 @@ pub fn translate(c: Change, at_micros: i64) -> Option<Change> {
 }
 
 fn customer(id: &str, o: &Value, archived: bool, at_micros: i64) -> Value {
-    // Paddle keeps addresses and businesses (with tax ids) as their own entities.
+    // Paddle keeps addresses and businesses (with tax ids) as their own entities: the ledger
+    // holds them under `addresses` and `businesses` (the truth), the API shows them only at
+    // their own endpoints (`parts`).
+    let created = match secs(&o["created"]) {
+        Value::Null => rfc3339(at_micros),
+        t => t,
+    };
+    let updated = rfc3339(at_micros);
+    let addresses: Vec<Value> = o
+        .get("address")
+        .filter(|a| a.is_object())
+        .map(|a| parts::address(id, a, &created, &updated))
+        .into_iter()
+        .collect();
+    let businesses: Vec<Value> = o["tax_ids"]["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, t)| parts::business(id, i, &o["name"], &t["value"], &created, &updated))
+        .collect();
     json!({
         "id": id, "name": o["name"], "email": o["email"], "marketing_consent": false,
         "status": if archived { "archived" } else { "active" },
         "custom_data": null, "locale": "en",
-        "created_at": match secs(&o["created"]) { Value::Null => rfc3339(at_micros), t => t },
-        "updated_at": rfc3339(at_micros), "import_meta": null,
+        "created_at": created, "updated_at": updated, "import_meta": null,
+        "addresses": addresses, "businesses": businesses,
     })
 }
 
