@@ -49,7 +49,7 @@ pub fn observe(entity: &Value, fallback: i64) -> Result<Option<Observation>, Par
         _ => subscription(&e, &status)?,
     };
     let deleted = status == "archived";
-    let updated = e
+    let own = e
         .text("updated_at")
         .and_then(|t| parse_rfc3339(&t))
         .unwrap_or(fallback);
@@ -60,7 +60,12 @@ pub fn observe(entity: &Value, fallback: i64) -> Result<Option<Observation>, Par
         .iter()
         .chain(e.list(&["businesses"]).iter())
         .filter_map(|p| p.text("updated_at").and_then(|t| parse_rfc3339(&t)))
-        .fold(updated, i64::max);
+        .fold(own, i64::max);
+    // The customer and its parts are separate reads, not one snapshot: a customer record
+    // older than its newest part may have been read before a change of that same time (the
+    // parts read after it). Such a read ranks below an event of its time, so the event's
+    // content stays and the read is asked again, instead of tying and winning.
+    let rank = if updated > own { rank - 1 } else { rank };
     Ok(Some(Observation {
         object_type,
         provider_id: id.to_owned(),
@@ -452,6 +457,16 @@ mod tests {
         );
         // The newest part orders the customer read whole.
         assert_eq!(o.order_key, parse_rfc3339("2025-03-01T00:00:00Z").unwrap());
+        // Its customer record is older than that part: the read may predate a change of the
+        // customer at the part's time, so an event of that time outranks it.
+        let event = observe(
+            &json!({"id": "ctm_01", "status": "active", "updated_at": "2025-03-01T00:00:00Z"}),
+            0,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(event.order_key, o.order_key);
+        assert!(o.tie_rank < event.tie_rank);
     }
 
     #[test]
