@@ -31,18 +31,6 @@ const COLLECTIONS: [&str; 5] = [
     "transactions",
 ];
 
-/// A node that talks to the simulator's API: confirmations after 1 s, sweeps every
-/// `reconcile_secs` (set per connection at registration).
-async fn synced_app(backend: Backend) -> TestApp {
-    let db = TestDb::new(backend).await;
-    spawn_app_with(db, |c| {
-        c.provider_sync = true;
-        c.confirm_after_secs = 1;
-        c.provider_timeout_secs = 2;
-    })
-    .await
-}
-
 async fn register(sim: &SimHandle, app: &TestApp, reconcile_secs: u64) {
     let target = Target {
         url: format!("http://{}", app.addr),

@@ -340,6 +340,17 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_on(db).await
 }
 
+/// A node that reads the simulator's API (provider sync on): confirmations after 1 s,
+/// provider requests time out after 2 s.
+pub async fn synced_app(backend: Backend) -> TestApp {
+    spawn_app_with(TestDb::new(backend).await, |c| {
+        c.provider_sync = true;
+        c.confirm_after_secs = 1;
+        c.provider_timeout_secs = 2;
+    })
+    .await
+}
+
 pub async fn spawn_app_on(db: TestDb) -> TestApp {
     spawn_app_with(db, |_| {}).await
 }

@@ -80,16 +80,6 @@ conformance!(
 /// The stats entry the simulator's Paddle counts the events `GET /events` served under.
 const EVENTS_LISTED: &str = "paddle /events: events listed";
 
-/// A node that reads the simulator's API: confirmations after 1 s.
-async fn synced_app(backend: Backend) -> TestApp {
-    spawn_app_with(TestDb::new(backend).await, |c| {
-        c.provider_sync = true;
-        c.confirm_after_secs = 1;
-        c.provider_timeout_secs = 2;
-    })
-    .await
-}
-
 /// The truth's objects of account 0.
 fn truth_objects(sim: &SimHandle) -> Vec<Value> {
     sim.sim.truth(false)["accounts"][0]["objects"]

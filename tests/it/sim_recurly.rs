@@ -281,17 +281,6 @@ async fn recurly_sim_embeds_ten_line_items_pages_the_rest_and_keeps_billing_info
     sim.stop();
 }
 
-/// A node that reads the simulator's API: confirmations after 1 s.
-async fn synced_app(backend: Backend) -> TestApp {
-    let db = TestDb::new(backend).await;
-    spawn_app_with(db, |c| {
-        c.provider_sync = true;
-        c.confirm_after_secs = 1;
-        c.provider_timeout_secs = 2;
-    })
-    .await
-}
-
 /// A Recurly sim with `history` objects, registered with `app` (sweeps every
 /// `reconcile_secs`); returns it with the merchant and connection ids.
 async fn recurly_sim(

@@ -19,16 +19,6 @@ conformance!(
     tax_ids_by_webhook_wait_out_the_lag_allowance_and_an_update_keeps_them
 );
 
-/// A node that reads the simulator's API: confirmations after 1 s.
-async fn synced_app(backend: Backend) -> TestApp {
-    spawn_app_with(TestDb::new(backend).await, |c| {
-        c.provider_sync = true;
-        c.confirm_after_secs = 1;
-        c.provider_timeout_secs = 2;
-    })
-    .await
-}
-
 /// How many of the truth's live customers have tax IDs, and its invoices more lines than one
 /// embedded page; both must be some, or the test would prove nothing.
 fn hard_cases(sim: &billsync::simulator::SimHandle) -> (usize, usize) {
