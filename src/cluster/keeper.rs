@@ -1,7 +1,8 @@
 //! The lease keeper: one task per node of a cluster. Each round (a third of the lease, or
 //! at once when a peer joins, leaves or releases shards) it heartbeats, renews the leases it
 //! holds, releases those it gave away a round earlier, gives away the shards rendezvous
-//! hashing places on another live node, and takes the free or lapsed ones placed on itself.
+//! hashing places on another live node (once their actors had a moment to finish), and takes
+//! the free or lapsed ones placed on itself.
 //! It publishes what it holds to the supervisor ([`Owned`]), which stops the actors of lost
 //! shards and starts those of new ones. On a clean stop it releases everything and leaves
 //! the membership, so peers take over at once instead of after expiry.
@@ -15,6 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{rendezvous, Owned};
 use crate::store::{Coordination, Fence, StoreError};
+
+/// How long the actors of a shard given away have to finish their batch before the lease
+/// is released (the next round comes this soon): short, since the new owner can take the
+/// shard only then, and a batch still in flight after it is refused by its fence anyway.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// One node's lease keeper.
 pub struct LeaseKeeper {
@@ -31,7 +37,8 @@ pub struct LeaseKeeper {
 struct Holding {
     /// Held leases: shard → epoch.
     leases: HashMap<i32, i64>,
-    /// Given away last round, released this one (their actors have had a round to finish).
+    /// Given away last round, released this one (their actors have had [`DRAIN_GRACE`] to
+    /// finish).
     draining: Vec<Fence>,
     /// When the held leases were last renewed (by this node's clock, after the renewal
     /// returned: an early, safe estimate of when they lapse).
@@ -107,9 +114,14 @@ impl LeaseKeeper {
                     }
                 }
             }
+            let pause = if holding.draining.is_empty() {
+                self.period()
+            } else {
+                DRAIN_GRACE.min(self.period())
+            };
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(self.period()) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = self.kick.notified() => {}
             }
         }

@@ -121,6 +121,20 @@ impl TestDb {
         }
     }
 
+    /// The same Postgres database for another node of a cluster (its own temp dir); the
+    /// database is dropped with the original only.
+    pub fn sharing(&self) -> TestDb {
+        assert!(
+            self.pg_name.is_some(),
+            "only a Postgres database is shared by nodes"
+        );
+        TestDb {
+            url: self.url.clone(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg_name: None,
+        }
+    }
+
     /// Opens and migrates the store on this database.
     pub async fn store(&self) -> Arc<dyn Store> {
         let store = billsync::store::open(&self.url).await.expect("open store");

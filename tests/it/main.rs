@@ -5,6 +5,7 @@ mod admin;
 mod backfill;
 mod backfill_fidelity;
 mod chaos;
+mod cluster_routing;
 mod crash;
 mod edges;
 mod helpers;
