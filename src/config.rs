@@ -34,6 +34,9 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// This node's name (`BILLSYNC_NODE_ID`).
     pub node_id: String,
+    /// Cluster: how long a node's shard leases last without renewal, seconds
+    /// (`BILLSYNC_LEASE_SECS`). A dead node's work is taken over after about this long.
+    pub lease_secs: u64,
     /// Log filter (`BILLSYNC_LOG`).
     pub log: String,
     /// Where the embedded store and the generated secret key live (`BILLSYNC_DATA_DIR`).
@@ -106,6 +109,7 @@ impl Default for Config {
             database_url: "sqlite://./billsync-data/billsync.db".into(),
             admin_token: None,
             node_id: default_node_id(),
+            lease_secs: 15,
             log: "info".into(),
             data_dir: PathBuf::from("./billsync-data"),
             secret_key: None,
@@ -203,6 +207,16 @@ impl Config {
         }
         if let Some(v) = var("BILLSYNC_NODE_ID") {
             self.node_id = v;
+        }
+        if let Some(v) = var("BILLSYNC_LEASE_SECS") {
+            self.lease_secs = number("BILLSYNC_LEASE_SECS", &v)?;
+        }
+        if self.lease_secs == 0 {
+            return Err(ConfigError::Invalid {
+                name: "BILLSYNC_LEASE_SECS",
+                reason: "a lease of 0 seconds would lapse at once: use at least 1 (default 15)"
+                    .into(),
+            });
         }
         if let Some(v) = var("BILLSYNC_LOG") {
             self.log = v;

@@ -276,6 +276,32 @@ impl Connections {
         Ok(updated)
     }
 
+    /// Drops the cached copy of a connection (another node changed it): the next use reads
+    /// it from the store.
+    pub fn forget(&self, id: &str) {
+        self.cache.remove(id);
+    }
+
+    /// Reads every cached connection again and drops the copies that changed (changes may
+    /// have been announced while nobody listened). A copy the store cannot be asked about
+    /// now is kept: intake goes on verifying webhooks through a database outage.
+    pub async fn refresh_cached(&self) {
+        let cached: Vec<(String, i64)> = self
+            .cache
+            .iter()
+            .map(|c| (c.key().clone(), c.record.updated_at))
+            .collect();
+        for (id, updated_at) in cached {
+            match self.store.get_connection(&id).await {
+                Ok(Some(r)) if r.updated_at == updated_at => {}
+                Ok(_) => {
+                    self.cache.remove(&id);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Pauses or resumes; `None` when there is no such connection.
     pub async fn set_state(
         &self,

@@ -12,6 +12,7 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod actors;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod doctor;
@@ -37,6 +38,9 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::committer::{Committer, IntakeQueue};
 use crate::actors::pair::PairSettings;
 use crate::actors::{Supervisor, SupervisorHandle};
+use crate::cluster::keeper::LeaseKeeper;
+use crate::cluster::view::Membership;
+use crate::cluster::Owned;
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::http::{token_digest, AppState, GroupCommit};
@@ -136,11 +140,48 @@ pub async fn run(
             intake_queue.clone(),
         ))
     };
+    // Which connections this node writes: all of them on a store that serves one node, the
+    // shards it leases in a cluster (src/cluster/).
+    let started_at = model::time::now_micros();
+    let membership = Membership {
+        coordination: store.coordination(),
+        node_id: config.node_id.clone(),
+        started_at,
+        lease_secs: config.lease_secs,
+    };
+    let keeper_stop = CancellationToken::new();
+    let (_single_node, owned, keeper_task) = match &membership.coordination {
+        None => {
+            let (tx, rx) = tokio::sync::watch::channel(Arc::new(Owned::everything()));
+            (Some(tx), rx, None)
+        }
+        Some(coordination) => {
+            let (keeper, owned) = LeaseKeeper::new(
+                coordination.clone(),
+                config.node_id.clone(),
+                started_at,
+                config.lease_secs,
+            );
+            tokio::spawn(cluster::announcements::follow(
+                coordination.clone(),
+                supervisor_handle.clone(),
+                connections.clone(),
+                keeper.kicker(),
+                cancel.clone(),
+            ));
+            (
+                None,
+                owned,
+                Some(tokio::spawn(keeper.run(keeper_stop.clone()))),
+            )
+        }
+    };
     let supervisor = Supervisor::new(
         store.clone(),
         connections.clone(),
         settings,
         supervisor_handle.clone(),
+        owned,
     );
     let supervisor_task = tokio::spawn(supervisor.run(cancel.clone()));
     let gauge_task = tokio::spawn(inbox_gauge(store.clone(), cancel.clone()));
@@ -160,6 +201,7 @@ pub async fn run(
         admin_token_digest,
         metrics: telemetry::metrics_handle(),
         tolerance_secs: config.webhook_tolerance_secs,
+        membership,
     };
     let app = http::router(state);
     let open_files = http::fdlimit::raise_open_file_limit().unwrap_or_else(|e| {
@@ -182,8 +224,13 @@ pub async fn run(
         "billsync is serving"
     );
     let served = http::serve(listener, app, limits, shutdown).await;
+    // Handover: actors finish their batch first, then the leases go (peers take them at once).
     cancel.cancel();
     let _ = supervisor_task.await;
+    keeper_stop.cancel();
+    if let Some(keeper) = keeper_task {
+        let _ = keeper.await;
+    }
     let _ = gauge_task.await;
     tracing::info!("billsync stopped");
     Ok(served?)

@@ -231,7 +231,7 @@ pub async fn decide_each<'a>(
     let batch = ApplyBatch {
         connection_id: conn.record.id.clone(),
         merchant_id: conn.record.merchant_id.clone(),
-        lease_epoch: conn.record.lease_epoch,
+        fence: None,
         now: now_micros(),
         writes,
         applied_inbox_ids: Vec::new(),

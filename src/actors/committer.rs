@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::store::{ApplyBatch, Store, StoreError};
+use crate::store::{ApplyBatch, Fence, Store, StoreError};
 
 /// Writes in one combined transaction at most (keeps transactions short).
 const MAX_WRITES: usize = 4_000;
@@ -69,6 +69,9 @@ struct Submitted {
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Submitted>,
+    /// The shard lease every batch submitted through this clone carries (a pair actor's
+    /// own clone, [`Committer::fenced`]); `None` on a store that serves one node.
+    fence: Option<Fence>,
 }
 
 impl Committer {
@@ -80,12 +83,21 @@ impl Committer {
         for _ in 0..writers.max(1) {
             tokio::spawn(writer(store.clone(), rx.clone(), intake.clone()));
         }
-        Committer { tx }
+        Committer { tx, fence: None }
+    }
+
+    /// A clone whose batches carry `fence`: the store refuses them once the lease is gone.
+    pub fn fenced(&self, fence: Option<Fence>) -> Self {
+        Committer {
+            tx: self.tx.clone(),
+            fence,
+        }
     }
 
     /// Commits the batch (with others submitted at the same time). Same contract as
     /// [`Store::apply`].
-    pub async fn apply(&self, batch: ApplyBatch) -> Result<(), StoreError> {
+    pub async fn apply(&self, mut batch: ApplyBatch) -> Result<(), StoreError> {
+        batch.fence = self.fence;
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Corrupt("the apply writer has stopped".into());
         let queued = Instant::now();
@@ -97,7 +109,12 @@ impl Committer {
             })
             .await
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let result = answer.await.map_err(|_| stopped())?;
+        if let Err(StoreError::Fenced(_)) = &result {
+            // A write of a lease this node no longer holds, refused by the store.
+            metrics::counter!("billsync_fenced_writes_total").increment(1);
+        }
+        result
     }
 }
 

@@ -1,6 +1,8 @@
 //! Rate limits for provider API calls, owned by each pair actor (DESIGN invariant 7): a
 //! `leaky-bucket` per connection plus one per provider shared by all its connections on this
 //! node; urgent work (refetch, incremental) goes first, a 429 pauses the whole connection.
+//! In a cluster a node's provider-wide bucket is the share of the budget that matches the
+//! shards it holds, so adding nodes never adds up to more than the provider's quota.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,19 +54,87 @@ fn bucket(per_sec: u32) -> RateLimiter {
         .build()
 }
 
+/// A provider-wide bucket: the whole budget's rate, and the bucket of this node's share.
+pub struct SharedBucket {
+    budget_per_sec: u32,
+    current: Mutex<Arc<RateLimiter>>,
+}
+
+impl SharedBucket {
+    fn new(budget_per_sec: u32, share: Share) -> Self {
+        SharedBucket {
+            budget_per_sec,
+            current: Mutex::new(Arc::new(bucket(share.of(budget_per_sec)))),
+        }
+    }
+
+    fn bucket(&self) -> Arc<RateLimiter> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_share(&self, share: Share) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(bucket(share.of(self.budget_per_sec)));
+    }
+}
+
+/// This node's part of every provider-wide budget: `held` of `total` shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Share {
+    held: i32,
+    total: i32,
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Share { held: 1, total: 1 }
+    }
+}
+
+impl Share {
+    /// The share of `per_sec`, at least 1 request per second (a node that holds nothing
+    /// sends nothing anyway).
+    fn of(self, per_sec: u32) -> u32 {
+        let total = self.total.max(1) as u64;
+        let held = self.held.clamp(0, self.total.max(1)) as u64;
+        ((u64::from(per_sec) * held / total) as u32).max(1)
+    }
+}
+
 /// The provider-wide buckets of this node.
 #[derive(Default)]
 pub struct ProviderLimits {
-    buckets: DashMap<ProviderKind, Arc<RateLimiter>>,
+    buckets: DashMap<ProviderKind, Arc<SharedBucket>>,
+    share: Mutex<Share>,
 }
 
 impl ProviderLimits {
-    /// The shared bucket of a provider, created at `per_sec` on first use.
-    pub fn get(&self, provider: ProviderKind, per_sec: u32) -> Arc<RateLimiter> {
+    /// The shared bucket of a provider, created for a budget of `per_sec` on first use.
+    pub fn get(&self, provider: ProviderKind, per_sec: u32) -> Arc<SharedBucket> {
+        let share = *self.share.lock().unwrap_or_else(|e| e.into_inner());
         self.buckets
             .entry(provider)
-            .or_insert_with(|| Arc::new(bucket(per_sec)))
+            .or_insert_with(|| Arc::new(SharedBucket::new(per_sec, share)))
             .clone()
+    }
+
+    /// This node now holds `held` of `total` shards: every provider-wide bucket becomes that
+    /// share of its budget (requests already waiting finish at the old rate).
+    pub fn set_share(&self, held: i32, total: i32) {
+        let share = Share { held, total };
+        {
+            let mut current = self.share.lock().unwrap_or_else(|e| e.into_inner());
+            if *current == share {
+                return;
+            }
+            *current = share;
+        }
+        for b in self.buckets.iter() {
+            b.set_share(share);
+        }
     }
 }
 
@@ -72,7 +142,7 @@ impl ProviderLimits {
 pub struct ConnectionLimiter {
     provider: &'static str,
     own: RateLimiter,
-    shared: Arc<RateLimiter>,
+    shared: Arc<SharedBucket>,
     urgent_waiting: AtomicUsize,
     /// Low-priority requests queue at the bucket one at a time, so an urgent request never
     /// waits behind a crowd of backfill requests.
@@ -81,7 +151,7 @@ pub struct ConnectionLimiter {
 }
 
 impl ConnectionLimiter {
-    pub fn new(provider: ProviderKind, per_sec: u32, shared: Arc<RateLimiter>) -> Self {
+    pub fn new(provider: ProviderKind, per_sec: u32, shared: Arc<SharedBucket>) -> Self {
         ConnectionLimiter {
             provider: provider.as_str(),
             own: bucket(per_sec),
@@ -111,7 +181,7 @@ impl ConnectionLimiter {
             }
             self.own.acquire_one().await;
         }
-        self.shared.acquire_one().await;
+        self.shared.bucket().acquire_one().await;
         metrics::histogram!("billsync_limiter_wait_seconds", "provider" => self.provider,
             "kind" => priority.as_str())
         .record(started.elapsed().as_secs_f64());
@@ -142,8 +212,40 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
+    async fn a_node_with_a_third_of_the_shards_sends_a_third_of_the_provider_budget() {
+        let limits = ProviderLimits::default();
+        limits.set_share(85, 256);
+        let l = ConnectionLimiter::new(
+            ProviderKind::Stripe,
+            10_000,
+            limits.get(ProviderKind::Stripe, 300),
+        );
+        let t = tokio::time::Instant::now();
+        // 99 of 300/s: 200 permits take about 2 s (the first 5 are the initial burst).
+        for _ in 0..200 {
+            l.acquire(Priority::Refetch).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        assert!(
+            (1.8..2.3).contains(&secs),
+            "200 permits at 99/s took {secs}s"
+        );
+        // Holding every shard again gives the whole budget, to buckets made before too.
+        limits.set_share(256, 256);
+        let t = tokio::time::Instant::now();
+        for _ in 0..300 {
+            l.acquire(Priority::Refetch).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        assert!(
+            (0.8..1.2).contains(&secs),
+            "300 permits at 300/s took {secs}s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_pause_holds_every_priority() {
-        let shared = Arc::new(bucket(1000));
+        let shared = Arc::new(SharedBucket::new(1000, Share::default()));
         let l = ConnectionLimiter::new(ProviderKind::Stripe, 1000, shared);
         l.pause_for(Duration::from_secs(2));
         let t = tokio::time::Instant::now();
@@ -153,7 +255,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rate_is_held_over_a_second() {
-        let shared = Arc::new(bucket(10_000));
+        let shared = Arc::new(SharedBucket::new(10_000, Share::default()));
         let l = ConnectionLimiter::new(ProviderKind::Stripe, 100, shared);
         let t = tokio::time::Instant::now();
         for _ in 0..205 {

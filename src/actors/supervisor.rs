@@ -1,20 +1,23 @@
-//! Supervisor: learns which connections have inbox work (from intake, or a periodic scan of
-//! the inbox as backstop), and wakes their pair actors, spawning them on demand and letting
-//! idle ones stop. Holds the registry of live actors.
+//! Supervisor: learns which connections have inbox work (from intake, peers' announcements,
+//! or a periodic scan of the inbox as backstop), and wakes their pair actors, spawning them
+//! on demand and letting idle ones stop. Holds the registry of live actors. In a cluster it
+//! runs actors only for the shards this node holds (`crate::cluster`): each actor's writes
+//! carry its shard's lease, and a lost or changed lease stops its actors at once.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::pair::{Msg, PairActor, PairSettings};
+use crate::cluster::Owned;
 use crate::connections::Connections;
 use crate::model::time::now_micros;
-use crate::store::Store;
+use crate::store::{Fence, Store};
 
 /// How often the inbox is scanned for work nobody announced (restarts, retries).
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
@@ -25,6 +28,7 @@ pub struct SupervisorHandle {
     dirty: Arc<Mutex<HashSet<String>>>,
     jobs: Arc<Mutex<HashSet<String>>>,
     notify: Arc<Notify>,
+    rescan: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SupervisorHandle {
@@ -49,6 +53,13 @@ impl SupervisorHandle {
         self.notify.notify_one();
     }
 
+    /// Asks for a scan of every kind of due work now (announcements may have been missed).
+    pub fn rescan(&self) {
+        self.rescan
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
     fn take(set: &Mutex<HashSet<String>>) -> HashSet<String> {
         std::mem::take(&mut *set.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -57,6 +68,10 @@ impl SupervisorHandle {
 struct ActorEntry {
     generation: u64,
     mailbox: mpsc::Sender<Msg>,
+    /// The lease its writes carry (`None`: one node, unfenced).
+    fence: Option<Fence>,
+    /// Stops this actor alone (its shard's lease was lost or changed).
+    cancel: CancellationToken,
 }
 
 /// The supervisor task's state.
@@ -65,6 +80,8 @@ pub struct Supervisor {
     connections: Arc<Connections>,
     settings: PairSettings,
     handle: SupervisorHandle,
+    /// What this node may write, kept current by the lease keeper.
+    owned: watch::Receiver<Arc<Owned>>,
     actors: Arc<DashMap<String, ActorEntry>>,
     /// One lock per connection, held by its actor for its whole life: a new actor for the
     /// same connection waits until the old one has finished (one writer, always). Removed
@@ -80,12 +97,14 @@ impl Supervisor {
         connections: Arc<Connections>,
         settings: PairSettings,
         handle: SupervisorHandle,
+        owned: watch::Receiver<Arc<Owned>>,
     ) -> Self {
         Supervisor {
             store,
             connections,
             settings,
             handle,
+            owned,
             actors: Arc::new(DashMap::new()),
             writer_locks: Arc::new(DashMap::new()),
             next_generation: 0,
@@ -104,6 +123,10 @@ impl Supervisor {
                 _ = cancel.cancelled() => break,
                 _ = self.handle.notify.notified() => {}
                 _ = rescan.tick() => scan = true,
+                Ok(()) = self.owned.changed() => {
+                    self.follow_leases();
+                    scan = true;
+                }
                 Some((id, generation)) = idle_rx.recv() => {
                     // Dropping the entry drops the mailbox sender: the actor ends once drained.
                     self.actors.remove_if(&id, |_, e| e.generation == generation);
@@ -118,6 +141,10 @@ impl Supervisor {
                     continue;
                 }
             }
+            scan |= self
+                .handle
+                .rescan
+                .swap(false, std::sync::atomic::Ordering::Relaxed);
             for id in SupervisorHandle::take(&self.handle.dirty) {
                 self.send(&id, Msg::Wake, &idle_tx, &mut tasks, &cancel);
             }
@@ -180,7 +207,25 @@ impl Supervisor {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Delivers `msg` to the connection's actor, spawning one when none is running.
+    /// Stops the actors whose lease this node no longer holds (lost, given away, or taken
+    /// again under a new epoch), and sets the provider-wide budgets to this node's share.
+    fn follow_leases(&mut self) {
+        let owned = self.owned.borrow_and_update().clone();
+        self.settings
+            .provider_limits
+            .set_share(owned.shard_count(), crate::cluster::SHARDS);
+        self.actors.retain(|id, entry| {
+            let current = owned.fence_for(id) == Some(entry.fence);
+            if !current {
+                entry.cancel.cancel();
+            }
+            current
+        });
+        tracing::info!(shards = owned.shard_count(), "shard ownership changed");
+    }
+
+    /// Delivers `msg` to the connection's actor, spawning one when none is running. Work of
+    /// a connection this node does not own is left to its owner.
     fn send(
         &mut self,
         id: &str,
@@ -189,7 +234,10 @@ impl Supervisor {
         tasks: &mut JoinSet<String>,
         cancel: &CancellationToken,
     ) {
-        if let Some(entry) = self.actors.get(id) {
+        let Some(fence) = self.owned.borrow().fence_for(id) else {
+            return;
+        };
+        if let Some(entry) = self.actors.get(id).filter(|e| e.fence == fence) {
             match entry.mailbox.try_send(msg) {
                 Ok(()) => return,
                 // A full mailbox already holds work; a job notice must not be lost though.
@@ -206,23 +254,32 @@ impl Supervisor {
         let (mailbox, inbox) = mpsc::channel(4);
         // A fresh channel with capacity 4 has room for the first message.
         let _ = mailbox.try_send(msg);
-        self.actors.insert(
+        let actor_cancel = cancel.child_token();
+        let replaced = self.actors.insert(
             id.to_owned(),
             ActorEntry {
                 generation,
                 mailbox,
+                fence,
+                cancel: actor_cancel.clone(),
             },
         );
+        if let Some(stale) = replaced {
+            // An actor of an older lease of this shard: it must not write again.
+            stale.cancel.cancel();
+        }
         let lock = self.writer_locks.entry(id.to_owned()).or_default().clone();
+        let mut settings = self.settings.clone();
+        settings.committer = settings.committer.fenced(fence);
         let actor = PairActor::new(
             id.to_owned(),
             generation,
             self.store.clone(),
             self.connections.clone(),
-            self.settings.clone(),
+            settings,
         );
         let idle_tx = idle_tx.clone();
-        let cancel = cancel.clone();
+        let cancel = actor_cancel;
         let id = id.to_owned();
         tasks.spawn(async move {
             {

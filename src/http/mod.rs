@@ -4,6 +4,7 @@
 mod admin;
 pub mod admin_client;
 mod auth;
+mod cluster;
 mod conn_service;
 mod conn_watch;
 pub mod error;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub admin_token_digest: [u8; 32],
     pub metrics: PrometheusHandle,
     pub tolerance_secs: i64,
+    /// This node's cluster, for `GET /admin/v1/cluster`.
+    pub membership: crate::cluster::view::Membership,
 }
 
 /// Admin API bodies are small JSON documents.
@@ -66,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/connections/{id}/backfill", post(admin::backfill))
         .route("/admin/v1/connections/{id}/resync", post(admin::resync))
         .route("/admin/v1/connections/{id}/replay", post(admin::replay))
+        .route("/admin/v1/cluster", get(cluster::cluster))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
     let read = Router::new()
         .route("/v1/merchants/{merchant}/changes", get(read::changes))

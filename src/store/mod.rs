@@ -3,7 +3,9 @@
 //! Everything below the pair actor and the HTTP layer goes through [`Store`]; both backends
 //! share one implementation of the SQL (`sql.rs`) and pass one conformance suite.
 
+mod coordination;
 mod postgres;
+mod postgres_coordination;
 mod sql;
 mod sqlite;
 pub mod sqlite_lock;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use coordination::{Announcement, Coordination, Fence, Lease, NodeInfo};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -76,6 +79,10 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// The cluster coordination of this store: `None` for a store that serves one node
+    /// (SQLite), whose node owns every connection and writes unfenced.
+    fn coordination(&self) -> Option<Arc<dyn Coordination>>;
 
     /// Applies pending schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -170,7 +177,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<StoredObject>, StoreError>;
 
     /// Writes objects, versions, change-feed entries and dead letters, and deletes the applied
-    /// inbox rows, in one transaction fenced by the connection's lease epoch.
+    /// inbox rows, in one transaction fenced by the batch's shard lease ([`ApplyBatch::fence`]).
     async fn apply(&self, batch: &ApplyBatch) -> Result<(), StoreError>;
 
     /// Several batches (of any connections) in one transaction: all or none.

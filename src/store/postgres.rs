@@ -10,6 +10,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+use super::postgres_coordination::{PgCoordination, ADMIN_CHANNEL, INBOX_CHANNEL};
 use super::sql::sql_store;
 
 /// Postgres implementation of [`super::Store`]. Reads and writes share one pool.
@@ -126,6 +127,50 @@ impl PostgresStore {
     fn inbox_rows_deleted(&self, rows: usize) {
         self.inbox_vacuum.count(&self.write, rows);
     }
+
+    /// Every node on one Postgres database is a node of one cluster (CONTRACT "Cluster").
+    fn coordination_of_nodes(&self) -> Option<Arc<dyn super::Coordination>> {
+        Some(Arc::new(PgCoordination {
+            pool: self.write.clone(),
+        }))
+    }
+
+    /// Whether `fence` is still the current, unexpired lease of its shard. The row is held
+    /// `FOR SHARE` until the transaction ends, so a takeover (which updates the row) waits
+    /// for this write to commit and the new owner reads everything it wrote; concurrent
+    /// applies of the same shard share the lock and do not wait on each other.
+    async fn check_fence(
+        tx: &mut sqlx::PgConnection,
+        fence: super::Fence,
+    ) -> Result<bool, super::StoreError> {
+        Ok(sqlx::query_scalar::<_, i32>(
+            "SELECT shard FROM shard_leases WHERE shard = $1 AND epoch = $2 \
+             AND expires_at > clock_timestamp() FOR SHARE",
+        )
+        .bind(fence.shard)
+        .bind(fence.epoch)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some())
+    }
+
+    /// `NOTIFY`, delivered to every node when the transaction commits.
+    async fn announce(
+        tx: &mut sqlx::PgConnection,
+        what: super::sql::Announce,
+        connection_id: &str,
+    ) -> Result<(), super::StoreError> {
+        let channel = match what {
+            super::sql::Announce::Inbox => INBOX_CHANNEL,
+            super::sql::Announce::Admin => ADMIN_CHANNEL,
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
 }
 
 sql_store!(PostgresStore, sqlx::Postgres);
@@ -187,8 +232,10 @@ impl PostgresStore {
              ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
              RETURNING connection_id, provider_event_id, id, received_at), \
              q AS (INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
-             SELECT connection_id, id, received_at, received_at FROM r ORDER BY id) \
-             SELECT connection_id, provider_event_id, id FROM r",
+             SELECT connection_id, id, received_at, received_at FROM r ORDER BY id), \
+             n AS (SELECT count(pg_notify('billsync_inbox', c)) AS sent \
+             FROM (SELECT DISTINCT connection_id AS c FROM r) d) \
+             SELECT connection_id, provider_event_id, id FROM r, n",
         );
         Ok(Self::bind_raw_rows(query, rows)
             .fetch_all(&self.write)
@@ -261,7 +308,7 @@ impl PostgresStore {
         .bind(&b.connection_id)
         .bind(&b.merchant_id)
         .bind(b.now)
-        .bind(b.lease_epoch)
+        .bind(b.writer_epoch())
         .bind(text(|w| w.object_type.as_str()))
         .bind(text(|w| w.provider_id.as_str()))
         .bind(text(|w| w.id.as_str()))

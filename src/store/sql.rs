@@ -97,6 +97,16 @@ pub(super) fn ping_if_idle<'c, C: sqlx::Connection>(
     })
 }
 
+/// What a write tells the node that owns its connection, at commit (Postgres `NOTIFY`; a
+/// store that serves one node has nobody to tell).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Announce {
+    /// New inbox rows.
+    Inbox,
+    /// An admin action on the connection.
+    Admin,
+}
+
 pub(super) fn sha256_hex(body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(body))
@@ -146,7 +156,9 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
 
         use $crate::model::ObjectType;
-        use $crate::store::sql::{self, CONNECTION_COLUMNS, OBJECT_VIEW_COLUMNS, VERSION_COLUMNS};
+        use $crate::store::sql::{
+            self, Announce, CONNECTION_COLUMNS, OBJECT_VIEW_COLUMNS, VERSION_COLUMNS,
+        };
         use $crate::store::*;
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -217,6 +229,10 @@ macro_rules! sql_store {
         impl Store for $store {
             fn backend(&self) -> &'static str {
                 Self::BACKEND
+            }
+
+            fn coordination(&self) -> Option<std::sync::Arc<dyn Coordination>> {
+                self.coordination_of_nodes()
             }
 
             async fn migrate(&self) -> Result<(), StoreError> {
@@ -1037,6 +1053,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                Self::announce(&mut tx, Announce::Inbox, connection_id).await?;
                 Self::audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(queued)
@@ -1078,18 +1095,21 @@ macro_rules! sql_store {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 b: &ApplyBatch,
             ) -> Result<(), StoreError> {
-                // Fencing: only the holder of the current lease epoch may write.
-                let fenced = sqlx::query(
-                    "UPDATE connections SET last_applied_at = $1 WHERE id = $2 AND lease_epoch = $3",
-                )
-                .bind(b.now)
-                .bind(&b.connection_id)
-                .bind(b.lease_epoch)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
+                // Fencing: only the holder of the shard's current lease may write (a node
+                // frozen past its lease, or one that lost it, is refused here).
+                if let Some(fence) = b.fence {
+                    if !Self::check_fence(tx, fence).await? {
+                        return Err(StoreError::Fenced(b.connection_id.clone()));
+                    }
+                }
+                let gone = sqlx::query("UPDATE connections SET last_applied_at = $1 WHERE id = $2")
+                    .bind(b.now)
+                    .bind(&b.connection_id)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
                     == 0;
-                if fenced {
+                if gone {
                     return Err(StoreError::Fenced(b.connection_id.clone()));
                 }
                 let new_versions = b.writes.iter().filter(|w| w.is_new_version()).count() as i64;
@@ -1141,7 +1161,7 @@ macro_rules! sql_store {
                     .bind(w.tie_rank)
                     .bind(w.provider_updated_at)
                     .bind(b.now)
-                    .bind(b.lease_epoch)
+                    .bind(b.writer_epoch())
                     .bind(&b.connection_id)
                     .bind(w.object_type.as_str())
                     .bind(&w.provider_id)
@@ -1291,7 +1311,8 @@ macro_rules! sql_store {
                 .bind(a.detail.to_string())
                 .execute(&mut **tx)
                 .await?;
-                Ok(())
+                // Whichever node owns the target learns of the change at commit.
+                Self::announce(tx, Announce::Admin, &a.target).await
             }
         }
     };

@@ -2,6 +2,7 @@
 //! power loss. One write connection serialises writers; readers use their own pool.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -72,6 +73,29 @@ impl SqliteStore {
 
     /// SQLite's planner uses the primary keys and indexes without statistics.
     fn objects_written(&self, _rows: usize) {}
+
+    /// One node owns everything: no cluster to coordinate.
+    fn coordination_of_nodes(&self) -> Option<Arc<dyn super::Coordination>> {
+        None
+    }
+
+    /// Never called with a fence: this store's only node writes unfenced (its file lock
+    /// keeps a second node out).
+    async fn check_fence(
+        _tx: &mut sqlx::SqliteConnection,
+        _fence: super::Fence,
+    ) -> Result<bool, super::StoreError> {
+        Ok(true)
+    }
+
+    /// One node: the writer tells its own supervisor in process.
+    async fn announce(
+        _tx: &mut sqlx::SqliteConnection,
+        _what: super::sql::Announce,
+        _connection_id: &str,
+    ) -> Result<(), super::StoreError> {
+        Ok(())
+    }
 
     /// Inserts raw events in one multi-row statement; a key already stored (or repeated in
     /// `rows`) inserts nothing. Returns (connection, provider event id, id) of the new rows.
@@ -213,7 +237,7 @@ impl SqliteStore {
                     .push_bind(w.tie_rank)
                     .push_bind(w.provider_updated_at)
                     .push_bind(b.now)
-                    .push_bind(b.lease_epoch);
+                    .push_bind(b.writer_epoch());
             });
             q.push(" ON CONFLICT (connection_id, object_type, provider_id) DO NOTHING");
             written += q.build().execute(&mut *tx).await?.rows_affected();

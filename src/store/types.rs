@@ -192,7 +192,9 @@ impl ObjectWrite {
 pub struct ApplyBatch {
     pub connection_id: String,
     pub merchant_id: String,
-    pub lease_epoch: i64,
+    /// The lease the writing node holds on the connection's shard; the store refuses the
+    /// batch when it is no longer current. `None` on a store that serves one node.
+    pub fence: Option<super::Fence>,
     pub now: i64,
     pub writes: Vec<ObjectWrite>,
     /// Inbox rows this batch applies (deleted in the same transaction).
@@ -211,6 +213,13 @@ pub struct ApplyBatch {
     /// Confirmations that are settled (the object converged or failed), as they were read.
     /// One whose row was moved later while its read was in flight stays, to be read again.
     pub settled_refetches: Vec<Refetch>,
+}
+
+impl ApplyBatch {
+    /// The lease epoch stored with the objects it writes (1 on a store that serves one node).
+    pub fn writer_epoch(&self) -> i64 {
+        self.fence.map_or(1, |f| f.epoch)
+    }
 }
 
 /// A pending confirmation read of one object.

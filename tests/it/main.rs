@@ -13,6 +13,7 @@ mod edges;
 mod helpers;
 mod http_edges;
 mod intake;
+mod leases;
 mod ordering;
 mod props;
 mod providers;

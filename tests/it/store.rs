@@ -14,7 +14,7 @@ use crate::helpers::*;
 conformance!(
     raw_events_refuse_update_and_delete,
     ingest_dedupes_by_connection_and_event_id,
-    apply_is_atomic_and_fenced_by_lease_epoch,
+    apply_is_atomic_and_fenced_by_the_shard_lease,
     stale_expected_version_is_a_conflict_and_writes_nothing,
     change_seqs_are_contiguous_per_merchant,
     failed_inbox_rows_back_off_then_dead_letter,
@@ -25,7 +25,7 @@ conformance!(
     real_time_refetches_are_due_before_an_earlier_reconciliation_backlog,
 );
 
-async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
+pub(crate) async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let conn = ConnectionRecord {
@@ -61,7 +61,7 @@ async fn setup(backend: Backend) -> (TestDb, Arc<dyn Store>, ConnectionRecord) {
     (db, store, conn)
 }
 
-fn event(conn: &ConnectionRecord, id: &str) -> IncomingEvent {
+pub(crate) fn event(conn: &ConnectionRecord, id: &str) -> IncomingEvent {
     IncomingEvent {
         connection_id: conn.id.clone(),
         provider_event_id: id.into(),
@@ -97,7 +97,7 @@ fn batch(conn: &ConnectionRecord, writes: Vec<ObjectWrite>, inbox: Vec<i64>) -> 
     ApplyBatch {
         connection_id: conn.id.clone(),
         merchant_id: conn.merchant_id.clone(),
-        lease_epoch: conn.lease_epoch,
+        fence: None,
         now: billsync::model::time::now_micros(),
         writes,
         applied_inbox_ids: inbox,
@@ -156,7 +156,10 @@ async fn ingest_dedupes_by_connection_and_event_id(backend: Backend) {
     );
 }
 
-async fn apply_is_atomic_and_fenced_by_lease_epoch(backend: Backend) {
+/// A store that serves one node has no leases: its node writes unfenced. On Postgres a
+/// batch that carries an old epoch of its shard, or one released, is refused whole; the
+/// current lease writes.
+async fn apply_is_atomic_and_fenced_by_the_shard_lease(backend: Backend) {
     let (_db, store, conn) = setup(backend).await;
     store.ingest(&[event(&conn, "evt_1")]).await.unwrap();
     let inbox: Vec<i64> = store
@@ -166,27 +169,45 @@ async fn apply_is_atomic_and_fenced_by_lease_epoch(backend: Backend) {
         .iter()
         .map(|i| i.inbox_id)
         .collect();
-    let mut stale = batch(&conn, vec![write("cus_1", None, 1, "a@x")], inbox.clone());
-    stale.lease_epoch = 0;
-    assert!(matches!(
-        store.apply(&stale).await,
-        Err(StoreError::Fenced(_))
-    ));
-    assert_eq!(
-        store.inbox_depth().await.unwrap().pending,
-        1,
-        "a fenced apply changes nothing"
-    );
-    assert!(store
-        .read_object("m_store", ObjectType::Customer, "stripe:cus_1", None)
-        .await
-        .unwrap()
-        .is_none());
+    let mut fence = None;
+    if let Some(c) = store.coordination() {
+        let shard = billsync::cluster::shard_of(&conn.id);
+        let old = c.acquire("node-a", shard, 60).await.unwrap().unwrap();
+        let current = c.acquire("node-b", shard, 60).await.unwrap();
+        assert_eq!(current, None, "a live lease of another node is not taken");
+        c.release("node-a", &[old]).await.unwrap();
+        let current = c.acquire("node-b", shard, 60).await.unwrap().unwrap();
+        assert!(current.epoch > old.epoch, "the epoch rises with the owner");
+        for refused in [
+            old,
+            Fence {
+                shard: (shard + 1) % 256,
+                ..current
+            },
+        ] {
+            let mut stale = batch(&conn, vec![write("cus_1", None, 1, "a@x")], inbox.clone());
+            stale.fence = Some(refused);
+            assert!(matches!(
+                store.apply(&stale).await,
+                Err(StoreError::Fenced(_))
+            ));
+            assert_eq!(
+                store.inbox_depth().await.unwrap().pending,
+                1,
+                "a fenced apply changes nothing"
+            );
+            assert!(store
+                .read_object("m_store", ObjectType::Customer, "stripe:cus_1", None)
+                .await
+                .unwrap()
+                .is_none());
+        }
+        fence = Some(current);
+    }
 
-    store
-        .apply(&batch(&conn, vec![write("cus_1", None, 1, "a@x")], inbox))
-        .await
-        .unwrap();
+    let mut current = batch(&conn, vec![write("cus_1", None, 1, "a@x")], inbox);
+    current.fence = fence;
+    store.apply(&current).await.unwrap();
     assert_eq!(store.inbox_depth().await.unwrap().pending, 0);
     let obj = store
         .read_object("m_store", ObjectType::Customer, "stripe:cus_1", None)
