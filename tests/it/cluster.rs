@@ -17,6 +17,10 @@ use crate::crash::free_port;
 use crate::helpers::*;
 use crate::sim::{start_tls_sim, verify_sim};
 
+/// Stripe's tax IDs converge only once a confirmation read counts after their events (its 60 s
+/// lag allowance, docs/providers/stripe.md): the last changes need that long, and a little.
+const SETTLE_SECS: u64 = 100;
+
 /// With 256 shards, rendezvous hashing spreads within this fraction of an even share.
 const SPREAD_TOLERANCE: f64 = 0.25;
 
@@ -167,6 +171,15 @@ async fn sim_through(
     (sim, merchants)
 }
 
+/// The billsync connection ids of the simulator's accounts.
+fn connection_ids(sim: &SimHandle) -> Vec<String> {
+    sim.sim
+        .accounts()
+        .into_iter()
+        .filter_map(|a| a.connection_id)
+        .collect()
+}
+
 /// Steps the simulator every `every` until `stop`.
 fn spawn_stepper(
     sim: &SimHandle,
@@ -287,8 +300,11 @@ async fn three_nodes_survive_a_kill_nine_and_a_fourth_joining() {
     let stepper = spawn_stepper(&sim, Duration::from_millis(250), stop_steps.clone());
 
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // The node owning the most connections, so that the kill leaves work to take over.
+    let (victim, owned) = cluster.busiest(&connection_ids(&sim)).await;
+    assert!(owned > 0, "no node owns a connection");
     let killed_at = Instant::now();
-    cluster.nodes[1].kill9().await;
+    cluster.nodes[victim].kill9().await;
     cluster.add_node("node-3").await;
     let budget = LEASE_SECS + 10;
     let left = Duration::from_secs(budget).saturating_sub(killed_at.elapsed());
@@ -301,16 +317,18 @@ async fn three_nodes_survive_a_kill_nine_and_a_fourth_joining() {
         "spread {spread_after:?} after the kill"
     );
 
+    eprintln!("kill -9: spread over the live nodes {spread_after:?} after the kill");
     tokio::time::sleep(Duration::from_secs(6)).await;
     stop_steps.store(true, Ordering::Relaxed);
     let events = stepper.await.expect("stepper");
-    let report = wait_settled(&cluster, &sim, 60).await;
+    let report = wait_settled(&cluster, &sim, SETTLE_SECS).await;
     stop.store(true, Ordering::Relaxed);
     poller.await.expect("poller");
     let acked = assert_exactly_once(&cluster, &log).await;
     println!(
-        "kill -9: {events} sim events, {acked} acknowledged, {} balancer retries; spread over \
+        "kill -9 of {} (owner of {owned} of 12 connections): {events} sim events, {acked} acknowledged, {} balancer retries; spread over \
          the live nodes {spread_after:?} after the kill; verify: {}; {:.1} s in all",
+        cluster.nodes[victim].id,
         cluster.lb.retries(),
         report.summary(),
         started.elapsed().as_secs_f64()
@@ -332,7 +350,9 @@ async fn a_node_frozen_past_its_lease_is_fenced_when_it_wakes() {
     let stepper = spawn_stepper(&sim, Duration::from_millis(200), stop_steps.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let victim = 2;
+    // The node owning the most connections: its actors have the most work in flight.
+    let (victim, owned) = cluster.busiest(&connection_ids(&sim)).await;
+    assert!(owned > 0, "no node owns a connection");
     let mut fenced = 0.0;
     let mut cycles = 0;
     while fenced == 0.0 && cycles < 3 {
@@ -346,10 +366,11 @@ async fn a_node_frozen_past_its_lease_is_fenced_when_it_wakes() {
         tokio::time::sleep(Duration::from_secs(LEASE_SECS + 1)).await;
         fenced = metric(&cluster.nodes[victim], "billsync_fenced_writes_total").await;
     }
+    eprintln!("fencing: billsync_fenced_writes_total = {fenced} after {cycles} freeze(s)");
     stop_steps.store(true, Ordering::Relaxed);
     stepper.await.expect("stepper");
     let spread = cluster.wait_spread(SPREAD_TOLERANCE, 30).await;
-    let report = wait_settled(&cluster, &sim, 60).await;
+    let report = wait_settled(&cluster, &sim, SETTLE_SECS).await;
     stop.store(true, Ordering::Relaxed);
     poller.await.expect("poller");
     let acked = assert_exactly_once(&cluster, &log).await;
@@ -361,8 +382,9 @@ async fn a_node_frozen_past_its_lease_is_fenced_when_it_wakes() {
         cluster.nodes[victim].tail(40)
     );
     println!(
-        "fencing: {fenced} stale writes refused after {cycles} freeze(s); {acked} acknowledged, \
+        "fencing of {} (owner of {owned} of 12 connections): {fenced} stale writes refused after {cycles} freeze(s); {acked} acknowledged, \
          {} balancer retries; the woken node back in the spread {spread:?} later; verify: {}",
+        cluster.nodes[victim].id,
         cluster.lb.retries(),
         report.summary()
     );
@@ -397,7 +419,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_stays_fast() {
     stop_steps.store(true, Ordering::Relaxed);
     stepper.await.expect("stepper");
     cluster.wait_spread(SPREAD_TOLERANCE, 30).await;
-    let report = wait_settled(&cluster, &sim, 60).await;
+    let report = wait_settled(&cluster, &sim, SETTLE_SECS).await;
     stop.store(true, Ordering::Relaxed);
     poller.await.expect("poller");
     let acked = assert_exactly_once(&cluster, &log).await;
@@ -405,26 +427,30 @@ async fn a_rolling_restart_under_load_loses_nothing_and_stays_fast() {
     let mut ms = latencies.seen;
     ms.sort_by(f64::total_cmp);
     assert!(ms.len() >= 30, "only {} markers measured", ms.len());
-    assert!(
-        latencies.lost.is_empty(),
-        "markers acknowledged but never readable: {:?}",
-        latencies.lost
-    );
     let p95 = ms[((ms.len() - 1) as f64 * 0.95).round() as usize];
     println!(
         "rolling restart: handovers (SIGTERM→exit) {handovers:?}; {acked} acknowledged, {} \
          balancer retries; webhook→queryable over {} markers: P50 {:.0} ms, P95 {p95:.0} ms, \
-         max {:.0} ms ({} superseded); verify: {}",
+         max {:.0} ms ({} superseded, {} not readable within {MARKER_SECS} s); verify: {}",
         cluster.lb.retries(),
         ms.len(),
         ms[ms.len() / 2],
         ms[ms.len() - 1],
         latencies.superseded,
+        latencies.lost.len(),
         report.summary()
+    );
+    assert!(
+        latencies.lost.is_empty(),
+        "markers acknowledged but not readable within {MARKER_SECS} s: {:?}",
+        latencies.lost
     );
     assert!(p95 < 2000.0, "webhook→queryable P95 {p95:.0} ms");
     sim.stop();
 }
+
+/// How long a marker may take to be readable before it counts as not applied.
+const MARKER_SECS: u64 = 20;
 
 /// What the marker edits measured: ack→readable per marker (ms), markers never readable
 /// though still the truth, and markers a later change replaced before they were seen.
@@ -522,7 +548,7 @@ async fn time_marker(sim: &billsync::simulator::Sim, lb: &Lb, m: &Marker, out: &
         "{}/v1/merchants/{}/customers/stripe:{}",
         lb.url, m.merchant, m.id
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(MARKER_SECS);
     while Instant::now() < deadline {
         let read: Option<Value> = match client.get(&url).bearer_auth(TOKEN).send().await {
             Ok(r) if r.status() == 200 => r.json().await.ok(),

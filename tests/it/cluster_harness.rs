@@ -215,6 +215,32 @@ impl Cluster {
         }
     }
 
+    /// The index of the node that owns the most of `connections` now (`shard_leases`), and
+    /// how many it owns.
+    pub async fn busiest(&self, connections: &[String]) -> (usize, usize) {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&self.db.url)
+            .await
+            .expect("connect");
+        let owners: HashMap<i32, String> =
+            sqlx::query_as::<_, (i32, Option<String>)>("SELECT shard, owner FROM shard_leases")
+                .fetch_all(&mut db)
+                .await
+                .expect("shard leases")
+                .into_iter()
+                .filter_map(|(shard, owner)| Some((shard, owner?)))
+                .collect();
+        let mut counts = vec![0; self.nodes.len()];
+        for c in connections {
+            let owner = owners.get(&billsync::cluster::shard_of(c));
+            if let Some(i) = self.nodes.iter().position(|n| Some(&n.id) == owner) {
+                counts[i] += 1;
+            }
+        }
+        let best = (0..counts.len()).max_by_key(|&i| counts[i]).unwrap_or(0);
+        (best, counts.get(best).copied().unwrap_or(0))
+    }
+
     pub fn live_ids(&self) -> Vec<String> {
         self.nodes
             .iter()
@@ -252,6 +278,23 @@ impl Cluster {
             "shards not spread over {live:?} (±{tolerance}) within {secs} s; last view {last}\n{}",
             self.tails(30)
         );
+    }
+}
+
+impl Drop for Cluster {
+    /// On a failure, keeps the nodes' logs (the temp dir goes with the database) and says where.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let keep =
+            std::env::temp_dir().join(format!("billsync-cluster-logs-{}", &uuid_like()[..8]));
+        if std::fs::create_dir_all(&keep).is_ok() {
+            for n in &self.nodes {
+                let _ = std::fs::copy(&n.log, keep.join(format!("{}.log", n.id)));
+            }
+            eprintln!("cluster node logs kept in {}", keep.display());
+        }
     }
 }
 
