@@ -112,6 +112,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let _node_lock = store::sqlite_lock::lock_node(&config.database_url)?;
     let store = open_store(&config).await?;
     let sealer = sealer(&config)?;
     let admin_token_digest = admin_token_digest(&config, store.as_ref()).await?;

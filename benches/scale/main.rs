@@ -4,12 +4,19 @@
 //! 2 KB payload, and 100-row transactions).
 //!
 //! Run through `scripts/bench` (it provides Postgres). Flags: `--quick`, `--stores sqlite,postgres`,
-//! `--scenarios 1,2,3,4,5` (1 to 3 share their baselines; 5, `/healthz` under a slow-client
-//! attack, runs once for both stores), `--watch SECS` (longest watch of scenario 4's refetch
+//! `--scenarios 1,2,3,4,5,6` (1 to 3 share their baselines; 5, `/healthz` under a slow-client
+//! attack, runs once for both stores; 6, three `billsync serve` processes on one Postgres
+//! against one, and a takeover after kill -9, runs once on Postgres), `--watch SECS` (longest watch of scenario 4's refetch
 //! state).
 //! Prints a Markdown table and writes it to `bench/results/<date>.md`.
 
 mod backfill;
+mod cluster;
+// The cluster tests' load balancer, shared so the bench measures through the same one; the
+// tests use parts of it (acknowledgement records) the bench does not.
+#[allow(dead_code)]
+#[path = "../../tests/it/cluster_lb.rs"]
+mod cluster_lb;
 mod connections;
 mod intake;
 mod load;
@@ -52,7 +59,7 @@ fn opts() -> Opts {
     Opts {
         quick,
         stores: list("--stores", "sqlite,postgres"),
-        scenarios: list("--scenarios", "1,2,3,4,5"),
+        scenarios: list("--scenarios", "1,2,3,4,5,6"),
         watch: list("--watch", "").first().and_then(|w| w.parse().ok()),
     }
 }
@@ -177,6 +184,19 @@ async fn main() {
     } else {
         None
     };
+    let cluster = if o.runs("6") {
+        let (n, secs) = if o.quick {
+            (3_000, 5.0)
+        } else {
+            (20_000, 20.0)
+        };
+        let f = cluster::run(dir.path(), n, secs).await;
+        let t = cluster::table(&f);
+        eprintln!("{t}");
+        Some(t)
+    } else {
+        None
+    };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -216,6 +236,9 @@ async fn main() {
         }
     }
     if let Some(t) = slow {
+        out.push_str(&t);
+    }
+    if let Some(t) = cluster {
         out.push_str(&t);
     }
     println!("{out}");

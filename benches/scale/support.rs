@@ -242,6 +242,19 @@ pub async fn start_app(url: String) -> App {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let conns = register_connections(&base).await;
+    App {
+        base,
+        conns,
+        shutdown: tx,
+        _dir: dir,
+    }
+}
+
+/// Registers [`CONNECTIONS`] Stripe connections (one merchant each) through the admin API at
+/// `base`: (connection id, merchant id).
+pub async fn register_connections(base: &str) -> Vec<(String, String)> {
+    let client = reqwest::Client::new();
     let mut conns = Vec::new();
     for m in 0..CONNECTIONS {
         let merchant = format!("m_bench_{m}");
@@ -261,12 +274,7 @@ pub async fn start_app(url: String) -> App {
             merchant,
         ));
     }
-    App {
-        base,
-        conns,
-        shutdown: tx,
-        _dir: dir,
-    }
+    conns
 }
 
 pub fn now_secs() -> i64 {

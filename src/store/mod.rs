@@ -8,6 +8,7 @@ mod postgres;
 mod postgres_coordination;
 mod sql;
 mod sqlite;
+pub mod sqlite_lock;
 mod types;
 
 use std::sync::Arc;
@@ -44,6 +45,11 @@ pub enum StoreError {
          then run migrate again"
     )]
     DuplicateConnections(String),
+    #[error(
+        "another billsync serve is using this SQLite store (its lock file {0} is held): a \
+         SQLite store serves exactly one node; stop the other node, or use Postgres for a cluster"
+    )]
+    InUse(String),
 }
 
 impl StoreError {
