@@ -16,6 +16,7 @@ pub mod config;
 pub mod connections;
 pub mod doctor;
 pub mod http;
+pub mod intake_sink;
 pub mod model;
 pub mod outbound;
 pub mod providers;
@@ -54,6 +55,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Outbound(#[from] outbound::OutboundError),
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
 }
 
 /// Opens and migrates the configured store.
@@ -151,6 +154,16 @@ pub async fn run(
         config.intake_batch_max,
         intake_queue,
     );
+    // SQS intake (issue 21): the sink the webhook handler uses, and this node's queue workers.
+    let (intake, intake_tasks) = intake_sink::IntakeSink::start(
+        &config,
+        intake,
+        store.clone(),
+        connections.clone(),
+        supervisor_handle.clone(),
+        cancel.clone(),
+    )
+    .await?;
     let state = AppState {
         store: store.clone(),
         connections,
@@ -182,6 +195,9 @@ pub async fn run(
     );
     let served = http::serve(listener, app, limits, shutdown).await;
     cancel.cancel();
+    for task in intake_tasks {
+        let _ = task.await;
+    }
     let _ = supervisor_task.await;
     let _ = gauge_task.await;
     tracing::info!("billsync stopped");
