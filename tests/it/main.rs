@@ -6,6 +6,8 @@ mod backfill;
 mod backfill_fidelity;
 mod chaos;
 mod crash;
+#[cfg(feature = "sqs")]
+mod db_proxy;
 mod edges;
 mod helpers;
 mod http_edges;
@@ -27,6 +29,8 @@ mod sim_paddle;
 mod sim_recurly;
 mod sim_zuora;
 mod slow_clients;
+#[cfg(feature = "sqs")]
+mod sqs_intake;
 mod store;
 mod stripe_fidelity;
 mod tls;
