@@ -17,9 +17,9 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::intake_sink::{Accepted, IntakeError, Verified};
 use crate::model::time::now_micros;
 use crate::providers::{ProviderKind, VerifyError};
-use crate::intake_sink::{Accepted, IntakeError, Verified};
 
 /// Largest webhook body accepted (CONTRACT).
 pub const MAX_BODY: usize = 1 << 20;

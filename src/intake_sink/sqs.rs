@@ -505,7 +505,9 @@ async fn dead_letter_gauge(queue: Arc<SqsQueue>, cancel: CancellationToken) {
                     tracing::warn!("the SQS intake queue has no redrive policy: a message that cannot be stored is retried for ever (docs/operations.md)");
                 }
                 Ok(None) => {}
-                Err(e) => tracing::debug!(error = %e, "cannot read the intake queue's redrive policy"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the intake queue's redrive policy")
+                }
             }
         }
         if let Some(url) = &dlq {
