@@ -379,13 +379,10 @@ async fn webhooks_keep_their_200_while_postgres_is_unreachable() {
     }
     let stats = sim.sim.stats();
     let during = stats.webhooks_sent - sent_before;
-    assert_eq!(
-        (stats.webhooks_retried, stats.webhooks_failed),
-        (0, 0),
-        "webhooks not answered 200 while Postgres was unreachable:\n{}",
-        sqs_log(30)
-    );
-    assert!(during >= 300, "only {during} webhooks during the outage");
+    // Not 200 during the outage (the simulator retries those): asserted at the end, after the
+    // recovery was seen too, so one run tells both.
+    let refused_during = (stats.webhooks_retried, stats.webhooks_failed);
+    let log_during = sqs_log(10);
     let stored_during = app.db.count("SELECT COUNT(*) FROM raw_events").await;
     proxy.restore();
     let restored_at = Instant::now();
@@ -396,8 +393,10 @@ async fn webhooks_keep_their_200_while_postgres_is_unreachable() {
             .expect("the database answers through the restored proxy");
     }
 
-    wait_until("webhooks delivered", 30, changes as u64, || async {
-        sim.sim.stats().webhooks_sent
+    // Delivered with a 2xx (an attempt answered otherwise is counted as retried or failed).
+    wait_until("webhooks delivered", 60, changes as u64, || async {
+        let s = sim.sim.stats();
+        s.webhooks_sent - s.webhooks_retried - s.webhooks_failed
     })
     .await;
     wait_until("raw events", 120, changes as i64, || {
@@ -405,6 +404,12 @@ async fn webhooks_keep_their_200_while_postgres_is_unreachable() {
     })
     .await;
     let stored_after = restored_at.elapsed();
+    println!(
+        "sqs intake, Postgres cut 30 s: {during} webhooks during the outage, {refused_during:?} \
+         (retried, failed) not answered 200; {stored_during} stored before the cut; all {changes} \
+         stored {:.1} s after Postgres returned",
+        stored_after.as_secs_f64()
+    );
     app.settle().await;
     let target = format!("http://{}", app.addr);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -421,6 +426,12 @@ async fn webhooks_keep_their_200_while_postgres_is_unreachable() {
         report.divergent.len(),
         &report.divergent[..report.divergent.len().min(5)]
     );
+    assert_eq!(
+        refused_during,
+        (0, 0),
+        "webhooks not answered 200 while Postgres was unreachable:\n{log_during}"
+    );
+    assert!(during >= 300, "only {during} webhooks during the outage");
     let stats = sim.sim.stats();
     assert_eq!((stats.webhooks_retried, stats.webhooks_failed), (0, 0));
     assert_eq!(
