@@ -360,9 +360,12 @@ async fn webhooks_keep_their_200_while_postgres_is_unreachable() {
     proxy.cut();
     let cut_at = Instant::now();
     let sent_before = sim.sim.stats().webhooks_sent;
+    // About 300 webhooks: moto's SQS slows with its depth (each send and receive walks the
+    // whole queue: 900 queued messages take it 75 s to accept, 1,800 make a receive take 14 s),
+    // so a larger outage backlog measures moto, not billsync.
     while cut_at.elapsed() < Duration::from_secs(30) {
-        changes += sim.sim.step(2);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        changes += sim.sim.step(1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // Still cut: the database is unreachable through the app's URL.
     {
@@ -431,7 +434,7 @@ async fn webhooks_keep_their_200_while_postgres_is_unreachable() {
         (0, 0),
         "webhooks not answered 200 while Postgres was unreachable:\n{log_during}"
     );
-    assert!(during >= 300, "only {during} webhooks during the outage");
+    assert!(during >= 200, "only {during} webhooks during the outage");
     let stats = sim.sim.stats();
     assert_eq!((stats.webhooks_retried, stats.webhooks_failed), (0, 0));
     assert_eq!(
