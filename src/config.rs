@@ -22,6 +22,17 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// Where a verified webhook goes before its 200 (`BILLSYNC_INTAKE`, CONTRACT).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntakeMode {
+    /// Straight into the store (`raw_events` + `inbox`).
+    #[default]
+    Direct,
+    /// Into the SQS queue `sqs_queue_url`; every node's workers move it into the store.
+    Sqs,
+}
+
 /// Everything a node needs to run. Build with [`Config::load`] or [`Config::default`].
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -87,6 +98,10 @@ pub struct Config {
     /// At the cap a newcomer is still served: the connection that has waited longest without
     /// sending a complete request is closed to make room.
     pub http_max_connections: usize,
+    /// `direct` or `sqs` (`BILLSYNC_INTAKE`).
+    pub intake: IntakeMode,
+    /// The SQS intake queue's URL (`BILLSYNC_SQS_QUEUE_URL`); needed when `intake` is `sqs`.
+    pub sqs_queue_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -130,6 +145,8 @@ impl Default for Config {
             http_body_timeout_secs: 30,
             http_idle_timeout_secs: 60,
             http_max_connections: 0,
+            intake: IntakeMode::Direct,
+            sqs_queue_url: None,
         }
     }
 }
@@ -189,6 +206,7 @@ impl Config {
             }
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        config.sqs_intake_queue()?;
         Ok(config)
     }
 
@@ -245,6 +263,21 @@ impl Config {
         if let Some(v) = var("BILLSYNC_HTTP_MAX_CONNECTIONS") {
             self.http_max_connections = number("BILLSYNC_HTTP_MAX_CONNECTIONS", &v)?;
         }
+        if let Some(v) = var("BILLSYNC_INTAKE") {
+            self.intake = match v.trim() {
+                "direct" => IntakeMode::Direct,
+                "sqs" => IntakeMode::Sqs,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "BILLSYNC_INTAKE",
+                        reason: format!("`{v}` is neither `direct` nor `sqs`"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = var("BILLSYNC_SQS_QUEUE_URL").filter(|v| !v.is_empty()) {
+            self.sqs_queue_url = Some(v);
+        }
         if let Some(v) = var("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
             self.ssl_cert_file = Some(PathBuf::from(v));
         }
@@ -269,6 +302,31 @@ impl Config {
             header: secs(self.http_header_timeout_secs),
             body: secs(self.http_body_timeout_secs),
             idle: secs(self.http_idle_timeout_secs),
+        }
+    }
+
+    /// The SQS intake queue's URL when intake is `sqs` (`None` for `direct`); an error naming
+    /// what to set when `sqs` lacks its queue or this build lacks the `sqs` feature.
+    pub fn sqs_intake_queue(&self) -> Result<Option<&str>, ConfigError> {
+        if self.intake == IntakeMode::Direct {
+            return Ok(None);
+        }
+        if !cfg!(feature = "sqs") {
+            return Err(ConfigError::Invalid {
+                name: "BILLSYNC_INTAKE",
+                reason: "`sqs` needs a build with the `sqs` cargo feature (on by default); \
+                         this one was built without it: set BILLSYNC_INTAKE=direct or rebuild"
+                    .into(),
+            });
+        }
+        match self.sqs_queue_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Ok(Some(url)),
+            _ => Err(ConfigError::Invalid {
+                name: "BILLSYNC_SQS_QUEUE_URL",
+                reason: "BILLSYNC_INTAKE=sqs needs the intake queue's URL: set \
+                         BILLSYNC_SQS_QUEUE_URL (e.g. https://sqs.eu-west-1.amazonaws.com/123456789012/billsync-intake)"
+                    .into(),
+            }),
         }
     }
 
@@ -323,6 +381,34 @@ mod tests {
         let c: Config = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(c.listen.port(), 7);
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn sqs_intake_needs_its_queue_url() {
+        let mut c = Config::default();
+        assert_eq!(c.sqs_intake_queue().unwrap(), None, "direct by default");
+        c.apply_env(|n| (n == "BILLSYNC_INTAKE").then(|| "sqs".to_string()))
+            .unwrap();
+        let err = c.sqs_intake_queue().unwrap_err().to_string();
+        if cfg!(feature = "sqs") {
+            assert!(err.contains("set BILLSYNC_SQS_QUEUE_URL"), "{err}");
+        } else {
+            assert!(err.contains("`sqs` cargo feature"), "{err}");
+        }
+        c.apply_env(|n| {
+            (n == "BILLSYNC_SQS_QUEUE_URL").then(|| "http://127.0.0.1:1/q".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            c.sqs_intake_queue().ok().flatten(),
+            cfg!(feature = "sqs").then_some("http://127.0.0.1:1/q")
+        );
+        let err = c
+            .apply_env(|n| (n == "BILLSYNC_INTAKE").then(|| "kafka".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("BILLSYNC_INTAKE"));
+        let c: Config = toml::from_str("intake = \"sqs\"\nsqs_queue_url = \"u\"").unwrap();
+        assert_eq!(c.intake, IntakeMode::Sqs);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod config;
 pub mod connections;
 pub mod doctor;
 pub mod http;
+pub mod intake_sink;
 pub mod model;
 pub mod outbound;
 pub mod providers;
@@ -58,6 +59,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Outbound(#[from] outbound::OutboundError),
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
 }
 
 /// Opens and migrates the configured store.
@@ -193,6 +196,16 @@ pub async fn run(
         config.intake_batch_max,
         intake_queue,
     );
+    // SQS intake (issue 21): the sink the webhook handler uses, and this node's queue workers.
+    let (intake, intake_tasks) = intake_sink::IntakeSink::start(
+        &config,
+        intake,
+        store.clone(),
+        connections.clone(),
+        supervisor_handle.clone(),
+        cancel.clone(),
+    )
+    .await?;
     let state = AppState {
         store: store.clone(),
         connections,
@@ -226,6 +239,9 @@ pub async fn run(
     let served = http::serve(listener, app, limits, shutdown).await;
     // Handover: actors finish their batch first, then the leases go (peers take them at once).
     cancel.cancel();
+    for task in intake_tasks {
+        let _ = task.await;
+    }
     let _ = supervisor_task.await;
     keeper_stop.cancel();
     if let Some(keeper) = keeper_task {

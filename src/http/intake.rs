@@ -1,6 +1,7 @@
 //! Webhook intake: `POST /webhooks/{provider}/{connection_id}`. Finds the connection, checks
 //! size and authenticity over the raw bytes, parses the envelope, and answers 200 only after
-//! the raw event and its inbox row are committed (DESIGN invariant 1).
+//! the event is durable: its raw event and inbox row committed (DESIGN invariant 1), or, with
+//! `BILLSYNC_INTAKE=sqs`, accepted by the intake queue (`crate::intake_sink`).
 
 use std::time::{Duration, Instant};
 
@@ -16,9 +17,9 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::intake_sink::{Accepted, IntakeError, Verified};
 use crate::model::time::now_micros;
 use crate::providers::{ProviderKind, VerifyError};
-use crate::store::{IncomingEvent, IngestOutcome, RawBody};
 
 /// Largest webhook body accepted (CONTRACT).
 pub const MAX_BODY: usize = 1 << 20;
@@ -267,21 +268,21 @@ async fn handle(
             format!("the {what} contains a control character"),
         ));
     }
-    let event = IncomingEvent {
+    let event = Verified {
         connection_id: connection_id.to_owned(),
         provider_event_id: envelope.event_id,
         event_type: envelope.event_type,
-        source: "webhook",
         received_at: now,
-        // Compressed here, on this request's task: the writer commits many requests at once.
-        body: RawBody::seal(&body).map_err(|e| {
-            tracing::error!(error = %e, "cannot compress a webhook body; answering 503");
-            ApiError::unavailable()
-        })?,
+        body,
     };
     match app.intake.submit(event).await {
-        Ok(IngestOutcome::Stored { .. }) => Ok(false),
-        Ok(IngestOutcome::Duplicate) => Ok(true),
-        Err(()) => Err(ApiError::unavailable()),
+        Ok(Accepted::Duplicate) => Ok(true),
+        Ok(Accepted::Stored | Accepted::Queued) => Ok(false),
+        Err(e) => {
+            if let IntakeError::Seal(e) = &e {
+                tracing::error!(error = %e, "cannot compress a webhook body; answering 503");
+            }
+            Err(ApiError::unavailable())
+        }
     }
 }

@@ -35,6 +35,7 @@ pub use serve::{serve, Limits};
 
 use crate::actors::SupervisorHandle;
 use crate::connections::Connections;
+use crate::intake_sink::IntakeSink;
 use crate::store::Store;
 
 /// What every handler may use. Cheap to clone.
@@ -42,7 +43,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub connections: Arc<Connections>,
-    pub intake: GroupCommit,
+    pub intake: IntakeSink,
     pub supervisor: SupervisorHandle,
     pub admin_token_digest: [u8; 32],
     pub metrics: PrometheusHandle,

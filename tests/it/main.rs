@@ -10,6 +10,8 @@ mod cluster_harness;
 mod cluster_lb;
 mod cluster_routing;
 mod crash;
+#[cfg(feature = "sqs")]
+mod db_proxy;
 mod edges;
 mod helpers;
 mod http_edges;
@@ -32,6 +34,8 @@ mod sim_paddle;
 mod sim_recurly;
 mod sim_zuora;
 mod slow_clients;
+#[cfg(feature = "sqs")]
+mod sqs_intake;
 mod store;
 mod stripe_fidelity;
 mod tls;
