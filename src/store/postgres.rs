@@ -145,7 +145,7 @@ impl PostgresStore {
     ) -> Result<bool, super::StoreError> {
         Ok(sqlx::query_scalar::<_, i32>(
             "SELECT shard FROM shard_leases WHERE shard = $1 AND epoch = $2 \
-             AND expires_at > clock_timestamp() FOR SHARE",
+             AND expires_at > clock_timestamp() FOR KEY SHARE",
         )
         .bind(fence.shard)
         .bind(fence.epoch)

@@ -137,6 +137,24 @@ impl Coordination for PgCoordination {
         shard: i32,
         lease_secs: u64,
     ) -> Result<Option<Fence>, StoreError> {
+        // The row lock (FOR UPDATE conflicts with the applies' FOR KEY SHARE) makes a takeover
+        // wait for writes already past their fence check; a holder that does not finish
+        // soon (a frozen node) leaves the shard to a later round instead of stalling this
+        // one, whose renewals keep every other lease.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '500ms'")
+            .execute(&mut *tx)
+            .await?;
+        let locked = sqlx::query("SELECT shard FROM shard_leases WHERE shard = $1 FOR UPDATE")
+            .bind(shard)
+            .execute(&mut *tx)
+            .await;
+        if let Err(sqlx::Error::Database(e)) = &locked {
+            if e.code().as_deref() == Some("55P03") {
+                return Ok(None);
+            }
+        }
+        locked?;
         let epoch: Option<i64> = sqlx::query_scalar(
             "UPDATE shard_leases SET owner = $1, epoch = epoch + 1, \
              expires_at = clock_timestamp() + make_interval(secs => $3), \
@@ -147,8 +165,9 @@ impl Coordination for PgCoordination {
         .bind(node)
         .bind(shard)
         .bind(lease_secs as f64)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(epoch.map(|epoch| Fence { shard, epoch }))
     }
 
