@@ -17,6 +17,8 @@ use super::sql::sql_store;
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
+    /// How this store connects: the cluster's coordination opens its own small pool with it.
+    options: PgConnectOptions,
     inbox_vacuum: Arc<Upkeep>,
     analyze: Arc<Upkeep>,
 }
@@ -85,6 +87,9 @@ const VACUUM_INBOX_AFTER: usize = 5_000;
 /// 250,000 changes, 0.47 ms after an ANALYZE.
 const ANALYZE_FIRST_AT: usize = 20_000;
 
+/// `idle_in_transaction_session_timeout` of the store's sessions (see `open`).
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
+
 impl PostgresStore {
     const BACKEND: &'static str = "postgres";
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -93,18 +98,27 @@ impl PostgresStore {
         // Tables grow from empty to millions of rows while a node runs: a generic plan cached
         // when `objects` was empty keeps seq-scanning it. Plan every statement for the data
         // it meets (measured: a 150k-object backfill went from ~50 ms to ~1 ms per lookup).
-        let options =
-            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
+        // A transaction left open by a node that froze (SIGSTOP, a VM pause) would hold its
+        // shard's lease row and block the takeover; no transaction of billsync idles between
+        // statements, so the server ends one that does after a few seconds.
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("plan_cache_mode", "force_custom_plan"),
+            (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
             .before_acquire(super::sql::ping_if_idle)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         Ok(PostgresStore {
             read: pool.clone(),
             write: pool,
+            options,
             inbox_vacuum: Upkeep::new(
                 "VACUUM (SKIP_LOCKED, TRUNCATE FALSE) inbox",
                 "billsync_inbox_vacuum_seconds",
@@ -129,16 +143,22 @@ impl PostgresStore {
     }
 
     /// Every node on one Postgres database is a node of one cluster (CONTRACT "Cluster").
+    /// Its own few connections (heartbeats, leases, `LISTEN`), so lease renewals never
+    /// queue behind a busy node's applies for a pooled connection: a renewal that waits
+    /// past the lease loses every shard of the node.
     fn coordination_of_nodes(&self) -> Option<Arc<dyn super::Coordination>> {
-        Some(Arc::new(PgCoordination {
-            pool: self.write.clone(),
-        }))
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(self.options.clone());
+        Some(Arc::new(PgCoordination { pool }))
     }
 
     /// Whether `fence` is still the current, unexpired lease of its shard. The row is held
-    /// `FOR SHARE` until the transaction ends, so a takeover (which updates the row) waits
-    /// for this write to commit and the new owner reads everything it wrote; concurrent
-    /// applies of the same shard share the lock and do not wait on each other.
+    /// `FOR KEY SHARE` until the transaction ends: a takeover locks it `FOR UPDATE` first
+    /// (`PgCoordination::acquire`), so it waits for this write to commit and the new owner
+    /// reads everything it wrote; renewals and releases (plain updates) neither wait on nor
+    /// deadlock with applies holding several shards' rows, and applies share the lock.
     async fn check_fence(
         tx: &mut sqlx::PgConnection,
         fence: super::Fence,

@@ -1,7 +1,9 @@
 //! [`Coordination`] on Postgres: `nodes` and `shard_leases` (migration 0014) judged by the
-//! database's clock, and `LISTEN/NOTIFY` for announcements. Leases change one row per
-//! statement, so a lease change never waits on more than one row lock and cannot deadlock
-//! with the applies that hold their shards' rows `FOR SHARE` (see `check_fence`).
+//! database's clock, and `LISTEN/NOTIFY` for announcements. Applies hold their shards' rows
+//! `FOR KEY SHARE` (`PostgresStore::check_fence`), which renewals and releases (plain
+//! updates) do not conflict with; only a takeover locks a row `FOR UPDATE`, one row at a time
+//! and for at most half a second, so it waits for a write past its fence check but never
+//! stalls a keeper's round behind a frozen holder.
 
 use std::time::Duration;
 
