@@ -427,17 +427,24 @@ async fn a_rolling_restart_under_load_loses_nothing_and_stays_fast() {
     let mut ms = latencies.seen;
     ms.sort_by(f64::total_cmp);
     assert!(ms.len() >= 30, "only {} markers measured", ms.len());
+    assert!(
+        latencies.held.len() * 10 <= ms.len(),
+        "more than one marker in ten held pending: {:?}",
+        latencies.held
+    );
     let p95 = ms[((ms.len() - 1) as f64 * 0.95).round() as usize];
     println!(
         "rolling restart: handovers (SIGTERM→exit) {handovers:?}; {acked} acknowledged, {} \
          balancer retries; webhook→queryable over {} markers: P50 {:.0} ms, P95 {p95:.0} ms, \
-         max {:.0} ms ({} superseded, {} not readable within {MARKER_SECS} s); verify: {}",
+         max {:.0} ms ({} superseded, {} not readable within {MARKER_SECS} s, {} held pending \
+         for the provider's confirmation of a same-second tie); verify: {}",
         cluster.lb.retries(),
         ms.len(),
         ms[ms.len() / 2],
         ms[ms.len() - 1],
         latencies.superseded,
         latencies.lost.len(),
+        latencies.held.len(),
         report.summary()
     );
     assert!(
@@ -459,6 +466,12 @@ struct Latencies {
     seen: Vec<f64>,
     lost: Vec<String>,
     superseded: usize,
+    /// Markers whose object billsync held `pending` at the deadline: their webhook tied with
+    /// another change of the same second, which Stripe's event times cannot order, so the
+    /// API is asked after the 60 s lag allowance (DESIGN invariant 4). Not lost: `verify`
+    /// (0 divergent, asserted after the allowance) proves the marker, if still the truth, is
+    /// what billsync ends with.
+    held: Vec<String>,
 }
 
 /// Every 200 ms, changes a customer's email to a unique marker through the simulator (its
@@ -563,7 +576,19 @@ async fn time_marker(sim: &billsync::simulator::Sim, lb: &Lb, m: &Marker, out: &
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    // Never readable: lost, unless a later change of the simulator replaced it.
+    // Never readable: held for confirmation (a tie), or lost, unless a later change of the
+    // simulator replaced it.
+    let status: Option<Value> = match client.get(&url).bearer_auth(TOKEN).send().await {
+        Ok(r) if r.status() == 200 => r.json().await.ok(),
+        _ => None,
+    };
+    if status.is_some_and(|o| o["reconciliation_status"] == "pending") {
+        out.lock()
+            .unwrap()
+            .held
+            .push(format!("{}/{} {}", m.merchant, m.id, m.email));
+        return;
+    }
     let truth = sim.truth(false);
     let still = truth["accounts"][m.account]["objects"]
         .as_array()
