@@ -22,6 +22,16 @@ fn coordination(store: &Arc<dyn Store>) -> Arc<dyn Coordination> {
         .expect("Postgres coordinates a cluster")
 }
 
+/// The ids of the nodes seen within the last minute.
+async fn live_ids(c: &Arc<dyn Coordination>) -> Vec<String> {
+    c.live_nodes(60)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.node_id)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_serves_one_node_and_has_no_leases() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -35,14 +45,7 @@ async fn a_lapsed_lease_is_not_renewed_and_goes_to_the_next_taker_with_a_higher_
     let c = coordination(&store);
     c.heartbeat("node-a", 1).await.unwrap();
     c.heartbeat("node-b", 2).await.unwrap();
-    let live: Vec<String> = c
-        .live_nodes(60)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| n.node_id)
-        .collect();
-    assert_eq!(live, ["node-a", "node-b"]);
+    assert_eq!(live_ids(&c).await, ["node-a", "node-b"]);
 
     let a = c
         .acquire("node-a", 7, 1)
@@ -69,14 +72,7 @@ async fn a_lapsed_lease_is_not_renewed_and_goes_to_the_next_taker_with_a_higher_
     assert_eq!(c.leases().await.unwrap().len(), SHARDS as usize);
 
     c.leave("node-a").await.unwrap();
-    let live: Vec<String> = c
-        .live_nodes(60)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| n.node_id)
-        .collect();
-    assert_eq!(live, ["node-b"]);
+    assert_eq!(live_ids(&c).await, ["node-b"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
