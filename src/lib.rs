@@ -179,13 +179,19 @@ pub async fn run(
             )
         }
     };
-    let supervisor = Supervisor::new(
+    let mut supervisor = Supervisor::new(
         store.clone(),
         connections.clone(),
         settings,
         supervisor_handle.clone(),
         owned,
     );
+    if let Some(coordination) = &membership.coordination {
+        supervisor = supervisor.forwarding(cluster::forward::Forwarder::spawn(
+            coordination.clone(),
+            cancel.clone(),
+        ));
+    }
     let supervisor_task = tokio::spawn(supervisor.run(cancel.clone()));
     let gauge_task = tokio::spawn(inbox_gauge(store.clone(), cancel.clone()));
 

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::pair::{Msg, PairActor, PairSettings};
+use crate::cluster::forward::Forwarder;
 use crate::cluster::Owned;
 use crate::connections::Connections;
 use crate::model::time::now_micros;
@@ -26,6 +27,8 @@ const RESCAN_EVERY: Duration = Duration::from_secs(1);
 #[derive(Clone, Default)]
 pub struct SupervisorHandle {
     dirty: Arc<Mutex<HashSet<String>>>,
+    /// Connections with inbox rows this node's intake stored, for announcing to their owners.
+    stored: Arc<Mutex<HashSet<String>>>,
     jobs: Arc<Mutex<HashSet<String>>>,
     notify: Arc<Notify>,
     rescan: Arc<std::sync::atomic::AtomicBool>,
@@ -39,6 +42,20 @@ impl SupervisorHandle {
             let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
             for id in connection_ids {
                 dirty.insert(id.to_owned());
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Intake stored new inbox rows for these connections: wakes the actors of those this
+    /// node owns and, in a cluster, has the others' owners told (`crate::cluster::forward`).
+    pub fn stored_here<'a>(&self, connection_ids: impl IntoIterator<Item = &'a str>) {
+        {
+            let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+            for id in connection_ids {
+                dirty.insert(id.to_owned());
+                stored.insert(id.to_owned());
             }
         }
         self.notify.notify_one();
@@ -89,6 +106,8 @@ pub struct Supervisor {
     /// connection ever served.
     writer_locks: Arc<DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     next_generation: u64,
+    /// Announces intake's rows to the nodes that own them (a cluster; `None`: one node).
+    forwarder: Option<Forwarder>,
 }
 
 impl Supervisor {
@@ -108,7 +127,15 @@ impl Supervisor {
             actors: Arc::new(DashMap::new()),
             writer_locks: Arc::new(DashMap::new()),
             next_generation: 0,
+            forwarder: None,
         }
+    }
+
+    /// In a cluster: inbox rows this node stores for connections another node owns are
+    /// announced to it through `forwarder`.
+    pub fn forwarding(mut self, forwarder: Forwarder) -> Self {
+        self.forwarder = Some(forwarder);
+        self
     }
 
     /// Runs until `cancel` fires, then waits for the actors to finish their current batch.
@@ -147,6 +174,16 @@ impl Supervisor {
                 .swap(false, std::sync::atomic::Ordering::Relaxed);
             for id in SupervisorHandle::take(&self.handle.dirty) {
                 self.send(&id, Msg::Wake, &idle_tx, &mut tasks, &cancel);
+            }
+            let stored = SupervisorHandle::take(&self.handle.stored);
+            if let Some(forwarder) = &self.forwarder {
+                let owned = self.owned.borrow();
+                forwarder.send(
+                    stored
+                        .into_iter()
+                        .filter(|id| owned.fence_for(id).is_none())
+                        .collect(),
+                );
             }
             for id in SupervisorHandle::take(&self.handle.jobs) {
                 self.send(&id, Msg::Jobs, &idle_tx, &mut tasks, &cancel);

@@ -3,11 +3,12 @@
 //! Connections hash to [`SHARDS`] shards. On Postgres every node heartbeats and holds shard
 //! leases ([`keeper`]), placed by rendezvous hashing ([`rendezvous`]); its supervisor runs
 //! actors only for the shards it holds, each actor's writes fenced by its shard's lease
-//! epoch. Peers' inbox rows and admin changes reach the owner as announcements
-//! ([`announcements`]). A SQLite store serves one node, which owns everything
+//! epoch. Inbox rows stored by another node ([`forward`]) and admin changes reach the owner
+//! as announcements ([`announcements`]). A SQLite store serves one node, which owns everything
 //! ([`Owned::everything`]).
 
 pub mod announcements;
+pub mod forward;
 pub mod keeper;
 pub mod rendezvous;
 pub mod view;

@@ -104,7 +104,7 @@ async fn writer(
         metrics::histogram!("billsync_intake_commit_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!("billsync_intake_batch_size").record(events.len() as f64);
-        supervisor.work_for(
+        supervisor.stored_here(
             events
                 .iter()
                 .zip(&outcomes)

@@ -377,7 +377,7 @@ impl Mover {
         if self.store_down.swap(false, Ordering::Relaxed) {
             tracing::info!("store reachable again: moving SQS intake messages");
         }
-        self.supervisor.work_for(
+        self.supervisor.stored_here(
             held.iter()
                 .zip(&fates)
                 .filter(|(_, f)| matches!(f, Fate::Moved(IngestOutcome::Stored { .. })))

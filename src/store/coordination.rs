@@ -89,6 +89,10 @@ pub trait Coordination: Send + Sync + 'static {
     /// Removes `node` from the membership (a clean stop), and announces it.
     async fn leave(&self, node: &str) -> Result<(), StoreError>;
 
+    /// Tells the owners of these connections that their inbox has new rows (stored and
+    /// committed already: this is a wake-up, the inbox scan is the backstop).
+    async fn announce_inbox(&self, connection_ids: &[String]) -> Result<(), StoreError>;
+
     /// Starts receiving announcements. The subscription reconnects by itself and sends
     /// [`Announcement::Lapsed`] when it may have missed some.
     async fn subscribe(&self) -> Result<mpsc::Receiver<Announcement>, StoreError>;

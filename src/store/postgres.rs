@@ -238,6 +238,11 @@ impl PostgresStore {
     /// Stores raw events and queues the new ones for applying, in the order given: one
     /// statement, so one round trip and one commit (no BEGIN/COMMIT of its own). Returns
     /// (connection, provider event id, id) of the new rows.
+    ///
+    /// No `NOTIFY` here: Postgres serializes the commits of notifying transactions on one
+    /// lock held across their WAL flush, which cost a node 37% of its intake rate (1,708 ev/s
+    /// against 2,722 without, `scripts/bench --quick --scenarios 6`). The node that stored
+    /// the rows tells the owners afterwards (`crate::cluster::forward`).
     async fn store_and_queue(
         &self,
         rows: &[&super::IncomingEvent],
@@ -252,10 +257,8 @@ impl PostgresStore {
              ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
              RETURNING connection_id, provider_event_id, id, received_at), \
              q AS (INSERT INTO inbox (connection_id, raw_event_id, received_at, next_attempt_at) \
-             SELECT connection_id, id, received_at, received_at FROM r ORDER BY id), \
-             n AS (SELECT count(pg_notify('billsync_inbox', c)) AS sent \
-             FROM (SELECT DISTINCT connection_id AS c FROM r) d) \
-             SELECT connection_id, provider_event_id, id FROM r, n",
+             SELECT connection_id, id, received_at, received_at FROM r ORDER BY id) \
+             SELECT connection_id, provider_event_id, id FROM r",
         );
         Ok(Self::bind_raw_rows(query, rows)
             .fetch_all(&self.write)

@@ -200,6 +200,17 @@ impl Coordination for PgCoordination {
         announce_membership(&self.pool).await
     }
 
+    async fn announce_inbox(&self, connection_ids: &[String]) -> Result<(), StoreError> {
+        // A transaction of notifications only: no WAL, no fsync, so Postgres's commit-time
+        // notify lock is held for microseconds, not across an intake commit's flush.
+        sqlx::query("SELECT count(pg_notify($1, c)) FROM UNNEST($2::text[]) AS c")
+            .bind(INBOX_CHANNEL)
+            .bind(connection_ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn subscribe(&self) -> Result<mpsc::Receiver<Announcement>, StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener

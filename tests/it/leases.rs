@@ -80,10 +80,15 @@ async fn peers_hear_of_inbox_rows_admin_changes_and_members_at_commit() {
     let (_db, store, conn) = setup(Backend::Postgres).await;
     let c = coordination(&store);
     let mut heard = c.subscribe().await.unwrap();
+    // Intake's commit announces nothing itself (it would hold Postgres's notify lock across
+    // its flush); the node that stored the rows announces them after (cluster::forward).
     store.ingest(&[event(&conn, "evt_n1")]).await.unwrap();
+    c.announce_inbox(&[conn.id.clone(), "conn_other".into()])
+        .await
+        .unwrap();
     assert_eq!(next(&mut heard).await, Announcement::Inbox(conn.id.clone()));
-    // A duplicate stores nothing and announces nothing: the next one heard is the pause.
-    store.ingest(&[event(&conn, "evt_n1")]).await.unwrap();
+    assert_eq!(next(&mut heard).await, Announcement::Inbox("conn_other".into()));
+    store.ingest(&[event(&conn, "evt_n2")]).await.unwrap();
     let audit = AuditEntry {
         at: 1,
         actor: "test".into(),
