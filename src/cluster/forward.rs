@@ -56,8 +56,9 @@ async fn announce(
         }
         let ids: Vec<String> = ids.into_iter().collect();
         match coordination.announce_inbox(&ids).await {
-            Ok(()) => metrics::counter!("billsync_inbox_announcements_total")
-                .increment(ids.len() as u64),
+            Ok(()) => {
+                metrics::counter!("billsync_inbox_announcements_total").increment(ids.len() as u64)
+            }
             // The owners' inbox scans pick the rows up within a second.
             Err(e) => tracing::debug!(error = %e, "cannot announce new inbox rows to their owners"),
         }

@@ -87,7 +87,10 @@ async fn peers_hear_of_inbox_rows_admin_changes_and_members_at_commit() {
         .await
         .unwrap();
     assert_eq!(next(&mut heard).await, Announcement::Inbox(conn.id.clone()));
-    assert_eq!(next(&mut heard).await, Announcement::Inbox("conn_other".into()));
+    assert_eq!(
+        next(&mut heard).await,
+        Announcement::Inbox("conn_other".into())
+    );
     store.ingest(&[event(&conn, "evt_n2")]).await.unwrap();
     let audit = AuditEntry {
         at: 1,
