@@ -115,9 +115,7 @@ impl Connections {
         let Some(record) = self.store.get_connection(id).await? else {
             return Ok(None);
         };
-        let Some(provider) = providers::for_kind(record.provider) else {
-            return Ok(None);
-        };
+        let provider = providers::for_kind(record.provider);
         let (webhook_secrets, api_key) = self.open_secrets(&record)?;
         let live = Arc::new(LiveConnection {
             webhook_secrets,
@@ -515,20 +513,6 @@ impl NewConnection {
                 "must be one of stripe, chargebee, recurly, paddle, zuora, maxio",
             )
         })?;
-        if providers::for_kind(provider).is_none() {
-            let supported: Vec<&str> = ProviderKind::ALL
-                .into_iter()
-                .filter(|k| providers::for_kind(*k).is_some())
-                .map(ProviderKind::as_str)
-                .collect();
-            return Err(invalid(
-                "provider",
-                format!(
-                    "`{provider_name}` is not supported by this build yet (supported: {})",
-                    supported.join(", ")
-                ),
-            ));
-        }
         let webhook_secrets = f.webhook_secrets()?;
         check_basic_auth_entries(provider, &webhook_secrets)?;
         let api_base_url = f.api_base_url()?;
@@ -551,7 +535,7 @@ fn check_basic_auth_entries(
     provider: ProviderKind,
     secrets: &[String],
 ) -> Result<(), ConnectionError> {
-    let basic = providers::for_kind(provider).is_some_and(|p| p.basic_auth_webhooks());
+    let basic = providers::for_kind(provider).basic_auth_webhooks();
     if basic && secrets.iter().any(|s| !s.contains(':')) {
         return Err(invalid(
             "webhook_secrets",

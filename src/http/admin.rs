@@ -199,12 +199,8 @@ async fn start_job(
         .provider
         .streams()
         .iter()
-        .copied()
-        .filter(|s| {
-            types
-                .as_ref()
-                .is_none_or(|t| t.contains(&conn.provider.stream_object_type(s)))
-        })
+        .filter(|s| types.as_ref().is_none_or(|t| t.contains(&s.kind)))
+        .map(|s| s.name)
         .collect();
     let record = SyncJob {
         connection_id: id.to_owned(),

@@ -11,10 +11,10 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
-use base64::Engine;
-use subtle::ConstantTimeEq;
-
-use super::minor_units::{id_text, retry_after, Obj};
+use super::basic_auth;
+use super::info::{ProviderInfo, Stream};
+use super::minor_units::{id_text, Obj};
+use super::rate_limit::{Backoff, Hint};
 use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
 use crate::model::time::secs_to_micros;
 use crate::model::{ObjectType, Observation};
@@ -22,46 +22,34 @@ use crate::model::{ObjectType, Observation};
 /// The Chargebee provider.
 pub struct Chargebee;
 
+/// Chargebee's facts (docs/providers/chargebee.md).
+pub const INFO: ProviderInfo = ProviderInfo {
+    kind: ProviderKind::Chargebee,
+    api_base: "https://{site}.chargebee.com",
+    // The version is in the path (`/api/v2/`), not a header.
+    api_version: "v2",
+    // 150 requests per minute on Starter and test sites, the lowest plan ("Rate limits").
+    default_rate_limit: 2,
+    lag_allowance: Duration::from_secs(60),
+    basic_auth_webhooks: true,
+    // The limit resets each minute; without `Retry-After`, wait a good share of it.
+    backoff: Backoff {
+        hints: &[Hint::Wait("retry-after")],
+        default: Duration::from_secs(15),
+    },
+    streams: &[
+        Stream::windowed("customers", ObjectType::Customer),
+        Stream::windowed("invoices", ObjectType::Invoice),
+        Stream::windowed("credit_notes", ObjectType::CreditNote),
+        Stream::windowed("subscriptions", ObjectType::Subscription),
+        Stream::windowed("transactions", ObjectType::Transaction),
+    ],
+};
+
 const P: &str = "chargebee";
 
 /// Lifecycle rank of a deletion: nothing at the same version comes after it.
 const DELETED_RANK: i64 = i64::MAX;
-
-/// Checks `Authorization: Basic base64(user:pass)` against `username:password` entries, the
-/// way chargebee-node's `basicAuthValidator` parses it (scheme `Basic`, decoded text split at
-/// the first `:`), comparing in constant time against every entry.
-pub fn verify_basic(headers: &HeaderMap, secrets: &[String]) -> Result<(), VerifyError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(VerifyError::InvalidCredentials)?;
-    // Exactly two space-separated parts, as the SDK's `split(' ')` requires.
-    let encoded = header
-        .strip_prefix("Basic ")
-        .filter(|e| !e.contains(' '))
-        .ok_or(VerifyError::InvalidCredentials)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| VerifyError::InvalidCredentials)?;
-    let colon = decoded
-        .iter()
-        .position(|b| *b == b':')
-        .ok_or(VerifyError::InvalidCredentials)?;
-    let (user, pass) = (&decoded[..colon], &decoded[colon + 1..]);
-    let mut matched = subtle::Choice::from(0);
-    for entry in secrets {
-        let Some((eu, ep)) = entry.split_once(':') else {
-            continue;
-        };
-        // Lengths are not secret; contents are compared in constant time.
-        matched |= eu.as_bytes().ct_eq(user) & ep.as_bytes().ct_eq(pass);
-    }
-    if bool::from(matched) {
-        Ok(())
-    } else {
-        Err(VerifyError::InvalidCredentials)
-    }
-}
 
 impl Obj<'_> {
     /// A unix-seconds time (Chargebee's only time form) as canonical UTC text.
@@ -380,15 +368,6 @@ fn transaction(o: &Obj) -> Result<(Value, i64), ParseError> {
     ))
 }
 
-/// The endpoints a full pull walks (each under `/api/v2/`).
-const STREAMS: &[&str] = &[
-    "customers",
-    "invoices",
-    "credit_notes",
-    "subscriptions",
-    "transactions",
-];
-
 /// A Chargebee list answer: `{"list": [{"<resource>": {...}}, ...], "next_offset": "..."}`.
 /// Each entry's resource comes out unwrapped, with `object` set to its resource name.
 fn parse_wrapped_list(body: &[u8]) -> Result<(Vec<Value>, Option<String>), ParseError> {
@@ -425,13 +404,8 @@ fn primary(wrapper: &Value) -> Option<Value> {
 }
 
 impl Provider for Chargebee {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Chargebee
-    }
-
-    /// HTTP Basic against `username:password` entries; the timestamp arguments do not apply.
-    fn basic_auth_webhooks(&self) -> bool {
-        true
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
     }
 
     fn verify(
@@ -442,7 +416,7 @@ impl Provider for Chargebee {
         _now_secs: i64,
         _tolerance_secs: i64,
     ) -> Result<(), VerifyError> {
-        verify_basic(headers, secrets)
+        basic_auth::verify(headers, secrets)
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
@@ -466,26 +440,6 @@ impl Provider for Chargebee {
         observe_resource(resource, object, deleted, e.occurred_at)
     }
 
-    /// A placeholder: Chargebee's API lives at `https://{site}.chargebee.com`, which only the
-    /// connection knows, so a Chargebee connection needs `api_base_url` in practice.
-    fn default_api_base(&self) -> &'static str {
-        "https://{site}.chargebee.com"
-    }
-
-    fn default_api_version(&self) -> &'static str {
-        // The version is in the path (`/api/v2/`), not a header.
-        "v2"
-    }
-
-    fn default_rate_limit(&self) -> u32 {
-        // 150 requests per minute on Starter and test sites, the lowest plan.
-        2
-    }
-
-    fn api_lag_allowance(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-
     /// HTTP Basic with the API key as user name and an empty password.
     fn authorize(
         &self,
@@ -494,20 +448,6 @@ impl Provider for Chargebee {
         _api_version: &str,
     ) -> reqwest::RequestBuilder {
         request.basic_auth(api_key, Some(""))
-    }
-
-    fn streams(&self) -> &'static [&'static str] {
-        STREAMS
-    }
-
-    fn stream_object_type(&self, stream: &str) -> ObjectType {
-        match stream {
-            "customers" => ObjectType::Customer,
-            "invoices" => ObjectType::Invoice,
-            "credit_notes" => ObjectType::CreditNote,
-            "subscriptions" => ObjectType::Subscription,
-            _ => ObjectType::Transaction,
-        }
     }
 
     /// Objects changed in `[start, end)`, oldest change first, deleted ones included.
@@ -603,47 +543,11 @@ impl Provider for Chargebee {
         let resource = object.get("object").and_then(Value::as_str).unwrap_or("");
         observe_resource(resource, object, false, read_at.saturating_sub(lag))
     }
-
-    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        // Chargebee's limits reset each minute; without `Retry-After` wait a good share of it.
-        retry_after(status, headers, Duration::from_secs(15))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn auth(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", value.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn basic_splits_at_first_colon_and_tries_every_entry() {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let secrets = vec!["old:pw".to_string(), "hook:pa:ss".to_string()];
-        let ok = auth(&format!("Basic {}", b64("hook:pa:ss")));
-        assert_eq!(verify_basic(&ok, &secrets), Ok(()));
-        let old = auth(&format!("Basic {}", b64("old:pw")));
-        assert_eq!(verify_basic(&old, &secrets), Ok(()));
-        for bad in [
-            format!("Basic {}", b64("hook:pa")),
-            format!("Bearer {}", b64("old:pw")),
-            format!("Basic {}", b64("oldpw")),
-            "Basic !!!".to_string(),
-        ] {
-            assert_eq!(
-                verify_basic(&auth(&bad), &secrets),
-                Err(VerifyError::InvalidCredentials)
-            );
-        }
-        assert_eq!(
-            verify_basic(&HeaderMap::new(), &secrets),
-            Err(VerifyError::InvalidCredentials)
-        );
-    }
 
     /// Made by `scripts/gen-chargebee-vectors.mjs` (chargebee-node's own `basicAuthValidator`):
     /// `npm install --prefix /tmp/cbvec chargebee && NODE_PATH=/tmp/cbvec/node_modules node

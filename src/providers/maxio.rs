@@ -17,8 +17,10 @@ use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
+use super::info::{ProviderInfo, Stream};
 use super::maxio_billing_address as billing_address;
-use super::minor_units::{id_text, retry_after, Obj};
+use super::minor_units::{id_text, Obj};
+use super::rate_limit::{Backoff, Hint};
 use super::signing::hmac_sha256;
 use super::{
     ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
@@ -30,6 +32,31 @@ use crate::model::{ObjectType, Observation};
 
 /// The Maxio provider.
 pub struct Maxio;
+
+/// Maxio's facts (docs/providers/maxio.md).
+pub const INFO: ProviderInfo = ProviderInfo {
+    kind: ProviderKind::Maxio,
+    api_base: "https://{subdomain}.chargify.com",
+    // Maxio's API is unversioned.
+    api_version: "v1",
+    // No documented number; a third-party figure of 10,000 requests per hour is ~2.8/s.
+    default_rate_limit: 2,
+    lag_allowance: Duration::from_secs(60),
+    basic_auth_webhooks: false,
+    // No rate-limit headers beyond an occasional `Retry-After`: back off for a while.
+    backoff: Backoff {
+        hints: &[Hint::Wait("retry-after")],
+        default: Duration::from_secs(10),
+    },
+    streams: &[
+        Stream::windowed("customers", ObjectType::Customer),
+        Stream::windowed("subscriptions", ObjectType::Subscription),
+        Stream::windowed("invoices", ObjectType::Invoice),
+        // Paged by number with no time filter: read whole.
+        Stream::whole("credit_notes", ObjectType::CreditNote),
+        Stream::windowed("transactions", ObjectType::Transaction),
+    ],
+};
 
 const P: &str = "maxio";
 
@@ -550,15 +577,6 @@ fn transaction(o: &Obj, context: Option<&Value>) -> Result<Option<(Value, i64)>,
     )))
 }
 
-/// The endpoints a full pull walks.
-const STREAMS: &[&str] = &[
-    "customers",
-    "subscriptions",
-    "invoices",
-    "credit_notes",
-    "transactions",
-];
-
 fn datetime_param(secs: i64) -> String {
     secs_to_rfc3339(secs).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
@@ -588,8 +606,8 @@ fn wrap(v: &Value) -> Option<Value> {
 }
 
 impl Provider for Maxio {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Maxio
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
     }
 
     fn verify(
@@ -713,27 +731,6 @@ impl Provider for Maxio {
         })
     }
 
-    /// A placeholder: Maxio's API lives at `https://{subdomain}.chargify.com` (or
-    /// `.ebilling.maxio.com` in the EU), which only the connection knows, so a Maxio
-    /// connection needs `api_base_url` in practice.
-    fn default_api_base(&self) -> &'static str {
-        "https://{subdomain}.chargify.com"
-    }
-
-    fn default_api_version(&self) -> &'static str {
-        // Maxio's API is unversioned.
-        "v1"
-    }
-
-    fn default_rate_limit(&self) -> u32 {
-        // No documented number; a third-party figure of 10,000 requests per hour is ~2.8/s.
-        2
-    }
-
-    fn api_lag_allowance(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-
     /// HTTP Basic with the API key as user name and `x` as password.
     fn authorize(
         &self,
@@ -744,20 +741,6 @@ impl Provider for Maxio {
         request
             .basic_auth(api_key, Some("x"))
             .header("Accept", "application/json")
-    }
-
-    fn streams(&self) -> &'static [&'static str] {
-        STREAMS
-    }
-
-    fn stream_object_type(&self, stream: &str) -> ObjectType {
-        match stream {
-            "customers" => ObjectType::Customer,
-            "invoices" => ObjectType::Invoice,
-            "credit_notes" => ObjectType::CreditNote,
-            "subscriptions" => ObjectType::Subscription,
-            _ => ObjectType::Transaction,
-        }
     }
 
     /// Objects of the window, oldest first. Subscriptions and invoices are filtered and sorted
@@ -891,11 +874,6 @@ impl Provider for Maxio {
         Ok(page)
     }
 
-    /// Credit notes have no date filter (docs/providers/maxio.md): one window walks them all.
-    fn stream_windowed(&self, stream: &str) -> bool {
-        stream != "credit_notes"
-    }
-
     /// Two phases, both ascending: the Events API (`/events.json`, `since_id` inclusive), whose
     /// events name objects to refetch ([`Provider::thin_reference`]); then invoice events
     /// (`/invoices/events.json`, `since_date`, then `since_id` exclusive), which carry invoice
@@ -1011,11 +989,6 @@ impl Provider for Maxio {
 
     fn merge_sub(&self, object: &mut Value, _part: &str, items: Vec<Value>) {
         billing_address::merge_sub(object, items)
-    }
-
-    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        // Maxio sends no rate-limit headers; back off for a while by default.
-        retry_after(status, headers, Duration::from_secs(10))
     }
 }
 

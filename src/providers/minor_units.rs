@@ -1,30 +1,11 @@
 //! Reading minor-unit provider objects (Chargebee, Maxio): field access
-//! with canonical money, currency and time text, and 429 pauses. Intake never calls these directly.
-
-use std::time::Duration;
+//! with canonical money, currency and time text. Intake never calls these directly.
 
 use serde_json::Value;
 
 use crate::model::money::{currency_code, json_minor};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339};
 use crate::providers::ParseError;
-
-/// A 429 answer's pause: `Retry-After` seconds when sent, else `default`; capped at a minute.
-pub fn retry_after(
-    status: u16,
-    headers: &reqwest::header::HeaderMap,
-    default: Duration,
-) -> Option<Duration> {
-    if status != 429 {
-        return None;
-    }
-    let pause = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(default, Duration::from_secs);
-    Some(pause.min(Duration::from_secs(60)))
-}
 
 /// Read access to a provider object's fields (nulls read as absent).
 #[derive(Clone, Copy)]
@@ -119,20 +100,5 @@ pub fn id_text(v: Option<&Value>) -> Option<String> {
         Value::String(s) if !s.is_empty() && s.len() <= 255 => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_reads_seconds_or_defaults() {
-        let mut h = reqwest::header::HeaderMap::new();
-        let d = Duration::from_secs(2);
-        assert_eq!(retry_after(200, &h, d), None);
-        assert_eq!(retry_after(429, &h, d), Some(d));
-        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(429, &h, d), Some(Duration::from_secs(7)));
     }
 }

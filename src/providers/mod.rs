@@ -1,12 +1,15 @@
 //! Providers: one module per billing system behind one trait (webhook authenticity, envelope,
 //! mapping to canonical objects). Intake and the pair actor only ever see [`Provider`].
 
+pub mod basic_auth;
 pub mod chargebee;
+pub mod info;
 mod major_units;
 pub mod maxio;
 mod maxio_billing_address;
 mod minor_units;
 pub mod paddle;
+pub mod rate_limit;
 pub mod recurly;
 mod signing;
 pub mod stripe;
@@ -21,9 +24,10 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::model::{ObjectType, Observation};
+pub use info::{ProviderInfo, Stream};
 pub use subreads::{SubPage, SubRead};
 
-/// The six providers of the CONTRACT. Only some have an implementation yet; see [`for_kind`].
+/// The six providers of the CONTRACT, each implemented ([`for_kind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
@@ -123,7 +127,12 @@ pub struct ListPage {
 
 /// One billing system. Implementations are stateless and shared by all connections.
 pub trait Provider: Send + Sync + 'static {
-    fn kind(&self) -> ProviderKind;
+    /// The provider's fixed facts; the questions below about them are answered from it.
+    fn info(&self) -> &'static ProviderInfo;
+
+    fn kind(&self) -> ProviderKind {
+        self.info().kind
+    }
 
     /// Checks the webhook's authenticity over the exact raw body against every active secret.
     fn verify(
@@ -169,15 +178,19 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// The API base URL when a connection names none.
-    fn default_api_base(&self) -> &'static str;
+    fn default_api_base(&self) -> &'static str {
+        self.info().api_base
+    }
 
     /// The API version requested when a connection names none.
-    fn default_api_version(&self) -> &'static str;
+    fn default_api_version(&self) -> &'static str {
+        self.info().api_version
+    }
 
     /// Whether webhook secrets are HTTP Basic `username:password` entries (Chargebee, Zuora)
     /// rather than signing keys: an entry without `:` could never authenticate.
     fn basic_auth_webhooks(&self) -> bool {
-        false
+        self.info().basic_auth_webhooks
     }
 
     /// Whether billsync requests and parses `version` of this provider's API (`doctor`). Most
@@ -187,11 +200,15 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Requests per second a connection may make when it names no limit.
-    fn default_rate_limit(&self) -> u32;
+    fn default_rate_limit(&self) -> u32 {
+        self.info().default_rate_limit
+    }
 
     /// How far a provider's API may lag behind its own webhooks: an API read is taken to show
     /// every change older than this, and to be ordered after them.
-    fn api_lag_allowance(&self) -> Duration;
+    fn api_lag_allowance(&self) -> Duration {
+        self.info().lag_allowance
+    }
 
     /// For providers whose API reads are ordered by when they were made (Stripe: objects
     /// carry no update time, so a read at `t` counts as of `t` minus the lag allowance): the
@@ -223,17 +240,22 @@ pub trait Provider: Send + Sync + 'static {
         api_version: &str,
     ) -> reqwest::RequestBuilder;
 
-    /// The list endpoints a full pull walks (e.g. `invoices`, `charges`).
-    fn streams(&self) -> &'static [&'static str];
+    /// The list endpoints a full pull walks (e.g. `invoices`, `charges`), in order.
+    fn streams(&self) -> &'static [Stream] {
+        self.info().streams
+    }
 
     /// Whether a pull can split `stream` into time windows: `false` for lists without a time
     /// filter (Paddle's customers, subscriptions, adjustments), read whole in one window.
-    fn stream_windowed(&self, _stream: &str) -> bool {
-        true
+    fn stream_windowed(&self, stream: &str) -> bool {
+        self.info().stream(stream).is_some_and(|s| s.windowed)
     }
 
-    /// The kind of object a list endpoint returns.
-    fn stream_object_type(&self, stream: &str) -> ObjectType;
+    /// The kind of object a list endpoint returns; `None` for a stream this provider does not
+    /// have.
+    fn stream_object_type(&self, stream: &str) -> Option<ObjectType> {
+        self.info().stream(stream).map(|s| s.kind)
+    }
 
     /// A page of `stream` for objects created in `[start, end)` (unix seconds).
     fn list_request(
@@ -308,7 +330,9 @@ pub trait Provider: Send + Sync + 'static {
     fn merge_sub(&self, _object: &mut Value, _part: &str, _items: Vec<Value>) {}
 
     /// How long to hold the connection after this answer, when it says so (429, `Retry-After`).
-    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration>;
+    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        self.info().backoff.pause(status, headers)
+    }
 }
 
 /// A short tag of an object's content (hex of SHA-256 over its JSON text), for synthetic
@@ -320,14 +344,36 @@ pub(crate) fn content_tag(object: &Value) -> String {
     tag
 }
 
-/// The implementation for a provider kind, where one exists.
-pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Provider> {
+/// The implementation of a provider kind (every kind has one).
+pub fn for_kind(kind: ProviderKind) -> &'static dyn Provider {
     match kind {
-        ProviderKind::Stripe => Some(&stripe::Stripe),
-        ProviderKind::Paddle => Some(&paddle::Paddle),
-        ProviderKind::Recurly => Some(&recurly::Recurly),
-        ProviderKind::Zuora => Some(&zuora::Zuora),
-        ProviderKind::Chargebee => Some(&chargebee::Chargebee),
-        ProviderKind::Maxio => Some(&maxio::Maxio),
+        ProviderKind::Stripe => &stripe::Stripe,
+        ProviderKind::Paddle => &paddle::Paddle,
+        ProviderKind::Recurly => &recurly::Recurly,
+        ProviderKind::Zuora => &zuora::Zuora,
+        ProviderKind::Chargebee => &chargebee::Chargebee,
+        ProviderKind::Maxio => &maxio::Maxio,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stream_has_one_entry_and_unknown_streams_are_none() {
+        for kind in ProviderKind::ALL {
+            let provider = for_kind(kind);
+            assert_eq!(provider.kind(), kind);
+            let streams = provider.streams();
+            assert!(!streams.is_empty(), "{kind:?} has no streams");
+            for (i, stream) in streams.iter().enumerate() {
+                assert_eq!(provider.stream_object_type(stream.name), Some(stream.kind));
+                assert_eq!(provider.stream_windowed(stream.name), stream.windowed);
+                assert_eq!(provider.info().stream_position(stream.name), Some(i));
+            }
+            assert_eq!(provider.stream_object_type("no_such_stream"), None);
+            assert!(!provider.stream_windowed("no_such_stream"));
+        }
     }
 }

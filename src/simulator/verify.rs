@@ -204,13 +204,7 @@ fn compare(
         what,
     };
     let deleted = object["deleted"].as_bool().unwrap_or(false);
-    let Some(provider) = providers::for_kind(kind) else {
-        let id = format!("{}:{raw_id}", kind.as_str());
-        return (
-            Some(diverged(&id, "billsync has no such provider".into())),
-            None,
-        );
-    };
+    let provider = providers::for_kind(kind);
     let expected = match provider.observe_object(&object["object"], 0) {
         Ok(Some(o)) => o,
         Ok(None) => return (None, None),

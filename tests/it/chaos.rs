@@ -146,7 +146,7 @@ fn truth_states(sim: &SimHandle) -> HashMap<String, String> {
     for account in truth["accounts"].as_array().into_iter().flatten() {
         let provider = account["provider"].as_str().unwrap_or_default();
         let merchant = account["merchant_id"].as_str().unwrap_or_default();
-        let mapping = ProviderKind::parse(provider).and_then(billsync::providers::for_kind);
+        let mapping = ProviderKind::parse(provider).map(billsync::providers::for_kind);
         for o in account["objects"].as_array().into_iter().flatten() {
             let id = mapping
                 .and_then(|m| m.observe_object(&o["object"], 0).ok().flatten())
@@ -281,7 +281,7 @@ pub async fn chaos_run(
     // providers whose reads are ordered by read time (Stripe) are made.
     let allowance = providers
         .iter()
-        .filter_map(|p| billsync::providers::for_kind(*p))
+        .map(|p| billsync::providers::for_kind(*p))
         .map(|p| p.api_lag_allowance())
         .max()
         .unwrap_or_default();

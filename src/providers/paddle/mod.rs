@@ -20,6 +20,8 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
+use super::info::{ProviderInfo, Stream};
+use super::rate_limit::{Backoff, Hint};
 use super::{
     ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
     VerifyError,
@@ -28,6 +30,31 @@ use crate::model::time::parse_rfc3339;
 use crate::model::{ObjectType, Observation};
 
 pub use signature::{sign, verify_header};
+
+/// Paddle's facts (docs/providers/paddle.md).
+pub const INFO: ProviderInfo = ProviderInfo {
+    kind: ProviderKind::Paddle,
+    api_base: "https://api.paddle.com",
+    api_version: "1",
+    // 240 requests a minute per IP for most operations.
+    default_rate_limit: 4,
+    // Entities carry their own update time, so a read is ordered by it, not by this.
+    lag_allowance: Duration::from_secs(30),
+    basic_auth_webhooks: false,
+    // `Retry-After` in seconds; without it, wait out the minute the limit counts over.
+    backoff: Backoff {
+        hints: &[Hint::Wait("retry-after")],
+        default: Duration::from_secs(60),
+    },
+    // Only `/transactions` takes a time filter (`created_at[GTE|LT]`); the other lists are
+    // read whole, once per pull.
+    streams: &[
+        Stream::whole("customers", ObjectType::Customer),
+        Stream::whole("subscriptions", ObjectType::Subscription),
+        Stream::windowed("transactions", ObjectType::Invoice),
+        Stream::whole("adjustments", ObjectType::CreditNote),
+    ],
+};
 
 /// The Paddle Billing provider.
 pub struct Paddle;
@@ -68,8 +95,8 @@ fn json(body: &[u8]) -> Result<Value, ParseError> {
 }
 
 impl Provider for Paddle {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Paddle
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
     }
 
     fn verify(
@@ -118,24 +145,6 @@ impl Provider for Paddle {
             .map(|t| (t, customer))
     }
 
-    fn default_api_base(&self) -> &'static str {
-        "https://api.paddle.com"
-    }
-
-    fn default_api_version(&self) -> &'static str {
-        "1"
-    }
-
-    fn default_rate_limit(&self) -> u32 {
-        // 240 requests a minute per IP for most operations.
-        4
-    }
-
-    fn api_lag_allowance(&self) -> Duration {
-        // Entities carry their own update time, so a read is ordered by it, not by this.
-        Duration::from_secs(30)
-    }
-
     fn authorize(
         &self,
         request: reqwest::RequestBuilder,
@@ -145,23 +154,6 @@ impl Provider for Paddle {
         request
             .bearer_auth(api_key)
             .header("Paddle-Version", api_version)
-    }
-
-    fn streams(&self) -> &'static [&'static str] {
-        pull::STREAMS
-    }
-
-    fn stream_windowed(&self, stream: &str) -> bool {
-        pull::windowed(stream)
-    }
-
-    fn stream_object_type(&self, stream: &str) -> ObjectType {
-        match stream {
-            "customers" => ObjectType::Customer,
-            "subscriptions" => ObjectType::Subscription,
-            "adjustments" => ObjectType::CreditNote,
-            _ => ObjectType::Invoice,
-        }
     }
 
     fn list_request(
@@ -267,18 +259,6 @@ impl Provider for Paddle {
 
     fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
         pull::merge_sub(object, part, items)
-    }
-
-    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        if status != 429 {
-            return None;
-        }
-        let secs = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(60);
-        Some(Duration::from_secs(secs.clamp(1, 300)))
     }
 }
 

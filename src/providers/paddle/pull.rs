@@ -10,21 +10,12 @@ use crate::model::time::{parse_rfc3339, secs_to_rfc3339};
 use crate::providers::subreads::item_pointer;
 use crate::providers::{ApiRequest, ListPage, ParseError, SubPage, SubRead};
 
-/// The list endpoints a backfill walks: every entity kind billsync maps.
-pub const STREAMS: &[&str] = &["customers", "subscriptions", "transactions", "adjustments"];
-
 /// The most entities a Paddle list page holds (`per_page` maximum).
 const MOST_PER_PAGE: u32 = 200;
 
 /// The customer parts that are separate Paddle resources, read under
 /// `/customers/{id}/{part}` ("Addresses and businesses").
 pub const PARTS: &[&str] = &["addresses", "businesses"];
-
-/// Whether a backfill can split `stream` into time windows: only `/transactions` takes a
-/// time filter (`created_at[GTE|LT]`); the other lists are read whole, once per backfill.
-pub fn windowed(stream: &str) -> bool {
-    stream == "transactions"
-}
 
 fn paged(path: String, per_page: u32, after: Option<&str>) -> ApiRequest {
     let mut query = vec![
@@ -175,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_backfill_lists_every_kind_and_only_transactions_by_time() {
-        assert_eq!(STREAMS.len(), 4);
+        assert_eq!(super::super::INFO.streams.len(), 4);
         let txn = list_request("transactions", (0, 86_400), Some("txn_2"), 500);
         assert!(txn.query.contains(&("per_page".into(), "200".into())));
         assert!(txn.query.contains(&("after".into(), "txn_2".into())));
@@ -187,6 +178,8 @@ mod tests {
             .contains(&("status".into(), "active,archived".into())));
         let adj = list_request("adjustments", (0, 86_400), None, 100);
         assert_eq!(adj.path, "/adjustments");
+        use crate::providers::Provider;
+        let windowed = |s| super::super::Paddle.stream_windowed(s);
         assert!(windowed("transactions"));
         assert!(!windowed("customers") && !windowed("subscriptions") && !windowed("adjustments"));
     }

@@ -29,19 +29,46 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
+use super::info::{ProviderInfo, Stream};
 use super::major_units::Fields;
+use super::rate_limit::{Backoff, Hint};
 use super::subreads::item_pointer;
 use super::{
     content_tag, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage,
     SubRead, VerifyError,
 };
-use crate::model::time::{micros_to_rfc3339, now_micros, parse_rfc3339, secs_to_rfc3339};
+use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
 
 pub use signature::{sign, verify_header};
 
 /// The Recurly provider.
 pub struct Recurly;
+
+/// Recurly's facts (docs/providers/recurly.md).
+pub const INFO: ProviderInfo = ProviderInfo {
+    kind: ProviderKind::Recurly,
+    api_base: "https://v3.recurly.com",
+    api_version: "v2021-02-25",
+    // Production: 1,000 GET/min over a sliding 5-minute window (sandbox 400/min).
+    default_rate_limit: 16,
+    lag_allowance: Duration::from_secs(60),
+    basic_auth_webhooks: false,
+    // `Retry-After` when sent, else `X-RateLimit-Reset`, the Unix time the window resets.
+    backoff: Backoff {
+        hints: &[
+            Hint::Wait("retry-after"),
+            Hint::ResetsAt("x-ratelimit-reset"),
+        ],
+        default: Duration::from_secs(1),
+    },
+    streams: &[
+        Stream::windowed("accounts", ObjectType::Customer),
+        Stream::windowed("invoices", ObjectType::Invoice),
+        Stream::windowed("subscriptions", ObjectType::Subscription),
+        Stream::windowed("transactions", ObjectType::Transaction),
+    ],
+};
 
 /// The synthetic `object_type` of swept objects (see the module doc).
 const SWEEP_OBJECT_TYPE: &str = "billsync_sweep";
@@ -55,12 +82,9 @@ const HANDLES: &[&str] = &["code-", "number-", "uuid-"];
 /// The sub-read part: an invoice's line items past the embedded ones.
 const LINE_ITEMS: &str = "line_items";
 
-/// The list endpoints a full pull (and a sweep) walks.
-const STREAMS: &[&str] = &["accounts", "invoices", "subscriptions", "transactions"];
-
 impl Provider for Recurly {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Recurly
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
     }
 
     fn verify(
@@ -118,23 +142,6 @@ impl Provider for Recurly {
         HANDLES.iter().any(|h| provider_id.starts_with(h))
     }
 
-    fn default_api_base(&self) -> &'static str {
-        "https://v3.recurly.com"
-    }
-
-    fn default_api_version(&self) -> &'static str {
-        "v2021-02-25"
-    }
-
-    fn default_rate_limit(&self) -> u32 {
-        // Production: 1,000 GET/min over a sliding 5-minute window (sandbox 400/min).
-        16
-    }
-
-    fn api_lag_allowance(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-
     fn authorize(
         &self,
         request: reqwest::RequestBuilder,
@@ -144,19 +151,6 @@ impl Provider for Recurly {
         request
             .basic_auth(api_key, Some(""))
             .header("Accept", format!("application/vnd.recurly.{api_version}"))
-    }
-
-    fn streams(&self) -> &'static [&'static str] {
-        STREAMS
-    }
-
-    fn stream_object_type(&self, stream: &str) -> ObjectType {
-        match stream {
-            "accounts" => ObjectType::Customer,
-            "invoices" => ObjectType::Invoice,
-            "subscriptions" => ObjectType::Subscription,
-            _ => ObjectType::Transaction,
-        }
     }
 
     fn list_request(
@@ -193,10 +187,10 @@ impl Provider for Recurly {
 
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
         let stream = match cursor {
-            None => STREAMS[0],
+            None => INFO.streams[0].name,
             Some(c) => match c.strip_prefix(SWEEP_START) {
-                Some(s) if STREAMS.contains(&s) => s,
-                Some(_) => STREAMS[0],
+                Some(s) if INFO.stream(s).is_some() => s,
+                Some(_) => INFO.streams[0].name,
                 None => return next_request(c),
             },
         };
@@ -224,9 +218,10 @@ impl Provider for Recurly {
         request: &ApiRequest,
         body: &[u8],
     ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        let stream = STREAMS
-            .iter()
-            .position(|s| request.path.strip_prefix('/') == Some(*s))
+        let stream = request
+            .path
+            .strip_prefix('/')
+            .and_then(|s| INFO.stream_position(s))
             .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
         let page = parse_list(body)?;
         let mut events = Vec::with_capacity(page.objects.len());
@@ -252,9 +247,10 @@ impl Provider for Recurly {
             });
             events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
         }
-        let next = page
-            .next_cursor
-            .or_else(|| STREAMS.get(stream + 1).map(|s| format!("{SWEEP_START}{s}")));
+        let next = page.next_cursor.or_else(|| {
+            INFO.stream_name(stream + 1)
+                .map(|s| format!("{SWEEP_START}{s}"))
+        });
         Ok((events, next))
     }
 
@@ -323,23 +319,6 @@ impl Provider for Recurly {
         // Objects carry `updated_at`; an object without one is as old as the API may lag.
         let lag = self.api_lag_allowance().as_micros() as i64;
         mapping::observe(object, read_at.saturating_sub(lag))
-    }
-
-    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        if status != 429 {
-            return None;
-        }
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        let secs = header("retry-after")
-            .or_else(|| header("x-ratelimit-reset").map(|reset| reset - now_micros() / 1_000_000))
-            .unwrap_or(1)
-            .clamp(1, 60);
-        Some(Duration::from_secs(secs as u64))
     }
 }
 
@@ -693,7 +672,7 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         assert_eq!(Recurly.retry_after(200, &h), None);
         assert_eq!(Recurly.retry_after(429, &h), Some(Duration::from_secs(1)));
-        let reset = now_micros() / 1_000_000 + 30;
+        let reset = crate::model::time::now_micros() / 1_000_000 + 30;
         h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
         let pause = Recurly.retry_after(429, &h).unwrap();
         assert!((Duration::from_secs(29)..=Duration::from_secs(30)).contains(&pause));

@@ -10,6 +10,8 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
+use super::info::{ProviderInfo, Stream};
+use super::rate_limit::{Backoff, Hint};
 use super::{
     ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
     VerifyError,
@@ -18,12 +20,37 @@ use crate::model::{time::secs_to_micros, ObjectType, Observation};
 
 pub use signature::{sign, verify_header};
 
+/// Stripe's facts (docs/providers/stripe.md).
+pub const INFO: ProviderInfo = ProviderInfo {
+    kind: ProviderKind::Stripe,
+    api_base: "https://api.stripe.com",
+    api_version: "2024-06-20",
+    // 25 requests/s per account in a sandbox, 100 live ("Rate limits").
+    default_rate_limit: 25,
+    // Objects carry no update time: a read counts as of its time minus this.
+    lag_allowance: Duration::from_secs(60),
+    basic_auth_webhooks: false,
+    // Stripe sends no `Retry-After` as a rule: a short pause, or the header's.
+    backoff: Backoff {
+        hints: &[Hint::Wait("retry-after")],
+        default: Duration::from_secs(1),
+    },
+    streams: &[
+        Stream::windowed("customers", ObjectType::Customer),
+        Stream::windowed("invoices", ObjectType::Invoice),
+        Stream::windowed("credit_notes", ObjectType::CreditNote),
+        Stream::windowed("subscriptions", ObjectType::Subscription),
+        Stream::windowed("charges", ObjectType::Transaction),
+        Stream::windowed("refunds", ObjectType::Transaction),
+    ],
+};
+
 /// The Stripe provider.
 pub struct Stripe;
 
 impl Provider for Stripe {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Stripe
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
     }
 
     fn verify(
@@ -70,14 +97,6 @@ impl Provider for Stripe {
         incomplete_in_event(&event.object?)
     }
 
-    fn default_api_base(&self) -> &'static str {
-        "https://api.stripe.com"
-    }
-
-    fn default_api_version(&self) -> &'static str {
-        "2024-06-20"
-    }
-
     /// Any dated version (`2024-06-20`, `2025-03-31.basil`): the mapping reads old and new
     /// snapshot shapes alike (README, "Configuration"); Stripe itself refuses unknown ones.
     fn api_version_known(&self, version: &str) -> bool {
@@ -85,15 +104,6 @@ impl Provider for Stripe {
         date.len() == 10
             && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
             && date >= "2011-01-01"
-    }
-
-    fn default_rate_limit(&self) -> u32 {
-        // Stripe allows 25 req/s per account in test mode and 100 in live mode.
-        25
-    }
-
-    fn api_lag_allowance(&self) -> Duration {
-        Duration::from_secs(60)
     }
 
     fn authorize(
@@ -105,20 +115,6 @@ impl Provider for Stripe {
         request
             .bearer_auth(api_key)
             .header("Stripe-Version", api_version)
-    }
-
-    fn streams(&self) -> &'static [&'static str] {
-        pull::STREAMS
-    }
-
-    fn stream_object_type(&self, stream: &str) -> ObjectType {
-        match stream {
-            "customers" => ObjectType::Customer,
-            "invoices" => ObjectType::Invoice,
-            "credit_notes" => ObjectType::CreditNote,
-            "subscriptions" => ObjectType::Subscription,
-            _ => ObjectType::Transaction,
-        }
     }
 
     fn list_request(
@@ -207,10 +203,6 @@ impl Provider for Stripe {
                 obs
             }),
         )
-    }
-
-    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        pull::retry_after(status, headers)
     }
 }
 

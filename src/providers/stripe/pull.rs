@@ -1,22 +1,10 @@
 //! Stripe's pull API: cursor lists (`limit`, `starting_after`, `has_more`, newest first) with
 //! `created` windows, and its rate-limit answers.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::providers::subreads::item_pointer;
 use crate::providers::{ApiRequest, ListPage, ParseError, SubPage, SubRead};
-
-/// The endpoints a full pull walks. Canceled subscriptions need `status=all`.
-pub const STREAMS: &[&str] = &[
-    "customers",
-    "invoices",
-    "credit_notes",
-    "subscriptions",
-    "charges",
-    "refunds",
-];
 
 pub fn list_request(
     stream: &str,
@@ -83,21 +71,6 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
         objects,
         next_cursor,
     })
-}
-
-/// Stripe answers 429 (and historically 400 `rate_limit`) when over its limits; it sends no
-/// `Retry-After`, so a short default pause applies unless one is given.
-pub fn retry_after(status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if status != 429 {
-        return None;
-    }
-    let secs = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(1.0);
-    Some(Duration::from_secs_f64(secs.min(60.0)))
 }
 
 /// The expansion a read of `stream` asks for: customers' `tax_ids` are left out of customer
@@ -244,14 +217,5 @@ mod tests {
         let last = parse_list(br#"{"object":"list","has_more":false,"data":[]}"#).unwrap();
         assert_eq!(last.next_cursor, None);
         assert!(parse_list(br#"{"error":{}}"#).is_err());
-    }
-
-    #[test]
-    fn rate_limit_answers_pause() {
-        let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(retry_after(200, &h), None);
-        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(1)));
-        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(3)));
     }
 }

@@ -57,11 +57,11 @@ mod mapping;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use base64::Engine;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
+use super::info::{ProviderInfo, Stream};
 use super::major_units::Fields;
+use super::rate_limit::{Backoff, Hint};
 use super::{
     AccessToken, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage,
     SubRead, TokenRequest, VerifyError,
@@ -72,62 +72,41 @@ use crate::model::{ObjectType, Observation};
 /// The Zuora provider.
 pub struct Zuora;
 
+/// Zuora's facts (docs/providers/zuora.md).
+pub const INFO: ProviderInfo = ProviderInfo {
+    kind: ProviderKind::Zuora,
+    api_base: "https://rest.zuora.com",
+    // No `Zuora-Version` header is sent for the default.
+    api_version: "v1",
+    // The tenant limit is 50,000/min, shared by every integration; stay well under.
+    default_rate_limit: 50,
+    lag_allowance: Duration::from_secs(60),
+    basic_auth_webhooks: true,
+    // `RateLimit-Reset` gives the seconds until the window resets, preferred.
+    backoff: Backoff {
+        hints: &[Hint::Wait("ratelimit-reset"), Hint::Wait("retry-after")],
+        default: Duration::from_secs(1),
+    },
+    streams: &[
+        Stream::windowed("accounts", ObjectType::Customer),
+        Stream::windowed("invoices", ObjectType::Invoice),
+        Stream::windowed("credit-memos", ObjectType::CreditNote),
+        Stream::windowed("subscriptions", ObjectType::Subscription),
+        Stream::windowed("payments", ObjectType::Transaction),
+        Stream::windowed("refunds", ObjectType::Transaction),
+    ],
+};
+
 /// Object Query pages hold at most 50 objects: Zuora answers 400 to a larger `pageSize`
 /// (official zuora-sdk 3.21.0, `ObjectQueriesApi`: `page_size` `ge=1, le=50`).
 const MAX_PAGE: u32 = 50;
 
-/// The list endpoints a full pull (and a sweep) walks.
-const STREAMS: &[&str] = &[
-    "accounts",
-    "invoices",
-    "credit-memos",
-    "subscriptions",
-    "payments",
-    "refunds",
-];
-
 /// Token answers that name no lifetime are taken to last this long (Zuora: one hour).
 const DEFAULT_TOKEN_SECS: u64 = 3600;
 
-/// Checks `Authorization: Basic base64(user-id:password)` (RFC 7617) against `username:password`
-/// entries: scheme case-insensitive, the user-id ends at the first colon, each entry compared
-/// in constant time.
-pub fn verify_basic(headers: &HeaderMap, secrets: &[String]) -> Result<(), VerifyError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(VerifyError::InvalidCredentials)?;
-    let (scheme, token) = header
-        .trim()
-        .split_once(' ')
-        .ok_or(VerifyError::InvalidCredentials)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(VerifyError::InvalidCredentials);
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token.trim())
-        .map_err(|_| VerifyError::InvalidCredentials)?;
-    let mut matched = subtle::Choice::from(0);
-    for entry in secrets {
-        if entry.contains(':') {
-            // Lengths are not secret; contents are compared in constant time.
-            matched |= entry.as_bytes().ct_eq(&decoded);
-        }
-    }
-    if bool::from(matched) {
-        Ok(())
-    } else {
-        Err(VerifyError::InvalidCredentials)
-    }
-}
-
 impl Provider for Zuora {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Zuora
-    }
-
-    fn basic_auth_webhooks(&self) -> bool {
-        true
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
     }
 
     fn verify(
@@ -138,7 +117,7 @@ impl Provider for Zuora {
         _now_secs: i64,
         _tolerance_secs: i64,
     ) -> Result<(), VerifyError> {
-        verify_basic(headers, secrets)
+        super::basic_auth::verify(headers, secrets)
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
@@ -163,24 +142,6 @@ impl Provider for Zuora {
 
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
         callout::reference(body)
-    }
-
-    fn default_api_base(&self) -> &'static str {
-        "https://rest.zuora.com"
-    }
-
-    fn default_api_version(&self) -> &'static str {
-        // No `Zuora-Version` header is sent for the default.
-        "v1"
-    }
-
-    fn default_rate_limit(&self) -> u32 {
-        // The tenant limit is 50,000/min, shared by every integration; stay well under.
-        50
-    }
-
-    fn api_lag_allowance(&self) -> Duration {
-        Duration::from_secs(60)
     }
 
     fn token_request(&self, api_key: &str) -> Option<TokenRequest> {
@@ -227,20 +188,6 @@ impl Provider for Zuora {
         }
     }
 
-    fn streams(&self) -> &'static [&'static str] {
-        STREAMS
-    }
-
-    fn stream_object_type(&self, stream: &str) -> ObjectType {
-        match stream {
-            "accounts" => ObjectType::Customer,
-            "invoices" => ObjectType::Invoice,
-            "credit-memos" => ObjectType::CreditNote,
-            "subscriptions" => ObjectType::Subscription,
-            _ => ObjectType::Transaction,
-        }
-    }
-
     fn list_request(
         &self,
         stream: &str,
@@ -281,10 +228,10 @@ impl Provider for Zuora {
 
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
         let (stream, cursor) = match cursor.and_then(|c| c.split_once('|')) {
-            Some((stream, c)) if STREAMS.contains(&stream) => {
+            Some((stream, c)) if INFO.stream(stream).is_some() => {
                 (stream, Some(c).filter(|c| !c.is_empty()))
             }
-            _ => (STREAMS[0], None),
+            _ => (INFO.streams[0].name, None),
         };
         self.list_request(stream, (since, i64::MAX / 1_000_000), cursor, MAX_PAGE)
     }
@@ -302,7 +249,7 @@ impl Provider for Zuora {
         let stream = request
             .path
             .strip_prefix("/object-query/")
-            .and_then(|s| STREAMS.iter().position(|x| *x == s))
+            .and_then(|s| INFO.stream_position(s))
             .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
         let page = parse_list(body)?;
         let mut events = Vec::with_capacity(page.objects.len());
@@ -333,8 +280,8 @@ impl Provider for Zuora {
             events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
         }
         let next = match page.next_cursor {
-            Some(c) => Some(format!("{}|{c}", STREAMS[stream])),
-            None => STREAMS.get(stream + 1).map(|s| format!("{s}|")),
+            Some(c) => Some(format!("{}|{c}", INFO.streams[stream].name)),
+            None => INFO.stream_name(stream + 1).map(|s| format!("{s}|")),
         };
         Ok((events, next))
     }
@@ -392,23 +339,6 @@ impl Provider for Zuora {
 
     fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
         items::merge_sub(object, part, items)
-    }
-
-    fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        if status != 429 {
-            return None;
-        }
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        let secs = header("ratelimit-reset")
-            .or_else(|| header("retry-after"))
-            .unwrap_or(1)
-            .clamp(1, 60);
-        Some(Duration::from_secs(secs))
     }
 }
 

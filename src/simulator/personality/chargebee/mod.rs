@@ -217,7 +217,7 @@ mod tests {
         }
         let secrets = vec!["hook:pa:ss".to_owned()];
         assert_eq!(
-            crate::providers::chargebee::verify_basic(&headers, &secrets),
+            crate::providers::basic_auth::verify(&headers, &secrets),
             Ok(())
         );
         assert_eq!(
