@@ -15,13 +15,12 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
-use subtle::ConstantTimeEq;
 
 use super::info::{ProviderInfo, Stream};
 use super::maxio_billing_address as billing_address;
 use super::minor_units::{id_text, Obj};
 use super::rate_limit::{Backoff, Hint};
-use super::signing::hmac_sha256;
+use super::signing::{any_signed, hex_signature, hmac_sha256};
 use super::{
     ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
     VerifyError,
@@ -70,13 +69,8 @@ const SIGNATURE_HEADER: &str = "x-chargify-webhook-signature-hmac-sha-256";
 /// doc on replay), so the time arguments do not apply. Rotation: every active secret is tried,
 /// in constant time.
 pub fn verify_signature(header: &str, body: &[u8], secrets: &[String]) -> Result<(), VerifyError> {
-    let mut sig = [0u8; 32];
-    hex::decode_to_slice(header.trim(), &mut sig).map_err(|_| VerifyError::InvalidSignature)?;
-    let mut matched = subtle::Choice::from(0);
-    for secret in secrets {
-        matched |= hmac_sha256(secret.as_bytes(), &[body]).ct_eq(&sig);
-    }
-    if bool::from(matched) {
+    let sig = hex_signature(header.trim()).ok_or(VerifyError::InvalidSignature)?;
+    if any_signed(secrets, &[body], &[sig]) {
         Ok(())
     } else {
         Err(VerifyError::InvalidSignature)

@@ -2,9 +2,7 @@
 //! HMAC-SHA256 over `"{ts}:{raw body}"` (a colon, not Stripe's dot) keyed with the whole
 //! `pdl_ntfset_...` secret; any `h1` against any active secret.
 
-use subtle::ConstantTimeEq;
-
-use crate::providers::signing::hmac_sha256;
+use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
 use crate::providers::VerifyError;
 
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
@@ -29,12 +27,7 @@ pub fn verify_header(
         };
         match key {
             "ts" if timestamp.is_none() => timestamp = Some(value),
-            "h1" => {
-                let mut sig = [0u8; 32];
-                if hex::decode_to_slice(value, &mut sig).is_ok() {
-                    signatures.push(sig);
-                }
-            }
+            "h1" => signatures.extend(hex_signature(value)),
             _ => {}
         }
     }
@@ -47,14 +40,7 @@ pub fn verify_header(
     {
         return Err(VerifyError::StaleTimestamp);
     }
-    let mut matched = subtle::Choice::from(0);
-    for secret in secrets {
-        let expected = mac(secret, timestamp, body);
-        for sig in &signatures {
-            matched |= expected.ct_eq(sig);
-        }
-    }
-    if bool::from(matched) {
+    if any_signed(secrets, &[timestamp.as_bytes(), b":", body], &signatures) {
         Ok(())
     } else {
         Err(VerifyError::InvalidSignature)

@@ -4,9 +4,7 @@
 //! `Recurly::Webhooks.verify_signature`: the timestamp (milliseconds) is checked first, past
 //! and future, then any signature may match any active secret, compared in constant time.
 
-use subtle::ConstantTimeEq;
-
-use crate::providers::signing::hmac_sha256;
+use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
 use crate::providers::VerifyError;
 
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
@@ -35,23 +33,11 @@ pub fn verify_header(
     if now_ms.saturating_sub(ts_ms).saturating_abs() > tolerance_ms {
         return Err(VerifyError::StaleTimestamp);
     }
-    let signatures: Vec<[u8; 32]> = parts
-        .filter_map(|s| {
-            let mut sig = [0u8; 32];
-            hex::decode_to_slice(s.trim(), &mut sig).ok().map(|_| sig)
-        })
-        .collect();
+    let signatures: Vec<[u8; 32]> = parts.filter_map(|s| hex_signature(s.trim())).collect();
     if signatures.is_empty() {
         return Err(VerifyError::InvalidSignature);
     }
-    let mut matched = subtle::Choice::from(0);
-    for secret in secrets {
-        let expected = mac(secret, timestamp, body);
-        for sig in &signatures {
-            matched |= expected.ct_eq(sig);
-        }
-    }
-    if bool::from(matched) {
+    if any_signed(secrets, &[timestamp.as_bytes(), b".", body], &signatures) {
         Ok(())
     } else {
         Err(VerifyError::InvalidSignature)

@@ -1,9 +1,7 @@
 //! Stripe webhook signatures: `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=...]`, HMAC-SHA256
 //! over `"{t}.{raw body}"` keyed with the whole `whsec_...` string, any active secret.
 
-use subtle::ConstantTimeEq;
-
-use crate::providers::signing::hmac_sha256;
+use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
 use crate::providers::VerifyError;
 
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
@@ -29,12 +27,7 @@ pub fn verify_header(
         // Exactly as Stripe's SDK: no trimming, so `, v1=` names no `v1` scheme.
         match key {
             "t" if timestamp.is_none() => timestamp = Some(value),
-            "v1" => {
-                let mut sig = [0u8; 32];
-                if hex::decode_to_slice(value, &mut sig).is_ok() {
-                    signatures.push(sig);
-                }
-            }
+            "v1" => signatures.extend(hex_signature(value)),
             _ => {}
         }
     }
@@ -45,14 +38,7 @@ pub fn verify_header(
     if signatures.is_empty() {
         return Err(VerifyError::InvalidSignature);
     }
-    let mut matched = subtle::Choice::from(0);
-    for secret in secrets {
-        let expected = mac(secret, timestamp, body);
-        for sig in &signatures {
-            matched |= expected.ct_eq(sig);
-        }
-    }
-    if !bool::from(matched) {
+    if !any_signed(secrets, &[timestamp.as_bytes(), b".", body], &signatures) {
         return Err(VerifyError::InvalidSignature);
     }
     if t < now_secs.saturating_sub(tolerance_secs) {
