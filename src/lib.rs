@@ -1,7 +1,7 @@
 //! billsync keeps a billing ledger equal to what the billing providers say.
 //!
-//! The flow (DESIGN.md): [`http`] intake stores verified webhooks durably and answers 200;
-//! the [`actors`] supervisor routes inbox work to one pair actor per connection, which maps
+//! The flow (docs/architecture.md): [`http`] intake stores verified webhooks durably and answers
+//! 200; the [`actors`] supervisor routes inbox work to one pair actor per connection, which maps
 //! events with its [`providers`] module into [`model`] objects and commits versions to the
 //! [`store`]. [`run`] wires it all on one node.
 

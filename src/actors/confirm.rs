@@ -1,6 +1,6 @@
-//! Confirmations (DESIGN invariant 6): every object a webhook changed is read back from the
-//! provider API, with backoff, until the API agrees or shows something newer. The object is
-//! `pending` until then; after the confirmation window it is `failed`, with a metric and a log.
+//! Confirmations (docs/architecture.md, invariant 6): every object a webhook changed is read back
+//! from the provider API, with backoff, until the API agrees or shows something newer. The object
+//! is `pending` until then; after the confirmation window it is `failed`, with a metric and a log.
 
 use std::collections::HashSet;
 use std::sync::Arc;

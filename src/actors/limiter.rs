@@ -1,8 +1,8 @@
-//! Rate limits for provider API calls, owned by each pair actor (DESIGN invariant 7): a
-//! `leaky-bucket` per connection plus one per provider shared by all its connections on this
-//! node; urgent work (refetch, incremental) goes first, a 429 pauses the whole connection.
-//! In a cluster a node's provider-wide bucket is the share of the budget that matches the
-//! shards it holds, so adding nodes never adds up to more than the provider's quota.
+//! Rate limits for provider API calls, owned by each pair actor (docs/architecture.md, invariant
+//! 7): a `leaky-bucket` per connection plus one per provider shared by all its connections on this
+//! node; urgent work (refetch, incremental) goes first, a 429 pauses the whole connection. In a
+//! cluster a node's provider-wide bucket is the share of the budget that matches the shards it
+//! holds, so adding nodes never adds up to more than the provider's quota.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

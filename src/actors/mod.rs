@@ -1,5 +1,5 @@
 //! Actors: the supervisor routes inbox work to one pair actor per connection, which is the
-//! only writer of that connection's objects (DESIGN "The flow", steps 2 and 3).
+//! only writer of that connection's objects (docs/architecture.md, "The flow", steps 2 and 3).
 
 pub mod apply;
 pub mod committer;

@@ -1,6 +1,6 @@
 //! Pair actor: one per connection (merchant x provider), the only writer of its objects
-//! (DESIGN invariants 3 to 5). It applies the connection's inbox rows in order and runs its
-//! pull jobs, whose network I/O happens in child tasks that report back as messages.
+//! (docs/architecture.md, invariants 3 to 5). It applies the connection's inbox rows in order and
+//! runs its pull jobs, whose network I/O happens in child tasks that report back as messages.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! Cluster mode (DESIGN "Modes", docs/cluster.md): which connections this node may write.
+//! Cluster mode (docs/architecture.md "Modes", docs/cluster.md): which connections this node may
+//! write.
 //!
 //! Connections hash to [`SHARDS`] shards. On Postgres every node heartbeats and holds shard
 //! leases ([`keeper`]), placed by rendezvous hashing ([`rendezvous`]); its supervisor runs

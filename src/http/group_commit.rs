@@ -1,5 +1,5 @@
 //! Group commit for intake: concurrent webhooks are gathered into one transaction and all
-//! acknowledged after its commit (DESIGN "Group commit at intake"). A request waits at most
+//! acknowledged after its commit (docs/architecture.md, "Building blocks"). A request waits at most
 //! for the commit in progress plus its own; under load batches grow by themselves.
 
 use std::sync::Arc;

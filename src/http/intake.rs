@@ -1,6 +1,6 @@
-//! Webhook intake: `POST /webhooks/{provider}/{connection_id}`. Finds the connection, checks
-//! size and authenticity over the raw bytes, parses the envelope, and answers 200 only after
-//! the event is durable: its raw event and inbox row committed (DESIGN invariant 1), or, with
+//! Webhook intake: `POST /webhooks/{provider}/{connection_id}`. Finds the connection, checks size
+//! and authenticity over the raw bytes, parses the envelope, and answers 200 only after the event
+//! is durable: its raw event and inbox row committed (docs/architecture.md, invariant 1), or, with
 //! `BILLSYNC_INTAKE=sqs`, accepted by the intake queue (`crate::intake_sink`).
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,5 @@
-//! The version rule (DESIGN invariant 4): objects only move forward, duplicates never version.
+//! The version rule (docs/architecture.md, invariant 4): objects only move forward, duplicates
+//! never version.
 //!
 //! Pure decision logic; the pair actor feeds it the stored state and an observation and
 //! writes whatever it decides.

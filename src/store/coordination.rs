@@ -1,6 +1,6 @@
-//! Coordination of a cluster's nodes through the store (DESIGN "Modes", docs/cluster.md):
-//! membership heartbeats, shard leases with a fencing epoch, and announcements that carry
-//! work and admin changes to the node that owns a connection. Postgres implements it
+//! Coordination of a cluster's nodes through the store (docs/architecture.md "Modes",
+//! docs/cluster.md): membership heartbeats, shard leases with a fencing epoch, and announcements
+//! that carry work and admin changes to the node that owns a connection. Postgres implements it
 //! (`postgres_coordination.rs`); SQLite serves one node and has none.
 
 use async_trait::async_trait;
