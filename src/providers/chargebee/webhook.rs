@@ -1,0 +1,58 @@
+//! Chargebee webhooks: the `ev_` envelope (event id, type, `occurred_at` in seconds, the
+//! resources under `content`) and which resource an event type is about. Authenticity is HTTP
+//! Basic (`crate::providers::basic_auth`); Chargebee signs nothing.
+
+use serde_json::Value;
+
+use crate::model::time::secs_to_micros;
+use crate::providers::minor_units::id_text;
+use crate::providers::ParseError;
+
+/// The parts of a Chargebee event billsync reads.
+pub(super) struct Event {
+    pub(super) id: String,
+    pub(super) event_type: String,
+    pub(super) occurred_at: i64,
+    pub(super) content: Option<Value>,
+}
+
+pub(super) fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let id = id_text(v.get("id")).ok_or_else(|| ParseError("event has no string `id`".into()))?;
+    let event_type = v
+        .get("event_type")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| ParseError("event has no string `event_type`".into()))?;
+    let occurred_at = v
+        .get("occurred_at")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ParseError("event has no integer `occurred_at`".into()))?;
+    Ok(Event {
+        id,
+        event_type: event_type.to_owned(),
+        occurred_at: secs_to_micros(occurred_at),
+        content: v.get("content").filter(|c| c.is_object()).cloned(),
+    })
+}
+
+/// The resource an event type is about: `invoice_*` and `pending_invoice_*` (an invoice not
+/// yet closed), `credit_note_*`, `subscription_*`, `customer_*`; `transaction_*`, `payment_*`
+/// and `refund_*` are about a transaction.
+pub(super) fn primary_resource(event_type: &str) -> Option<&'static str> {
+    let prefixes: &[(&str, &str)] = &[
+        ("invoice_", "invoice"),
+        ("pending_invoice_", "invoice"),
+        ("credit_note_", "credit_note"),
+        ("subscription_", "subscription"),
+        ("customer_", "customer"),
+        ("transaction_", "transaction"),
+        ("payment_", "transaction"),
+        ("refund_", "transaction"),
+    ];
+    prefixes
+        .iter()
+        .find(|(p, _)| event_type.starts_with(p))
+        .map(|(_, r)| *r)
+}
