@@ -432,11 +432,7 @@ pub async fn metric(node: &Node, name: &str) -> f64 {
         .text()
         .await
         .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter(|l| l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    crate::helpers::metric_in(&text, name).unwrap_or(0.0)
 }
 
 /// The time from `t` until `cond` holds, polled every 20 ms; panics after `secs`.

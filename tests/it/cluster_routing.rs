@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use billsync::store::Announcement;
+
 use crate::helpers::*;
 
 /// The same key on every node (CONTRACT "Cluster": all share `BILLSYNC_SECRET_KEY`).
@@ -98,7 +100,31 @@ async fn webhooks_and_admin_actions_sent_to_any_node_take_effect_on_the_owner_wi
             customer("cus_route", email),
         )
     };
+    // Listening as a third node would: node-b, which stored the row, announces it to the
+    // owner after its commit (the owner's 1 s inbox scan is only the backstop).
+    let mut heard =
+        a.db.store()
+            .await
+            .coordination()
+            .expect("Postgres coordinates a cluster")
+            .subscribe()
+            .await
+            .expect("LISTEN");
     b.send(&conn, &event(1, "one@x"), 200).await;
+    let announced = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match heard.recv().await {
+                Some(Announcement::Inbox(id)) if id == conn.id => return,
+                Some(_) => {}
+                None => panic!("announcements ended"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        announced.is_ok(),
+        "node-b did not announce the row to its owner within 2 s"
+    );
     let email = |app: &TestApp| {
         let (client, url) = (
             app.client.clone(),

@@ -564,6 +564,40 @@ impl TestApp {
             .expect("raw events")
             .len()
     }
+
+    /// `series` on this node's `/metrics` (see [`metric_in`]).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        metric_in(&text, series)
+    }
+}
+
+/// The value of `series` in a Prometheus text exposition: a bare name sums every series of the
+/// family over its labels, `name{labels}` is that one series. `None` when nothing matches.
+pub fn metric_in(text: &str, series: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(series) else {
+            continue;
+        };
+        let labelled = !series.contains('{') && rest.starts_with('{');
+        if !rest.starts_with(' ') && !labelled {
+            continue;
+        }
+        if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
 }
 
 pub fn now_secs() -> i64 {

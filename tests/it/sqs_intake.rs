@@ -165,23 +165,6 @@ where
     }
 }
 
-/// A value of `/metrics` (a line `name{labels} value` starting with `series`).
-async fn metric(app: &TestApp, series: &str) -> Option<f64> {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// The app's last `n` refused webhooks and intake warnings, for a failure message.
 fn sqs_log(n: usize) -> String {
     let logs = captured_logs();
@@ -274,9 +257,7 @@ async fn webhooks_through_sqs_are_stored_once() {
         0,
         "a good message went to the DLQ"
     );
-    let moved = metric(&app, "billsync_sqs_moved_total")
-        .await
-        .unwrap_or(0.0);
+    let moved = app.metric("billsync_sqs_moved_total").await.unwrap_or(0.0);
     assert!(
         moved >= (n + 2) as f64,
         "billsync_sqs_moved_total is {moved}"
@@ -324,7 +305,7 @@ async fn poison_messages_go_to_the_dead_letter_queue() {
         queues.dlq_name
     );
     wait_until("the dead-letter gauge", 30, Some(2.0), || {
-        metric(&app, &series)
+        app.metric(&series)
     })
     .await;
     // The dead letters are the two bad messages, intact.
