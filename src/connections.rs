@@ -7,6 +7,7 @@ use dashmap::DashMap;
 use serde_json::{json, Map, Value};
 use thiserror::Error;
 
+use crate::api::{ConnectionOut, ProviderErrorOut};
 use crate::model::time::{micros_to_rfc3339, now_micros};
 use crate::outbound::refuse_base_url;
 use crate::providers::{self, Provider, ProviderKind};
@@ -332,51 +333,32 @@ fn new_connection_id() -> String {
 }
 
 /// The public view of a connection: never a secret.
-pub fn view(record: &ConnectionRecord) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("connection_id".into(), json!(record.id));
-    m.insert("merchant_id".into(), json!(record.merchant_id));
-    m.insert("provider".into(), json!(record.provider.as_str()));
-    m.insert("account_id".into(), json!(record.account_id));
-    m.insert("state".into(), json!(record.state.as_str()));
-    m.insert(
-        "webhook_path".into(),
-        json!(format!(
-            "/webhooks/{}/{}",
-            record.provider.as_str(),
-            record.id
-        )),
-    );
-    m.insert("api_base_url".into(), json!(record.api_base_url));
-    m.insert(
-        "rate_limit_per_sec".into(),
-        json!(record.rate_limit_per_sec),
-    );
-    m.insert(
-        "reconcile_interval_secs".into(),
-        json!(record.reconcile_interval_secs),
-    );
-    m.insert("api_version".into(), json!(record.api_version));
-    m.insert(
-        "created_at".into(),
-        json!(micros_to_rfc3339(record.created_at)),
-    );
-    m.insert(
-        "last_applied_at".into(),
-        json!(record.last_applied_at.and_then(micros_to_rfc3339)),
-    );
-    m.insert(
-        "last_provider_error".into(),
-        match &record.last_provider_error {
-            Some(f) => json!({
-                "kind": f.kind,
-                "message": f.message,
-                "at": micros_to_rfc3339(f.at),
+pub fn view(record: &ConnectionRecord) -> ConnectionOut {
+    ConnectionOut {
+        connection_id: record.id.clone(),
+        merchant_id: record.merchant_id.clone(),
+        provider: record.provider,
+        account_id: record.account_id.clone(),
+        state: record.state,
+        webhook_path: format!("/webhooks/{}/{}", record.provider.as_str(), record.id),
+        api_base_url: record.api_base_url.clone(),
+        rate_limit_per_sec: record.rate_limit_per_sec,
+        reconcile_interval_secs: record.reconcile_interval_secs,
+        api_version: record.api_version.clone(),
+        created_at: micros_to_rfc3339(record.created_at),
+        last_applied_at: record.last_applied_at.and_then(micros_to_rfc3339),
+        last_provider_error: record
+            .last_provider_error
+            .as_ref()
+            .map(|f| ProviderErrorOut {
+                kind: f.kind.clone(),
+                message: f.message.clone(),
+                at: micros_to_rfc3339(f.at),
             }),
-            None => Value::Null,
-        },
-    );
-    m
+        backfill: None,
+        resync: None,
+        replay: None,
+    }
 }
 
 /// Reads and validates the fields of an admin API body (creation and `PATCH` alike).
@@ -650,6 +632,62 @@ mod tests {
         assert_eq!(field_of(chargebee.clone()), "webhook_secrets");
         chargebee["webhook_secrets"] = json!(["user:pass"]);
         assert!(NewConnection::from_json(&chargebee, false).is_ok());
+    }
+
+    /// The field names of an API type, from its serde form with every option filled.
+    fn keys_of(value: impl serde::Serialize) -> Vec<String> {
+        let mut keys: Vec<String> = serde_json::to_value(value)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The validator reads exactly the fields the published `ConnectionIn` declares: an
+    /// invalid value in each of them is refused naming it, and a valid `ConnectionIn` passes.
+    #[test]
+    fn creation_validates_every_field_of_the_published_type() {
+        let full = crate::api::ConnectionIn {
+            merchant_id: "m_1".into(),
+            provider: ProviderKind::Stripe,
+            account_id: "acct_1".into(),
+            webhook_secrets: vec!["whsec_1".into()],
+            api_key: "sk_test_1".into(),
+            api_base_url: Some("https://api.stripe.com".into()),
+            rate_limit_per_sec: Some(5),
+            reconcile_interval_secs: Some(60),
+            api_version: Some("2024-06-20".into()),
+        };
+        let body = serde_json::to_value(&full).unwrap();
+        assert!(NewConnection::from_json(&body, false).is_ok());
+        let keys = keys_of(&full);
+        assert_eq!(keys.len(), 9);
+        for key in keys {
+            let mut bad = body.clone();
+            bad[&key] = json!({"not": "valid"});
+            assert_eq!(field_of(bad), key);
+        }
+    }
+
+    /// `PATCH` accepts exactly the fields of the published `ConnectionPatchIn`.
+    #[test]
+    fn patchable_fields_are_the_published_ones() {
+        let full = crate::api::ConnectionPatchIn {
+            webhook_secrets: Some(vec!["a".into()]),
+            api_key: Some("k".into()),
+            api_base_url: Some("https://x.example".into()),
+            rate_limit_per_sec: Some(1),
+            reconcile_interval_secs: Some(1),
+            api_version: Some("v".into()),
+        };
+        let mut patchable: Vec<String> = PATCHABLE.iter().map(|s| s.to_string()).collect();
+        patchable.sort();
+        assert_eq!(keys_of(&full), patchable);
+        assert!(ConnectionPatch::from_json(&serde_json::to_value(&full).unwrap(), false).is_ok());
     }
 
     fn patch_field_of(body: Value) -> String {

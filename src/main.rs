@@ -37,6 +37,19 @@ enum Command {
     /// The provider simulator (serve, verify).
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Print the OpenAPI 3.1 document of the HTTP API (what `GET /openapi.json` serves), or
+    /// write it to a file (`--out docs/openapi.json`).
+    Openapi(OpenapiArgs),
+}
+
+#[derive(clap::Args)]
+struct OpenapiArgs {
+    /// Write here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The route-by-route reference in Markdown (docs/api-reference.md) instead of the JSON.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +151,22 @@ struct ConnectArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Openapi(args) = &cli.command {
+        let doc = if args.markdown {
+            billsync::http::openapi::reference_markdown()
+        } else {
+            billsync::http::openapi::document_json().to_owned()
+        };
+        return match &args.out {
+            Some(path) => std::fs::write(path, doc).with_context(|| {
+                format!("cannot write the OpenAPI document to {}", path.display())
+            }),
+            None => {
+                print!("{doc}");
+                Ok(())
+            }
+        };
+    }
     let config = Config::load(cli.config.as_deref())?;
     billsync::telemetry::init_logging(&config.log);
     match cli.command {
@@ -165,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Openapi(_) => unreachable!("answered before the configuration is loaded"),
         Command::Backfill(args) => {
             let target = args
                 .target

@@ -1,8 +1,9 @@
 //! Pull jobs as data: how a backfill or resync is split into windows (one cursor stream each,
 //! so many requests can be in flight within one connection's budget), and how far it got.
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
+use crate::api::{JobProgressOut, StreamProgressOut};
 use crate::model::time::micros_to_rfc3339;
 use crate::store::{SyncJob, SyncWindow};
 
@@ -42,9 +43,25 @@ pub fn plan(job: &str, streams: &[&str], since: i64, until: i64, parts: i64) -> 
 }
 
 /// `{"state", "objects", "rate_per_sec", "eta_secs", ...}` for the admin API (CONTRACT).
-pub fn progress(job: Option<&SyncJob>, windows: &[SyncWindow], now: i64) -> Value {
+pub fn progress(job: Option<&SyncJob>, windows: &[SyncWindow], now: i64) -> JobProgressOut {
     let Some(job) = job else {
-        return json!({ "state": "idle", "objects": 0, "rate_per_sec": 0.0, "eta_secs": null });
+        return JobProgressOut {
+            state: "idle".into(),
+            objects: 0,
+            rate_per_sec: 0.0,
+            eta_secs: None,
+            job: None,
+            pages: None,
+            requests: None,
+            fraction_done: None,
+            windows: None,
+            windows_done: None,
+            since: None,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            streams: BTreeMap::new(),
+        };
     };
     let objects: i64 = windows.iter().map(|w| w.objects).sum();
     let elapsed = (job.finished_at.unwrap_or(now) - job.started_at).max(1) as f64 / 1e6;
@@ -63,43 +80,37 @@ pub fn progress(job: Option<&SyncJob>, windows: &[SyncWindow], now: i64) -> Valu
         (c + done, t + span)
     });
     let fraction = if total > 0.0 { covered / total } else { 0.0 };
-    let eta = match job.state.as_str() {
-        "running" if fraction > 0.0 => json!((elapsed * (1.0 - fraction) / fraction).round()),
-        "running" => Value::Null,
-        _ => json!(0),
+    let eta_secs = match job.state.as_str() {
+        "running" if fraction > 0.0 => Some((elapsed * (1.0 - fraction) / fraction).round() as i64),
+        "running" => None,
+        _ => Some(0),
     };
-    let mut streams = Map::new();
+    let mut streams: BTreeMap<String, StreamProgressOut> = BTreeMap::new();
     for w in windows {
-        let entry = streams.entry(w.stream.clone()).or_insert_with(
-            || json!({ "windows": 0, "windows_done": 0, "objects": 0, "pages": 0, "requests": 0 }),
-        );
-        for (key, add) in [
-            ("windows", 1),
-            ("windows_done", i64::from(w.done)),
-            ("objects", w.objects),
-            ("pages", w.pages),
-            ("requests", w.requests),
-        ] {
-            entry[key] = json!(entry[key].as_i64().unwrap_or(0) + add);
-        }
+        let entry = streams.entry(w.stream.clone()).or_default();
+        entry.windows += 1;
+        entry.windows_done += i64::from(w.done);
+        entry.objects += w.objects;
+        entry.pages += w.pages;
+        entry.requests += w.requests;
     }
-    json!({
-        "job": job.job,
-        "state": job.state,
-        "objects": objects,
-        "pages": windows.iter().map(|w| w.pages).sum::<i64>(),
-        "requests": windows.iter().map(|w| w.requests).sum::<i64>(),
-        "rate_per_sec": (rate * 10.0).round() / 10.0,
-        "eta_secs": eta,
-        "fraction_done": (fraction * 1000.0).round() / 1000.0,
-        "windows": windows.len(),
-        "windows_done": windows.iter().filter(|w| w.done).count(),
-        "since": micros_to_rfc3339(job.since * 1_000_000),
-        "started_at": micros_to_rfc3339(job.started_at),
-        "finished_at": job.finished_at.and_then(micros_to_rfc3339),
-        "error": job.error,
-        "streams": streams,
-    })
+    JobProgressOut {
+        state: job.state.clone(),
+        objects,
+        rate_per_sec: (rate * 10.0).round() / 10.0,
+        eta_secs,
+        job: Some(job.job.clone()),
+        pages: Some(windows.iter().map(|w| w.pages).sum()),
+        requests: Some(windows.iter().map(|w| w.requests).sum()),
+        fraction_done: Some((fraction * 1000.0).round() / 1000.0),
+        windows: Some(windows.len() as i64),
+        windows_done: Some(windows.iter().filter(|w| w.done).count() as i64),
+        since: micros_to_rfc3339(job.since * 1_000_000),
+        started_at: micros_to_rfc3339(job.started_at),
+        finished_at: job.finished_at.and_then(micros_to_rfc3339),
+        error: job.error.clone(),
+        streams,
+    }
 }
 
 #[cfg(test)]
@@ -149,9 +160,10 @@ mod tests {
             x.objects = 10;
         }
         let p = progress(Some(&job), &w, 10_000_000);
-        assert_eq!(p["objects"], 40);
-        assert_eq!(p["fraction_done"], 0.5);
-        assert_eq!(p["eta_secs"], 10.0);
-        assert_eq!(progress(None, &[], 0)["state"], "idle");
+        assert_eq!(p.objects, 40);
+        assert_eq!(p.fraction_done, Some(0.5));
+        assert_eq!(p.eta_secs, Some(10));
+        assert_eq!(p.streams["a"].windows_done, 4);
+        assert_eq!(progress(None, &[], 0).state, "idle");
     }
 }

@@ -5,33 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::SHARDS;
+pub use crate::api::{ClusterOut, NodeOut};
 use crate::model::time::{micros_to_rfc3339, now_micros};
 use crate::store::{Coordination, StoreError};
-
-/// The answer of `GET /admin/v1/cluster` (CONTRACT "Cluster").
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct ClusterOut {
-    pub nodes: Vec<NodeOut>,
-    /// Shards connections hash to.
-    pub shards: i32,
-    /// Shards no node holds a live lease on (their work waits for a taker).
-    pub unowned_shards: i32,
-}
-
-/// One live node.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct NodeOut {
-    pub node_id: String,
-    /// RFC 3339.
-    pub started_at: String,
-    /// RFC 3339: its last heartbeat.
-    pub last_seen: String,
-    /// Shards it holds a live lease on.
-    pub shards: i32,
-}
 
 /// What this node knows to describe its cluster.
 #[derive(Clone)]

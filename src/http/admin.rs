@@ -12,6 +12,10 @@ use super::error::ApiError;
 use super::query::Params;
 use super::AppState;
 use crate::actors::jobs;
+use crate::api::{
+    BackfillIn, ConnectionIn, ConnectionListOut, ConnectionOut, ConnectionPatchIn, ErrorOut,
+    ReplayIn, ReplayOut, ResyncIn,
+};
 use crate::connections::view;
 use crate::model::time::{now_micros, parse_rfc3339};
 use crate::model::ObjectType;
@@ -19,18 +23,32 @@ use crate::store::{AuditEntry, ConnectionState, SyncJob};
 
 const ACTOR: &str = "admin_api";
 
+/// Register a connection: one merchant's account at one provider.
+#[utoipa::path(post, path = "/admin/v1/connections", tag = "connections",
+    request_body = ConnectionIn,
+    responses(
+        (status = 201, description = "Registered; it takes webhooks and keeps in sync from now on", body = ConnectionOut),
+        (status = 409, description = "The merchant already has a connection to this provider", body = ErrorOut),
+    ))]
 pub async fn create(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("body is not JSON: {e}")))?;
+    let body = json_body(&body)?;
     let record = app.connections.create(&body, ACTOR).await?;
     tracing::info!(connection_id = %record.id, provider = record.provider.as_str(), "connection registered");
-    Ok((StatusCode::CREATED, Json(Value::Object(view(&record)))).into_response())
+    Ok((StatusCode::CREATED, Json(view(&record))).into_response())
 }
 
+/// List connections in id order, optionally one merchant's.
+#[utoipa::path(get, path = "/admin/v1/connections", tag = "connections",
+    params(
+        ("merchant_id" = Option<String>, Query, description = "Only this merchant's connections"),
+        ("after" = Option<String>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+    ),
+    responses((status = 200, body = ConnectionListOut)))]
 pub async fn list(
     State(app): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionListOut>, ApiError> {
     let params = Params::parse(q.as_deref())?;
     let limit = params.limit(100, 1000)?;
     let records = app
@@ -38,22 +56,29 @@ pub async fn list(
         .list_connections(params.get("merchant_id"), params.get("after"), limit)
         .await?;
     let next_after = (records.len() as i64 == limit).then(|| records.last().map(|r| r.id.clone()));
-    let data: Vec<Value> = records.iter().map(|r| Value::Object(view(r))).collect();
-    Ok(Json(
-        json!({ "data": data, "next_after": next_after.flatten() }),
-    ))
+    Ok(Json(ConnectionListOut {
+        data: records.iter().map(view).collect(),
+        next_after: next_after.flatten(),
+    }))
 }
 
+/// One connection, with the progress of its backfill and resync.
+#[utoipa::path(get, path = "/admin/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, body = ConnectionOut),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+    ))]
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionOut>, ApiError> {
     let record = app
         .store
         .get_connection(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
-    let mut v = view(&record);
+    let mut out = view(&record);
     let jobs = app.store.sync_jobs(&id).await?;
     let now = now_micros();
     for name in ["backfill", "resync"] {
@@ -62,18 +87,29 @@ pub async fn get(
             Some(_) => app.store.sync_windows(&id, name).await?,
             None => Vec::new(),
         };
-        v.insert(name.into(), jobs::progress(job, &windows, now));
+        let progress = Some(jobs::progress(job, &windows, now));
+        match name {
+            "backfill" => out.backfill = progress,
+            _ => out.resync = progress,
+        }
     }
-    Ok(Json(Value::Object(v)))
+    Ok(Json(out))
 }
 
-/// `PATCH /admin/v1/connections/{id}`: rotate secrets or the key, move the API base, change
-/// the rate, interval or version. The id, webhook path and history stay.
+/// Rotate secrets or the key, move the API base, change the rate, interval or version; the
+/// id, webhook path and history stay.
+#[utoipa::path(patch, path = "/admin/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    request_body = ConnectionPatchIn,
+    responses(
+        (status = 200, description = "Changed; secrets are never echoed", body = ConnectionOut),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+    ))]
 pub async fn update(
     State(app): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionOut>, ApiError> {
     let body = json_body(&body)?;
     let record = app
         .connections
@@ -83,10 +119,18 @@ pub async fn update(
     tracing::info!(connection_id = %id, "connection updated");
     // The actor (if running) rebuilds its API client from the new settings on its next turn.
     app.supervisor.work_for([id.as_str()]);
-    Ok(Json(Value::Object(view(&record))))
+    Ok(Json(view(&record)))
 }
 
-/// `POST .../backfill {"since"}`: every object kind since that time.
+/// Start a historical pull of every object kind changed since `since`.
+#[utoipa::path(post, path = "/admin/v1/connections/{id}/backfill", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    request_body = BackfillIn,
+    responses(
+        (status = 202, description = "Started; `backfill` shows its progress", body = ConnectionOut),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+        (status = 409, description = "A backfill is already running (`job_running`)", body = ErrorOut),
+    ))]
 pub async fn backfill(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -96,7 +140,15 @@ pub async fn backfill(
     start_job(&app, &id, "backfill", &body, None).await
 }
 
-/// `POST .../resync {"object_types", "since"}`: a targeted re-pull of some kinds.
+/// Start a targeted re-pull of some object kinds changed since `since`.
+#[utoipa::path(post, path = "/admin/v1/connections/{id}/resync", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    request_body = ResyncIn,
+    responses(
+        (status = 202, description = "Started; `resync` shows its progress", body = ConnectionOut),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+        (status = 409, description = "A resync is already running (`job_running`)", body = ErrorOut),
+    ))]
 pub async fn resync(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -121,7 +173,14 @@ pub async fn resync(
     start_job(&app, &id, "resync", &body, Some(types)).await
 }
 
-/// `POST .../replay {"from", "to"}`: re-derive objects from stored raw events, no provider calls.
+/// Re-derive objects from the raw events stored in `[from, to]`; no provider calls.
+#[utoipa::path(post, path = "/admin/v1/connections/{id}/replay", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    request_body = ReplayIn,
+    responses(
+        (status = 202, description = "Queued; `replay` says how many raw events", body = ConnectionOut),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+    ))]
 pub async fn replay(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -154,8 +213,10 @@ pub async fn replay(
     app.supervisor.work_for([id.as_str()]);
     tracing::info!(connection_id = %id, queued, "replay queued");
     let mut answer = view(&record);
-    answer.insert("replay".into(), json!({ "raw_events_queued": queued }));
-    Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))).into_response())
+    answer.replay = Some(ReplayOut {
+        raw_events_queued: queued,
+    });
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 fn json_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -241,19 +302,43 @@ async fn start_job(
         "pull job started"
     );
     let mut answer = view(&conn.record);
-    answer.insert(job.into(), jobs::progress(Some(&record), &windows, now));
-    Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))).into_response())
+    let progress = Some(jobs::progress(Some(&record), &windows, now));
+    match job {
+        "backfill" => answer.backfill = progress,
+        _ => answer.resync = progress,
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {
     ApiError::bad_request("invalid_request", format!("`{field}` {message}"))
 }
 
-pub async fn pause(state: State<AppState>, id: Path<String>) -> Result<Json<Value>, ApiError> {
+/// Stop all processing of a connection; its webhooks are still stored.
+#[utoipa::path(post, path = "/admin/v1/connections/{id}/pause", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, body = ConnectionOut),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+    ))]
+pub async fn pause(
+    state: State<AppState>,
+    id: Path<String>,
+) -> Result<Json<ConnectionOut>, ApiError> {
     set_state(state, id, ConnectionState::Paused).await
 }
 
-pub async fn resume(state: State<AppState>, id: Path<String>) -> Result<Json<Value>, ApiError> {
+/// Restart processing of a paused connection.
+#[utoipa::path(post, path = "/admin/v1/connections/{id}/resume", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, body = ConnectionOut),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+    ))]
+pub async fn resume(
+    state: State<AppState>,
+    id: Path<String>,
+) -> Result<Json<ConnectionOut>, ApiError> {
     set_state(state, id, ConnectionState::Active).await
 }
 
@@ -261,7 +346,7 @@ async fn set_state(
     State(app): State<AppState>,
     Path(id): Path<String>,
     state: ConnectionState,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionOut>, ApiError> {
     let record = app
         .connections
         .set_state(&id, state, ACTOR)
@@ -270,5 +355,5 @@ async fn set_state(
     if state == ConnectionState::Active {
         app.supervisor.work_for([id.as_str()]);
     }
-    Ok(Json(Value::Object(view(&record))))
+    Ok(Json(view(&record)))
 }

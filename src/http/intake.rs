@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
-use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::api::{ErrorOut, WebhookReceivedOut};
 use crate::intake_sink::{Accepted, IntakeError, Verified};
 use crate::model::time::now_micros;
 use crate::providers::{ProviderKind, VerifyError};
@@ -147,6 +147,22 @@ fn control_character_in_ids(
     object_id.filter(|id| bad(id)).map(|_| "object id")
 }
 
+/// A provider's webhook, its headers and body unchanged. `200` only once the event is durably
+/// stored (or was already).
+#[utoipa::path(post, path = "/webhooks/{provider}/{connection_id}", tag = "webhooks", security(()),
+    params(
+        ("provider" = ProviderKind, Path),
+        ("connection_id" = String, Path),
+    ),
+    request_body(content = Object, description = "The provider's event, as the provider sent it", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Durably stored, or already stored (a duplicate)", body = WebhookReceivedOut),
+        (status = 400, description = "`invalid_signature`, `stale_timestamp` or `malformed_payload`; nothing is stored", body = ErrorOut),
+        (status = 401, description = "`invalid_credentials` (HTTP Basic providers); nothing is stored", body = ErrorOut),
+        (status = 404, description = "`unknown_connection`", body = ErrorOut),
+        (status = 413, description = "`payload_too_large`: over 1 MiB", body = ErrorOut),
+        (status = 503, description = "`unavailable`: cannot be stored durably now; the provider retries", body = ErrorOut),
+    ))]
 pub async fn receive(
     State(app): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -159,7 +175,10 @@ pub async fn receive(
     let label = ProviderKind::parse(&provider).map_or("unknown", ProviderKind::as_str);
     let (response, code) = match handle(&app, &provider, &connection_id, &headers, body).await {
         Ok(duplicate) => {
-            let body = json!({ "received": true, "duplicate": duplicate });
+            let body = WebhookReceivedOut {
+                received: true,
+                duplicate,
+            };
             (
                 (StatusCode::OK, Json(body)).into_response(),
                 if duplicate { "duplicate" } else { "stored" },

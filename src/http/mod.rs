@@ -13,6 +13,8 @@ mod group_commit;
 mod guarded_io;
 mod health;
 pub mod intake;
+pub mod openapi;
+pub mod openapi_reference;
 mod query;
 mod read;
 mod serve;
@@ -104,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -28,7 +28,7 @@ pub use info::{ProviderInfo, Stream};
 pub use subreads::{SubPage, SubRead};
 
 /// The six providers of the CONTRACT, each implemented ([`for_kind`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Stripe,

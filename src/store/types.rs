@@ -5,7 +5,11 @@ use serde_json::Value;
 use crate::model::{ObjectType, ReconStatus};
 use crate::providers::ProviderKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a connection is processed (`active`) or stopped by an operator (`paused`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum ConnectionState {
     Active,
     Paused,

@@ -17,6 +17,7 @@ mod helpers;
 mod http_edges;
 mod intake;
 mod leases;
+mod openapi;
 mod ordering;
 mod props;
 mod providers;

@@ -1,0 +1,94 @@
+//! `/v1/merchants/{merchant_id}/...`: canonical objects, their versions and the change feed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::model::{ObjectType, ReconStatus};
+
+/// The five collections of the read API (the plural of each `object_type`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    Customers,
+    Invoices,
+    CreditNotes,
+    Subscriptions,
+    Transactions,
+}
+
+/// A canonical object, current or as of a time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ObjectOut {
+    /// `{provider}:{provider_object_id}`, e.g. `stripe:in_123`.
+    pub id: String,
+    pub merchant_id: String,
+    pub connection_id: String,
+    pub object_type: ObjectType,
+    /// From 1, raised by one each time `data` or `deleted` changes.
+    pub version: i64,
+    pub reconciliation_status: ReconStatus,
+    /// A deleted object keeps its last known `data`.
+    pub deleted: bool,
+    /// RFC 3339: the provider's own time of the change this version reflects.
+    pub provider_updated_at: Option<String>,
+    /// RFC 3339: when billsync last wrote this object (content or status).
+    pub updated_at: Option<String>,
+    /// The canonical fields of its `object_type` (money in integer minor units).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// A page of objects, ordered by `updated_at` then `id`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ObjectListOut {
+    pub data: Vec<ObjectOut>,
+    /// Opaque: pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One stored version of an object.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct VersionOut {
+    pub version: i64,
+    /// RFC 3339.
+    pub recorded_at: Option<String>,
+    pub deleted: bool,
+    pub reconciliation_status: ReconStatus,
+    /// RFC 3339.
+    pub provider_updated_at: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// What produced it: the raw event or the API read.
+    #[schema(value_type = Object)]
+    pub source: Value,
+    /// Why it won over what was stored.
+    pub reason: String,
+}
+
+/// Every stored version of an object, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct VersionListOut {
+    pub data: Vec<VersionOut>,
+}
+
+/// One entry of a merchant's change feed: a new version, in commit order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ChangeOut {
+    pub seq: i64,
+    pub id: String,
+    pub connection_id: String,
+    pub object_type: ObjectType,
+    pub version: i64,
+    pub deleted: bool,
+    /// RFC 3339.
+    pub recorded_at: Option<String>,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ChangeListOut {
+    pub data: Vec<ChangeOut>,
+    /// Pass as `after` for the next page; equals `after` on an empty page.
+    pub next_after: i64,
+}

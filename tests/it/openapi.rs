@@ -1,0 +1,264 @@
+//! The API description: `GET /openapi.json` names every route the server has, passes
+//! `openapi-spec-validator`, equals the committed `docs/openapi.json`, and schemathesis,
+//! fuzzing a live node from it on both stores, finds no 5xx and no answer that breaks it.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, Backend, TOKEN};
+
+/// Every route of the public API as the router serves it (method, OpenAPI path).
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/admin/v1/connections"),
+    ("get", "/admin/v1/connections"),
+    ("get", "/admin/v1/connections/{id}"),
+    ("patch", "/admin/v1/connections/{id}"),
+    ("post", "/admin/v1/connections/{id}/pause"),
+    ("post", "/admin/v1/connections/{id}/resume"),
+    ("post", "/admin/v1/connections/{id}/backfill"),
+    ("post", "/admin/v1/connections/{id}/resync"),
+    ("post", "/admin/v1/connections/{id}/replay"),
+    ("get", "/admin/v1/cluster"),
+    ("post", "/webhooks/{provider}/{connection_id}"),
+    ("get", "/v1/merchants/{merchant_id}/{collection}"),
+    ("get", "/v1/merchants/{merchant_id}/{collection}/{id}"),
+    (
+        "get",
+        "/v1/merchants/{merchant_id}/{collection}/{id}/versions",
+    ),
+    ("get", "/v1/merchants/{merchant_id}/changes"),
+    ("get", "/v1/merchants/{merchant_id}/sync-status"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+/// The test Python (scripts/test makes it), which must be able to import `module`.
+fn python_with(module: &str) -> String {
+    let python = std::env::var("BILLSYNC_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("this test runs `{module}` from PyPI: run scripts/test, or set BILLSYNC_TEST_PYTHON to a python that has it")
+    });
+    let check = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .expect("run python");
+    assert!(
+        check.status.success(),
+        "{python} cannot import `{module}`: install it as scripts/test does"
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_document_is_valid_complete_and_committed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    // No token needed.
+    let r = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let served = r.text().await.unwrap();
+    let doc: Value = serde_json::from_str(&served).expect("the document is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "patch", "put", "delete"].contains(&k.as_str()))
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        documented, expected,
+        "the document's routes differ from the server's"
+    );
+    // Every operation answers errors in the one CONTRACT shape.
+    for (method, path) in &expected {
+        let responses = doc["paths"][path][method]["responses"].as_object().unwrap();
+        for (status, answer) in responses {
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    answer["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorOut",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+
+    // The committed copy is what the code serves (regenerate: `billsync openapi --out
+    // docs/openapi.json`).
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .expect("docs/openapi.json is committed");
+    assert!(
+        committed == served,
+        "docs/openapi.json is stale: run `cargo run --release -- openapi --out docs/openapi.json` and commit it"
+    );
+
+    // And so is the Markdown reference written from it.
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/api-reference.md"
+    ))
+    .expect("docs/api-reference.md is committed");
+    assert!(
+        reference == billsync::http::openapi_reference::markdown(&doc),
+        "docs/api-reference.md is stale: run `cargo run --release -- openapi --markdown --out docs/api-reference.md` and commit it"
+    );
+
+    // openapi-spec-validator (PyPI) accepts it as OpenAPI 3.1.
+    let python = python_with("openapi_spec_validator");
+    let file = app.db.dir.path().join("openapi.json");
+    std::fs::write(&file, &served).unwrap();
+    let out = tokio::process::Command::new(&python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .await
+        .expect("run openapi-spec-validator");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the document: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.stop().await;
+}
+
+/// Schemathesis generates requests for every operation from the served document (valid and
+/// invalid inputs, with the admin token) against a live node, and checks every answer: no
+/// 5xx, a documented status, the documented content type and body schema.
+async fn schemathesis_finds_nothing(backend: Backend) {
+    let python = python_with("schemathesis");
+    let app = spawn_app(backend).await;
+    // Something to find: a connection and an object, so not every call is a 404.
+    let conn = app.stripe_connection().await;
+    let body = crate::helpers::stripe_event(
+        "evt_openapi_1",
+        "customer.created",
+        crate::helpers::now_secs(),
+        crate::helpers::customer("cus_openapi_1", "a@example.com"),
+    );
+    app.send(&conn, &body, 200).await;
+    app.settle().await;
+
+    // Half the generated ids are these real ones, so calls reach past the 404s.
+    let config = app.db.dir.path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[dictionaries.connections]
+values = ["{conn}"]
+[dictionaries.merchants]
+values = ["{merchant}"]
+[dictionaries.objects]
+values = ["stripe:cus_openapi_1"]
+
+[[operations]]
+include-path-regex = "^/admin/v1/connections/"
+parameters = {{ "path.id" = {{ dictionary = "connections", probability = 0.5 }} }}
+
+[[operations]]
+include-path-regex = "^/v1/merchants/"
+parameters = {{ "path.merchant_id" = {{ dictionary = "merchants", probability = 0.5 }}, "path.id" = {{ dictionary = "objects", probability = 0.5 }} }}
+
+[[operations]]
+include-path-regex = "^/webhooks/"
+parameters = {{ "path.connection_id" = {{ dictionary = "connections", probability = 0.5 }} }}
+"#,
+            conn = conn.id,
+            merchant = conn.merchant_id,
+        ),
+    )
+    .unwrap();
+    let report = app.db.dir.path().join("schemathesis");
+    let schemathesis = std::path::Path::new(&python).with_file_name("schemathesis");
+    let out = tokio::process::Command::new(&schemathesis)
+        .arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(app.url("/openapi.json"))
+        .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_schema_conformance,negative_data_rejection",
+        ])
+        .args([
+            "--max-examples",
+            "30",
+            "--seed",
+            "20261207",
+            "--workers",
+            "2",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--request-timeout", "10", "--no-color"])
+        .args(["--report", "ndjson", "--report-dir"])
+        .arg(&report)
+        .env("NO_COLOR", "1")
+        // It keeps a cache (`.schemathesis/`) in its working directory: not in the checkout.
+        .current_dir(app.db.dir.path())
+        .output()
+        .await
+        .expect("run schemathesis");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tail: Vec<&str> = stdout.lines().rev().take(40).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    eprintln!("schemathesis on {backend:?}:\n{}", tail.join("\n"));
+    assert!(
+        out.status.success(),
+        "schemathesis found failures on {backend:?}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It really ran, and reached past authentication and lookups: count the answers it got
+    // by status from its event log.
+    let log: String = std::fs::read_dir(&report)
+        .expect("schemathesis wrote its report")
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    for part in log.split("\"status_code\":").skip(1) {
+        let digits: String = part
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(status) = digits.parse() {
+            *by_status.entry(status).or_default() += 1;
+        }
+    }
+    let requests: usize = by_status.values().sum();
+    eprintln!("schemathesis on {backend:?}: {requests} requests, answers by status {by_status:?}");
+    assert!(requests > 500, "schemathesis made only {requests} requests");
+    for status in [200, 202, 400, 404] {
+        assert!(
+            by_status.contains_key(&status),
+            "no {status} answer among schemathesis's requests: {by_status:?}"
+        );
+    }
+    app.stop().await;
+}
+
+crate::both_backends!(schemathesis_finds_nothing);
