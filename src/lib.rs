@@ -12,6 +12,7 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod actors;
+pub mod admin_client;
 pub mod api;
 pub mod cluster;
 pub mod config;

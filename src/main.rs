@@ -202,14 +202,17 @@ async fn main() -> anyhow::Result<()> {
             let token = config
                 .admin_token
                 .context("set BILLSYNC_ADMIN_TOKEN to the node's admin token")?;
-            let done = billsync::http::admin_client::backfill(
-                &target,
-                &token,
-                &args.connection,
-                &args.since,
-            )
-            .await?;
-            println!("{}", serde_json::to_string_pretty(&done)?);
+            let done =
+                billsync::admin_client::backfill(&target, &token, &args.connection, &args.since)
+                    .await?;
+            println!(
+                "backfill of {} done: {} objects, {} pages, {} requests, {} objects/s",
+                args.connection,
+                done.objects,
+                done.pages.unwrap_or(0),
+                done.requests.unwrap_or(0),
+                done.rate_per_sec
+            );
             Ok(())
         }
     }

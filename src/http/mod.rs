@@ -2,7 +2,6 @@
 //! served by our own loop over hyper ([`serve`]) with bounded times and a connection cap.
 
 mod admin;
-pub mod admin_client;
 mod auth;
 mod cluster;
 mod conn_service;

@@ -1,10 +1,13 @@
-//! A client of the admin API for the CLI: `billsync backfill` starts a job on a running node
-//! and draws its progress (objects, pages, rate, ETA) until it ends.
+//! The CLI's client of a running node's admin API (not part of the server): `billsync
+//! backfill` starts a job and draws its progress (objects, pages, rate, ETA) until it ends.
+//! It reads the server's own answer types (`crate::api`).
 
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use crate::api::{BackfillIn, ConnectionOut, JobProgressOut};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -54,13 +57,13 @@ fn refused(status: u16, body: &Value) -> ClientError {
 }
 
 /// Starts (or attaches to the running) backfill of `connection` and shows progress until it
-/// is done. Returns the final progress document.
+/// is done. Returns the final progress.
 pub async fn backfill(
     target: &str,
     token: &str,
     connection: &str,
     since: &str,
-) -> Result<Value, ClientError> {
+) -> Result<JobProgressOut, ClientError> {
     let client = crate::outbound::client(&crate::outbound::OutboundConfig::default())?;
     let base = target.trim_end_matches('/');
     let since = normalize_since(since)?;
@@ -68,7 +71,7 @@ pub async fn backfill(
         client
             .post(format!("{base}/admin/v1/connections/{connection}/backfill"))
             .bearer_auth(token)
-            .json(&json!({ "since": since })),
+            .json(&BackfillIn { since }),
         target,
     )
     .await?;
@@ -94,28 +97,33 @@ pub async fn backfill(
         if status != 200 {
             return Err(refused(status, &body));
         }
-        let p = &body["backfill"];
-        let fraction = p["fraction_done"].as_f64().unwrap_or(0.0);
-        bar.set_position((fraction * 1000.0) as u64);
-        let eta = p["eta_secs"]
-            .as_f64()
-            .map_or("?".to_owned(), |s| format!("{s:.0}s"));
+        let Some(p) = serde_json::from_value::<ConnectionOut>(body)
+            .ok()
+            .and_then(|c| c.backfill)
+        else {
+            return Err(ClientError::Refused {
+                status,
+                message: "the answer is not a connection with a backfill".into(),
+            });
+        };
+        bar.set_position((p.fraction_done.unwrap_or(0.0) * 1000.0) as u64);
+        let eta = p.eta_secs.map_or("?".to_owned(), |s| format!("{s}s"));
         bar.set_message(format!(
             "{} objects, {} pages, {} req, {:.0} obj/s, ETA {eta}",
-            p["objects"],
-            p["pages"],
-            p["requests"],
-            p["rate_per_sec"].as_f64().unwrap_or(0.0)
+            p.objects,
+            p.pages.unwrap_or(0),
+            p.requests.unwrap_or(0),
+            p.rate_per_sec
         ));
-        match p["state"].as_str() {
-            Some("done") => {
+        match p.state.as_str() {
+            "done" => {
                 bar.finish();
-                return Ok(p.clone());
+                return Ok(p);
             }
-            Some("failed") => {
+            "failed" => {
                 bar.abandon();
                 return Err(ClientError::JobFailed(
-                    p["error"].as_str().unwrap_or("unknown").to_owned(),
+                    p.error.unwrap_or_else(|| "unknown".into()),
                 ));
             }
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
