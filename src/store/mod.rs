@@ -6,6 +6,7 @@
 mod coordination;
 mod postgres;
 mod postgres_coordination;
+mod raw_body;
 mod sql;
 mod sqlite;
 pub mod sqlite_lock;

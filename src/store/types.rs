@@ -99,7 +99,7 @@ pub struct RawBody {
 impl RawBody {
     pub fn seal(body: &[u8]) -> Result<Self, super::StoreError> {
         Ok(RawBody {
-            zstd: super::sql::compress(body)?,
+            zstd: super::raw_body::compress(body)?,
             sha256: super::sql::sha256_hex(body),
         })
     }
@@ -380,7 +380,7 @@ mod tests {
     fn a_sealed_body_keeps_the_bytes_received_and_their_sha256() {
         let sealed = RawBody::seal(b"abc").unwrap();
         assert_eq!(
-            super::super::sql::decompress(sealed.zstd()).unwrap(),
+            super::super::raw_body::decompress(sealed.zstd()).unwrap(),
             b"abc"
         );
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
