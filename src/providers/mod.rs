@@ -6,7 +6,6 @@ pub mod chargebee;
 pub mod info;
 mod major_units;
 pub mod maxio;
-mod maxio_billing_address;
 mod minor_units;
 pub mod paddle;
 pub mod rate_limit;

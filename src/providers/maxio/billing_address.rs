@@ -1,15 +1,15 @@
 //! Maxio customers' billing address: the customer object's own address fields are its
 //! *shipping* address; the billing address is on its payment profiles, a separate resource
 //! (`/payment_profiles.json?customer_id=`, docs/providers/maxio.md "Addresses"). Every customer
-//! read names that list as a sub-read (`super::subreads`), the profiles are held with the
+//! read names that list as a sub-read (`crate::providers::subreads`), the profiles are held with the
 //! customer under `payment_profiles`, and the mapping takes the newest profile's billing
 //! address, or the shipping address of a customer without one.
 
 use serde_json::{json, Value};
 
-use super::minor_units::Obj;
-use super::subreads::SubRead;
-use super::{ApiRequest, ParseError, SubPage};
+use crate::providers::minor_units::Obj;
+use crate::providers::subreads::SubRead;
+use crate::providers::{ApiRequest, ParseError, SubPage};
 
 /// The part name of the sub-read, and where the profiles are held in the customer.
 pub const PART: &str = "payment_profiles";
@@ -35,7 +35,7 @@ pub fn sub_reads(answer: &Value) -> Vec<SubRead> {
             if customer.get(PART).is_some() {
                 return None;
             }
-            let id = super::minor_units::id_text(customer.get("id"))?;
+            let id = crate::providers::minor_units::id_text(customer.get("id"))?;
             Some(SubRead {
                 pointer,
                 part: PART,
