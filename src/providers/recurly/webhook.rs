@@ -1,11 +1,17 @@
-//! Recurly webhook signatures, checked at intake before anything is stored:
+//! Recurly webhooks: the signature, checked at intake before anything is stored, and the thin
+//! JSON envelope (`parse_event`, also of swept objects' synthetic envelopes). Signatures:
 //! `recurly-signature: <unix ms>,<hex>[,<hex>...]`, HMAC-SHA256 over `"{ms}.{raw body}"` keyed
 //! with the endpoint's secret key string. Mirrors recurly-client-ruby
 //! `Recurly::Webhooks.verify_signature`: the timestamp (milliseconds) is checked first, past
 //! and future, then any signature may match any active secret, compared in constant time.
 
+use serde_json::Value;
+
+use super::api::SWEEP_OBJECT_TYPE;
+use crate::model::time::parse_rfc3339;
+use crate::providers::major_units::Fields;
 use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
-use crate::providers::VerifyError;
+use crate::providers::{ParseError, VerifyError};
 
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
     hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body])
@@ -52,9 +58,57 @@ pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
     )
 }
 
+/// The parts of a Recurly webhook (or swept object envelope) billsync reads.
+pub(super) struct RecurlyEvent {
+    pub(super) id: String,
+    pub(super) object_type: String,
+    pub(super) event_type: String,
+    pub(super) occurred_at: i64,
+    pub(super) object: Option<Value>,
+}
+
+pub(super) fn parse_event(body: &[u8]) -> Result<RecurlyEvent, ParseError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ParseError(format!("body is not JSON (XML webhooks are unsigned): {e}")))?;
+    let e = Fields(&value);
+    let text = |key: &str| {
+        e.s(key)
+            .filter(|s| s.len() <= 255)
+            .map(str::to_owned)
+            .ok_or_else(|| ParseError(format!("event has no string `{key}`")))
+    };
+    let id = text("id")?;
+    let object_type = text("object_type")?;
+    let event_type = text("event_type")?;
+    let occurred_at = e
+        .s("event_time")
+        .and_then(parse_rfc3339)
+        .ok_or_else(|| ParseError("event has no RFC 3339 `event_time`".into()))?;
+    let object = if object_type == SWEEP_OBJECT_TYPE {
+        Some(
+            e.get("object")
+                .filter(|o| o.is_object())
+                .cloned()
+                .ok_or_else(|| ParseError("swept event has no `object`".into()))?,
+        )
+    } else {
+        None
+    };
+    Ok(RecurlyEvent {
+        id,
+        object_type,
+        event_type,
+        occurred_at,
+        object,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::tests::OFFICIAL_BODY;
+    use super::super::Recurly;
     use super::*;
+    use crate::providers::Provider;
     use proptest::prelude::*;
     use serde_json::Value;
 
@@ -158,6 +212,25 @@ mod tests {
         #[test]
         fn arbitrary_headers_never_panic(header in ".{0,200}", body in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = verify_header(&header, &body, &["s".into()], 1000, 300);
+        }
+    }
+
+    #[test]
+    fn envelope_reads_id_type_and_event_time() {
+        let env = Recurly.envelope(OFFICIAL_BODY).unwrap();
+        assert_eq!(env.event_id, "rjxwmwedwqug");
+        assert_eq!(env.event_type, "account.created");
+        assert_eq!(
+            env.occurred_at,
+            parse_rfc3339("2022-09-13T21:18:40Z").unwrap()
+        );
+        for bad in [
+            &br#"{"object_type":"account","event_type":"created","event_time":"2022-09-13T21:18:40Z"}"#[..],
+            br#"{"id":"x","object_type":"account","event_type":"created","event_time":"yesterday"}"#,
+            br#"{"id":"x","object_type":"account","event_time":"2022-09-13T21:18:40Z"}"#,
+            b"<?xml version=\"1.0\"?><new_account_notification/>",
+        ] {
+            assert!(Recurly.envelope(bad).is_err());
         }
     }
 }
