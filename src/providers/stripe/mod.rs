@@ -1,9 +1,9 @@
 //! Stripe: `Stripe-Signature` webhooks, `evt_` envelopes with full snapshots, and the mapping
 //! of customers, invoices, credit notes, subscriptions, charges and refunds.
 
+mod api;
 mod mapping;
-mod pull;
-mod signature;
+mod webhook;
 
 use std::time::Duration;
 
@@ -16,9 +16,10 @@ use super::{
     ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
     VerifyError,
 };
-use crate::model::{time::secs_to_micros, ObjectType, Observation};
+use crate::model::{ObjectType, Observation};
 
-pub use signature::{sign, verify_header};
+use webhook::{parse_envelope, parse_event};
+pub use webhook::{sign, verify_header};
 
 /// Stripe's facts (docs/providers/stripe.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -124,19 +125,19 @@ impl Provider for Stripe {
         cursor: Option<&str>,
         page_size: u32,
     ) -> ApiRequest {
-        pull::list_request(stream, window, cursor, page_size)
+        api::list_request(stream, window, cursor, page_size)
     }
 
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        pull::parse_list(body)
+        api::parse_list(body)
     }
 
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        pull::events_request(since, cursor)
+        api::events_request(since, cursor)
     }
 
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        let page = pull::parse_list(body)?;
+        let page = api::parse_list(body)?;
         let events = page
             .objects
             .iter()
@@ -154,19 +155,19 @@ impl Provider for Stripe {
             ObjectType::Transaction if provider_id.starts_with("re_") => "refunds",
             ObjectType::Transaction => "charges",
         };
-        pull::retrieve_request(stream, provider_id)
+        api::retrieve_request(stream, provider_id)
     }
 
     fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
-        pull::sub_reads(answer)
+        api::sub_reads(answer)
     }
 
     fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
-        pull::parse_sub_page(read, body)
+        api::parse_sub_page(read, body)
     }
 
     fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
-        pull::merge_sub(object, part, items)
+        api::merge_sub(object, part, items)
     }
 
     fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
@@ -236,121 +237,9 @@ fn incomplete_in_event(object: &Value) -> Option<(ObjectType, String)> {
     }
 }
 
-/// The parts of a Stripe event billsync reads.
-struct StripeEvent {
-    event_type: String,
-    created: i64,
-    object: Option<Value>,
-}
-
-/// The top-level fields of an event; everything else (the snapshot) is skipped unparsed.
-#[derive(serde::Deserialize)]
-struct Head {
-    id: Option<Value>,
-    object: Option<Value>,
-    #[serde(rename = "type")]
-    event_type: Option<Value>,
-    created: Option<Value>,
-}
-
-/// Checks an event's identifying fields: (id, type, created).
-fn check_head<'a>(
-    id: Option<&'a Value>,
-    object: Option<&'a Value>,
-    event_type: Option<&'a Value>,
-    created: Option<&'a Value>,
-) -> Result<(&'a str, &'a str, i64), ParseError> {
-    let id = id
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| ParseError("event has no string `id`".into()))?;
-    if object.and_then(Value::as_str) != Some("event") {
-        return Err(ParseError("`object` is not \"event\"".into()));
-    }
-    let event_type = event_type
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| ParseError("event has no string `type`".into()))?;
-    let created = created
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ParseError("event has no integer `created`".into()))?;
-    Ok((id, event_type, created))
-}
-
-/// The envelope alone, at intake: the snapshot is skipped rather than built as a tree (it is
-/// parsed when the event is applied), which was most of the JSON work of answering a webhook.
-fn parse_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
-    let head: Head = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        // serde's data errors quote the value they met (`invalid type: string "..."`), and
-        // this message is a webhook's answer: it never echoes the payload (CONTRACT "Errors").
-        serde_json::error::Category::Data => ParseError("body is not a JSON object".into()),
-        _ => ParseError(format!("body is not JSON: {e}")),
-    })?;
-    if body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_none_or(|b| *b != b'{')
-    {
-        return Err(ParseError("body is not a JSON object".into()));
-    }
-    let (id, event_type, created) = check_head(
-        head.id.as_ref(),
-        head.object.as_ref(),
-        head.event_type.as_ref(),
-        head.created.as_ref(),
-    )?;
-    Ok(Envelope {
-        event_id: id.to_owned(),
-        event_type: event_type.to_owned(),
-        occurred_at: secs_to_micros(created),
-    })
-}
-
-fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
-    let mut value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
-    let (_, event_type, created) = check_head(
-        value.get("id"),
-        value.get("object"),
-        value.get("type"),
-        value.get("created"),
-    )?;
-    let event_type = event_type.to_owned();
-    // The snapshot is moved out of the parsed body, not copied.
-    let object = value
-        .get_mut("data")
-        .and_then(|d| d.get_mut("object"))
-        .filter(|o| o.is_object())
-        .map(Value::take);
-    Ok(StripeEvent {
-        event_type,
-        created,
-        object,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn envelope_needs_id_type_created_and_event_object() {
-        let ok =
-            br#"{"id":"evt_1","object":"event","type":"x.y","created":5,"data":{"object":{}}}"#;
-        let env = Stripe.envelope(ok).unwrap();
-        assert_eq!(env.event_id, "evt_1");
-        assert_eq!(env.occurred_at, 5_000_000);
-        for bad in [
-            &br#"{"object":"event","type":"x","created":5}"#[..],
-            br#"{"id":"evt_1","object":"charge","type":"x","created":5}"#,
-            br#"{"id":"evt_1","object":"event","created":5}"#,
-            br#"{"id":"evt_1","object":"event","type":"x","created":"5"}"#,
-            b"not json",
-            b"[]",
-        ] {
-            assert!(Stripe.envelope(bad).is_err());
-        }
-    }
 
     fn event(event_type: &str, object: Value) -> Vec<u8> {
         serde_json::json!({"id": "evt_1", "object": "event", "type": event_type, "created": 5,

@@ -1,0 +1,213 @@
+//! Stripe webhooks: the signature, checked at intake, and the `evt_` envelope (the envelope alone
+//! at intake; the event with its snapshot when it is applied). Signatures: `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=...]`, HMAC-SHA256
+//! over `"{t}.{raw body}"` keyed with the whole `whsec_...` string, any active secret.
+
+use serde_json::Value;
+
+use crate::model::time::secs_to_micros;
+use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
+use crate::providers::{Envelope, ParseError, VerifyError};
+
+fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
+    hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body])
+}
+
+/// Verifies a `Stripe-Signature` header the way Stripe's own SDK does: parse, require a `t=`
+/// and at least one `v1=`, accept if any `v1` matches any secret (constant time), then refuse
+/// timestamps older than `tolerance_secs` (future timestamps pass, as in the SDK).
+pub fn verify_header(
+    header: &str,
+    body: &[u8],
+    secrets: &[String],
+    now_secs: i64,
+    tolerance_secs: i64,
+) -> Result<(), VerifyError> {
+    let mut timestamp: Option<&str> = None;
+    let mut signatures: Vec<[u8; 32]> = Vec::new();
+    for item in header.split(',') {
+        let Some((key, value)) = item.split_once('=') else {
+            continue;
+        };
+        // Exactly as Stripe's SDK: no trimming, so `, v1=` names no `v1` scheme.
+        match key {
+            "t" if timestamp.is_none() => timestamp = Some(value),
+            "v1" => signatures.extend(hex_signature(value)),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(VerifyError::InvalidSignature)?;
+    let t: i64 = timestamp
+        .parse()
+        .map_err(|_| VerifyError::InvalidSignature)?;
+    if signatures.is_empty() {
+        return Err(VerifyError::InvalidSignature);
+    }
+    if !any_signed(secrets, &[timestamp.as_bytes(), b".", body], &signatures) {
+        return Err(VerifyError::InvalidSignature);
+    }
+    if t < now_secs.saturating_sub(tolerance_secs) {
+        return Err(VerifyError::StaleTimestamp);
+    }
+    Ok(())
+}
+
+/// Makes a `Stripe-Signature` header value (for the simulator, tests and benchmarks).
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac(secret, &timestamp.to_string(), body))
+    )
+}
+
+/// The parts of a Stripe event billsync reads.
+pub(super) struct StripeEvent {
+    pub(super) event_type: String,
+    pub(super) created: i64,
+    pub(super) object: Option<Value>,
+}
+
+/// The top-level fields of an event; everything else (the snapshot) is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Head {
+    id: Option<Value>,
+    object: Option<Value>,
+    #[serde(rename = "type")]
+    event_type: Option<Value>,
+    created: Option<Value>,
+}
+
+/// Checks an event's identifying fields: (id, type, created).
+fn check_head<'a>(
+    id: Option<&'a Value>,
+    object: Option<&'a Value>,
+    event_type: Option<&'a Value>,
+    created: Option<&'a Value>,
+) -> Result<(&'a str, &'a str, i64), ParseError> {
+    let id = id
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| ParseError("event has no string `id`".into()))?;
+    if object.and_then(Value::as_str) != Some("event") {
+        return Err(ParseError("`object` is not \"event\"".into()));
+    }
+    let event_type = event_type
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| ParseError("event has no string `type`".into()))?;
+    let created = created
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ParseError("event has no integer `created`".into()))?;
+    Ok((id, event_type, created))
+}
+
+/// The envelope alone, at intake: the snapshot is skipped rather than built as a tree (it is
+/// parsed when the event is applied), which was most of the JSON work of answering a webhook.
+pub(super) fn parse_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
+    let head: Head = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        // serde's data errors quote the value they met (`invalid type: string "..."`), and
+        // this message is a webhook's answer: it never echoes the payload (CONTRACT "Errors").
+        serde_json::error::Category::Data => ParseError("body is not a JSON object".into()),
+        _ => ParseError(format!("body is not JSON: {e}")),
+    })?;
+    if body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|b| *b != b'{')
+    {
+        return Err(ParseError("body is not a JSON object".into()));
+    }
+    let (id, event_type, created) = check_head(
+        head.id.as_ref(),
+        head.object.as_ref(),
+        head.event_type.as_ref(),
+        head.created.as_ref(),
+    )?;
+    Ok(Envelope {
+        event_id: id.to_owned(),
+        event_type: event_type.to_owned(),
+        occurred_at: secs_to_micros(created),
+    })
+}
+
+pub(super) fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let (_, event_type, created) = check_head(
+        value.get("id"),
+        value.get("object"),
+        value.get("type"),
+        value.get("created"),
+    )?;
+    let event_type = event_type.to_owned();
+    // The snapshot is moved out of the parsed body, not copied.
+    let object = value
+        .get_mut("data")
+        .and_then(|d| d.get_mut("object"))
+        .filter(|o| o.is_object())
+        .map(Value::take);
+    Ok(StripeEvent {
+        event_type,
+        created,
+        object,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Stripe;
+    use super::*;
+    use crate::providers::Provider;
+    use proptest::prelude::*;
+
+    const SECRET: &str = "whsec_test";
+
+    #[test]
+    fn own_signature_verifies_and_any_secret_may_match() {
+        let header = sign(SECRET, 1000, b"{}");
+        let secrets = vec!["whsec_old".to_string(), SECRET.to_string()];
+        assert_eq!(verify_header(&header, b"{}", &secrets, 1000, 300), Ok(()));
+        assert_eq!(
+            verify_header(&header, b"{ }", &secrets, 1000, 300),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(
+            verify_header(&header, b"{}", &secrets, 1301, 300),
+            Err(VerifyError::StaleTimestamp)
+        );
+    }
+
+    #[test]
+    fn stale_is_only_reported_for_a_valid_signature() {
+        let header = sign("whsec_other", 1000, b"{}");
+        assert_eq!(
+            verify_header(&header, b"{}", &[SECRET.into()], 99_999, 300),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_headers_never_panic(header in ".{0,200}", body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = verify_header(&header, &body, &[SECRET.into()], 1000, 300);
+        }
+    }
+
+    #[test]
+    fn envelope_needs_id_type_created_and_event_object() {
+        let ok =
+            br#"{"id":"evt_1","object":"event","type":"x.y","created":5,"data":{"object":{}}}"#;
+        let env = Stripe.envelope(ok).unwrap();
+        assert_eq!(env.event_id, "evt_1");
+        assert_eq!(env.occurred_at, 5_000_000);
+        for bad in [
+            &br#"{"object":"event","type":"x","created":5}"#[..],
+            br#"{"id":"evt_1","object":"charge","type":"x","created":5}"#,
+            br#"{"id":"evt_1","object":"event","created":5}"#,
+            br#"{"id":"evt_1","object":"event","type":"x","created":"5"}"#,
+            b"not json",
+            b"[]",
+        ] {
+            assert!(Stripe.envelope(bad).is_err());
+        }
+    }
+}
