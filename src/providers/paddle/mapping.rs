@@ -2,7 +2,7 @@
 //! document, so canonical invoices), adjustments (refunds and credits, so credit notes) and
 //! subscriptions. Paddle amounts are strings in the currency's lowest denomination.
 //! Customers' addresses and businesses are separate Paddle resources: a customer read from
-//! the API holds them (`addresses`, `businesses`, merged by the sub-reads of `pull`); one an
+//! the API holds them (`addresses`, `businesses`, merged by the sub-reads of `api`); one an
 //! event carries does not, and keeps the stored `address` and `tax_ids` (carried).
 
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! entity after the change, and the mapping of customers, transactions, adjustments and
 //! subscriptions. Entities carry `updated_at` (microseconds), which orders them.
 //!
-//! Pull (`pull`): a backfill lists every entity kind; only `/transactions` can be filtered by
+//! Pull (`api`): a backfill lists every entity kind; only `/transactions` can be filtered by
 //! time, so it is the one windowed stream and the others are read whole. Customers' addresses
 //! and businesses (tax IDs) are separate resources, read on every customer read; `address.*`
 //! and `business.*` events read their customer whole, `customer.*` events keep the stored
@@ -11,9 +11,9 @@
 //! Adjustments have no get operation: a confirmation reads them as a one-id list.
 //! docs/providers/paddle.md cites the documentation for each rule.
 
+mod api;
 mod mapping;
-mod pull;
-mod signature;
+mod webhook;
 
 use std::time::Duration;
 
@@ -26,10 +26,10 @@ use super::{
     ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
     VerifyError,
 };
-use crate::model::time::parse_rfc3339;
 use crate::model::{ObjectType, Observation};
 
-pub use signature::{sign, verify_header};
+use webhook::parse_event;
+pub use webhook::{sign, verify_header};
 
 /// Paddle's facts (docs/providers/paddle.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -58,37 +58,6 @@ pub const INFO: ProviderInfo = ProviderInfo {
 
 /// The Paddle Billing provider.
 pub struct Paddle;
-
-/// The parts of a Paddle event billsync reads.
-struct PaddleEvent {
-    id: String,
-    event_type: String,
-    occurred_at: i64,
-    data: Option<Value>,
-}
-
-fn parse_event(body: &[u8]) -> Result<PaddleEvent, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
-    let text = |key: &str| {
-        v.get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 255)
-            .ok_or_else(|| ParseError(format!("event has no string `{key}`")))
-    };
-    // `event_id` is the dedupe key; `notification_id` differs per destination and delivery.
-    let id = text("event_id")?.to_owned();
-    let event_type = text("event_type")?.to_owned();
-    let occurred_at = parse_rfc3339(text("occurred_at")?)
-        .ok_or_else(|| ParseError("`occurred_at` is not RFC 3339".into()))?;
-    let data = v.get("data").filter(|d| d.is_object()).cloned();
-    Ok(PaddleEvent {
-        id,
-        event_type,
-        occurred_at,
-        data,
-    })
-}
 
 fn json(body: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_slice(body).map_err(|e| ParseError(format!("answer is not JSON: {e}")))
@@ -163,19 +132,19 @@ impl Provider for Paddle {
         cursor: Option<&str>,
         page_size: u32,
     ) -> ApiRequest {
-        pull::list_request(stream, window, cursor, page_size)
+        api::list_request(stream, window, cursor, page_size)
     }
 
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        pull::parse_list(body)
+        api::parse_list(body)
     }
 
     fn sweep_request(&self, _since: i64, cursor: Option<&str>) -> ApiRequest {
-        pull::sweep_request(cursor)
+        api::sweep_request(cursor)
     }
 
     fn sweep_resume(&self, body: &[u8]) -> Option<String> {
-        pull::last_event_id(body)
+        api::last_event_id(body)
     }
 
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
@@ -250,21 +219,22 @@ impl Provider for Paddle {
     }
 
     fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
-        pull::sub_reads(answer)
+        api::sub_reads(answer)
     }
 
     fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
-        pull::parse_sub_page(read, body)
+        api::parse_sub_page(read, body)
     }
 
     fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
-        pull::merge_sub(object, part, items)
+        api::merge_sub(object, part, items)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::time::parse_rfc3339;
 
     const EVENT: &str = r#"{"event_id":"evt_01","event_type":"customer.updated","occurred_at":"2025-11-24T16:00:00.123456Z","notification_id":"ntf_01","data":{"id":"ctm_01","email":"a@example.com","name":"A","status":"active","updated_at":"2025-11-24T16:00:00.100000Z"}}"#;
 

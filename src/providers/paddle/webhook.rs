@@ -1,9 +1,13 @@
-//! Paddle Billing webhook signatures: `Paddle-Signature: ts=<unix s>;h1=<hex>[;h1=...]`,
+//! Paddle Billing webhooks: the signature, checked at intake, and the `evt_` envelope (`event_id`,
+//! `event_type`, `occurred_at`, the entity under `data`). Signatures: `Paddle-Signature: ts=<unix s>;h1=<hex>[;h1=...]`,
 //! HMAC-SHA256 over `"{ts}:{raw body}"` (a colon, not Stripe's dot) keyed with the whole
 //! `pdl_ntfset_...` secret; any `h1` against any active secret.
 
+use serde_json::Value;
+
+use crate::model::time::parse_rfc3339;
 use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
-use crate::providers::VerifyError;
+use crate::providers::{ParseError, VerifyError};
 
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
     hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b":", body])
@@ -51,6 +55,37 @@ pub fn verify_header(
 pub fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
     let ts = ts.to_string();
     format!("ts={ts};h1={}", hex::encode(mac(secret, &ts, body)))
+}
+
+/// The parts of a Paddle event billsync reads.
+pub(super) struct PaddleEvent {
+    pub(super) id: String,
+    pub(super) event_type: String,
+    pub(super) occurred_at: i64,
+    pub(super) data: Option<Value>,
+}
+
+pub(super) fn parse_event(body: &[u8]) -> Result<PaddleEvent, ParseError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let text = |key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 255)
+            .ok_or_else(|| ParseError(format!("event has no string `{key}`")))
+    };
+    // `event_id` is the dedupe key; `notification_id` differs per destination and delivery.
+    let id = text("event_id")?.to_owned();
+    let event_type = text("event_type")?.to_owned();
+    let occurred_at = parse_rfc3339(text("occurred_at")?)
+        .ok_or_else(|| ParseError("`occurred_at` is not RFC 3339".into()))?;
+    let data = v.get("data").filter(|d| d.is_object()).cloned();
+    Ok(PaddleEvent {
+        id,
+        event_type,
+        occurred_at,
+        data,
+    })
 }
 
 #[cfg(test)]
