@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod doctor;
+pub mod group_commit;
 pub mod http;
 pub mod intake_sink;
 pub mod model;
@@ -38,7 +39,6 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::committer::{Committer, IntakeQueue};
 use crate::actors::pair::PairSettings;
 use crate::actors::{Supervisor, SupervisorHandle};
 use crate::cluster::keeper::LeaseKeeper;
@@ -46,7 +46,8 @@ use crate::cluster::view::Membership;
 use crate::cluster::Owned;
 use crate::config::Config;
 use crate::connections::Connections;
-use crate::http::{token_digest, AppState, GroupCommit};
+use crate::group_commit::{Committer, GroupCommit, IntakeQueue};
+use crate::http::{token_digest, AppState};
 use crate::secrets::{Sealer, SecretsError};
 use crate::store::{Store, StoreError};
 

@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::apply::{decide_each, status_write, Sourced};
-use super::committer::Committer;
 use super::fetch::{FetchError, Fetcher};
 use super::limiter::Priority;
 use crate::connections::LiveConnection;
+use crate::group_commit::Committer;
 use crate::model::time::{micros_to_rfc3339, now_micros};
 use crate::model::version::Decision;
 use crate::model::{ObjectType, Observation, ReconStatus};

@@ -2,7 +2,6 @@
 //! only writer of that connection's objects (docs/architecture.md, "The flow", steps 2 and 3).
 
 pub mod apply;
-pub mod committer;
 pub mod confirm;
 pub mod fetch;
 pub mod jobs;

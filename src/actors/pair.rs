@@ -11,13 +11,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{decide_batch, reason_label, Sourced};
-use super::committer::Committer;
 use super::confirm::{ConfirmResult, Confirmer};
 use super::fetch::{FaultLog, Fetcher, TokenCache};
 use super::limiter::{ConnectionLimiter, ProviderLimits};
 use super::pull::{PageResult, PullDriver, MAX_PAGES_PER_BATCH};
 use super::sweep::{self, SweepResult};
 use crate::connections::{Connections, LiveConnection};
+use crate::group_commit::Committer;
 use crate::model::time::now_micros;
 use crate::model::version::{announces_creation, CREATED_RANK};
 use crate::model::ReconStatus;

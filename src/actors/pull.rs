@@ -12,10 +12,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::apply::{decide_batch, Sourced};
-use super::committer::Committer;
 use super::fetch::{Fetched, Fetcher};
 use super::limiter::Priority;
 use crate::connections::LiveConnection;
+use crate::group_commit::Committer;
 use crate::model::time::{micros_to_rfc3339, now_micros};
 use crate::store::{IncomingEvent, RawBody, Store, StoreError, SyncWindow, WindowCheckpoint};
 

@@ -8,7 +8,6 @@ mod conn_service;
 mod conn_watch;
 pub mod error;
 pub mod fdlimit;
-mod group_commit;
 mod guarded_io;
 mod health;
 pub mod intake;
@@ -31,7 +30,6 @@ use tower_http::trace::TraceLayer;
 pub use auth::token_digest;
 pub use conn_watch::Timeouts;
 pub use error::ApiError;
-pub use group_commit::GroupCommit;
 pub use serve::{serve, Limits};
 
 use crate::actors::SupervisorHandle;

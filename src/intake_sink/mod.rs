@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::SupervisorHandle;
 use crate::config::{Config, ConfigError};
 use crate::connections::Connections;
-use crate::http::GroupCommit;
+use crate::group_commit::GroupCommit;
 use crate::store::{IncomingEvent, IngestOutcome, RawBody, Store, StoreError};
 
 /// Why an event was not taken, or a queued message could not be moved.
@@ -130,6 +130,9 @@ async fn store_directly(group: &GroupCommit, event: &Verified) -> Result<Accepte
     match group.submit(incoming).await {
         Ok(IngestOutcome::Stored { .. }) => Ok(Accepted::Stored),
         Ok(IngestOutcome::Duplicate) => Ok(Accepted::Duplicate),
-        Err(()) => Err(IntakeError::NotStored),
+        Err(e) => {
+            tracing::debug!(error = %e, "webhook not stored");
+            Err(IntakeError::NotStored)
+        }
     }
 }

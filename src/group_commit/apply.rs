@@ -1,17 +1,17 @@
 //! Group commit for applies: the batches pair actors submit at the same moment are written in
-//! one transaction (one fsync on SQLite, one commit on Postgres). If the combined transaction
-//! fails, each batch is retried alone so one actor's conflict never fails another's work.
+//! one transaction. If the combined transaction fails, each batch is retried alone so one
+//! actor's conflict never fails another's work.
 //!
 //! Webhook intake comes first: while webhooks wait for their intake transaction, applies wait
 //! too (at most [`YIELD_MAX`]) and then commit small groups. A burst is acknowledged at the
 //! store's write rate and applied right after it from the inbox, where it is already durable.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use async_trait::async_trait;
 
+use super::{Batcher, Grouping, IntakeQueue};
 use crate::store::{ApplyBatch, Fence, Store, StoreError};
 
 /// Writes in one combined transaction at most (keeps transactions short).
@@ -34,41 +34,10 @@ const LAG_BUDGET: Duration = Duration::from_millis(750);
 /// How often a waiting apply looks at the intake queue again.
 const YIELD_POLL: Duration = Duration::from_millis(2);
 
-/// Webhooks received and not yet committed (waiting for an intake transaction or in one).
-/// The intake counts them; the committer yields to them.
-#[derive(Clone, Debug, Default)]
-pub struct IntakeQueue(Arc<AtomicUsize>);
-
-impl IntakeQueue {
-    /// One webhook more is waiting.
-    pub fn push(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `n` waiting webhooks were committed (or given up).
-    pub fn pop(&self, n: usize) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
-    }
-
-    /// Webhooks waiting now.
-    pub fn waiting(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-type Reply = oneshot::Sender<Result<(), StoreError>>;
-
-/// A batch waiting for its transaction.
-struct Submitted {
-    batch: ApplyBatch,
-    reply: Reply,
-    queued: Instant,
-}
-
-/// Submits apply batches. Cloneable; the writer stops when every clone is gone.
+/// Submits apply batches. Cloneable; the writers stop when every clone is gone.
 #[derive(Clone)]
 pub struct Committer {
-    tx: mpsc::Sender<Submitted>,
+    batcher: Batcher<Applies>,
     /// The shard lease every batch submitted through this clone carries (a pair actor's
     /// own clone, [`Committer::fenced`]); `None` on a store that serves one node.
     fence: Option<Fence>,
@@ -78,18 +47,16 @@ impl Committer {
     /// Starts `writers` writer tasks (1 fits SQLite's single writer; Postgres takes several)
     /// that yield to the webhooks waiting in `intake`.
     pub fn spawn(store: Arc<dyn Store>, writers: usize, intake: IntakeQueue) -> Self {
-        let (tx, rx) = mpsc::channel(1024);
-        let rx = Arc::new(Mutex::new(Queue { rx }));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(writer(store.clone(), rx.clone(), intake.clone()));
+        Committer {
+            batcher: Batcher::spawn(Applies { store, intake }, writers, 1024),
+            fence: None,
         }
-        Committer { tx, fence: None }
     }
 
     /// A clone whose batches carry `fence`: the store refuses them once the lease is gone.
     pub fn fenced(&self, fence: Option<Fence>) -> Self {
         Committer {
-            tx: self.tx.clone(),
+            batcher: self.batcher.clone(),
             fence,
         }
     }
@@ -98,18 +65,11 @@ impl Committer {
     /// [`Store::apply`].
     pub async fn apply(&self, mut batch: ApplyBatch) -> Result<(), StoreError> {
         batch.fence = self.fence;
-        let (reply, answer) = oneshot::channel();
-        let stopped = || StoreError::Corrupt("the apply writer has stopped".into());
-        let queued = Instant::now();
-        self.tx
-            .send(Submitted {
-                batch,
-                reply,
-                queued,
-            })
+        let result = self
+            .batcher
+            .submit(batch)
             .await
-            .map_err(|_| stopped())?;
-        let result = answer.await.map_err(|_| stopped())?;
+            .map_err(|e| StoreError::Corrupt(format!("cannot apply: {e}")))?;
         if let Err(StoreError::Fenced(_)) = &result {
             // A write of a lease this node no longer holds, refused by the store.
             metrics::counter!("billsync_fenced_writes_total").increment(1);
@@ -135,70 +95,65 @@ async fn yield_to_intake(intake: &IntakeQueue) -> bool {
     true
 }
 
-/// The batches submitted, shared by the writers.
-struct Queue {
-    rx: mpsc::Receiver<Submitted>,
+/// How applies are grouped: yielding to intake first, smaller groups while webhooks wait.
+struct Applies {
+    store: Arc<dyn Store>,
+    intake: IntakeQueue,
 }
 
-async fn writer(store: Arc<dyn Store>, queue: Arc<Mutex<Queue>>, intake: IntakeQueue) {
-    loop {
-        let mut group = Vec::new();
-        {
-            let mut queue = queue.lock().await;
-            let Some(first) = queue.rx.recv().await else {
-                return;
-            };
-            // The other writers wait on the lock meanwhile: all applies yield together.
-            // A batch that already waited its share commits without yielding again, so
-            // applies keep up with any steady webhook rate and lag by [`LAG_BUDGET`] at most.
-            let pressed = if first.queued.elapsed() >= LAG_BUDGET {
-                intake.waiting() > 0
-            } else {
-                yield_to_intake(&intake).await
-            };
-            let limit = if pressed {
-                PRESSED_MAX_WRITES
-            } else {
-                MAX_WRITES
-            };
-            let mut total = size(&first.batch);
-            group.push(first);
-            while total < limit {
-                match queue.rx.try_recv() {
-                    Ok(next) => {
-                        total += size(&next.batch);
-                        group.push(next);
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        // Concurrent writers lock merchants' change-feed rows in one order: no deadlocks.
-        group.sort_by(|a, b| a.batch.merchant_id.cmp(&b.batch.merchant_id));
-        let started = Instant::now();
-        if group.len() == 1 {
-            let Submitted { batch, reply, .. } =
-                group.pop().expect("the group holds the first batch");
-            let _ = reply.send(store.apply(&batch).await);
+#[async_trait]
+impl Grouping for Applies {
+    type Item = ApplyBatch;
+    type Outcome = Result<(), StoreError>;
+
+    async fn limit(&self, _first: &ApplyBatch, waited: Duration) -> usize {
+        // The other writers wait on the queue's lock meanwhile: all applies yield together.
+        // A batch that already waited its share commits without yielding again, so applies
+        // keep up with any steady webhook rate and lag by [`LAG_BUDGET`] at most.
+        let pressed = if waited >= LAG_BUDGET {
+            self.intake.waiting() > 0
         } else {
-            let (batches, replies): (Vec<ApplyBatch>, Vec<Reply>) =
-                group.into_iter().map(|s| (s.batch, s.reply)).unzip();
-            match store.apply_all(&batches).await {
-                Ok(()) => {
-                    for reply in replies {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
+            yield_to_intake(&self.intake).await
+        };
+        if pressed {
+            PRESSED_MAX_WRITES
+        } else {
+            MAX_WRITES
+        }
+    }
+
+    fn weight(&self, batch: &ApplyBatch) -> usize {
+        size(batch)
+    }
+
+    async fn commit(&self, batches: Vec<ApplyBatch>) -> Vec<Result<(), StoreError>> {
+        // Concurrent writers lock merchants' change-feed rows in one order: no deadlocks.
+        // `order[k]` is where the k-th sorted batch was submitted, for its answer.
+        let mut indexed: Vec<(usize, ApplyBatch)> = batches.into_iter().enumerate().collect();
+        indexed.sort_by(|a, b| a.1.merchant_id.cmp(&b.1.merchant_id));
+        let (order, sorted): (Vec<usize>, Vec<ApplyBatch>) = indexed.into_iter().unzip();
+        let started = Instant::now();
+        let results: Vec<Result<(), StoreError>> = if sorted.len() == 1 {
+            vec![self.store.apply(&sorted[0]).await]
+        } else {
+            match self.store.apply_all(&sorted).await {
+                Ok(()) => sorted.iter().map(|_| Ok(())).collect(),
                 Err(e) => {
-                    tracing::debug!(error = %e, batches = batches.len(), "combined apply failed; applying one by one");
-                    for (batch, reply) in batches.iter().zip(replies) {
-                        let _ = reply.send(store.apply(batch).await);
+                    tracing::debug!(error = %e, batches = sorted.len(), "combined apply failed; applying one by one");
+                    let mut results = Vec::with_capacity(sorted.len());
+                    for batch in &sorted {
+                        results.push(self.store.apply(batch).await);
                     }
+                    results
                 }
             }
-        }
+        };
         metrics::histogram!("billsync_apply_commit_seconds")
             .record(started.elapsed().as_secs_f64());
+        let mut answers: Vec<(usize, Result<(), StoreError>)> =
+            order.into_iter().zip(results).collect();
+        answers.sort_by_key(|(submitted, _)| *submitted);
+        answers.into_iter().map(|(_, r)| r).collect()
     }
 }
 
