@@ -77,7 +77,7 @@ async fn a_lapsed_lease_is_not_renewed_and_goes_to_the_next_taker_with_a_higher_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_hear_of_inbox_rows_admin_changes_and_members_at_commit() {
-    let (_db, store, conn) = setup(Backend::Postgres).await;
+    let (_db, store, conn) = setup(Backend::PostgresTls).await;
     let c = coordination(&store);
     let mut heard = c.subscribe().await.unwrap();
     // Intake's commit announces nothing itself (it would hold Postgres's notify lock across
