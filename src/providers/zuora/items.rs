@@ -9,8 +9,8 @@
 
 use serde_json::Value;
 
+use super::api::{parse_list, MAX_PAGE};
 use super::mapping::{identify, Kind};
-use super::{parse_list, MAX_PAGE};
 use crate::providers::major_units::Fields;
 use crate::providers::subreads::item_pointer;
 use crate::providers::{ApiRequest, ParseError, SubPage, SubRead};

@@ -1,5 +1,5 @@
 //! Zuora: intake authenticates callouts with HTTP Basic (RFC 7617) and stores them whatever
-//! their template ([`callout`]); the pair actor refetches the object each names
+//! their template ([`webhook`]); the pair actor refetches the object each names
 //! ([`Provider::thin_reference`]) and pulls the Object Query API (`/object-query/...`,
 //! `updateddate` ordered) for backfills and sweeps, reading the items of long invoices
 //! separately ([`items`]). docs/providers/zuora.md says which endpoint and which field each
@@ -9,7 +9,7 @@
 //!
 //! Zuora callout bodies are whatever the tenant's callout template says. billsync reads any
 //! template (JSON or XML) for the common merge-field names (`accountId`, `invoiceId`,
-//! `paymentId`, ...; see [`callout`]), and documents one shape that names the object
+//! `paymentId`, ...; see [`webhook`]), and documents one shape that names the object
 //! unambiguously (JSON, Basic auth with one of the connection's `username:password` entries):
 //!
 //! ```json
@@ -50,23 +50,22 @@
 //! that [`Zuora`]'s own `observe` maps. The sweep cursor is `<list>|<Object Query cursor>`.
 //! Deleted objects are not listed; a callout naming one is refetched, and its 404 is a tombstone.
 
-mod callout;
+mod api;
 mod items;
 mod mapping;
+mod webhook;
 
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::info::{ProviderInfo, Stream};
-use super::major_units::Fields;
 use super::rate_limit::{Backoff, Hint};
 use super::{
     AccessToken, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage,
     SubRead, TokenRequest, VerifyError,
 };
-use crate::model::time::micros_to_rfc3339;
 use crate::model::{ObjectType, Observation};
 
 /// The Zuora provider.
@@ -97,13 +96,6 @@ pub const INFO: ProviderInfo = ProviderInfo {
     ],
 };
 
-/// Object Query pages hold at most 50 objects: Zuora answers 400 to a larger `pageSize`
-/// (official zuora-sdk 3.21.0, `ObjectQueriesApi`: `page_size` `ge=1, le=50`).
-const MAX_PAGE: u32 = 50;
-
-/// Token answers that name no lifetime are taken to last this long (Zuora: one hour).
-const DEFAULT_TOKEN_SECS: u64 = 3600;
-
 impl Provider for Zuora {
     fn info(&self) -> &'static ProviderInfo {
         &INFO
@@ -121,7 +113,7 @@ impl Provider for Zuora {
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        callout::envelope(&HeaderMap::new(), body)
+        webhook::envelope(&HeaderMap::new(), body)
     }
 
     fn envelope_with_headers(
@@ -129,48 +121,27 @@ impl Provider for Zuora {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Envelope, ParseError> {
-        callout::envelope(headers, body)
+        webhook::envelope(headers, body)
     }
 
     /// Only swept envelopes carry an object; a callout is thin (or names nothing).
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        match callout::swept(body)? {
+        match webhook::swept(body)? {
             Some((envelope, kind, object)) => mapping::observe(kind, &object, envelope.occurred_at),
             None => Ok(None),
         }
     }
 
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
-        callout::reference(body)
+        webhook::reference(body)
     }
 
     fn token_request(&self, api_key: &str) -> Option<TokenRequest> {
-        let (client_id, client_secret) = api_key.split_once(':')?;
-        Some(TokenRequest {
-            path: "/oauth/token".into(),
-            form: vec![
-                ("client_id".into(), client_id.to_owned()),
-                ("client_secret".into(), client_secret.to_owned()),
-                ("grant_type".into(), "client_credentials".into()),
-            ],
-        })
+        api::token_request(api_key)
     }
 
     fn parse_token(&self, body: &[u8]) -> Result<AccessToken, ParseError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ParseError(format!("token answer is not JSON: {e}")))?;
-        let token = Fields(&v)
-            .s("access_token")
-            .ok_or_else(|| ParseError("token answer has no `access_token`".into()))?;
-        let secs = v
-            .get("expires_in")
-            .and_then(Value::as_f64)
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map_or(DEFAULT_TOKEN_SECS, |s| s as u64);
-        Ok(AccessToken {
-            token: token.to_owned(),
-            expires_in: Duration::from_secs(secs),
-        })
+        api::parse_token(body)
     }
 
     fn authorize(
@@ -195,45 +166,15 @@ impl Provider for Zuora {
         cursor: Option<&str>,
         page_size: u32,
     ) -> ApiRequest {
-        // An expanded array is cut at the page size (docs/providers/zuora.md, "Items of long
-        // invoices"): lists whose objects expand items are read at the cap `items` knows.
-        let page_size = if mapping::expands_items(stream) {
-            MAX_PAGE
-        } else {
-            page_size.clamp(1, MAX_PAGE)
-        };
-        let mut query = vec![
-            ("pageSize".to_owned(), page_size.to_string()),
-            ("sort[]".to_owned(), "updateddate.ASC".to_owned()),
-        ];
-        if let Some(t) = micros_to_rfc3339(window.0.saturating_mul(1_000_000)) {
-            query.push(("filter[]".to_owned(), format!("updateddate.GE:{t}")));
-        }
-        if let Some(t) = micros_to_rfc3339(window.1.saturating_mul(1_000_000)) {
-            query.push(("filter[]".to_owned(), format!("updateddate.LT:{t}")));
-        }
-        query.extend(mapping::expand(stream));
-        if let Some(c) = cursor {
-            query.push(("cursor".to_owned(), c.to_owned()));
-        }
-        ApiRequest {
-            path: format!("/object-query/{stream}"),
-            query,
-        }
+        api::list_request(stream, window, cursor, page_size)
     }
 
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        parse_list(body)
+        api::parse_list(body)
     }
 
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        let (stream, cursor) = match cursor.and_then(|c| c.split_once('|')) {
-            Some((stream, c)) if INFO.stream(stream).is_some() => {
-                (stream, Some(c).filter(|c| !c.is_empty()))
-            }
-            _ => (INFO.streams[0].name, None),
-        };
-        self.list_request(stream, (since, i64::MAX / 1_000_000), cursor, MAX_PAGE)
+        api::sweep_request(since, cursor)
     }
 
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
@@ -246,74 +187,15 @@ impl Provider for Zuora {
         request: &ApiRequest,
         body: &[u8],
     ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        let stream = request
-            .path
-            .strip_prefix("/object-query/")
-            .and_then(|s| INFO.stream_position(s))
-            .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
-        let page = parse_list(body)?;
-        let mut events = Vec::with_capacity(page.objects.len());
-        for object in page.objects {
-            let Some(kind) = mapping::identify(&object) else {
-                continue;
-            };
-            let o = Fields(&object);
-            let id = o
-                .id("id")
-                .ok_or_else(|| ParseError("swept object has no `id`".into()))?;
-            let updated = o
-                .any(&["updatedDate", "UpdatedDate"])
-                .and_then(Value::as_str)
-                .ok_or_else(|| ParseError("swept object has no `updatedDate`".into()))?
-                .to_owned();
-            let lower = kind.name().to_ascii_lowercase();
-            let event = json!({
-                // `updatedDate` has whole seconds: the content tag keeps two states of one
-                // second apart (else the newer one would be dropped as a duplicate).
-                "notificationId": format!("sweep:{lower}:{id}:{updated}:{}", super::content_tag(&object)),
-                "eventType": format!("billsync_sweep.{lower}"),
-                "eventTime": updated,
-                "objectType": kind.name(),
-                "objectId": id,
-                "object": object,
-            });
-            events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
-        }
-        let next = match page.next_cursor {
-            Some(c) => Some(format!("{}|{c}", INFO.streams[stream].name)),
-            None => INFO.stream_name(stream + 1).map(|s| format!("{s}|")),
-        };
-        Ok((events, next))
+        api::parse_sweep_page(request, body)
     }
 
     fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        let (stream, id) = match object_type {
-            ObjectType::Customer => ("accounts", provider_id),
-            ObjectType::Invoice => ("invoices", provider_id),
-            ObjectType::CreditNote => ("credit-memos", provider_id),
-            ObjectType::Subscription => ("subscriptions", provider_id),
-            ObjectType::Transaction => match mapping::strip_refund_id(provider_id) {
-                Some(id) => ("refunds", id),
-                None => ("payments", provider_id),
-            },
-        };
-        let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-        // A retrieve cuts expanded arrays at `pageSize` too (default 10).
-        let mut query = vec![("pageSize".to_owned(), MAX_PAGE.to_string())];
-        query.extend(mapping::expand(stream));
-        ApiRequest {
-            path: format!("/object-query/{stream}/{id}"),
-            query,
-        }
+        api::fetch_request(object_type, provider_id)
     }
 
     fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
-        if Fields(&v).id("id").is_none() {
-            return Err(ParseError("answer has no object `id`".into()));
-        }
-        Ok(v)
+        api::parse_object(body)
     }
 
     fn observe_object(
@@ -340,31 +222,6 @@ impl Provider for Zuora {
     fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
         items::merge_sub(object, part, items)
     }
-}
-
-/// Object Query pages: `{"data": [...], "nextPage": "<cursor>"}`.
-fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
-    let objects = v
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ParseError("answer is not an Object Query page (no `data`)".into()))?;
-    let next_cursor = v
-        .get("nextPage")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    let reached = objects
-        .last()
-        .and_then(|o| Fields(o).micros(&["updatedDate", "UpdatedDate"]))
-        .map(|m| m.div_euclid(1_000_000));
-    Ok(ListPage {
-        objects,
-        next_cursor,
-        reached,
-    })
 }
 
 #[cfg(test)]
@@ -481,134 +338,6 @@ mod tests {
         }
         let other = br#"{"notificationId":"n","eventType":"E","eventTime":"2026-11-01T10:00:00Z","objectType":"Usage","objectId":"u"}"#;
         assert_eq!(Zuora.thin_reference(other), None);
-    }
-
-    #[test]
-    fn fetch_uses_object_query_by_key_and_refunds_have_their_own_path() {
-        let r = Zuora.fetch_request(ObjectType::Invoice, "8a8a");
-        assert_eq!(r.path, "/object-query/invoices/8a8a");
-        assert!(r
-            .query
-            .contains(&("expand[]".into(), "invoiceitems".into())));
-        assert!(
-            r.query.contains(&("pageSize".into(), "50".into())),
-            "expanded items are cut at pageSize (default 10)"
-        );
-        // Payments name their invoice only in their applications, expanded on request.
-        let p = Zuora.fetch_request(ObjectType::Transaction, "9f");
-        assert!(p
-            .query
-            .contains(&("expand[]".into(), "paymentapplications".into())));
-        assert_eq!(
-            Zuora
-                .fetch_request(ObjectType::Transaction, "refund-9f")
-                .path,
-            "/object-query/refunds/9f"
-        );
-        assert_eq!(
-            Zuora.fetch_request(ObjectType::Transaction, "9f").path,
-            "/object-query/payments/9f"
-        );
-        assert_eq!(
-            Zuora.fetch_request(ObjectType::Customer, "A1").path,
-            "/object-query/accounts/A1"
-        );
-    }
-
-    #[test]
-    fn list_request_filters_and_sorts_by_updateddate() {
-        let r = Zuora.list_request(
-            "credit-memos",
-            (1_793_527_200, 1_793_530_800),
-            Some("tok"),
-            500,
-        );
-        assert_eq!(r.path, "/object-query/credit-memos");
-        assert!(r.query.contains(&("pageSize".into(), "50".into())));
-        assert!(r
-            .query
-            .contains(&("sort[]".into(), "updateddate.ASC".into())));
-        assert!(r.query.contains(&(
-            "filter[]".into(),
-            "updateddate.GE:2026-11-01T10:00:00Z".into()
-        )));
-        assert!(r.query.contains(&(
-            "filter[]".into(),
-            "updateddate.LT:2026-11-01T11:00:00Z".into()
-        )));
-        assert!(r.query.contains(&("cursor".into(), "tok".into())));
-    }
-
-    #[test]
-    fn parse_list_reads_data_and_next_page() {
-        let page = Zuora
-            .parse_list(
-                br#"{"data":[{"id":"i1","updatedDate":"1970-01-01T00:00:09Z"}],"nextPage":"n2"}"#,
-            )
-            .unwrap();
-        assert_eq!(page.next_cursor.as_deref(), Some("n2"));
-        assert_eq!(page.reached, Some(9));
-        assert_eq!(
-            Zuora.parse_list(br#"{"data":[]}"#).unwrap().next_cursor,
-            None
-        );
-        assert!(Zuora.parse_list(br#"{"reasons":[]}"#).is_err());
-    }
-
-    #[test]
-    fn swept_invoices_become_envelopes_that_observe_maps() {
-        let list = br#"{"data":[{"id":"i1","invoiceNumber":"INV-1","accountId":"A1","status":"Posted","currency":"USD","amount":10.99,"amountWithoutTax":10.0,"taxAmount":0.99,"balance":0,"updatedDate":"2026-11-01T10:00:00-08:00"}]}"#;
-        let (events, next) = Zuora.parse_sweep(list).unwrap();
-        assert_eq!(next.as_deref(), Some("credit-memos|"), "then the next list");
-        let env = Zuora.envelope(&events[0]).unwrap();
-        assert!(env
-            .event_id
-            .starts_with("sweep:invoice:i1:2026-11-01T10:00:00-08:00:"));
-        let obs = Zuora.observe(&events[0]).unwrap().unwrap();
-        assert_eq!(obs.provider_id, "i1");
-        assert_eq!(obs.data["total"], 1099);
-        assert_eq!(obs.data["status"], "paid");
-    }
-
-    #[test]
-    fn sweeps_walk_every_list_in_turn() {
-        let first = Zuora.sweep_request(1_793_527_200, None);
-        assert_eq!(first.path, "/object-query/accounts");
-        let page = br#"{"data":[{"id":"a1","accountNumber":"A1","currency":"USD","updatedDate":"2026-11-01T10:00:00Z"}],"nextPage":"c2"}"#;
-        let (events, next) = Zuora.parse_sweep_page(&first, page).unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(
-            Zuora.envelope(&events[0]).unwrap().event_type,
-            "billsync_sweep.account"
-        );
-        assert_eq!(next.as_deref(), Some("accounts|c2"));
-        let second = Zuora.sweep_request(1_793_527_200, next.as_deref());
-        assert!(second.query.contains(&("cursor".into(), "c2".into())));
-        let last = Zuora.sweep_request(1_793_527_200, Some("refunds|"));
-        assert_eq!(last.path, "/object-query/refunds");
-        let (_, end) = Zuora.parse_sweep_page(&last, br#"{"data":[]}"#).unwrap();
-        assert_eq!(end, None);
-    }
-
-    #[test]
-    fn client_credentials_become_a_token_request_and_the_answer_a_bearer_token() {
-        let r = Zuora.token_request("6a1b2c3d-client:s3cret:x").unwrap();
-        assert_eq!(r.path, "/oauth/token");
-        assert_eq!(
-            r.form,
-            vec![
-                ("client_id".to_owned(), "6a1b2c3d-client".to_owned()),
-                ("client_secret".to_owned(), "s3cret:x".to_owned()),
-                ("grant_type".to_owned(), "client_credentials".to_owned()),
-            ]
-        );
-        assert_eq!(Zuora.token_request("ready-bearer-token"), None);
-        let t = Zuora
-            .parse_token(br#"{"access_token":"tok","token_type":"bearer","expires_in":3599,"scope":"x","jti":"j"}"#)
-            .unwrap();
-        assert_eq!(t.token, "tok");
-        assert_eq!(t.expires_in, Duration::from_secs(3599));
-        assert!(Zuora.parse_token(br#"{"error":"invalid_client"}"#).is_err());
     }
 
     #[test]

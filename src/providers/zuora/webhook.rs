@@ -1,4 +1,4 @@
-//! Zuora callouts as intake receives them (docs/providers/zuora.md, "Callouts"): the
+//! Zuora webhooks, its callouts, as intake receives them (docs/providers/zuora.md, "Callouts"): the
 //! delivery's identity is the `Zuora-Notification-Id` header (the same on every retry; not
 //! `Zuora-Request-Id`, new per attempt), and the body is whatever the tenant's callout
 //! template makes of its merge fields — billsync's documented JSON template, another JSON
