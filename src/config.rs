@@ -1,4 +1,4 @@
-//! Configuration: defaults, then an optional TOML file, then `BILLSYNC_*` variables (CONTRACT).
+//! Configuration: defaults, then an optional TOML file, then `BILLSYNC_*` variables (README "Configuration").
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// Where a verified webhook goes before its 200 (`BILLSYNC_INTAKE`, CONTRACT).
+/// Where a verified webhook goes before its 200 (`BILLSYNC_INTAKE`, docs/sqs-intake.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntakeMode {

@@ -87,7 +87,7 @@ pub async fn decide_each<'a>(
         let obs = &item.observation;
         let key = (obs.object_type, obs.provider_id.clone());
         let prior = known.get(&key);
-        // A deletion without fields keeps the last known data (CONTRACT), so it is the same
+        // A deletion without fields keeps the last known data (docs/api.md), so it is the same
         // content as a stored tombstone: an API 404 then confirms it like any equal read.
         let (data, text): (Cow<'a, Value>, String) = match (&obs.data, prior) {
             (Value::Null, Some(p)) => (Cow::Owned(p.data.as_ref().clone()), p.data.to_string()),

@@ -42,7 +42,7 @@ pub fn plan(job: &str, streams: &[&str], since: i64, until: i64, parts: i64) -> 
     windows
 }
 
-/// `{"state", "objects", "rate_per_sec", "eta_secs", ...}` for the admin API (CONTRACT).
+/// `{"state", "objects", "rate_per_sec", "eta_secs", ...}` for the admin API (docs/api.md).
 pub fn progress(job: Option<&SyncJob>, windows: &[SyncWindow], now: i64) -> JobProgressOut {
     let Some(job) = job else {
         return JobProgressOut {

@@ -365,7 +365,7 @@ impl PairActor {
                     let named = conn.provider.thin_reference(&item.body);
                     // A webhook that maps to nothing and names nothing to read: an event type
                     // billsync does not map, or (Zuora) a callout template it does not know.
-                    // Stored and answered 200 all the same (CONTRACT "Webhooks"); counted so
+                    // Stored and answered 200 all the same (the webhook route in docs/api-reference.md); counted so
                     // an operator sees it.
                     if named.is_none() && item.source == "webhook" && !item.replay {
                         metrics::counter!("billsync_webhooks_unmapped_total", "provider" => provider)
@@ -472,7 +472,7 @@ impl PairActor {
                 .is_some_and(StoreError::is_about_the_data)
         {
             // Something in this batch cannot be stored: apply the halves apart, down to the
-            // row at fault, so it alone is retried and dead-lettered (CONTRACT "Connections
+            // row at fault, so it alone is retried and dead-lettered (README "Connections
             // that misbehave").
             let (a, b) = items.split_at(items.len() / 2);
             let first = Box::pin(self.apply_inbox(conn, a)).await;

@@ -125,7 +125,7 @@ impl Grouping for Intake {
 
 /// Commits `events` in one transaction; when the database refuses that transaction for
 /// something in it (not because it is unreachable), the halves are committed apart, and so on
-/// down to the event at fault, so one request's fault is never another's (CONTRACT
+/// down to the event at fault, so one request's fault is never another's (README
 /// "Connections that misbehave"). A store that is down fails the whole batch at once.
 async fn ingest_isolating(
     store: &dyn Store,

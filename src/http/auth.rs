@@ -1,4 +1,4 @@
-//! Bearer-token auth for `/admin/*` and `/v1/*` (CONTRACT "Auth"). Only the token's SHA-256
+//! Bearer-token auth for `/admin/*` and `/v1/*` (docs/api.md "Tokens"). Only the token's SHA-256
 //! is kept; comparison is constant-time.
 
 use axum::extract::{Request, State};

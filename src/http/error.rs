@@ -1,4 +1,4 @@
-//! The HTTP error shape of the CONTRACT: `{"error": {"code", "message"}}`. Messages never
+//! The HTTP error shape (docs/api.md "Errors"): `{"error": {"code", "message"}}`. Messages never
 //! carry a secret, a signature or a raw payload. Handlers answer with [`ApiError`]; every
 //! other error answer (axum's rejections and fallbacks) is put in the same shape by the
 //! [`contract_errors`] middleware, and hyper's own answers to heads it cannot parse by the
@@ -93,7 +93,7 @@ impl ApiError {
     }
 }
 
-/// Marks an answer already in the CONTRACT shape, which [`contract_errors`] leaves as it is.
+/// Marks an answer already in the one error shape (docs/api.md "Errors"), which [`contract_errors`] leaves as it is.
 #[derive(Clone, Copy)]
 struct ContractShaped;
 
@@ -121,7 +121,7 @@ const KEPT_HEADERS: [HeaderName; 4] = [
 ];
 
 /// Middleware (outermost on the router): an error answer not made by [`ApiError`] (axum's
-/// text rejections: body over the limit, bad percent-encoding, ...) becomes the CONTRACT
+/// text rejections: body over the limit, bad percent-encoding, ...) becomes the error
 /// JSON for its status.
 pub async fn contract_errors(response: Response) -> Response {
     let status = response.status();
@@ -139,7 +139,7 @@ pub async fn contract_errors(response: Response) -> Response {
     shaped
 }
 
-/// The CONTRACT body for a bare `status` (see [`ApiError::for_status`]), as bytes.
+/// The error body (docs/api.md) for a bare `status` (see [`ApiError::for_status`]), as bytes.
 pub fn contract_body(status: StatusCode) -> Vec<u8> {
     let e = ApiError::for_status(status);
     json!({ "error": { "code": e.code, "message": e.message } })

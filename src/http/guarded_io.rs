@@ -1,7 +1,7 @@
 //! The socket as hyper sees it, for the HTTP server ([`super::serve`]): [`GuardedIo`] tells
 //! the connection's watch ([`ConnState`]) of arriving bytes and stalled writes, rewrites
 //! hyper's own bodiless error answers (to heads it cannot parse: `400`, `414`, `431`) into the
-//! CONTRACT JSON, and lingers before closing a connection whose request was not read to its
+//! error JSON (docs/api.md), and lingers before closing a connection whose request was not read to its
 //! end, so that the client reads the answer instead of a reset.
 
 use std::future::Future;
@@ -26,7 +26,7 @@ const LINGER_BYTES: usize = 1 << 20;
 pub struct GuardedIo {
     inner: TcpStream,
     state: Arc<ConnState>,
-    /// The CONTRACT answer standing in for hyper's own, and how much of it is written.
+    /// The error answer (docs/api.md) standing in for hyper's own, and how much of it is written.
     rewrite: Option<(Vec<u8>, usize)>,
     linger: Option<Linger>,
 }
@@ -187,7 +187,7 @@ impl AsyncWrite for GuardedIo {
 
 /// hyper answers a head it cannot parse by itself, before any service runs, with an empty
 /// body. Such an answer is a 4xx/5xx head, written while no request is in service, with no
-/// `content-type` (every error answer of ours has one), in one write. The CONTRACT answer
+/// `content-type` (every error answer of ours has one), in one write. The error answer (docs/api.md)
 /// to send instead, keeping hyper's status and date.
 fn contract_answer_for(write: &[u8]) -> Option<Vec<u8>> {
     if !write.starts_with(b"HTTP/1.") {

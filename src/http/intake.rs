@@ -21,7 +21,7 @@ use crate::intake_sink::{Accepted, IntakeError, Verified};
 use crate::model::time::now_micros;
 use crate::providers::{ProviderKind, VerifyError};
 
-/// Largest webhook body accepted (CONTRACT).
+/// Largest webhook body accepted (docs/api.md).
 pub const MAX_BODY: usize = 1 << 20;
 
 /// How much of an oversized body is still read (and discarded) before the 413, so that a

@@ -113,9 +113,9 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        // Intake reads its own body with the CONTRACT's 1 MiB limit and a JSON 413.
+        // Intake reads its own body with the 1 MiB limit of docs/api-reference.md and a JSON 413.
         .layer(DefaultBodyLimit::disable())
-        // Every error answer in the CONTRACT shape, whoever made it.
+        // Every error answer in the one error shape (docs/api.md "Errors"), whoever made it.
         .layer(middleware::map_response(error::contract_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -1,6 +1,6 @@
 //! The HTTP server loop (`run` serves the router with it, in place of `axum::serve`): accepts
 //! connections and serves each with hyper over HTTP/1.1 under bounded times for every phase
-//! of a request (CONTRACT "Connections that misbehave"; the times are in the README and in
+//! of a request (README "Connections that misbehave"; the times are in the README and in
 //! `Config`), and a cap on open connections derived from the open-file limit ([`fdlimit`]).
 //! At the cap a newcomer is still served: the connection that has waited longest without
 //! sending a complete request (idle or trickling its head first, then trickling a body) is

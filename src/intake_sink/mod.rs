@@ -1,4 +1,4 @@
-//! Where a verified webhook goes before its 200 (CONTRACT `BILLSYNC_INTAKE`). The webhook
+//! Where a verified webhook goes before its 200 (`BILLSYNC_INTAKE`, docs/sqs-intake.md). The webhook
 //! handler (`http::intake`) verifies and hands a [`Verified`] event to the node's
 //! [`IntakeSink`]: `direct` commits it into `raw_events` + `inbox` through the group commit;
 //! `sqs` sends it to the intake queue ([`message`] is the format) and answers once SQS has

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The canonical kinds of object billsync keeps (CONTRACT "Canonical objects").
+/// The canonical kinds of object billsync keeps (docs/api.md, "What `data` holds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectType {
@@ -55,7 +55,7 @@ impl ObjectType {
     }
 }
 
-/// How far the provider API is known to agree with the stored content (CONTRACT).
+/// How far the provider API is known to agree with the stored content (docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReconStatus {
@@ -93,7 +93,7 @@ pub struct Observation {
     pub object_type: ObjectType,
     /// The provider's own id (`in_123`), without the `stripe:` prefix.
     pub provider_id: String,
-    /// Canonical `data` (CONTRACT field tables).
+    /// Canonical `data` (docs/api.md, "What `data` holds").
     pub data: Value,
     pub deleted: bool,
     /// The provider's ordering value for this state, in microseconds (event time for Stripe,
@@ -102,7 +102,7 @@ pub struct Observation {
     /// A tie-break for equal `order_key`s from the object's own lifecycle (e.g. an invoice that
     /// is `paid` is later than one that is `open`). Equal ranks cannot be ordered.
     pub tie_rank: i64,
-    /// The provider's time of the change, microseconds (CONTRACT `provider_updated_at`).
+    /// The provider's time of the change, microseconds (`provider_updated_at`, docs/api-reference.md).
     pub provider_updated_at: i64,
     /// Canonical `data` fields this observation cannot know because its source leaves them
     /// out (a Stripe event's customer has no `tax_ids`; a Paddle event's customer no

@@ -52,7 +52,7 @@ impl Decision {
         )
     }
 
-    /// The `reason` recorded with the version (CONTRACT versions endpoint).
+    /// The `reason` recorded with the version (the versions route, docs/api-reference.md).
     pub fn reason(self) -> &'static str {
         match self {
             Decision::Create => "first_seen",

@@ -142,7 +142,7 @@ impl PostgresStore {
         self.inbox_vacuum.count(&self.write, rows);
     }
 
-    /// Every node on one Postgres database is a node of one cluster (CONTRACT "Cluster").
+    /// Every node on one Postgres database is a node of one cluster (docs/cluster.md).
     /// Its own few connections (heartbeats, leases, `LISTEN`), so lease renewals never
     /// queue behind a busy node's applies for a pooled connection: a renewal that waits
     /// past the lease loses every shard of the node.

@@ -1,7 +1,7 @@
 //! One node per SQLite file: `serve` on a SQLite store holds an exclusive advisory lock
 //! (`flock(LOCK_EX | LOCK_NB)`) on `<database file>.lock` for as long as the node runs, so a
 //! second `serve` on the same file stops at once with an error that names the file, instead
-//! of becoming a second writer (CONTRACT "Cluster (Postgres)": a SQLite store serves exactly
+//! of becoming a second writer (docs/cluster.md: a SQLite store serves exactly
 //! one node).
 //!
 //! flock belongs to the open file description, so the lock is released when the node's

@@ -468,7 +468,7 @@ struct Latencies {
     superseded: usize,
     /// Markers whose object billsync held `pending` at the deadline: their webhook tied with
     /// another change of the same second, which Stripe's event times cannot order, so the
-    /// API is asked after the 60 s lag allowance (DESIGN invariant 4). Not lost: `verify`
+    /// API is asked after the 60 s lag allowance (docs/architecture.md, invariant 4). Not lost: `verify`
     /// (0 divergent, asserted after the allowance) proves the marker, if still the truth, is
     /// what billsync ends with.
     held: Vec<String>,

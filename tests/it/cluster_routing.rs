@@ -10,7 +10,7 @@ use billsync::store::Announcement;
 
 use crate::helpers::*;
 
-/// The same key on every node (CONTRACT "Cluster": all share `BILLSYNC_SECRET_KEY`).
+/// The same key on every node (docs/cluster.md: all share `BILLSYNC_SECRET_KEY`).
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 async fn node(db: TestDb, id: &str) -> TestApp {

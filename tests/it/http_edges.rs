@@ -1,4 +1,4 @@
-//! The HTTP edges over real sockets (issue 20): every error answer is the CONTRACT JSON,
+//! The HTTP edges over real sockets (issue 20): every error answer is the error JSON of docs/api.md,
 //! including those made before a handler runs (body limits, bad percent-encoding, bad
 //! methods, oversized or malformed heads), and a body sent slower than the body timeout is
 //! cut off with a `408`.
@@ -22,7 +22,7 @@ fn get(path: &str, auth: bool) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: t\r\n{auth}connection: close\r\n\r\n").into_bytes()
 }
 
-/// Sends `request` and checks the answer is `status` with the CONTRACT error shape and does
+/// Sends `request` and checks the answer is `status` with the error shape of docs/api.md and does
 /// not contain `never` (a secret or a signature that was in the request).
 async fn expect_error(app: &TestApp, what: &str, request: &[u8], status: u16, never: &[&str]) {
     let r = exchange(app.addr, request, WITHIN)

@@ -1,4 +1,4 @@
-//! Webhook intake against the CONTRACT's answers: every code, nothing stored on rejection,
+//! Webhook intake against the answers of docs/api-reference.md: every code, nothing stored on rejection,
 //! no secret or signature in bodies or logs, dedupe under concurrency.
 
 use serde_json::{json, Value};

@@ -90,7 +90,7 @@ async fn the_served_document_is_valid_complete_and_committed() {
         documented, expected,
         "the document's routes differ from the server's"
     );
-    // Every operation answers errors in the one CONTRACT shape.
+    // Every operation answers errors in the one error shape of docs/api.md.
     for (method, path) in &expected {
         let responses = doc["paths"][path][method]["responses"].as_object().unwrap();
         for (status, answer) in responses {

@@ -24,7 +24,7 @@ impl RawResponse {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The CONTRACT error shape (`{"error": {"code": "snake_case", "message": "..."}}` as
+    /// The error shape of docs/api.md (`{"error": {"code": "snake_case", "message": "..."}}` as
     /// `application/json`): the code, or what is wrong with the answer.
     pub fn contract_error(&self) -> Result<String, String> {
         let what = || format!("{} {}", self.status, String::from_utf8_lossy(&self.body));

@@ -1,7 +1,7 @@
 //! Property test over every route (issue 20): arbitrary bytes in the path (percent-encoding
 //! garbage included), the query, the headers and the body, sent raw over TCP, with the admin
 //! token in half of the cases so the authenticated handlers are reached. The server never
-//! answers a 5xx other than 503, every error is the CONTRACT JSON and echoes none of the
+//! answers a 5xx other than 503, every error is the error JSON of docs/api.md and echoes none of the
 //! request's secrets, signature or payload, and `/healthz` still answers afterwards.
 
 use std::time::Duration;

@@ -42,7 +42,7 @@ pub trait Personality: Send + Sync + 'static {
     /// provider's (for HTTP Basic webhooks the secret is `username:password`).
     fn credentials(&self, tag: &str) -> (String, String);
 
-    /// Extra fields for registering an account as a billsync connection (CONTRACT).
+    /// Extra fields for registering an account as a billsync connection (docs/api.md).
     fn connection_fields(&self, _account: &Account) -> Value {
         json!({})
     }

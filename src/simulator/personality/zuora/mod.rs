@@ -32,7 +32,7 @@ impl Personality for Zuora {
     }
 
     /// The API key is the OAuth client `client_id:client_secret` (a UUID-shaped id and a
-    /// random secret); the callout secret is the Basic-auth `username:password` (CONTRACT).
+    /// random secret); the callout secret is the Basic-auth `username:password` (docs/api.md).
     fn credentials(&self, tag: &str) -> (String, String) {
         let h = hex_id(&format!("zuora-client:{tag}"), 32);
         let client_id = format!(
