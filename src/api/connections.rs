@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::jobs::JobProgressOut;
 use crate::model::ObjectType;
-use crate::providers::ProviderKind;
+use crate::model::ProviderKind;
 use crate::store::ConnectionState;
 
 /// `POST /admin/v1/connections`: one merchant's account at one provider.

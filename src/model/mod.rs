@@ -5,11 +5,13 @@
 
 pub mod money;
 pub mod object;
+pub mod provider_kind;
 pub mod quality;
 pub mod time;
 pub mod version;
 
 pub use object::{content_hash, content_hash_of_text, ObjectType, Observation, ReconStatus};
+pub use provider_kind::ProviderKind;
 
 /// A random lowercase alphanumeric token (ids, observation keys).
 pub fn random_token(len: usize) -> String {

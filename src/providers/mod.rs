@@ -18,51 +18,13 @@ pub mod zuora;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+pub use crate::model::ProviderKind;
 use crate::model::{ObjectType, Observation};
 pub use info::{ProviderInfo, Stream};
 pub use subreads::{SubPage, SubRead};
-
-/// The six providers of the CONTRACT, each implemented ([`for_kind`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Stripe,
-    Chargebee,
-    Recurly,
-    Paddle,
-    Zuora,
-    Maxio,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 6] = [
-        ProviderKind::Stripe,
-        ProviderKind::Chargebee,
-        ProviderKind::Recurly,
-        ProviderKind::Paddle,
-        ProviderKind::Zuora,
-        ProviderKind::Maxio,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Stripe => "stripe",
-            ProviderKind::Chargebee => "chargebee",
-            ProviderKind::Recurly => "recurly",
-            ProviderKind::Paddle => "paddle",
-            ProviderKind::Zuora => "zuora",
-            ProviderKind::Maxio => "maxio",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<ProviderKind> {
-        Self::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-}
 
 /// Why a webhook's authenticity was refused. Never carries the secret or the signature.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -133,7 +95,10 @@ pub trait Provider: Send + Sync + 'static {
         self.info().kind
     }
 
-    /// Checks the webhook's authenticity over the exact raw body against every active secret.
+    /// Checks the webhook's authenticity over the exact raw body against every active secret:
+    /// HTTP Basic credentials for providers that authenticate webhooks so
+    /// ([`ProviderInfo::basic_auth_webhooks`], one check for all: `basic_auth`), else the
+    /// provider's signature ([`Provider::verify_signature`]).
     fn verify(
         &self,
         headers: &HeaderMap,
@@ -141,7 +106,27 @@ pub trait Provider: Send + Sync + 'static {
         secrets: &[String],
         now_secs: i64,
         tolerance_secs: i64,
-    ) -> Result<(), VerifyError>;
+    ) -> Result<(), VerifyError> {
+        if self.basic_auth_webhooks() {
+            basic_auth::verify(headers, secrets)
+        } else {
+            self.verify_signature(headers, body, secrets, now_secs, tolerance_secs)
+        }
+    }
+
+    /// The provider's webhook signature, checked against every active secret with its replay
+    /// window. Providers that sign override it; the default refuses everything, so a
+    /// provider that neither signs nor uses HTTP Basic can never accept a webhook.
+    fn verify_signature(
+        &self,
+        _headers: &HeaderMap,
+        _body: &[u8],
+        _secrets: &[String],
+        _now_secs: i64,
+        _tolerance_secs: i64,
+    ) -> Result<(), VerifyError> {
+        Err(VerifyError::InvalidSignature)
+    }
 
     /// Parses the event envelope (id, type, time). Fails for bodies that are not an event.
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError>;

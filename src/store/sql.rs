@@ -7,8 +7,8 @@
 use serde_json::Value;
 
 use super::StoreError;
+use crate::model::ProviderKind;
 use crate::model::{ObjectType, ReconStatus};
-use crate::providers::ProviderKind;
 
 /// Connections idle longer than this are pinged before use.
 const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use crate::model::ProviderKind;
 use crate::model::{ObjectType, ReconStatus};
-use crate::providers::ProviderKind;
 
 /// Whether a connection is processed (`active`) or stopped by an operator (`paused`).
 #[derive(

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::Value;
 
 mod api;
@@ -19,10 +18,9 @@ use api::{parse_wrapped_list, primary};
 use mapping::observe_resource;
 use webhook::{parse_event, primary_resource};
 
-use super::basic_auth;
 use super::info::{ProviderInfo, Stream};
 use super::rate_limit::{Backoff, Hint};
-use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, VerifyError};
+use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
 /// The Chargebee provider.
@@ -55,17 +53,6 @@ pub const INFO: ProviderInfo = ProviderInfo {
 impl Provider for Chargebee {
     fn info(&self) -> &'static ProviderInfo {
         &INFO
-    }
-
-    fn verify(
-        &self,
-        headers: &HeaderMap,
-        _body: &[u8],
-        secrets: &[String],
-        _now_secs: i64,
-        _tolerance_secs: i64,
-    ) -> Result<(), VerifyError> {
-        basic_auth::verify(headers, secrets)
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
@@ -196,9 +183,12 @@ impl Provider for Chargebee {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderMap;
+    use serde_json::json;
+
     use super::mapping::DELETED_RANK;
     use super::*;
-    use serde_json::json;
+    use crate::providers::VerifyError;
 
     /// Made by `scripts/gen-chargebee-vectors.mjs` (chargebee-node's own `basicAuthValidator`):
     /// `npm install --prefix /tmp/cbvec chargebee && NODE_PATH=/tmp/cbvec/node_modules node

@@ -71,7 +71,7 @@ impl Provider for Maxio {
         &INFO
     }
 
-    fn verify(
+    fn verify_signature(
         &self,
         headers: &HeaderMap,
         body: &[u8],
@@ -123,7 +123,7 @@ impl Provider for Maxio {
             return Ok(Some(Observation {
                 object_type,
                 provider_id,
-                // No fields: the last known data stays (CONTRACT).
+                // No fields: the last known data stays (docs/api.md).
                 data: Value::Null,
                 deleted: true,
                 order_key: at,

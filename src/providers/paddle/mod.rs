@@ -68,7 +68,7 @@ impl Provider for Paddle {
         &INFO
     }
 
-    fn verify(
+    fn verify_signature(
         &self,
         headers: &HeaderMap,
         body: &[u8],

@@ -4,7 +4,7 @@
 //! `docs/providers/recurly.md` (sections named below); reviewers check the two against each other.
 //!
 //! Provider ids (the part after `recurly:`) are each object's API `id`, for every kind, as
-//! CONTRACT says and as Recurly's own references name objects (`account.id`,
+//! the API promises (docs/api.md) and as Recurly's own references name objects (`account.id`,
 //! `subscription_ids`, `previous_invoice_id`, `invoice.id`). Thin webhooks carry handles
 //! instead; `super::Recurly::thin_reference` reads the object by its handle and the answer
 //! is mapped here by its `id` (docs page, "Ids and handles"):

@@ -79,7 +79,7 @@ impl Provider for Recurly {
         &INFO
     }
 
-    fn verify(
+    fn verify_signature(
         &self,
         headers: &HeaderMap,
         body: &[u8],

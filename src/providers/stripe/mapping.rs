@@ -36,7 +36,7 @@ pub fn observe(
     let deleted = stub || matches!(event_type, "customer.deleted" | "invoice.deleted");
     let o = Obj(object);
     let (data, rank) = if stub {
-        // No fields to map: the actor keeps the last known data (CONTRACT).
+        // No fields to map: the actor keeps the last known data (docs/api.md).
         (Value::Null, DELETED_RANK)
     } else {
         match kind {

@@ -54,7 +54,7 @@ impl Provider for Stripe {
         &INFO
     }
 
-    fn verify(
+    fn verify_signature(
         &self,
         headers: &HeaderMap,
         body: &[u8],

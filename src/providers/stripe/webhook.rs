@@ -105,7 +105,7 @@ fn check_head<'a>(
 pub(super) fn parse_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
     let head: Head = serde_json::from_slice(body).map_err(|e| match e.classify() {
         // serde's data errors quote the value they met (`invalid type: string "..."`), and
-        // this message is a webhook's answer: it never echoes the payload (CONTRACT "Errors").
+        // this message is a webhook's answer: it never echoes the payload (docs/api.md "Errors").
         serde_json::error::Category::Data => ParseError("body is not a JSON object".into()),
         _ => ParseError(format!("body is not JSON: {e}")),
     })?;

@@ -32,7 +32,7 @@
 //!   subscription **number** (`Subscription.Name`), billsync's key for subscriptions.
 //!
 //! An authenticated callout that names no object billsync reads is stored and answered 200
-//! like any unmapped event (CONTRACT "Webhooks") and counted in
+//! like any unmapped event (the webhook route, docs/api-reference.md) and counted in
 //! `billsync_webhooks_unmapped_total{provider="zuora"}`: a misconfigured template shows there.
 //!
 //! # API access
@@ -64,7 +64,7 @@ use super::info::{ProviderInfo, Stream};
 use super::rate_limit::{Backoff, Hint};
 use super::{
     AccessToken, ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage,
-    SubRead, TokenRequest, VerifyError,
+    SubRead, TokenRequest,
 };
 use crate::model::{ObjectType, Observation};
 
@@ -99,17 +99,6 @@ pub const INFO: ProviderInfo = ProviderInfo {
 impl Provider for Zuora {
     fn info(&self) -> &'static ProviderInfo {
         &INFO
-    }
-
-    fn verify(
-        &self,
-        headers: &HeaderMap,
-        _body: &[u8],
-        secrets: &[String],
-        _now_secs: i64,
-        _tolerance_secs: i64,
-    ) -> Result<(), VerifyError> {
-        super::basic_auth::verify(headers, secrets)
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
@@ -227,6 +216,7 @@ impl Provider for Zuora {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::VerifyError;
 
     const VECTORS: &str = include_str!("../../../tests/data/zuora_webhook_vectors.json");
 

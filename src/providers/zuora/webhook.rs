@@ -3,7 +3,7 @@
 //! `Zuora-Request-Id`, new per attempt), and the body is whatever the tenant's callout
 //! template makes of its merge fields — billsync's documented JSON template, another JSON
 //! template, or a legacy XML callout. Every authenticated callout is stored and answered 200
-//! (CONTRACT "Webhooks"); what it names is read from the common merge-field names, and one
+//! (the webhook route, docs/api-reference.md); what it names is read from the common merge-field names, and one
 //! that names nothing billsync reads is only stored (and counted by the pair actor).
 //!
 //! XML is read with a strict scanner of leaf elements (`<InvoiceId>…</InvoiceId>`,
