@@ -639,3 +639,20 @@ pub fn invoice(id: &str, status: &str, amount_paid: i64) -> Value {
             "description": "Plan", "period": {"start": 1_700_000_000, "end": 1_702_592_000}}]}
     })
 }
+
+/// The test Python (`BILLSYNC_TEST_PYTHON`, made by scripts/test), checked to import `module`
+/// (a provider's official SDK or a PyPI tool the test runs).
+pub fn python_with(module: &str) -> String {
+    let python = std::env::var("BILLSYNC_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("this test runs `{module}` from PyPI: run scripts/test, or set BILLSYNC_TEST_PYTHON to a python that has it")
+    });
+    let check = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .expect("run python");
+    assert!(
+        check.status.success(),
+        "{python} cannot import `{module}`: install it as scripts/test does"
+    );
+    python
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, Backend, TOKEN};
+use crate::helpers::{python_with, spawn_app, Backend, TOKEN};
 
 /// Every route of the public API as the router serves it (method, OpenAPI path).
 const ROUTES: &[(&str, &str)] = &[
@@ -34,22 +34,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
-
-/// The test Python (scripts/test makes it), which must be able to import `module`.
-fn python_with(module: &str) -> String {
-    let python = std::env::var("BILLSYNC_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("this test runs `{module}` from PyPI: run scripts/test, or set BILLSYNC_TEST_PYTHON to a python that has it")
-    });
-    let check = std::process::Command::new(&python)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .expect("run python");
-    assert!(
-        check.status.success(),
-        "{python} cannot import `{module}`: install it as scripts/test does"
-    );
-    python
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_document_is_valid_complete_and_committed() {

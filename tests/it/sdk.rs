@@ -8,17 +8,7 @@ use serde_json::Value;
 /// Runs `tests/py/{script}` with the test Python, which must have `module` installed; its
 /// stdout is one JSON document.
 pub async fn run_sdk_script(script: &str, module: &str, args: &[&str]) -> Value {
-    let python = std::env::var("BILLSYNC_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("this test runs the provider's official Python SDK: run scripts/test, or set BILLSYNC_TEST_PYTHON to a python with `{module}` installed")
-    });
-    let check = std::process::Command::new(&python)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .expect("run python");
-    assert!(
-        check.status.success(),
-        "{python} cannot import `{module}` (the provider's official SDK): install it as scripts/test does"
-    );
+    let python = crate::helpers::python_with(module);
     let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new(&python)
         .arg(&path)

@@ -91,9 +91,7 @@ async fn seeded_scenario_is_reproducible_byte_for_byte() {
 
 #[tokio::test]
 async fn stripe_sdk_lists_every_object_once_and_verifies_a_webhook() {
-    let python = std::env::var("BILLSYNC_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("this test runs Stripe's official Python client: run scripts/test, or set BILLSYNC_TEST_PYTHON to a python with `stripe` installed")
-    });
+    let python = crate::helpers::python_with("stripe");
     let sim = start_sim(SimConfig {
         history: 230,
         ..SimConfig::default()

@@ -20,18 +20,7 @@ async fn maxio_chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(b
 
 #[tokio::test]
 async fn maxio_sdk_lists_every_object_once_and_a_webhook_verifies_as_documented() {
-    let python = std::env::var("BILLSYNC_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("this test runs Maxio's official Python SDK: run scripts/test, or set BILLSYNC_TEST_PYTHON to a python with `maxio-advanced-billing-sdk` installed")
-    });
-    let probe = tokio::process::Command::new(&python)
-        .args(["-c", "import advancedbilling"])
-        .output()
-        .await
-        .expect("run python");
-    assert!(
-        probe.status.success(),
-        "{python} has no `advancedbilling`: pip install maxio-advanced-billing-sdk==10.0.0 (scripts/test does)"
-    );
+    let python = crate::helpers::python_with("advancedbilling");
     let sim = start_sim(SimConfig {
         history: 230,
         providers: vec![ProviderKind::Maxio],
