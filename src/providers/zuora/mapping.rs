@@ -3,6 +3,9 @@
 //! docs/providers/zuora.md ("Field by field") is the reference this file follows; each
 //! choice below names its section there.
 //!
+//! Why this file passes 600 lines: about 410 are the mapping, the rest its tests, kept
+//! beside the rules they pin.
+//!
 //! | canonical | Zuora object | provider id | status mapping |
 //! |---|---|---|---|
 //! | `customer` | Account (`expand[]=billto`) | `id` | `status`: `Draft`/`Active`/`Canceled` as `draft`/`active`/`canceled`; never deleted by a status (a deleted account answers 404: a tombstone) |
