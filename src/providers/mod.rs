@@ -13,6 +13,8 @@ pub mod recurly;
 mod signing;
 pub mod stripe;
 pub mod subreads;
+#[cfg(test)]
+mod webhook_vectors;
 pub mod zuora;
 
 use std::time::Duration;

@@ -183,12 +183,11 @@ impl Provider for Chargebee {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderMap;
     use serde_json::json;
 
     use super::mapping::DELETED_RANK;
     use super::*;
-    use crate::providers::VerifyError;
+    use crate::providers::{webhook_vectors, VerifyError};
 
     /// Made by `scripts/gen-chargebee-vectors.mjs` (chargebee-node's own `basicAuthValidator`):
     /// `npm install --prefix /tmp/cbvec chargebee && NODE_PATH=/tmp/cbvec/node_modules node
@@ -197,32 +196,14 @@ mod tests {
 
     #[test]
     fn verdicts_equal_chargebee_sdk_on_every_vector() {
-        let all: Value = serde_json::from_str(VECTORS).unwrap();
-        let vectors = all["vectors"].as_array().unwrap();
-        assert!(vectors.len() >= 6);
-        for v in vectors {
-            let mut headers = HeaderMap::new();
-            for (k, val) in v["headers"].as_object().unwrap() {
-                headers.insert(
-                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    val.as_str().unwrap().parse().unwrap(),
-                );
-            }
-            let secrets: Vec<String> = v["secrets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_owned())
-                .collect();
-            let got = Chargebee.verify(
-                &headers,
-                v["body"].as_str().unwrap().as_bytes(),
-                &secrets,
-                v["now"].as_i64().unwrap(),
-                v["tolerance_s"].as_i64().unwrap(),
+        for v in &webhook_vectors::vectors(VECTORS, 6) {
+            let got = webhook_vectors::verify(&Chargebee, v);
+            assert_eq!(
+                got.is_ok(),
+                webhook_vectors::expected_valid(v),
+                "{}",
+                v["id"]
             );
-            let verdict = if got.is_ok() { "valid" } else { "invalid" };
-            assert_eq!(verdict, v["expected"].as_str().unwrap(), "{}", v["id"]);
             if let Err(e) = got {
                 assert_eq!(e, VerifyError::InvalidCredentials);
             }
