@@ -196,7 +196,11 @@ pub async fn run(
         ));
     }
     let supervisor_task = tokio::spawn(supervisor.run(cancel.clone()));
-    let gauge_task = tokio::spawn(inbox_gauge(store.clone(), cancel.clone()));
+    let gauge_task = tokio::spawn(telemetry::gauges::run(
+        store.clone(),
+        config.database_url.clone(),
+        cancel.clone(),
+    ));
 
     let intake = GroupCommit::spawn(
         store.clone(),
@@ -259,19 +263,4 @@ pub async fn run(
     let _ = gauge_task.await;
     tracing::info!("billsync stopped");
     Ok(served?)
-}
-
-/// Publishes the inbox depth as a gauge every few seconds.
-async fn inbox_gauge(store: Arc<dyn Store>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Ok(depth) = store.inbox_depth().await {
-            metrics::gauge!("billsync_inbox_depth").set(depth.pending as f64);
-            metrics::gauge!("billsync_inbox_dead_letters").set(depth.dead as f64);
-        }
-    }
 }

@@ -444,6 +444,12 @@ impl PairActor {
                     for item in items {
                         let secs = (now - item.received_at).max(0) as f64 / 1e6;
                         metrics::histogram!("billsync_apply_latency_seconds", "provider" => provider).record(secs);
+                        // The SLO's latency: a webhook's first application (not a replay's,
+                        // whose receipt time is the original's; not a sweep's).
+                        if item.source == "webhook" && !item.replay {
+                            metrics::histogram!("billsync_webhook_queryable_seconds", "provider" => provider)
+                                .record(secs);
+                        }
                     }
                     for (kind, outcome) in versions {
                         metrics::counter!("billsync_versions_total", "provider" => provider,
