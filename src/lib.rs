@@ -11,6 +11,10 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The commit this build was made from (`git rev-parse --short HEAD` at build time, set by
+/// build.rs), or `unknown` for a build outside a git checkout.
+pub const COMMIT: &str = env!("BILLSYNC_COMMIT");
+
 pub mod actors;
 pub mod admin_client;
 pub mod api;
