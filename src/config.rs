@@ -1,29 +1,38 @@
-//! Configuration: defaults, then an optional TOML file, then `BILLSYNC_*` variables (README "Configuration").
+//! Configuration, read before anything runs: defaults, then an optional TOML file, then
+//! environment variables (README "Configuration"). Every setting has one TOML key and one
+//! variable (`BILLSYNC_` + the key in upper case; `SSL_CERT_FILE` for the CA bundle), listed
+//! once in [`settings::SETTINGS`], from which `serve --help`, `billsync config` and
+//! `billsync.example.toml` are made.
+
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use settings::{Setting, SETTINGS};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("could not read config file {path}: {source}")]
+    #[error("cannot read the configuration file {path}: {source}")]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid: {source}")]
+    #[error("the configuration file {path} is not valid at line {line}: {message}")]
     Parse {
         path: String,
-        source: toml::de::Error,
+        line: usize,
+        message: String,
     },
     #[error("{name} is not valid: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
 
 /// Where a verified webhook goes before its 200 (`BILLSYNC_INTAKE`, docs/sqs-intake.md).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntakeMode {
     /// Straight into the store (`raw_events` + `inbox`).
@@ -34,7 +43,18 @@ pub enum IntakeMode {
 }
 
 /// Everything a node needs to run. Build with [`Config::load`] or [`Config::default`].
-#[derive(Clone, Deserialize)]
+/// How log lines are written (`BILLSYNC_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// HTTP listen address (`BILLSYNC_LISTEN`).
@@ -48,8 +68,10 @@ pub struct Config {
     /// Cluster: how long a node's shard leases last without renewal, seconds
     /// (`BILLSYNC_LEASE_SECS`). A dead node's work is taken over after about this long.
     pub lease_secs: u64,
-    /// Log filter (`BILLSYNC_LOG`).
+    /// Log filter (`BILLSYNC_LOG`), checked at load.
     pub log: String,
+    /// `text` or `json` log lines (`BILLSYNC_LOG_FORMAT`).
+    pub log_format: LogFormat,
     /// Where the embedded store and the generated secret key live (`BILLSYNC_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Base64 32-byte key sealing connection secrets (`BILLSYNC_SECRET_KEY`); when unset, a
@@ -126,6 +148,7 @@ impl Default for Config {
             node_id: default_node_id(),
             lease_secs: 15,
             log: "info".into(),
+            log_format: LogFormat::Text,
             data_dir: PathBuf::from("./billsync-data"),
             secret_key: None,
             webhook_tolerance_secs: 300,
@@ -151,25 +174,7 @@ impl Default for Config {
     }
 }
 
-fn boolean(name: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(ConfigError::Invalid {
-            name,
-            reason: format!("`{v}` is not true or false"),
-        }),
-    }
-}
-
-fn number<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError> {
-    v.trim().parse().map_err(|_| ConfigError::Invalid {
-        name,
-        reason: format!("`{v}` is not a whole number"),
-    })
-}
-
-fn default_node_id() -> String {
+pub(crate) fn default_node_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
@@ -199,36 +204,30 @@ impl Config {
                     path: path.display().to_string(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                Self::from_toml(&text).map_err(|(line, message)| ConfigError::Parse {
                     path: path.display().to_string(),
-                    source,
+                    line,
+                    message,
                 })?
             }
         };
         config.apply_env(|name| std::env::var(name).ok())?;
-        config.sqs_intake_queue()?;
+        config.check()?;
         Ok(config)
     }
 
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = var("BILLSYNC_LISTEN") {
-            self.listen = v.parse().map_err(|e| ConfigError::Invalid {
-                name: "BILLSYNC_LISTEN",
-                reason: format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
-            })?;
-        }
-        if let Some(v) = var("BILLSYNC_DATABASE_URL") {
-            self.database_url = v;
-        }
-        if let Some(v) = var("BILLSYNC_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
-            self.admin_token = Some(v);
-        }
-        if let Some(v) = var("BILLSYNC_NODE_ID") {
-            self.node_id = v;
-        }
-        if let Some(v) = var("BILLSYNC_LEASE_SECS") {
-            self.lease_secs = number("BILLSYNC_LEASE_SECS", &v)?;
-        }
+    /// A configuration from TOML text over the defaults; an error is its line and message
+    /// (an unknown key is named: `unknown field `nonsense`, expected one of ...`).
+    pub fn from_toml(text: &str) -> Result<Config, (usize, String)> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let start = e.span().map_or(0, |span| span.start.min(text.len()));
+            let line = text[..start].matches('\n').count() + 1;
+            (line, e.message().trim().to_owned())
+        })
+    }
+
+    /// The checks no single value can make on its own.
+    fn check(&self) -> Result<(), ConfigError> {
         if self.lease_secs == 0 {
             return Err(ConfigError::Invalid {
                 name: "BILLSYNC_LEASE_SECS",
@@ -236,50 +235,29 @@ impl Config {
                     .into(),
             });
         }
-        if let Some(v) = var("BILLSYNC_LOG") {
-            self.log = v;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(ConfigError::Invalid {
+                name: "BILLSYNC_LOG",
+                reason: format!(
+                    "`{}` is not a log filter ({e}); use a level such as `info` or \
+                     directives such as `info,billsync=debug`",
+                    self.log
+                ),
+            });
         }
-        if let Some(v) = var("BILLSYNC_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = var("BILLSYNC_SECRET_KEY").filter(|v| !v.is_empty()) {
-            self.secret_key = Some(v);
-        }
-        if let Some(v) = var("BILLSYNC_PROVIDER_SYNC") {
-            self.provider_sync = boolean("BILLSYNC_PROVIDER_SYNC", &v)?;
-        }
-        if let Some(v) = var("BILLSYNC_ALLOW_PLAIN_HTTP") {
-            self.allow_plain_http = boolean("BILLSYNC_ALLOW_PLAIN_HTTP", &v)?;
-        }
-        if let Some(v) = var("BILLSYNC_HTTP_HEADER_TIMEOUT_SECS") {
-            self.http_header_timeout_secs = number("BILLSYNC_HTTP_HEADER_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = var("BILLSYNC_HTTP_BODY_TIMEOUT_SECS") {
-            self.http_body_timeout_secs = number("BILLSYNC_HTTP_BODY_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = var("BILLSYNC_HTTP_IDLE_TIMEOUT_SECS") {
-            self.http_idle_timeout_secs = number("BILLSYNC_HTTP_IDLE_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = var("BILLSYNC_HTTP_MAX_CONNECTIONS") {
-            self.http_max_connections = number("BILLSYNC_HTTP_MAX_CONNECTIONS", &v)?;
-        }
-        if let Some(v) = var("BILLSYNC_INTAKE") {
-            self.intake = match v.trim() {
-                "direct" => IntakeMode::Direct,
-                "sqs" => IntakeMode::Sqs,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "BILLSYNC_INTAKE",
-                        reason: format!("`{v}` is neither `direct` nor `sqs`"),
-                    })
-                }
-            };
-        }
-        if let Some(v) = var("BILLSYNC_SQS_QUEUE_URL").filter(|v| !v.is_empty()) {
-            self.sqs_queue_url = Some(v);
-        }
-        if let Some(v) = var("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
-            self.ssl_cert_file = Some(PathBuf::from(v));
+        self.sqs_intake_queue()?;
+        Ok(())
+    }
+
+    /// Every setting's variable that is set overrides the value so far.
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for setting in SETTINGS {
+            if let Some(v) = var(setting.env) {
+                (setting.set)(self, &v).map_err(|reason| ConfigError::Invalid {
+                    name: setting.env,
+                    reason,
+                })?;
+            }
         }
         Ok(())
     }
@@ -409,6 +387,29 @@ mod tests {
         assert!(err.to_string().contains("BILLSYNC_INTAKE"));
         let c: Config = toml::from_str("intake = \"sqs\"\nsqs_queue_url = \"u\"").unwrap();
         assert_eq!(c.intake, IntakeMode::Sqs);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let (line, message) = Config::from_toml("listen = \"127.0.0.1:7\"\nlisten_port = 9\n")
+            .err()
+            .expect("an unknown key is refused");
+        assert_eq!(line, 2);
+        assert!(message.contains("listen_port"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_an_error() {
+        let mut c = Config::default();
+        c.apply_env(|n| (n == "BILLSYNC_LOG").then(|| "info,billsync=loud".to_string()))
+            .unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(
+            err.contains("BILLSYNC_LOG") && err.contains("billsync=loud"),
+            "{err}"
+        );
+        c.log = "info,billsync=debug".into();
+        c.check().unwrap();
     }
 
     #[test]
