@@ -13,6 +13,8 @@ use crate::providers::{self, ProviderKind};
 pub enum VerifyError {
     #[error("cannot read the simulator's truth from {0}: {1}")]
     Truth(String, String),
+    #[error("cannot read billsync's read API at {0}: {1}")]
+    Target(String, String),
     #[error(transparent)]
     Client(#[from] crate::outbound::OutboundError),
 }
@@ -74,7 +76,7 @@ async fn fetch_collection(
     token: &str,
     merchant: &str,
     collection: &str,
-) -> Result<HashMap<String, Value>, String> {
+) -> Result<Result<HashMap<String, Value>, String>, VerifyError> {
     let mut out = HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -82,18 +84,21 @@ async fn fetch_collection(
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = client
+        // A node that cannot be reached ends the verification; an answer that is not a page
+        // is this collection's divergence.
+        let response = client
             .get(&url)
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| format!("read API unreachable: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("read API answer is not JSON: {e}"))?;
-        let data = page["data"]
-            .as_array()
-            .ok_or_else(|| format!("read API answered {page}"))?;
+            .map_err(|e| VerifyError::Target(target.to_owned(), crate::admin_client::cause(&e)))?;
+        let page: Value = match response.json().await {
+            Ok(page) => page,
+            Err(e) => return Ok(Err(format!("read API answer is not JSON: {e}"))),
+        };
+        let Some(data) = page["data"].as_array() else {
+            return Ok(Err(format!("read API answered {page}")));
+        };
         for o in data {
             if let Some(id) = o["id"].as_str() {
                 out.insert(id.to_owned(), o.clone());
@@ -101,15 +106,21 @@ async fn fetch_collection(
         }
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
-            None => return Ok(out),
+            None => return Ok(Ok(out)),
         }
     }
 }
 
 /// Compares the simulator at `sim` (base URL) with the billsync at `target`: every object
 /// of every account, through billsync's list API (a page of 1,000 per request).
+/// Connects within `admin_client::CONNECT_TIMEOUT`; each page within
+/// `admin_client::REQUEST_TIMEOUT` (the truth has a longer time of its own).
 pub async fn verify(sim: &str, target: &str, token: &str) -> Result<Report, VerifyError> {
-    let client = crate::outbound::client(&crate::outbound::OutboundConfig::default())?;
+    let client = crate::outbound::client(&crate::outbound::OutboundConfig {
+        connect_timeout: crate::admin_client::CONNECT_TIMEOUT,
+        request_timeout: crate::admin_client::REQUEST_TIMEOUT,
+        ..crate::outbound::OutboundConfig::default()
+    })?;
     verify_with(&client, sim, target, token).await
 }
 
@@ -133,7 +144,7 @@ pub async fn verify_with(
         .timeout(std::time::Duration::from_secs(600))
         .send()
         .await
-        .map_err(|e| VerifyError::Truth(sim.clone(), crate::outbound::classify(&e).message))?
+        .map_err(|e| VerifyError::Truth(sim.clone(), crate::admin_client::cause(&e)))?
         .json()
         .await
         .map_err(|e| VerifyError::Truth(sim.clone(), e.to_string()))?;
@@ -155,7 +166,7 @@ pub async fn verify_with(
                 "subscriptions",
                 "transactions",
             ] {
-                match fetch_collection(client, target, token, &merchant, collection).await {
+                match fetch_collection(client, target, token, &merchant, collection).await? {
                     Ok(objects) => {
                         stored.insert(collection, objects);
                     }

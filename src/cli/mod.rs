@@ -1,0 +1,9 @@
+//! The binary's commands, by responsibility: `node` runs and inspects this node's store
+//! (serve, migrate, connect, doctor, config, openapi), `ops` talks to a running node's admin
+//! API (connections, backfill), `sim` runs the provider simulator, and `edge` turns an error
+//! into the one sentence the user reads.
+
+pub mod edge;
+pub mod node;
+pub mod ops;
+pub mod sim;

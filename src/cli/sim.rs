@@ -1,0 +1,166 @@
+//! `billsync sim serve` (the provider simulator, registering its accounts with a node) and
+//! `billsync sim verify` (every simulated object against the node's read API).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+#[derive(clap::Subcommand)]
+pub enum SimCommand {
+    /// Serve fake providers' APIs under http://ADDR/{provider}, delivering webhooks to a target.
+    Serve(SimServeArgs),
+    /// Compare every simulated object with billsync's read API; exit 0 only when none diverge.
+    Verify(SimVerifyArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SimServeArgs {
+    #[arg(long, default_value = "127.0.0.1:12111")]
+    listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = 1)]
+    accounts: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Providers to simulate; accounts are spread over them, and each merchant has one
+    /// account at each (`--accounts 12 --providers stripe,paddle` gives 6 merchants).
+    #[arg(long, default_value = "stripe", value_delimiter = ',')]
+    providers: Vec<String>,
+    /// Objects of history per account (for backfills).
+    #[arg(long, default_value_t = 0)]
+    history: usize,
+    /// Lifecycle steps per second per account, delivered live.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// A billsync to register the accounts with and deliver webhooks to.
+    #[arg(long)]
+    target: Option<String>,
+    /// The target's admin token.
+    #[arg(long, env = "BILLSYNC_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Knobs as JSON, e.g. '{"webhook_drop":0.05,"rate_limit_per_sec":100}'.
+    #[arg(long)]
+    knobs: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key), as the real APIs do.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct SimVerifyArgs {
+    /// The simulator's address (`127.0.0.1:12111` or a URL).
+    #[arg(long)]
+    sim: String,
+    /// The billsync node's base URL.
+    #[arg(long)]
+    target: String,
+    #[arg(long, env = "BILLSYNC_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Print at most this many divergent objects (all are counted in the summary).
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+}
+
+pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SimCommand::Serve(args) => serve(args).await,
+        SimCommand::Verify(args) => verify(args).await,
+    }
+}
+
+async fn verify(args: SimVerifyArgs) -> anyhow::Result<ExitCode> {
+    let report = billsync::simulator::verify::verify(&args.sim, &args.target, &args.token).await?;
+    for d in report.divergent.iter().take(args.limit) {
+        println!("DIVERGENT {} {}: {}", d.merchant_id, d.id, d.what);
+    }
+    if report.divergent.len() > args.limit {
+        println!(
+            "... and {} more divergent objects (--limit {} printed)",
+            report.divergent.len() - args.limit,
+            args.limit
+        );
+    }
+    println!("{}", report.summary());
+    Ok(if report.divergent.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve(args: SimServeArgs) -> anyhow::Result<ExitCode> {
+    use billsync::simulator::{Sim, SimConfig, Target};
+    let providers = args
+        .providers
+        .iter()
+        .map(|p| {
+            billsync::providers::ProviderKind::parse(p.trim())
+                .filter(|k| billsync::simulator::personality::for_kind(*k).is_some())
+                .ok_or_else(|| billsync::simulator::SimError::Provider(p.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config = SimConfig {
+        accounts: args.accounts,
+        seed: args.seed,
+        history: args.history,
+        providers: providers.clone(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(billsync::simulator::TlsIdentity::from_files(cert, key)?)
+            }
+            _ => None,
+        },
+        ..SimConfig::default()
+    };
+    if let Some(k) = &args.knobs {
+        config
+            .knobs
+            .merge(&serde_json::from_str(k).context("--knobs is not JSON")?)?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (choose another --listen)", args.listen))?;
+    let handle = Sim::start(config, listener).await?;
+    for p in &providers {
+        println!(
+            "billsync sim serving {} at {}/{}",
+            p.as_str(),
+            handle.sim.base_url(),
+            p.as_str()
+        );
+    }
+    if let Some(url) = args.target {
+        let token = args
+            .token
+            .context("--target needs --token (or BILLSYNC_ADMIN_TOKEN)")?;
+        handle
+            .sim
+            .register(
+                Target {
+                    url: url.clone(),
+                    token,
+                },
+                None,
+            )
+            .await
+            .with_context(|| format!("cannot register the accounts with {url}"))?;
+        println!("registered {} accounts with the target", args.accounts);
+    }
+    if args.rate > 0.0 {
+        let sim = handle.sim.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / args.rate));
+            loop {
+                tick.tick().await;
+                sim.step(1);
+            }
+        });
+    }
+    tokio::signal::ctrl_c().await?;
+    handle.stop();
+    Ok(ExitCode::SUCCESS)
+}
