@@ -6,21 +6,27 @@
 //!
 //! Field meanings are documented on the types; `docs/api.md` is the narrative reference.
 
+pub mod audit;
 pub mod cluster;
 pub mod connections;
+pub mod dead_letters;
 pub mod errors;
 pub mod health;
 pub mod jobs;
 pub mod objects;
 pub mod status;
+pub mod tokens;
 
+pub use audit::{AuditEntryOut, AuditListOut};
 pub use cluster::{ClusterOut, NodeOut};
 pub use connections::{
     BackfillIn, ConnectionIn, ConnectionListOut, ConnectionOut, ConnectionPatchIn,
     ProviderErrorOut, ReplayIn, ReplayOut, ResyncIn,
 };
+pub use dead_letters::{DeadLetterActionOut, DeadLetterListOut, DeadLetterOut};
 pub use errors::{ErrorBodyOut, ErrorOut};
 pub use health::{HealthOut, ReadyOut, WebhookReceivedOut};
 pub use jobs::{JobProgressOut, StreamProgressOut};
 pub use objects::{ChangeListOut, ChangeOut, ObjectListOut, ObjectOut, VersionListOut, VersionOut};
 pub use status::{ConnectionSyncOut, KindSyncOut, SyncStatusOut};
+pub use tokens::{Scope, TokenCreatedOut, TokenIn, TokenListOut, TokenOut};

@@ -297,7 +297,7 @@ impl Connections {
         }
     }
 
-    /// Pauses or resumes; `None` when there is no such connection.
+    /// Pauses, resumes or archives; `None` when there is no such connection or it is archived.
     pub async fn set_state(
         &self,
         id: &str,
@@ -307,14 +307,12 @@ impl Connections {
         let audit = AuditEntry {
             at: now_micros(),
             actor: actor.to_owned(),
-            action: format!(
-                "connection.{}",
-                if state == ConnectionState::Paused {
-                    "pause"
-                } else {
-                    "resume"
-                }
-            ),
+            action: match state {
+                ConnectionState::Active => "connection.resume",
+                ConnectionState::Paused => "connection.pause",
+                ConnectionState::Archived => "connection.archive",
+            }
+            .to_owned(),
             target: id.to_owned(),
             detail: json!({}),
         };

@@ -1,13 +1,15 @@
-//! Admin API (`/admin/v1/connections...`): register, read, list, change, pause and resume
-//! connections, and start their pull jobs and replays.
+//! Admin API (`/admin/v1/connections...`): register, read, list, change, pause, resume and
+//! archive connections, and start their pull jobs and replays. Every change is audited under
+//! the calling token (`super::auth::Principal`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::auth::Principal;
 use super::error::ApiError;
 use super::query::Params;
 use super::AppState;
@@ -21,8 +23,6 @@ use crate::model::time::{now_micros, parse_rfc3339};
 use crate::model::ObjectType;
 use crate::store::{AuditEntry, ConnectionState, SyncJob};
 
-const ACTOR: &str = "admin_api";
-
 /// Register a connection: one merchant's account at one provider.
 #[utoipa::path(post, path = "/admin/v1/connections", tag = "connections",
     request_body = ConnectionIn,
@@ -30,9 +30,13 @@ const ACTOR: &str = "admin_api";
         (status = 201, description = "Registered; it takes webhooks and keeps in sync from now on", body = ConnectionOut),
         (status = 409, description = "The merchant already has a connection to this provider", body = ErrorOut),
     ))]
-pub async fn create(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body = json_body(&body)?;
-    let record = app.connections.create(&body, ACTOR).await?;
+    let record = app.connections.create(&body, &who.token_id).await?;
     tracing::info!(connection_id = %record.id, provider = record.provider.as_str(), "connection registered");
     Ok((StatusCode::CREATED, Json(view(&record))).into_response())
 }
@@ -104,16 +108,19 @@ pub async fn get(
     responses(
         (status = 200, description = "Changed; secrets are never echoed", body = ConnectionOut),
         (status = 404, description = "No connection with this id", body = ErrorOut),
+        (status = 409, description = "The connection is archived (`connection_archived`)", body = ErrorOut),
     ))]
 pub async fn update(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ConnectionOut>, ApiError> {
     let body = json_body(&body)?;
+    live(&app, &id).await?;
     let record = app
         .connections
-        .update(&id, &body, ACTOR)
+        .update(&id, &body, &who.token_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
     tracing::info!(connection_id = %id, "connection updated");
@@ -129,15 +136,16 @@ pub async fn update(
     responses(
         (status = 202, description = "Started; `backfill` shows its progress", body = ConnectionOut),
         (status = 404, description = "No connection with this id", body = ErrorOut),
-        (status = 409, description = "A backfill is already running (`job_running`)", body = ErrorOut),
+        (status = 409, description = "A backfill is already running (`job_running`), or the connection is archived (`connection_archived`)", body = ErrorOut),
     ))]
 pub async fn backfill(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = json_body(&body)?;
-    start_job(&app, &id, "backfill", &body, None).await
+    start_job(&app, &who, &id, "backfill", &body, None).await
 }
 
 /// Start a targeted re-pull of some object kinds changed since `since`.
@@ -147,10 +155,11 @@ pub async fn backfill(
     responses(
         (status = 202, description = "Started; `resync` shows its progress", body = ConnectionOut),
         (status = 404, description = "No connection with this id", body = ErrorOut),
-        (status = 409, description = "A resync is already running (`job_running`)", body = ErrorOut),
+        (status = 409, description = "A resync is already running (`job_running`), or the connection is archived (`connection_archived`)", body = ErrorOut),
     ))]
 pub async fn resync(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -170,7 +179,7 @@ pub async fn resync(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    start_job(&app, &id, "resync", &body, Some(types)).await
+    start_job(&app, &who, &id, "resync", &body, Some(types)).await
 }
 
 /// Re-derive objects from the raw events stored in `[from, to]`; no provider calls.
@@ -180,9 +189,11 @@ pub async fn resync(
     responses(
         (status = 202, description = "Queued; `replay` says how many raw events", body = ConnectionOut),
         (status = 404, description = "No connection with this id", body = ErrorOut),
+        (status = 409, description = "The connection is archived (`connection_archived`)", body = ErrorOut),
     ))]
 pub async fn replay(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -197,14 +208,10 @@ pub async fn replay(
     if from > to {
         return Err(invalid("from", "must not be after `to`"));
     }
-    let record = app
-        .store
-        .get_connection(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    let record = live(&app, &id).await?;
     let audit = AuditEntry {
         at: now_micros(),
-        actor: ACTOR.into(),
+        actor: who.token_id,
         action: "connection.replay".into(),
         target: id.clone(),
         detail: json!({ "from": body["from"], "to": body["to"] }),
@@ -226,6 +233,7 @@ fn json_body(body: &Bytes) -> Result<Value, ApiError> {
 
 async fn start_job(
     app: &AppState,
+    who: &Principal,
     id: &str,
     job: &str,
     body: &Value,
@@ -240,6 +248,7 @@ async fn start_job(
     if since >= now {
         return Err(invalid("since", "must be in the past"));
     }
+    live(app, id).await?;
     let conn = app
         .connections
         .get(id)
@@ -288,7 +297,7 @@ async fn start_job(
         .collect();
     let audit = AuditEntry {
         at: now,
-        actor: ACTOR.into(),
+        actor: who.token_id.clone(),
         action: format!("connection.{job}"),
         target: id.to_owned(),
         detail: json!({ "since": body["since"], "streams": streams }),
@@ -320,12 +329,14 @@ fn invalid(field: &str, message: &str) -> ApiError {
     responses(
         (status = 200, body = ConnectionOut),
         (status = 404, description = "No connection with this id", body = ErrorOut),
+        (status = 409, description = "The connection is archived (`connection_archived`)", body = ErrorOut),
     ))]
 pub async fn pause(
     state: State<AppState>,
+    who: Extension<Principal>,
     id: Path<String>,
 ) -> Result<Json<ConnectionOut>, ApiError> {
-    set_state(state, id, ConnectionState::Paused).await
+    set_state(state, who, id, ConnectionState::Paused).await
 }
 
 /// Restart processing of a paused connection.
@@ -334,26 +345,78 @@ pub async fn pause(
     responses(
         (status = 200, body = ConnectionOut),
         (status = 404, description = "No connection with this id", body = ErrorOut),
+        (status = 409, description = "The connection is archived (`connection_archived`)", body = ErrorOut),
     ))]
 pub async fn resume(
     state: State<AppState>,
+    who: Extension<Principal>,
     id: Path<String>,
 ) -> Result<Json<ConnectionOut>, ApiError> {
-    set_state(state, id, ConnectionState::Active).await
+    set_state(state, who, id, ConnectionState::Active).await
 }
 
 async fn set_state(
     State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     state: ConnectionState,
 ) -> Result<Json<ConnectionOut>, ApiError> {
+    live(&app, &id).await?;
     let record = app
         .connections
-        .set_state(&id, state, ACTOR)
+        .set_state(&id, state, &who.token_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
     if state == ConnectionState::Active {
         app.supervisor.work_for([id.as_str()]);
     }
     Ok(Json(view(&record)))
+}
+
+/// Archive a connection: processing stops and its webhook path answers `404`; its objects,
+/// versions and raw events stay readable, and its merchant-provider pair stays taken.
+#[utoipa::path(delete, path = "/admin/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 204, description = "Archived (again: archiving is final, and repeating it changes nothing)"),
+        (status = 404, description = "No connection with this id", body = ErrorOut),
+    ))]
+pub async fn archive(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let record = app
+        .store
+        .get_connection(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    if record.state != ConnectionState::Archived {
+        // `None` here: archived meanwhile by another call, which is what was asked.
+        app.connections
+            .set_state(&id, ConnectionState::Archived, &who.token_id)
+            .await?;
+        // The actor, if running, sees the state on its next turn and stops.
+        app.supervisor.work_for([id.as_str()]);
+        tracing::info!(connection_id = %id, "connection archived");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The connection, unless archived: an archived connection takes no more changes or jobs
+/// (`409 connection_archived`).
+async fn live(app: &AppState, id: &str) -> Result<crate::store::ConnectionRecord, ApiError> {
+    let record = app
+        .store
+        .get_connection(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no connection with this id"))?;
+    if record.state == ConnectionState::Archived {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "connection_archived",
+            "this connection is archived: it takes no more changes or jobs",
+        ));
+    }
+    Ok(record)
 }

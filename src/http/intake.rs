@@ -20,6 +20,7 @@ use crate::api::{ErrorOut, WebhookReceivedOut};
 use crate::intake_sink::{Accepted, IntakeError, Verified};
 use crate::model::time::now_micros;
 use crate::providers::{ProviderKind, VerifyError};
+use crate::store::ConnectionState;
 
 /// Largest webhook body accepted (docs/api.md).
 pub const MAX_BODY: usize = 1 << 20;
@@ -218,7 +219,8 @@ async fn handle(
         .get(connection_id)
         .await?
         .ok_or_else(unknown)?;
-    if conn.record.provider != kind {
+    // An archived connection's path answers as if it never existed (docs/api-reference.md).
+    if conn.record.provider != kind || conn.record.state == ConnectionState::Archived {
         return Err(unknown());
     }
     let too_large = || {

@@ -2,10 +2,12 @@
 //! served by our own loop over hyper ([`serve`]) with bounded times and a connection cap.
 
 mod admin;
+mod audit;
 mod auth;
 mod cluster;
 mod conn_service;
 mod conn_watch;
+mod dead_letters;
 pub mod error;
 pub mod fdlimit;
 mod guarded_io;
@@ -17,17 +19,18 @@ mod query;
 mod read;
 mod serve;
 mod status;
+mod tokens;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{middleware, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 
-pub use auth::token_digest;
+pub use auth::{token_digest, Principal, ADMIN_ENV_TOKEN_ID};
 pub use conn_watch::Timeouts;
 pub use error::ApiError;
 pub use serve::{serve, Limits};
@@ -62,7 +65,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/admin/v1/connections/{id}",
-            get(admin::get).patch(admin::update),
+            get(admin::get).patch(admin::update).delete(admin::archive),
         )
         .route("/admin/v1/connections/{id}/pause", post(admin::pause))
         .route("/admin/v1/connections/{id}/resume", post(admin::resume))
@@ -70,6 +73,18 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/connections/{id}/resync", post(admin::resync))
         .route("/admin/v1/connections/{id}/replay", post(admin::replay))
         .route("/admin/v1/cluster", get(cluster::cluster))
+        .route("/admin/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/admin/v1/tokens/{token_id}", delete(tokens::revoke))
+        .route("/admin/v1/audit", get(audit::list))
+        .route("/admin/v1/dead_letters", get(dead_letters::list))
+        .route(
+            "/admin/v1/dead_letters/{id}/retry",
+            post(dead_letters::retry),
+        )
+        .route(
+            "/admin/v1/dead_letters/{id}/discard",
+            post(dead_letters::discard),
+        )
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
     let read = Router::new()
         .route("/v1/merchants/{merchant}/changes", get(read::changes))

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, cluster, health, intake, read, status};
+use super::{admin, audit, cluster, dead_letters, health, intake, read, status, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +24,9 @@ use super::{admin, cluster, health, intake, read, status};
     ),
     paths(
         admin::create, admin::list, admin::get, admin::update, admin::pause, admin::resume,
-        admin::backfill, admin::resync, admin::replay, cluster::cluster,
+        admin::backfill, admin::resync, admin::replay, admin::archive, cluster::cluster,
+        tokens::create, tokens::list, tokens::revoke, audit::list,
+        dead_letters::list, dead_letters::retry, dead_letters::discard,
         read::list_objects, read::get_object, read::versions, read::changes,
         status::sync_status,
         intake::receive,
@@ -36,6 +38,9 @@ use super::{admin, cluster, health, intake, read, status};
     tags(
         (name = "connections", description = "Register and operate connections (admin token)"),
         (name = "cluster", description = "The nodes of a Postgres cluster"),
+        (name = "tokens", description = "Scoped bearer tokens (admin token)"),
+        (name = "audit", description = "Who did what, in order (admin token)"),
+        (name = "dead_letters", description = "Inbox items that kept failing (admin token)"),
         (name = "objects", description = "Canonical objects, versions, change feed, sync status"),
         (name = "webhooks", description = "Providers post their events here"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
@@ -81,7 +86,7 @@ pub async fn openapi_json() -> Response {
 }
 
 /// Adds the answers every route may give without saying so in its own annotation: the bearer
-/// scheme, `401` where a token is needed, `400` for a malformed request, `413` for a body over
+/// scheme, `401` and `403` where a token is needed, `400` for a malformed request, `413` for a body over
 /// the limit, and `503` when the store cannot answer.
 struct CommonAnswers;
 
@@ -133,6 +138,7 @@ fn add_common_answers(op: &mut Operation) {
     if !open {
         add("400", "A query parameter, path segment or body is invalid (`invalid_request`, `bad_request`); the message names it");
         add("401", "No valid bearer token (`unauthorized`)");
+        add("403", "The token may not do this: a read token on `/admin/*`, or on another merchant's paths (`forbidden`)");
         add("503", "The store cannot answer now (`unavailable`)");
     }
     if has_body {

@@ -4,10 +4,12 @@
 //! share one implementation of the SQL (`sql.rs`) and pass one conformance suite.
 
 mod coordination;
+mod operator;
 mod postgres;
 mod postgres_coordination;
 mod raw_body;
 mod sql;
+mod sql_operator;
 mod sqlite;
 pub mod sqlite_lock;
 mod types;
@@ -18,6 +20,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use coordination::{Announcement, Coordination, Fence, Lease, NodeInfo};
+pub use operator::{AuditRecord, DeadLetter, OperatorStore, TokenRecord, TokenScope};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -77,7 +80,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// The durable state of billsync. Implementations must behave identically (the conformance
 /// suite in `tests/it/store.rs` runs against both).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OperatorStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -113,7 +116,8 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<ConnectionRecord>, StoreError>;
 
-    /// Sets `active`/`paused`, audited. `None` when there is no such connection.
+    /// Sets `active`/`paused`/`archived`, audited. `None` when there is no such connection or
+    /// it is archived (an archive is final).
     async fn set_connection_state(
         &self,
         id: &str,

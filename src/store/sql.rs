@@ -318,7 +318,7 @@ macro_rules! sql_store {
                 let mut tx = self.write.begin().await?;
                 let sql = format!(
                     "UPDATE connections SET state = $1, updated_at = $2 WHERE id = $3 \
-                     RETURNING {CONNECTION_COLUMNS}"
+                     AND state <> 'archived' RETURNING {CONNECTION_COLUMNS}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(state.as_str())
@@ -339,7 +339,7 @@ macro_rules! sql_store {
                     "UPDATE connections SET sealed_webhook_secrets = $1, sealed_api_key = $2, \
                      api_base_url = $3, rate_limit_per_sec = $4, reconcile_interval_secs = $5, \
                      api_version = $6, updated_at = $7 WHERE id = $8 \
-                     RETURNING {CONNECTION_COLUMNS}"
+                     AND state <> 'archived' RETURNING {CONNECTION_COLUMNS}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(&c.sealed_webhook_secrets)
@@ -467,12 +467,14 @@ macro_rules! sql_store {
                 for id in inbox_ids {
                     sqlx::query(
                         "UPDATE inbox SET attempts = attempts + 1, next_attempt_at = $1, \
-                         last_error = $2, dead = (attempts + 1 >= $3) WHERE id = $4",
+                         last_error = $2, dead = (attempts + 1 >= $3), \
+                         dead_at = CASE WHEN attempts + 1 >= $3 THEN $5 END WHERE id = $4",
                     )
                     .bind(next_attempt_at)
                     .bind(error)
                     .bind(max_attempts)
                     .bind(id)
+                    .bind(crate_now())
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -1187,11 +1189,12 @@ macro_rules! sql_store {
                 }
                 for (id, reason) in &b.dead_letters {
                     sqlx::query(
-                        "UPDATE inbox SET dead = TRUE, attempts = attempts + 1, last_error = $1 \
-                         WHERE id = $2",
+                        "UPDATE inbox SET dead = TRUE, attempts = attempts + 1, last_error = $1, \
+                         dead_at = $3 WHERE id = $2",
                     )
                     .bind(reason)
                     .bind(id)
+                    .bind(crate_now())
                     .execute(&mut **tx)
                     .await?;
                 }

@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use super::sql::sql_store;
+use super::sql_operator::sql_operator_store;
 
 /// SQLite implementation of [`super::Store`].
 pub struct SqliteStore {
@@ -51,6 +52,7 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite);
+sql_operator_store!(super::SqliteStore, sqlx::Sqlite);
 
 /// Appends ` IN (?, ?, …)` with one bound value per item.
 fn push_in_list<'a, T>(

@@ -13,6 +13,9 @@ use crate::model::{ObjectType, ReconStatus};
 pub enum ConnectionState {
     Active,
     Paused,
+    /// Deleted through the admin API: nothing is processed and its webhook path answers 404,
+    /// but its history stays readable and its merchant-provider pair stays taken.
+    Archived,
 }
 
 impl ConnectionState {
@@ -20,6 +23,7 @@ impl ConnectionState {
         match self {
             ConnectionState::Active => "active",
             ConnectionState::Paused => "paused",
+            ConnectionState::Archived => "archived",
         }
     }
 
@@ -27,6 +31,7 @@ impl ConnectionState {
         match s {
             "active" => Some(ConnectionState::Active),
             "paused" => Some(ConnectionState::Paused),
+            "archived" => Some(ConnectionState::Archived),
             _ => None,
         }
     }

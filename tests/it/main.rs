@@ -18,6 +18,7 @@ mod http_edges;
 mod intake;
 mod leases;
 mod openapi;
+mod operators;
 mod ordering;
 mod props;
 mod providers;

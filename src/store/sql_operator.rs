@@ -1,0 +1,263 @@
+//! The SQL of [`super::OperatorStore`] (tokens, audit log, dead letters), written once and
+//! expanded for each backend by [`sql_operator_store!`], like `sql.rs` for the main trait.
+//!
+//! Expanded inside a child module of the backend's module (so the store is named
+//! `super::SqliteStore`), where it may use the backend's pools and private helpers (`announce`)
+//! without clashing with the main macro's imports.
+
+macro_rules! sql_operator_store {
+    ($store:ty, $db:ty) => {
+        mod operator_sql {
+            use async_trait::async_trait;
+            use sqlx::Row;
+
+            use $crate::store::sql::{self, Announce};
+            use $crate::store::{
+                AuditEntry, AuditRecord, DeadLetter, OperatorStore, StoreError, TokenRecord,
+                TokenScope,
+            };
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            const TOKEN_COLUMNS: &str =
+                "id, name, scope, merchant_id, digest, created_at, revoked_at";
+
+            const DEAD_LETTER_COLUMNS: &str = "i.id, i.connection_id, r.provider_event_id, \
+                r.event_type, i.attempts, i.last_error, i.dead_at";
+
+            fn decode_token(row: &DbRow) -> Result<TokenRecord, StoreError> {
+                let scope: String = row.try_get("scope")?;
+                Ok(TokenRecord {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    scope: TokenScope::parse(&scope)
+                        .ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
+                    merchant_id: row.try_get("merchant_id")?,
+                    digest: row.try_get("digest")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            }
+
+            fn decode_dead_letter(row: &DbRow) -> Result<DeadLetter, StoreError> {
+                Ok(DeadLetter {
+                    id: row.try_get("id")?,
+                    connection_id: row.try_get("connection_id")?,
+                    provider_event_id: row.try_get("provider_event_id")?,
+                    event_type: row.try_get("event_type")?,
+                    attempts: row.try_get("attempts")?,
+                    last_error: row.try_get("last_error")?,
+                    dead_at: row
+                        .try_get::<Option<i64>, _>("dead_at")?
+                        .unwrap_or_default(),
+                })
+            }
+
+            /// The audit entry of an operator action, in the action's transaction.
+            async fn audit(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                a: &AuditEntry,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, target, detail) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(a.at)
+                .bind(&a.actor)
+                .bind(&a.action)
+                .bind(&a.target)
+                .bind(a.detail.to_string())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            #[async_trait]
+            impl OperatorStore for $store {
+                async fn insert_token(
+                    &self,
+                    t: &TokenRecord,
+                    audit_entry: &AuditEntry,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write.begin().await?;
+                    sqlx::query(&format!(
+                        "INSERT INTO api_tokens ({TOKEN_COLUMNS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    ))
+                    .bind(&t.id)
+                    .bind(&t.name)
+                    .bind(t.scope.as_str())
+                    .bind(&t.merchant_id)
+                    .bind(&t.digest)
+                    .bind(t.created_at)
+                    .bind(t.revoked_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    audit(&mut tx, audit_entry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn token_by_digest(
+                    &self,
+                    digest: &str,
+                ) -> Result<Option<TokenRecord>, StoreError> {
+                    sqlx::query(&format!(
+                        "SELECT {TOKEN_COLUMNS} FROM api_tokens \
+                         WHERE digest = $1 AND revoked_at IS NULL"
+                    ))
+                    .bind(digest)
+                    .fetch_optional(&self.read)
+                    .await?
+                    .as_ref()
+                    .map(decode_token)
+                    .transpose()
+                }
+
+                async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+                    sqlx::query(&format!(
+                        "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"
+                    ))
+                    .fetch_all(&self.read)
+                    .await?
+                    .iter()
+                    .map(decode_token)
+                    .collect()
+                }
+
+                async fn revoke_token(
+                    &self,
+                    id: &str,
+                    audit_entry: &AuditEntry,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self.write.begin().await?;
+                    let done = sqlx::query(
+                        "UPDATE api_tokens SET revoked_at = $1 \
+                         WHERE id = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(audit_entry.at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if done {
+                        audit(&mut tx, audit_entry).await?;
+                        tx.commit().await?;
+                    }
+                    Ok(done)
+                }
+
+                async fn audit_log(
+                    &self,
+                    after: i64,
+                    limit: i64,
+                ) -> Result<Vec<AuditRecord>, StoreError> {
+                    let rows = sqlx::query(
+                        "SELECT id, at, actor, action, target, detail FROM audit_log \
+                         WHERE id > $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.read)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(AuditRecord {
+                                seq: r.try_get("id")?,
+                                at: r.try_get("at")?,
+                                actor: r.try_get("actor")?,
+                                action: r.try_get("action")?,
+                                target: r.try_get("target")?,
+                                detail: sql::json(&r.try_get::<String, _>("detail")?)?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn dead_letters(
+                    &self,
+                    connection_id: Option<&str>,
+                    after: i64,
+                    limit: i64,
+                ) -> Result<Vec<DeadLetter>, StoreError> {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {DEAD_LETTER_COLUMNS} FROM inbox i \
+                         JOIN raw_events r ON r.id = i.raw_event_id WHERE i.dead"
+                    ));
+                    if let Some(c) = connection_id {
+                        q.push(" AND i.connection_id = ").push_bind(c.to_owned());
+                    }
+                    q.push(" AND i.id > ").push_bind(after);
+                    q.push(" ORDER BY i.id LIMIT ").push_bind(limit);
+                    q.build()
+                        .fetch_all(&self.read)
+                        .await?
+                        .iter()
+                        .map(decode_dead_letter)
+                        .collect()
+                }
+
+                async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StoreError> {
+                    sqlx::query(&format!(
+                        "SELECT {DEAD_LETTER_COLUMNS} FROM inbox i \
+                         JOIN raw_events r ON r.id = i.raw_event_id WHERE i.dead AND i.id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?
+                    .as_ref()
+                    .map(decode_dead_letter)
+                    .transpose()
+                }
+
+                async fn retry_dead_letter(
+                    &self,
+                    id: i64,
+                    audit_entry: &AuditEntry,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self.write.begin().await?;
+                    let connection: Option<String> = sqlx::query(
+                        "UPDATE inbox SET dead = FALSE, dead_at = NULL, attempts = 0, \
+                         next_attempt_at = $1 WHERE id = $2 AND dead RETURNING connection_id",
+                    )
+                    .bind(audit_entry.at)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get("connection_id"))
+                    .transpose()?;
+                    let Some(connection) = connection else {
+                        return Ok(false);
+                    };
+                    audit(&mut tx, audit_entry).await?;
+                    // The node that owns the connection takes the item at once.
+                    <$store>::announce(&mut tx, Announce::Inbox, &connection).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn discard_dead_letter(
+                    &self,
+                    id: i64,
+                    audit_entry: &AuditEntry,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self.write.begin().await?;
+                    let done = sqlx::query("DELETE FROM inbox WHERE id = $1 AND dead")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    if done {
+                        audit(&mut tx, audit_entry).await?;
+                        tx.commit().await?;
+                    }
+                    Ok(done)
+                }
+            }
+        }
+    };
+}
+
+pub(super) use sql_operator_store;
