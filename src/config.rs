@@ -392,8 +392,7 @@ mod tests {
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
         let (line, message) = Config::from_toml("listen = \"127.0.0.1:7\"\nlisten_port = 9\n")
-            .err()
-            .expect("an unknown key is refused");
+            .expect_err("an unknown key is refused");
         assert_eq!(line, 2);
         assert!(message.contains("listen_port"), "{message}");
     }

@@ -91,7 +91,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut command(), "billsync", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command(), "billsync", &mut script);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Openapi(args) => return cli::node::openapi(args),

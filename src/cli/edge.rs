@@ -92,8 +92,10 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
     let path = options.get_filename();
     let text = path.to_string_lossy();
-    (!text.is_empty() && !text.starts_with(":memory:") && !url.contains("mode=memory"))
-        .then(|| path.to_path_buf())
+    let in_memory = text.starts_with(":memory:")
+        || text.starts_with("file:sqlx-in-memory")
+        || url.contains("mode=memory");
+    (!text.is_empty() && !in_memory).then(|| path.to_path_buf())
 }
 
 fn check_sqlite(url: &str) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ mod admin;
 mod backfill;
 mod backfill_fidelity;
 mod chaos;
+mod cli;
 mod cluster;
 mod cluster_harness;
 mod cluster_lb;
