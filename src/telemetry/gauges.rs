@@ -132,6 +132,8 @@ pub fn open(url: &str) -> Result<Arc<dyn GaugeQueries>, GaugeError> {
 /// rest through a pool of its own on `url`. A node without cluster coordination (SQLite) is a
 /// cluster of one.
 pub async fn run(store: Arc<dyn Store>, url: String, cancel: CancellationToken) {
+    // The recorder first: a value set before it is installed would be lost.
+    super::metrics_handle();
     if store.coordination().is_none() {
         metrics::gauge!("billsync_cluster_nodes").set(1.0);
     }

@@ -18,6 +18,7 @@ mod helpers;
 mod http_edges;
 mod intake;
 mod leases;
+mod metrics;
 mod openapi;
 mod operators;
 mod ordering;
