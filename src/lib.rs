@@ -125,6 +125,7 @@ pub async fn run(
     let _node_lock = store::sqlite_lock::lock_node(&config.database_url)?;
     let store = open_store(&config).await?;
     let sealer = sealer(&config)?;
+    secrets::check_stored(store.as_ref(), &sealer, &secrets::key_name(&config)).await?;
     let admin_token_digest = admin_token_digest(&config, store.as_ref()).await?;
     let http_client = outbound::client(&config.outbound())?;
     let connections = Arc::new(

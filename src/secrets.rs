@@ -1,5 +1,8 @@
 //! Connection secrets sealed at rest (AES-256-GCM) with a key from the configuration, so the
-//! store never holds a webhook secret or API key in the clear.
+//! store never holds a webhook secret or API key in the clear. At start a node checks that its
+//! key opens every stored connection's secrets ([`check_stored`]): a node started with another
+//! key (another data directory, a lost `secret.key`) stops, naming the key and the connections,
+//! instead of answering their webhooks with 500.
 
 use std::path::Path;
 
@@ -22,6 +25,74 @@ pub enum SecretsError {
     },
     #[error("a sealed secret could not be opened (wrong key or corrupt data)")]
     Open,
+    #[error(
+        "the secret key {key} cannot open the stored secrets of {count} connection(s): \
+         {connections}; start with the key they were sealed with (the earlier data directory's \
+         secret.key, or BILLSYNC_SECRET_KEY), or re-register these connections"
+    )]
+    WrongKey {
+        key: String,
+        count: usize,
+        connections: String,
+    },
+    #[error("cannot read the stored connections to check the secret key: {0}")]
+    Store(crate::store::StoreError),
+}
+
+/// The key a configuration seals with, for messages: `BILLSYNC_SECRET_KEY` or the key file.
+pub fn key_name(config: &crate::config::Config) -> String {
+    match &config.secret_key {
+        Some(_) => "BILLSYNC_SECRET_KEY".into(),
+        None => config.data_dir.join("secret.key").display().to_string(),
+    }
+}
+
+/// Checks that `sealer` opens the secrets of every connection in `store` that is not archived;
+/// else [`SecretsError::WrongKey`] naming `key` and the connections (the first ten).
+pub async fn check_stored(
+    store: &dyn crate::store::Store,
+    sealer: &Sealer,
+    key: &str,
+) -> Result<(), SecretsError> {
+    let mut failing = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_connections(None, after.as_deref(), 500)
+            .await
+            .map_err(SecretsError::Store)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for c in &page {
+            if c.state == crate::store::ConnectionState::Archived {
+                continue;
+            }
+            let opens = sealer.open(&c.sealed_webhook_secrets).is_ok()
+                && c.sealed_api_key
+                    .as_ref()
+                    .is_none_or(|k| sealer.open(k).is_ok());
+            if !opens {
+                failing.push(c.id.clone());
+            }
+        }
+    }
+    if failing.is_empty() {
+        return Ok(());
+    }
+    let mut connections = failing
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if failing.len() > 10 {
+        connections.push_str(&format!(" and {} more", failing.len() - 10));
+    }
+    Err(SecretsError::WrongKey {
+        key: key.to_owned(),
+        count: failing.len(),
+        connections,
+    })
 }
 
 /// Seals and opens connection secrets. Debug output never shows the key.

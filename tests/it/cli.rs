@@ -312,3 +312,57 @@ async fn connections_commands_over_the_admin_api() {
     assert!(!line.contains("error sending request"), "{line}");
     app.stop().await;
 }
+
+#[test]
+fn a_secret_key_that_cannot_open_the_stored_secrets_stops_the_node_naming_key_and_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("store/billsync.db").display()
+    );
+    let first = dir.path().join("first");
+    let env_first = [
+        ("BILLSYNC_DATABASE_URL", url.as_str()),
+        ("BILLSYNC_DATA_DIR", first.to_str().unwrap()),
+    ];
+    let out = billsync(
+        &[
+            "connect",
+            "--merchant-id",
+            "m_key",
+            "--provider",
+            "stripe",
+            "--account-id",
+            "acct_1",
+            "--webhook-secret",
+            "whsec_1",
+            "--api-key",
+            "sk_test_1",
+        ],
+        &env_first,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = view["connection_id"].as_str().unwrap().to_owned();
+
+    // Another data directory makes another key, which cannot open the stored secrets.
+    let second = dir.path().join("second");
+    let out = billsync(
+        &["serve"],
+        &[
+            ("BILLSYNC_DATABASE_URL", url.as_str()),
+            ("BILLSYNC_DATA_DIR", second.to_str().unwrap()),
+            ("BILLSYNC_LISTEN", "127.0.0.1:0"),
+            ("BILLSYNC_ADMIN_TOKEN", TOKEN),
+        ],
+    );
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(!out.status.success());
+    let key_file = second.join("secret.key");
+    assert!(line.contains(&key_file.display().to_string()), "{line}");
+    assert!(line.contains(&id), "{line}");
+}
