@@ -16,6 +16,22 @@ use crate::sim::{connect, start_sim, wait_for};
 
 const RULES: &str = "deploy/prometheus/billsync.rules.yml";
 const RULE_TESTS: &str = "deploy/prometheus/tests";
+const DASHBOARD: &str = "deploy/grafana/billsync.json";
+
+#[test]
+fn the_dashboard_is_grafana_json_with_queries() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(DASHBOARD))
+        .expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let queries = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter(|t| t["expr"].as_str().is_some_and(|e| !e.is_empty()))
+        .count();
+    assert!(queries >= 30, "{queries} queries");
+    assert!(!text.contains("connection_id") && !text.contains("merchant_id"));
+}
 
 /// promtool: `BILLSYNC_TEST_PROMTOOL` (scripts/test installs Debian's `prometheus` package and
 /// sets it), else `promtool` on the PATH.
@@ -78,11 +94,11 @@ fn catalogue(always_only: bool) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every `billsync_*` metric the alert rules' expressions name, as its family (a histogram's
-/// `_bucket`, `_count` and `_sum` series belong to the family without the suffix).
-fn alert_metrics(exposed: &BTreeSet<String>) -> BTreeSet<String> {
-    let rules = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(RULES))
-        .expect("the rules file");
+/// Every `billsync_*` metric `file` (the alert rules, the dashboard) names, as its family (a
+/// histogram's `_bucket`, `_count` and `_sum` series belong to the family without the suffix).
+fn named_metrics(file: &str, exposed: &BTreeSet<String>) -> BTreeSet<String> {
+    let rules = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .expect("the rules or dashboard file");
     let mut names = BTreeSet::new();
     for line in rules.lines().filter(|l| !l.trim_start().starts_with('#')) {
         let mut rest = line;
@@ -108,7 +124,7 @@ fn alert_metrics(exposed: &BTreeSet<String>) -> BTreeSet<String> {
 }
 
 /// The exposition passes promtool, declares exactly the catalogue's families (those of
-/// `extra` allowed besides), and has every metric an alert names.
+/// `extra` allowed besides), and has every metric an alert or a dashboard panel names.
 fn check_exposition(text: &str, extra: &BTreeSet<String>) {
     run_promtool(&["check", "metrics"], Some(text));
     let exposed = families(text);
@@ -127,14 +143,16 @@ fn check_exposition(text: &str, extra: &BTreeSet<String>) {
         uncatalogued.is_empty(),
         "exposed, not in docs/metrics.md: {uncatalogued:?}"
     );
-    let unknown: Vec<_> = alert_metrics(&exposed)
-        .into_iter()
-        .filter(|m| !exposed.contains(m))
-        .collect();
-    assert!(
-        unknown.is_empty(),
-        "alert rules name metrics /metrics lacks: {unknown:?}"
-    );
+    for file in [RULES, DASHBOARD] {
+        let unknown: Vec<_> = named_metrics(file, &exposed)
+            .into_iter()
+            .filter(|m| !exposed.contains(m))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} names metrics /metrics lacks: {unknown:?}"
+        );
+    }
 }
 
 #[test]
