@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod confirm;
+pub mod cross_check;
 pub mod fetch;
 pub mod jobs;
 pub mod limiter;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{Batcher, Grouping, IntakeQueue};
+use crate::actors::cross_check;
 use crate::store::{ApplyBatch, Fence, Store, StoreError};
 
 /// Writes in one combined transaction at most (keeps transactions short).
@@ -41,6 +42,8 @@ pub struct Committer {
     /// The shard lease every batch submitted through this clone carries (a pair actor's
     /// own clone, [`Committer::fenced`]); `None` on a store that serves one node.
     fence: Option<Fence>,
+    /// For the cross-object quality checks that follow each commit.
+    store: Arc<dyn Store>,
 }
 
 impl Committer {
@@ -48,8 +51,16 @@ impl Committer {
     /// that yield to the webhooks waiting in `intake`.
     pub fn spawn(store: Arc<dyn Store>, writers: usize, intake: IntakeQueue) -> Self {
         Committer {
-            batcher: Batcher::spawn(Applies { store, intake }, writers, 1024),
+            batcher: Batcher::spawn(
+                Applies {
+                    store: store.clone(),
+                    intake,
+                },
+                writers,
+                1024,
+            ),
             fence: None,
+            store,
         }
     }
 
@@ -58,13 +69,16 @@ impl Committer {
         Committer {
             batcher: self.batcher.clone(),
             fence,
+            store: self.store.clone(),
         }
     }
 
     /// Commits the batch (with others submitted at the same time). Same contract as
-    /// [`Store::apply`].
+    /// [`Store::apply`]. Once committed, the cross-object quality checks of its new versions
+    /// run (`crate::actors::cross_check`); their failure is logged, never the apply's.
     pub async fn apply(&self, mut batch: ApplyBatch) -> Result<(), StoreError> {
         batch.fence = self.fence;
+        let written = written(&batch);
         let result = self
             .batcher
             .submit(batch)
@@ -74,7 +88,33 @@ impl Committer {
             // A write of a lease this node no longer holds, refused by the store.
             metrics::counter!("billsync_fenced_writes_total").increment(1);
         }
+        if result.is_ok() {
+            if let Err(e) = cross_check::after_apply(self.store.as_ref(), &written).await {
+                tracing::warn!(connection_id = %written.connection_id, error = %e,
+                    "cross-object quality checks failed; they run again when these objects change");
+            }
+        }
         result
+    }
+}
+
+/// The new versions of a batch, for [`cross_check::after_apply`].
+fn written(batch: &ApplyBatch) -> cross_check::Written {
+    let new = batch.writes.iter().filter(|w| w.is_new_version());
+    // `id` is `{provider}:{provider_id}`.
+    let provider = batch
+        .writes
+        .first()
+        .and_then(|w| w.id.strip_suffix(w.provider_id.as_str()))
+        .and_then(|p| p.strip_suffix(':'))
+        .unwrap_or_default();
+    cross_check::Written {
+        connection_id: batch.connection_id.clone(),
+        merchant_id: batch.merchant_id.clone(),
+        provider: provider.to_owned(),
+        keys: new
+            .map(|w| (w.object_type, w.provider_id.clone()))
+            .collect(),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod money;
 pub mod object;
 pub mod provider_kind;
 pub mod quality;
+pub mod quality_cross;
 pub mod time;
 pub mod version;
 

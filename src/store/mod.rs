@@ -7,9 +7,11 @@ mod coordination;
 mod operator;
 mod postgres;
 mod postgres_coordination;
+mod quality;
 mod raw_body;
 mod sql;
 mod sql_operator;
+mod sql_quality;
 mod sqlite;
 pub mod sqlite_lock;
 mod types;
@@ -22,6 +24,7 @@ use thiserror::Error;
 pub use coordination::{Announcement, Coordination, Fence, Lease, NodeInfo};
 pub use operator::{AuditRecord, DeadLetter, OperatorStore, TokenRecord, TokenScope};
 pub use postgres::PostgresStore;
+pub use quality::{CrossChecked, FindingKey, FindingQuery, FindingRecord, QualityStore, Referrer};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -80,7 +83,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// The durable state of billsync. Implementations must behave identically (the conformance
 /// suite in `tests/it/store.rs` runs against both).
 #[async_trait]
-pub trait Store: OperatorStore + Send + Sync + 'static {
+pub trait Store: OperatorStore + QualityStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use super::postgres_coordination::{PgCoordination, ADMIN_CHANNEL, INBOX_CHANNEL};
 use super::sql::sql_store;
 use super::sql_operator::sql_operator_store;
+use super::sql_quality::sql_quality_store;
 
 /// Postgres implementation of [`super::Store`]. Reads and writes share one pool.
 pub struct PostgresStore {
@@ -196,6 +197,7 @@ impl PostgresStore {
 
 sql_store!(PostgresStore, sqlx::Postgres);
 sql_operator_store!(super::PostgresStore, sqlx::Postgres);
+sql_quality_store!(super::PostgresStore, sqlx::Postgres);
 
 /// Multi-row statements bound as arrays: one statement text whatever the batch size, so it is
 /// prepared once per connection and stays in sqlx's statement cache (multi-row `VALUES` made

@@ -11,6 +11,7 @@ use sqlx::SqlitePool;
 
 use super::sql::sql_store;
 use super::sql_operator::sql_operator_store;
+use super::sql_quality::sql_quality_store;
 
 /// SQLite implementation of [`super::Store`].
 pub struct SqliteStore {
@@ -53,6 +54,7 @@ impl SqliteStore {
 
 sql_store!(SqliteStore, sqlx::Sqlite);
 sql_operator_store!(super::SqliteStore, sqlx::Sqlite);
+sql_quality_store!(super::SqliteStore, sqlx::Sqlite);
 
 /// Appends ` IN (?, ?, …)` with one bound value per item.
 fn push_in_list<'a, T>(

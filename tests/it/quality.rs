@@ -8,6 +8,18 @@ both_backends!(invoice_whose_total_is_not_its_lines_is_stored_and_flagged);
 async fn invoice_whose_total_is_not_its_lines_is_stored_and_flagged(backend: Backend) {
     let app = spawn_app(backend).await;
     let conn = app.stripe_connection().await;
+    // The invoices' customer, so that only the per-object check differs between them.
+    app.send(
+        &conn,
+        &stripe_event(
+            "evt_cus",
+            "customer.created",
+            now_secs(),
+            customer("cus_1", "a@example.com"),
+        ),
+        200,
+    )
+    .await;
     let mut bad = invoice("in_bad", "open", 0);
     bad["total"] = serde_json::json!(5000);
     app.send(
