@@ -14,6 +14,7 @@ pub mod errors;
 pub mod health;
 pub mod jobs;
 pub mod objects;
+pub mod quality;
 pub mod status;
 pub mod tokens;
 
@@ -28,5 +29,6 @@ pub use errors::{ErrorBodyOut, ErrorOut};
 pub use health::{HealthOut, ReadyOut, WebhookReceivedOut};
 pub use jobs::{JobProgressOut, StreamProgressOut};
 pub use objects::{ChangeListOut, ChangeOut, ObjectListOut, ObjectOut, VersionListOut, VersionOut};
+pub use quality::{QualityFindingListOut, QualityFindingOut};
 pub use status::{ConnectionSyncOut, KindSyncOut, SyncStatusOut};
 pub use tokens::{Scope, TokenCreatedOut, TokenIn, TokenListOut, TokenOut};

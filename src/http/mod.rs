@@ -15,6 +15,7 @@ mod health;
 pub mod intake;
 pub mod openapi;
 pub mod openapi_reference;
+mod quality;
 mod query;
 mod read;
 mod serve;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
     let read = Router::new()
         .route("/v1/merchants/{merchant}/changes", get(read::changes))
+        .route("/v1/merchants/{merchant}/quality_findings", get(quality::list))
         .route(
             "/v1/merchants/{merchant}/sync-status",
             get(status::sync_status),

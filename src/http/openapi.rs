@@ -11,6 +11,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::quality;
+
 use super::{admin, audit, cluster, dead_letters, health, intake, read, status, tokens};
 
 #[derive(OpenApi)]
@@ -29,6 +31,7 @@ use super::{admin, audit, cluster, dead_letters, health, intake, read, status, t
         dead_letters::list, dead_letters::retry, dead_letters::discard,
         read::list_objects, read::get_object, read::versions, read::changes,
         status::sync_status,
+        quality::list,
         intake::receive,
         health::healthz, health::readyz, health::metrics, openapi_json,
     ),

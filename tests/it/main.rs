@@ -25,6 +25,7 @@ mod ordering;
 mod props;
 mod providers;
 mod quality;
+mod quality_api;
 mod rawhttp;
 mod read_api;
 mod reprocess;

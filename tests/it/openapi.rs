@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("get", "/v1/merchants/{merchant_id}/changes"),
     ("get", "/v1/merchants/{merchant_id}/sync-status"),
+    ("get", "/v1/merchants/{merchant_id}/quality_findings"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
