@@ -13,7 +13,8 @@ use crate::model::version::{decide_with_hash, Current, Decision};
 use crate::model::{content_hash_of_text, quality, ObjectType, Observation, ReconStatus};
 use crate::store::{ApplyBatch, ObjectWrite, Store, StoreError, StoredObject};
 
-type Key = (ObjectType, String);
+/// An object of one connection: its kind and provider id.
+pub type Key = (ObjectType, String);
 
 /// Where an observation came from, and whether the provider API itself said it.
 pub struct Sourced {
@@ -29,12 +30,19 @@ pub struct Sourced {
 
 /// What the actor knows of an object while it decides a batch (data borrowed from the
 /// batch's observations once they are decided: no copy of a JSON tree per write).
-struct Known<'a> {
+pub struct Known<'a> {
     current: Current,
     status: ReconStatus,
     data: Cow<'a, Value>,
     deleted: bool,
     provider_updated_at: i64,
+}
+
+impl Known<'_> {
+    /// The version and content known.
+    pub fn version_and_data(&self) -> (i64, &Value) {
+        (self.current.version, self.data.as_ref())
+    }
 }
 
 /// Decides every observation in order against the stored state and returns the batch to
@@ -48,18 +56,28 @@ pub async fn decide_batch(
 }
 
 /// [`decide_batch`], with the decision taken for each item.
-pub async fn decide_each<'a>(
+pub async fn decide_each(
     store: &dyn Store,
     conn: &LiveConnection,
-    items: &'a [Sourced],
+    items: &[Sourced],
 ) -> Result<(ApplyBatch, Vec<Decision>), StoreError> {
+    let known = read_known(store, conn, items).await?;
+    Ok(decide_known(conn, items, known))
+}
+
+/// The stored state of the objects `items` name, as [`decide_known`] starts from.
+pub async fn read_known<'a>(
+    store: &dyn Store,
+    conn: &LiveConnection,
+    items: &[Sourced],
+) -> Result<HashMap<Key, Known<'a>>, StoreError> {
     let mut keys: Vec<Key> = items
         .iter()
         .map(|s| (s.observation.object_type, s.observation.provider_id.clone()))
         .collect();
     keys.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
     keys.dedup();
-    let mut known: HashMap<Key, Known<'a>> = store
+    Ok(store
         .current_objects(&conn.record.id, &keys)
         .await?
         .into_iter()
@@ -79,7 +97,17 @@ pub async fn decide_each<'a>(
             };
             ((o.object_type, o.provider_id), known)
         })
-        .collect();
+        .collect())
+}
+
+/// Decides `items` in order against `known` (the stored state, updated as each item is
+/// decided): no I/O, so a caller may run it under a recorder of its own (the replay preview
+/// counts nothing).
+pub fn decide_known<'a>(
+    conn: &LiveConnection,
+    items: &'a [Sourced],
+    mut known: HashMap<Key, Known<'a>>,
+) -> (ApplyBatch, Vec<Decision>) {
     let provider = conn.record.provider.as_str();
     let mut writes: Vec<ObjectWrite> = Vec::new();
     let mut decisions = Vec::with_capacity(items.len());
@@ -241,7 +269,7 @@ pub async fn decide_each<'a>(
         schedule_refetches: Vec::new(),
         settled_refetches: Vec::new(),
     };
-    Ok((batch, decisions))
+    (batch, decisions)
 }
 
 /// A write that changes only an object's reconciliation status (no version).

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod limiter;
 pub mod pair;
 pub mod pull;
+pub mod replay_preview;
 pub mod supervisor;
 pub mod sweep;
 

@@ -321,24 +321,10 @@ impl PairActor {
                 }
                 continue;
             }
-            match conn.provider.observe(&item.body) {
-                Ok(Some(mut observation)) => {
-                    if announces_creation(&item.event_type) {
-                        observation.tie_rank = CREATED_RANK;
-                    }
+            match map_event(conn, item) {
+                Ok(Some(one)) => {
                     applied.push(item.inbox_id);
-                    sourced.push(Sourced {
-                        observation,
-                        source: json!({
-                            "kind": item.source,
-                            "raw_event_id": item.raw_event_id,
-                            "event_id": item.provider_event_id,
-                            "event_type": item.event_type,
-                        }),
-                        from_api: false,
-                        drift: item.source == "sweep",
-                        replay: item.replay,
-                    });
+                    sourced.push(one);
                 }
                 // Stored, answered 200, nothing to map (or only an object to fetch).
                 Ok(None) => {
@@ -514,7 +500,37 @@ impl PairActor {
 }
 
 /// The objects of a stored API page, as observations read at the page's time.
-fn observe_page(conn: &LiveConnection, item: &InboxItem) -> Result<Vec<Sourced>, ParseError> {
+/// What one stored event (webhook or sweep find) says of its object, as the apply path and the
+/// replay preview read it; `None` for an event that carries no object (a thin one).
+pub(crate) fn map_event(
+    conn: &LiveConnection,
+    item: &InboxItem,
+) -> Result<Option<Sourced>, ParseError> {
+    let Some(mut observation) = conn.provider.observe(&item.body)? else {
+        return Ok(None);
+    };
+    if announces_creation(&item.event_type) {
+        observation.tie_rank = CREATED_RANK;
+    }
+    Ok(Some(Sourced {
+        observation,
+        source: json!({
+            "kind": item.source,
+            "raw_event_id": item.raw_event_id,
+            "event_id": item.provider_event_id,
+            "event_type": item.event_type,
+        }),
+        from_api: false,
+        drift: item.source == "sweep",
+        replay: item.replay,
+    }))
+}
+
+/// The objects of a stored API page, as read then.
+pub(crate) fn observe_page(
+    conn: &LiveConnection,
+    item: &InboxItem,
+) -> Result<Vec<Sourced>, ParseError> {
     let page = conn.provider.parse_list(&item.body)?;
     let source = json!({ "kind": "api", "raw_event_id": item.raw_event_id, "observation_id": item.provider_event_id });
     let mut out = Vec::new();

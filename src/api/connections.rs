@@ -94,6 +94,54 @@ pub struct ReplayIn {
     /// RFC 3339, not before `from`.
     #[schema(format = DateTime)]
     pub to: String,
+    /// Change nothing: answer `200` with the objects the replay would change and how.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+/// `POST /admin/v1/connections/{id}/refetch`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RefetchIn {
+    pub object_type: ObjectType,
+    /// The canonical id (`stripe:cus_1`) or the provider's own (`cus_1`).
+    pub id: String,
+}
+
+/// A read of one object, due now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct RefetchOut {
+    pub connection_id: String,
+    pub object_type: ObjectType,
+    /// The canonical id.
+    pub id: String,
+    /// RFC 3339.
+    pub due_at: Option<String>,
+}
+
+/// The answer to a replay with `"dry_run": true`: nothing was queued or written.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ReplayPreviewOut {
+    pub dry_run: bool,
+    /// Raw events in the range: what the replay would queue.
+    pub raw_events: i64,
+    /// Of those, how many the current mapping cannot read (the replay would dead-letter them).
+    pub unmappable: i64,
+    /// Every object the replay would give a new version, in id order.
+    pub changes: Vec<ReplayChangeOut>,
+}
+
+/// One object a replay would change.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ReplayChangeOut {
+    pub id: String,
+    pub object_type: ObjectType,
+    /// The stored version; `null` when the replay would create the object.
+    pub version_now: Option<i64>,
+    pub version_after: i64,
+    pub deleted_after: bool,
+    /// Top-level fields of `data` whose values would differ.
+    pub fields: Vec<String>,
 }
 
 /// A connection as every admin call answers it: never a secret.

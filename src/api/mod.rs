@@ -22,7 +22,8 @@ pub use audit::{AuditEntryOut, AuditListOut};
 pub use cluster::{ClusterOut, NodeOut};
 pub use connections::{
     BackfillIn, ConnectionIn, ConnectionListOut, ConnectionOut, ConnectionPatchIn,
-    ProviderErrorOut, ReplayIn, ReplayOut, ResyncIn,
+    ProviderErrorOut, RefetchIn, RefetchOut, ReplayChangeOut, ReplayIn, ReplayOut,
+    ReplayPreviewOut, ResyncIn,
 };
 pub use dead_letters::{DeadLetterActionOut, DeadLetterListOut, DeadLetterOut};
 pub use errors::{ErrorBodyOut, ErrorOut};

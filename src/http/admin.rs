@@ -1,5 +1,6 @@
 //! Admin API (`/admin/v1/connections...`): register, read, list, change, pause, resume and
-//! archive connections, and start their pull jobs and replays. Every change is audited under
+//! archive connections, and start their pull jobs (replays: `super::replay`; reads of one
+//! object: `super::refetch`). Every change is audited under
 //! the calling token (`super::auth::Principal`).
 
 use axum::body::Bytes;
@@ -16,7 +17,7 @@ use super::AppState;
 use crate::actors::jobs;
 use crate::api::{
     BackfillIn, ConnectionIn, ConnectionListOut, ConnectionOut, ConnectionPatchIn, ErrorOut,
-    ReplayIn, ReplayOut, ResyncIn,
+    ResyncIn,
 };
 use crate::connections::view;
 use crate::model::time::{now_micros, parse_rfc3339};
@@ -182,51 +183,7 @@ pub async fn resync(
     start_job(&app, &who, &id, "resync", &body, Some(types)).await
 }
 
-/// Re-derive objects from the raw events stored in `[from, to]`; no provider calls.
-#[utoipa::path(post, path = "/admin/v1/connections/{id}/replay", tag = "connections",
-    params(("id" = String, Path, description = "The connection id")),
-    request_body = ReplayIn,
-    responses(
-        (status = 202, description = "Queued; `replay` says how many raw events", body = ConnectionOut),
-        (status = 404, description = "No connection with this id", body = ErrorOut),
-        (status = 409, description = "The connection is archived (`connection_archived`)", body = ErrorOut),
-    ))]
-pub async fn replay(
-    State(app): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let body = json_body(&body)?;
-    let time = |field: &str| {
-        body.get(field)
-            .and_then(Value::as_str)
-            .and_then(parse_rfc3339)
-            .ok_or_else(|| invalid(field, "must be an RFC 3339 time"))
-    };
-    let (from, to) = (time("from")?, time("to")?);
-    if from > to {
-        return Err(invalid("from", "must not be after `to`"));
-    }
-    let record = live(&app, &id).await?;
-    let audit = AuditEntry {
-        at: now_micros(),
-        actor: who.token_id,
-        action: "connection.replay".into(),
-        target: id.clone(),
-        detail: json!({ "from": body["from"], "to": body["to"] }),
-    };
-    let queued = app.store.enqueue_replay(&id, from, to, &audit).await?;
-    app.supervisor.work_for([id.as_str()]);
-    tracing::info!(connection_id = %id, queued, "replay queued");
-    let mut answer = view(&record);
-    answer.replay = Some(ReplayOut {
-        raw_events_queued: queued,
-    });
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
-}
-
-fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(super) fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("body is not JSON: {e}")))
 }
@@ -319,7 +276,7 @@ async fn start_job(
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
-fn invalid(field: &str, message: &str) -> ApiError {
+pub(super) fn invalid(field: &str, message: &str) -> ApiError {
     ApiError::bad_request("invalid_request", format!("`{field}` {message}"))
 }
 
@@ -405,7 +362,10 @@ pub async fn archive(
 
 /// The connection, unless archived: an archived connection takes no more changes or jobs
 /// (`409 connection_archived`).
-async fn live(app: &AppState, id: &str) -> Result<crate::store::ConnectionRecord, ApiError> {
+pub(super) async fn live(
+    app: &AppState,
+    id: &str,
+) -> Result<crate::store::ConnectionRecord, ApiError> {
     let record = app
         .store
         .get_connection(id)

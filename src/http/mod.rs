@@ -18,6 +18,8 @@ pub mod openapi_reference;
 mod quality;
 mod query;
 mod read;
+mod refetch;
+mod replay;
 mod serve;
 mod status;
 mod tokens;
@@ -72,7 +74,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/connections/{id}/resume", post(admin::resume))
         .route("/admin/v1/connections/{id}/backfill", post(admin::backfill))
         .route("/admin/v1/connections/{id}/resync", post(admin::resync))
-        .route("/admin/v1/connections/{id}/replay", post(admin::replay))
+        .route("/admin/v1/connections/{id}/replay", post(replay::replay))
+        .route("/admin/v1/connections/{id}/refetch", post(refetch::refetch))
         .route("/admin/v1/cluster", get(cluster::cluster))
         .route("/admin/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/admin/v1/tokens/{token_id}", delete(tokens::revoke))
@@ -89,7 +92,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
     let read = Router::new()
         .route("/v1/merchants/{merchant}/changes", get(read::changes))
-        .route("/v1/merchants/{merchant}/quality_findings", get(quality::list))
+        .route(
+            "/v1/merchants/{merchant}/quality_findings",
+            get(quality::list),
+        )
         .route(
             "/v1/merchants/{merchant}/sync-status",
             get(status::sync_status),

@@ -13,7 +13,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::quality;
 
-use super::{admin, audit, cluster, dead_letters, health, intake, read, status, tokens};
+use super::{
+    admin, audit, cluster, dead_letters, health, intake, read, refetch, replay, status, tokens,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,7 +28,8 @@ use super::{admin, audit, cluster, dead_letters, health, intake, read, status, t
     ),
     paths(
         admin::create, admin::list, admin::get, admin::update, admin::pause, admin::resume,
-        admin::backfill, admin::resync, admin::replay, admin::archive, cluster::cluster,
+        admin::backfill, admin::resync, replay::replay, refetch::refetch, admin::archive,
+        cluster::cluster,
         tokens::create, tokens::list, tokens::revoke, audit::list,
         dead_letters::list, dead_letters::retry, dead_letters::discard,
         read::list_objects, read::get_object, read::versions, read::changes,

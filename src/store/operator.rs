@@ -1,11 +1,12 @@
-//! What operators do through the admin API beyond connections: tokens, the audit log and dead
-//! letters (docs/api.md "Tokens", "Audit log", "Dead letters"). A part of the [`super::Store`]
+//! What operators do through the admin API beyond connections: tokens, the audit log, dead
+//! letters, reads of one object on demand and the replay preview (docs/api.md "Tokens", "Audit log", "Dead letters"). A part of the [`super::Store`]
 //! trait kept apart so the main SQL file need not grow; written once in `sql_operator.rs`.
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{AuditEntry, StoreError};
+use super::{AuditEntry, InboxItem, StoreError};
+use crate::model::ObjectType;
 
 /// What a token may do: `admin` everything, `read` the read API only (maybe one merchant's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,26 @@ pub trait OperatorStore: Send + Sync + 'static {
     /// Puts a dead letter back into the inbox, due now with its attempts reset, audited and
     /// announced to the node that owns its connection. `false` when it is not dead (any more).
     async fn retry_dead_letter(&self, id: i64, audit: &AuditEntry) -> Result<bool, StoreError>;
+
+    /// The raw events a replay of `[from, to]` would queue, in the order it would queue them,
+    /// as inbox items marked `replay` (inbox id 0: nothing is queued). At most `limit`.
+    async fn raw_events_between(
+        &self,
+        connection_id: &str,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxItem>, StoreError>;
+
+    /// Asks for a read of one object from the provider now (real-time priority; a read already
+    /// due later is moved to now), audited and announced to the node that owns the connection.
+    async fn request_refetch(
+        &self,
+        connection_id: &str,
+        object_type: ObjectType,
+        provider_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
 
     /// Drops a dead letter from the inbox, audited; the raw event stays. `false` when it is
     /// not dead (any more).

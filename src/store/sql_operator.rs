@@ -1,4 +1,4 @@
-//! The SQL of [`super::OperatorStore`] (tokens, audit log, dead letters), written once and
+//! The SQL of [`super::OperatorStore`] (tokens, audit log, dead letters, refetches on demand), written once and
 //! expanded for each backend by [`sql_operator_store!`], like `sql.rs` for the main trait.
 //!
 //! Expanded inside a child module of the backend's module (so the store is named
@@ -11,10 +11,11 @@ macro_rules! sql_operator_store {
             use async_trait::async_trait;
             use sqlx::Row;
 
+            use $crate::model::ObjectType;
             use $crate::store::sql::{self, Announce};
             use $crate::store::{
-                AuditEntry, AuditRecord, DeadLetter, OperatorStore, StoreError, TokenRecord,
-                TokenScope,
+                AuditEntry, AuditRecord, DeadLetter, InboxItem, OperatorStore, StoreError,
+                TokenRecord, TokenScope,
             };
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -235,6 +236,70 @@ macro_rules! sql_operator_store {
                     <$store>::announce(&mut tx, Announce::Inbox, &connection).await?;
                     tx.commit().await?;
                     Ok(true)
+                }
+
+                async fn raw_events_between(
+                    &self,
+                    connection_id: &str,
+                    from: i64,
+                    to: i64,
+                    limit: i64,
+                ) -> Result<Vec<InboxItem>, StoreError> {
+                    // The selection and order of `enqueue_replay`.
+                    let rows = sqlx::query(
+                        "SELECT id, provider_event_id, event_type, source, received_at, \
+                         body_zstd FROM raw_events WHERE connection_id = $1 \
+                         AND received_at >= $2 AND received_at <= $3 ORDER BY id LIMIT $4",
+                    )
+                    .bind(connection_id)
+                    .bind(from)
+                    .bind(to)
+                    .bind(limit)
+                    .fetch_all(&self.read)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(InboxItem {
+                                inbox_id: 0,
+                                raw_event_id: row.try_get("id")?,
+                                provider_event_id: row.try_get("provider_event_id")?,
+                                event_type: row.try_get("event_type")?,
+                                source: row.try_get("source")?,
+                                received_at: row.try_get("received_at")?,
+                                attempts: 0,
+                                replay: true,
+                                body: $crate::store::raw_body::decompress(
+                                    &row.try_get::<Vec<u8>, _>("body_zstd")?,
+                                )?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn request_refetch(
+                    &self,
+                    connection_id: &str,
+                    object_type: ObjectType,
+                    provider_id: &str,
+                    audit_entry: &AuditEntry,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.write.begin().await?;
+                    sqlx::query(
+                        "INSERT INTO refetches (connection_id, object_type, provider_id, due_at, \
+                         attempts, first_seen_at, priority) VALUES ($1, $2, $3, $4, 0, $4, 0) \
+                         ON CONFLICT (connection_id, object_type, provider_id) DO UPDATE SET \
+                         due_at = excluded.due_at, priority = 0",
+                    )
+                    .bind(connection_id)
+                    .bind(object_type.as_str())
+                    .bind(provider_id)
+                    .bind(audit_entry.at)
+                    .execute(&mut *tx)
+                    .await?;
+                    audit(&mut tx, audit_entry).await?;
+                    <$store>::announce(&mut tx, Announce::Admin, connection_id).await?;
+                    tx.commit().await?;
+                    Ok(())
                 }
 
                 async fn discard_dead_letter(

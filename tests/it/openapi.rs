@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/admin/v1/connections/{id}/backfill"),
     ("post", "/admin/v1/connections/{id}/resync"),
     ("post", "/admin/v1/connections/{id}/replay"),
+    ("post", "/admin/v1/connections/{id}/refetch"),
     ("delete", "/admin/v1/connections/{id}"),
     ("get", "/admin/v1/cluster"),
     ("post", "/admin/v1/tokens"),

@@ -1,6 +1,7 @@
 //! Operating billsync through the admin API (docs/api.md "Tokens", "Audit log", "Dead letters",
 //! "Archiving a connection"): scoped tokens and tenant isolation, the audit log's actors, dead
-//! letters retried and discarded, archived connections. On both stores.
+//! letters retried and discarded, archived connections, reads of one object on demand. On both
+//! stores.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ both_backends!(
     a_poison_event_is_dead_lettered_then_discarded_with_its_raw_event_kept,
     a_retried_dead_letter_is_applied_and_leaves_the_list,
     an_archived_connection_stops_and_keeps_its_history,
+    a_refetch_reads_one_object_from_the_provider_now,
 );
 
 /// Calls `path` with `token`; answers the status and the JSON body (`null` if none).
@@ -546,5 +548,89 @@ async fn an_archived_connection_stops_and_keeps_its_history(backend: Backend) {
         .filter(|a| a.starts_with("\"connection.archive\""))
         .count();
     assert_eq!(archived, 1);
+    app.stop().await;
+}
+
+/// A change whose webhook never came: the object is stale until an operator asks for it.
+async fn a_refetch_reads_one_object_from_the_provider_now(backend: Backend) {
+    use billsync::simulator::{Clock, SimConfig};
+    let app = spawn_app_with(TestDb::new(backend).await, |c| {
+        c.provider_sync = true;
+        c.confirm_after_secs = 1;
+    })
+    .await;
+    let sim = crate::sim::start_tls_sim(SimConfig {
+        accounts: 1,
+        clock: Clock::Fixed(chrono::Utc::now().timestamp() - 86_400),
+        ..SimConfig::default()
+    })
+    .await;
+    crate::sim::connect(&sim, &app, None).await;
+    let changed = sim.sim.step(10);
+    crate::sim::wait_for("deliveries", 10, || {
+        sim.sim.stats().webhooks_sent as usize >= changed
+    })
+    .await;
+    let account = sim.sim.accounts()[0].clone();
+    crate::chaos::wait_converged(&sim, &app, std::slice::from_ref(&account.merchant_id), 120).await;
+    let truth = sim.sim.truth(false);
+    let customer = truth["accounts"][0]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["stream"] == "customers" && o["deleted"] == false)
+        .expect("a customer")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.sim.set_knobs(&json!({"webhook_drop": 1.0})).unwrap();
+    assert!(sim
+        .sim
+        .edit(0, &customer, &json!({"email": "refetched@example.com"})));
+    let canonical = format!("stripe:{customer}");
+    let email = || async {
+        app.object(&account.merchant_id, "customers", &canonical)
+            .await
+            .map(|o| o["data"]["email"].clone())
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_ne!(
+        email().await,
+        Some(json!("refetched@example.com")),
+        "no webhook came"
+    );
+    let conns = app
+        .get_json(
+            &format!("/admin/v1/connections?merchant_id={}", account.merchant_id),
+            200,
+        )
+        .await;
+    let conn_id = conns["data"][0]["connection_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/admin/v1/connections/{conn_id}/refetch");
+    let r = app
+        .admin_post(&path, &json!({"object_type": "customer", "id": customer}))
+        .await;
+    assert_eq!(r.status().as_u16(), 202);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["id"], canonical.as_str());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while email().await != Some(json!("refetched@example.com")) {
+        assert!(Instant::now() < deadline, "the refetch was not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for bad in [
+        json!({"object_type": "planet", "id": customer}),
+        json!({"object_type": "customer"}),
+        json!({"object_type": "customer", "id": ""}),
+    ] {
+        let r = app.admin_post(&path, &bad).await;
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+    }
+    let audit = app.get_json("/admin/v1/audit", 200).await;
+    assert!(actions(&audit).contains(&format!("\"connection.refetch\" \"{conn_id}\"")));
+    sim.stop();
     app.stop().await;
 }

@@ -33,6 +33,59 @@ async fn replay_after_a_mapping_change_versions_only_changed_objects(backend: Ba
         .exec_raw("UPDATE objects SET data = '{\"email\":\"old-mapping\"}', content_hash = 'old' WHERE id = 'stripe:cus_a'")
         .await
         .unwrap();
+    let replay_path = format!("/admin/v1/connections/{}/replay", conn.id);
+    let range = json!({"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"});
+    // A dry run first: it names the object the replay will change and how, and changes nothing.
+    let versions_before = app.db.count("SELECT COUNT(*) FROM object_versions").await;
+    let inbox_before = app.db.count("SELECT COUNT(*) FROM inbox").await;
+    let audit_before = app.db.count("SELECT COUNT(*) FROM audit_log").await;
+    let mut dry = range.clone();
+    dry["dry_run"] = json!(true);
+    let r = app.admin_post(&replay_path, &dry).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let preview: Value = r.json().await.unwrap();
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(preview["raw_events"], 3);
+    assert_eq!(preview["unmappable"], 0);
+    let previewed: Vec<String> = preview["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(previewed, ["stripe:cus_a"], "{preview}");
+    let change = &preview["changes"][0];
+    assert_eq!(change["version_now"], 1);
+    assert_eq!(change["version_after"], 2);
+    let fields = change["fields"].as_array().unwrap();
+    assert!(
+        fields.contains(&json!("email")) && fields.contains(&json!("name")),
+        "{change}"
+    );
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) FROM object_versions").await,
+        versions_before
+    );
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) FROM inbox").await,
+        inbox_before
+    );
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) FROM audit_log").await,
+        audit_before
+    );
+    let still = app
+        .object(&conn.merchant_id, "customers", "stripe:cus_a")
+        .await
+        .unwrap();
+    assert_eq!(
+        still["data"]["email"], "old-mapping",
+        "the dry run wrote nothing"
+    );
+    let mut bad_flag = range.clone();
+    bad_flag["dry_run"] = json!("yes");
+    let r = app.admin_post(&replay_path, &bad_flag).await;
+    assert_eq!(r.status().as_u16(), 400);
     let r = app
         .admin_post(
             &format!("/admin/v1/connections/{}/replay", conn.id),
@@ -45,6 +98,12 @@ async fn replay_after_a_mapping_change_versions_only_changed_objects(backend: Ba
         3
     );
     app.settle().await;
+    // Exactly the previewed objects got new versions.
+    let changed = app
+        .db
+        .count("SELECT COUNT(*) FROM object_versions WHERE version > 1")
+        .await;
+    assert_eq!(changed, previewed.len() as i64);
     let a = app
         .object(&conn.merchant_id, "customers", "stripe:cus_a")
         .await
