@@ -13,6 +13,7 @@ mod cluster_routing;
 mod crash;
 #[cfg(feature = "sqs")]
 mod db_proxy;
+mod deploy;
 mod edges;
 mod helpers;
 mod http_edges;
