@@ -143,7 +143,7 @@ pub async fn connect(config: Config, args: ConnectArgs) -> anyhow::Result<ExitCo
         "api_version": args.api_version,
     });
     let record = connections
-        .create(&body, "cli")
+        .create(&body, &cli_actor())
         .await
         .context("cannot register the connection")?;
     let view = billsync::connections::view(&record);
@@ -189,4 +189,14 @@ pub async fn doctor(config: Config, args: DoctorArgs) -> anyhow::Result<ExitCode
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The audit log's actor for a CLI command that acts on the store directly (docs/api.md "Audit
+/// log"): `cli:` and the OS user running it (`$USER`, else `$LOGNAME`, else `unknown`).
+fn cli_actor() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("cli:{user}")
 }

@@ -11,7 +11,7 @@ use crate::api::{AuditEntryOut, AuditListOut};
 use crate::model::time::micros_to_rfc3339;
 
 /// Admin actions after `after`, oldest first.
-#[utoipa::path(get, path = "/admin/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "audit", operation_id = "list_audit",
     params(
         ("after" = Option<i64>, Query, minimum = 0, description = "The `next_after` of the previous page (a `seq`)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),

@@ -17,7 +17,7 @@ use crate::model::time::{micros_to_rfc3339, now_micros};
 use crate::store::{AuditEntry, DeadLetter};
 
 /// Dead letters in id order, optionally one connection's.
-#[utoipa::path(get, path = "/admin/v1/dead_letters", tag = "dead_letters",
+#[utoipa::path(get, path = "/admin/v1/dead_letters", tag = "dead_letters", operation_id = "list_dead_letters",
     params(
         ("connection_id" = Option<String>, Query, description = "Only this connection's"),
         ("after" = Option<i64>, Query, minimum = 0, description = "The `next_after` of the previous page"),
@@ -46,7 +46,7 @@ pub async fn list(
 }
 
 /// Put a dead letter back into the inbox, due now, its attempts counted afresh.
-#[utoipa::path(post, path = "/admin/v1/dead_letters/{id}/retry", tag = "dead_letters",
+#[utoipa::path(post, path = "/admin/v1/dead_letters/{id}/retry", tag = "dead_letters", operation_id = "retry_dead_letter",
     params(("id" = i64, Path, description = "The dead letter's id")),
     responses(
         (status = 202, description = "Back in the inbox", body = DeadLetterActionOut),
@@ -73,7 +73,7 @@ pub async fn retry(
 }
 
 /// Drop a dead letter from the inbox; its raw event stays (replay can still use it).
-#[utoipa::path(post, path = "/admin/v1/dead_letters/{id}/discard", tag = "dead_letters",
+#[utoipa::path(post, path = "/admin/v1/dead_letters/{id}/discard", tag = "dead_letters", operation_id = "discard_dead_letter",
     params(("id" = i64, Path, description = "The dead letter's id")),
     responses(
         (status = 200, description = "Discarded", body = DeadLetterActionOut),

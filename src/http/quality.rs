@@ -17,7 +17,7 @@ use crate::model::ObjectType;
 use crate::store::{FindingKey, FindingQuery, FindingRecord};
 
 /// A merchant's data-quality findings, oldest first.
-#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/quality_findings", tag = "objects",
+#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/quality_findings", tag = "objects", operation_id = "list_quality_findings",
     params(
         ("merchant_id" = String, Path),
         ("object_type" = Option<ObjectType>, Query, description = "Only findings on objects of this kind"),

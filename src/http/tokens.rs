@@ -18,7 +18,7 @@ use crate::model::time::{micros_to_rfc3339, now_micros};
 use crate::store::{AuditEntry, TokenRecord, TokenScope};
 
 /// Make a token. The answer is the only time the token is shown.
-#[utoipa::path(post, path = "/admin/v1/tokens", tag = "tokens",
+#[utoipa::path(post, path = "/admin/v1/tokens", tag = "tokens", operation_id = "create_token",
     request_body = TokenIn,
     responses((status = 201, description = "Made; keep `token` now", body = TokenCreatedOut)))]
 pub async fn create(
@@ -71,7 +71,7 @@ pub async fn create(
 }
 
 /// Every token, revoked ones included; never a secret.
-#[utoipa::path(get, path = "/admin/v1/tokens", tag = "tokens",
+#[utoipa::path(get, path = "/admin/v1/tokens", tag = "tokens", operation_id = "list_tokens",
     responses((status = 200, body = TokenListOut)))]
 pub async fn list(State(app): State<AppState>) -> Result<Json<TokenListOut>, ApiError> {
     let tokens = app.store.list_tokens().await?;
@@ -81,7 +81,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<TokenListOut>, Api
 }
 
 /// Revoke a token: its next call, on any node, gets `401`.
-#[utoipa::path(delete, path = "/admin/v1/tokens/{token_id}", tag = "tokens",
+#[utoipa::path(delete, path = "/admin/v1/tokens/{token_id}", tag = "tokens", operation_id = "revoke_token",
     params(("token_id" = String, Path, description = "The token id")),
     responses(
         (status = 204, description = "Revoked"),

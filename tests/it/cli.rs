@@ -324,6 +324,7 @@ fn a_secret_key_that_cannot_open_the_stored_secrets_stops_the_node_naming_key_an
     let env_first = [
         ("BILLSYNC_DATABASE_URL", url.as_str()),
         ("BILLSYNC_DATA_DIR", first.to_str().unwrap()),
+        ("USER", "ops-alice"),
     ];
     let out = billsync(
         &[
@@ -344,6 +345,19 @@ fn a_secret_key_that_cannot_open_the_stored_secrets_stops_the_node_naming_key_an
     assert!(out.status.success(), "{}", stderr(&out));
     let view: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = view["connection_id"].as_str().unwrap().to_owned();
+    // The CLI acted on the store directly: the audit log names it and the OS user.
+    let actors: Vec<(String, String)> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_as("SELECT actor, action FROM audit_log")
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        actors,
+        [("cli:ops-alice".to_owned(), "connection.create".to_owned())]
+    );
 
     // Another data directory makes another key, which cannot open the stored secrets.
     let second = dir.path().join("second");

@@ -234,8 +234,8 @@ fn dockerfile_passes_hadolint_and_keeps_its_properties() {
     let last_stage = text.rsplit("\nFROM ").next().unwrap();
     let user = last_stage
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("USER "))
         .expect("the runtime stage sets USER");
     let uid = user.split(':').next().unwrap();
     assert!(
