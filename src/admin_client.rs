@@ -230,8 +230,10 @@ impl AdminClient {
             eprintln!("a backfill is already running for {connection}; following it");
         }
         let bar = ProgressBar::new(1000);
+        // The percentage is part of the message, so it and the counts change in one redraw;
+        // `wide_msg` cuts the line at the terminal's width.
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:40}] {percent:>3}% {msg}")
+            ProgressStyle::with_template("{spinner} [{bar:20}] {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
@@ -240,15 +242,8 @@ impl AdminClient {
             let Some(p) = view.backfill else {
                 return Err(self.bad_answer(200, "a connection with a backfill"));
             };
+            bar.set_message(progress_line(&p));
             bar.set_position((p.fraction_done.unwrap_or(0.0) * 1000.0) as u64);
-            let eta = p.eta_secs.map_or("?".to_owned(), |s| format!("{s}s"));
-            bar.set_message(format!(
-                "{} objects, {} pages, {} req, {:.0} obj/s, ETA {eta}",
-                p.objects,
-                p.pages.unwrap_or(0),
-                p.requests.unwrap_or(0),
-                p.rate_per_sec
-            ));
             match p.state.as_str() {
                 "done" => {
                     bar.finish();
@@ -263,6 +258,33 @@ impl AdminClient {
                 _ => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
+    }
+}
+
+/// A backfill's progress in at most 56 columns (80 with the spinner and bar): percentage,
+/// objects, requests, pace and time left, large numbers shortened (`12.3M`).
+pub fn progress_line(p: &JobProgressOut) -> String {
+    let pct = (p.fraction_done.unwrap_or(0.0) * 100.0).clamp(0.0, 100.0);
+    let eta = match p.eta_secs {
+        None => "?".to_owned(),
+        Some(s) if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        Some(s) if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        Some(s) => format!("{s}s"),
+    };
+    format!(
+        "{pct:>3.0}% {} obj {} req {}/s ETA {eta}",
+        short(p.objects),
+        short(p.requests.unwrap_or(0)),
+        short(p.rate_per_sec.max(0.0) as i64),
+    )
+}
+
+/// A count in at most 6 characters: `999999`, `1.2M`, `12.3G`.
+fn short(n: i64) -> String {
+    match n {
+        ..=999_999 => n.to_string(),
+        ..=999_999_999 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.1}G", n as f64 / 1e9),
     }
 }
 
@@ -299,6 +321,38 @@ fn refused(status: u16, body: &Value) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_line_fits_80_columns_whatever_the_numbers() {
+        let mut p = JobProgressOut {
+            state: "running".into(),
+            objects: 250_000_000,
+            rate_per_sec: 123_456.7,
+            eta_secs: Some(1_000_000),
+            job: None,
+            pages: Some(9_999_999),
+            requests: Some(9_999_999_999),
+            fraction_done: Some(0.371),
+            windows: None,
+            windows_done: None,
+            since: None,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            streams: Default::default(),
+        };
+        let line = progress_line(&p);
+        // The spinner, a space, the 22-column bar and a space come before it.
+        assert!(line.len() + 24 <= 80, "{} columns: {line}", line.len() + 24);
+        assert!(line.starts_with(" 37% 250.0M obj 10.0G req"), "{line}");
+        assert!(line.ends_with("ETA 277h46m"), "{line}");
+        p.eta_secs = None;
+        p.fraction_done = None;
+        assert_eq!(
+            progress_line(&p),
+            "  0% 250.0M obj 10.0G req 123456/s ETA ?"
+        );
+    }
 
     #[test]
     fn since_takes_dates_and_times() {
