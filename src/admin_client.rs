@@ -281,10 +281,12 @@ pub fn progress_line(p: &JobProgressOut) -> String {
 
 /// A count in at most 6 characters: `999999`, `1.2M`, `12.3G`.
 fn short(n: i64) -> String {
-    match n {
-        ..=999_999 => n.to_string(),
-        ..=999_999_999 => format!("{:.1}M", n as f64 / 1e6),
-        _ => format!("{:.1}G", n as f64 / 1e9),
+    if n < 1_000_000 {
+        n.to_string()
+    } else if n < 1_000_000_000 {
+        format!("{:.1}M", n as f64 / 1e6)
+    } else {
+        format!("{:.1}G", n as f64 / 1e9)
     }
 }
 
