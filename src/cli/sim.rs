@@ -1,5 +1,6 @@
-//! `billsync sim serve` (the provider simulator, registering its accounts with a node) and
-//! `billsync sim verify` (every simulated object against the node's read API).
+//! `billsync sim serve` (the provider simulator, registering its accounts with a node),
+//! `billsync sim verify` (every simulated object against the node's read API) and `billsync sim
+//! trigger` (one named lifecycle step on a running simulator).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,9 @@ pub enum SimCommand {
     Serve(SimServeArgs),
     /// Compare every simulated object with billsync's read API; exit 0 only when none diverge.
     Verify(SimVerifyArgs),
+    /// Make a running simulator perform one named lifecycle step and deliver its webhooks
+    /// (like `stripe trigger`), e.g. `invoice.paid`; what it needs is made first.
+    Trigger(SimTriggerArgs),
 }
 
 #[derive(clap::Args)]
@@ -64,11 +68,54 @@ pub struct SimVerifyArgs {
     limit: usize,
 }
 
+#[derive(clap::Args)]
+pub struct SimTriggerArgs {
+    /// The lifecycle step, by its Stripe event name (each provider's simulator sends its own
+    /// events for it): customer.created, customer.updated, customer.deleted,
+    /// customer.subscription.created, customer.subscription.deleted, invoice.created,
+    /// invoice.finalized, invoice.paid, invoice.marked_uncollectible, invoice.voided,
+    /// charge.succeeded,
+    /// charge.refunded, credit_note.created.
+    event: String,
+    /// The simulator's address (`127.0.0.1:12111` or a URL).
+    #[arg(long, default_value = "127.0.0.1:12111")]
+    sim: String,
+    /// Which of the simulator's accounts (0 is the first).
+    #[arg(long, default_value_t = 0)]
+    account: usize,
+}
+
 pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
     match command {
         SimCommand::Serve(args) => serve(args).await,
         SimCommand::Verify(args) => verify(args).await,
+        SimCommand::Trigger(args) => trigger(args).await,
     }
+}
+
+async fn trigger(args: SimTriggerArgs) -> anyhow::Result<ExitCode> {
+    let base = if args.sim.starts_with("http") {
+        args.sim.clone()
+    } else {
+        format!("http://{}", args.sim)
+    };
+    let client = billsync::admin_client::AdminClient::new(&base, "")?;
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("event", &args.event)
+        .append_pair("account", &args.account.to_string())
+        .finish();
+    let (status, answer) = client
+        .post(&format!("/_sim/trigger?{query}"), None, &[200, 400])
+        .await?;
+    if status == 400 {
+        let why = answer["error"]["message"].as_str().unwrap_or("refused");
+        anyhow::bail!("the simulator refused the trigger: {why}");
+    }
+    println!(
+        "{}: {} events made on account {} and their webhooks sent",
+        args.event, answer["events"], args.account
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn verify(args: SimVerifyArgs) -> anyhow::Result<ExitCode> {

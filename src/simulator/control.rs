@@ -20,6 +20,7 @@ pub fn router(sim: Sim) -> Router {
         .route("/_sim/stats", get(stats))
         .route("/_sim/knobs", get(knobs).post(set_knobs))
         .route("/_sim/step", post(step))
+        .route("/_sim/trigger", post(trigger))
         .route("/_sim/sample_webhook", get(sample_webhook))
         .merge(personality::routes())
         .with_state(sim)
@@ -62,6 +63,37 @@ async fn step(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Json<Value> {
         .unwrap_or(1usize)
         .min(100_000);
     Json(json!({ "changed": sim.step(n) }))
+}
+
+/// `POST /_sim/trigger?event=invoice.paid&account=0`: one named lifecycle step, delivered.
+async fn trigger(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
+    let params = params(q.as_deref());
+    let event = params.get("event").map(String::as_str).unwrap_or("");
+    let account = match params.get("account").map(|a| a.parse::<usize>()) {
+        None => 0,
+        Some(Ok(a)) => a,
+        Some(Err(_)) => return refuse("`account` must be an account number".into()),
+    };
+    if !super::TRIGGERS.contains(&event) {
+        return refuse(format!(
+            "unknown event `{event}`; known: {}",
+            super::TRIGGERS.join(", ")
+        ));
+    }
+    match sim.trigger(account, event) {
+        Some(events) => {
+            Json(json!({ "event": event, "account": account, "events": events })).into_response()
+        }
+        None => refuse(format!("no account {account}")),
+    }
+}
+
+fn refuse(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"message": message}})),
+    )
+        .into_response()
 }
 
 /// A webhook of the first account signed now, for checking a client's verifier.

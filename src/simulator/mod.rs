@@ -33,6 +33,7 @@ use crate::providers::ProviderKind;
 use delivery::Delivery;
 use knobs::Bucket;
 use personality::Personality;
+pub use scenario::TRIGGERS;
 use scenario::{Change, Generator};
 use state::{Ledger, SimEvent};
 
@@ -381,22 +382,39 @@ impl Sim {
         for i in 0..w.accounts.len() {
             for _ in 0..n {
                 let changes = w.accounts[i].generator.step();
-                for c in changes {
-                    let acc = &mut w.accounts[i];
-                    let at = acc.next_micros(c.at);
-                    let Some(c) = acc.personality().translate(c, at) else {
-                        continue;
-                    };
-                    let events_before = acc.ledger.events.len();
-                    let deliveries = record(acc, c, at);
-                    changed += acc.ledger.events.len() - events_before;
-                    for delivery in deliveries {
-                        let _ = self.deliveries.send(Delivery {
-                            account: i,
-                            ..delivery
-                        });
-                    }
-                }
+                changed += self.perform(&mut w, i, changes);
+            }
+        }
+        changed
+    }
+
+    /// Performs the lifecycle step named `event` (one of [`scenario::TRIGGERS`]) on account
+    /// `account`, making what it needs first, and delivers its webhooks: `billsync sim
+    /// trigger`. Answers the number of events made; `None` for an unknown event or account.
+    pub fn trigger(&self, account: usize, event: &str) -> Option<usize> {
+        let mut w = self.world();
+        let changes = w.accounts.get_mut(account)?.generator.trigger(event)?;
+        Some(self.perform(&mut w, account, changes))
+    }
+
+    /// Records `changes` on account `i` in its personality's shapes and sends their webhooks;
+    /// answers the number of events made.
+    fn perform(&self, w: &mut World, i: usize, changes: Vec<Change>) -> usize {
+        let mut changed = 0;
+        for c in changes {
+            let acc = &mut w.accounts[i];
+            let at = acc.next_micros(c.at);
+            let Some(c) = acc.personality().translate(c, at) else {
+                continue;
+            };
+            let events_before = acc.ledger.events.len();
+            let deliveries = record(acc, c, at);
+            changed += acc.ledger.events.len() - events_before;
+            for delivery in deliveries {
+                let _ = self.deliveries.send(Delivery {
+                    account: i,
+                    ..delivery
+                });
             }
         }
         changed

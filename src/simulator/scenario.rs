@@ -20,6 +20,24 @@ pub struct Change {
     pub at: i64,
 }
 
+/// The lifecycle steps `billsync sim trigger` can perform, by their Stripe event names (each
+/// provider's personality delivers its own events for them).
+pub const TRIGGERS: &[&str] = &[
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.subscription.created",
+    "customer.subscription.deleted",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.marked_uncollectible",
+    "invoice.voided",
+    "charge.succeeded",
+    "charge.refunded",
+    "credit_note.created",
+];
+
 /// Where a generator's time comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {
@@ -108,13 +126,83 @@ impl Generator {
             28..=42 => self.new_subscription(t),
             43..=57 if !self.drafts.is_empty() => self.finalize(t),
             58..=72 if !self.open.is_empty() => self.pay(t),
-            73..=77 if !self.open.is_empty() => self.close_unpaid(t),
+            73..=77 if !self.open.is_empty() => self.close_unpaid(t, None),
             78..=85 if !self.charges.is_empty() => self.refund(t),
             86..=91 if !self.paid.is_empty() => self.credit_note(t),
             92..=96 if !self.subscriptions.is_empty() => self.cancel(t),
             97..=99 if self.customers.len() > 3 => self.delete_customer(t),
             _ => vec![self.new_customer(t)],
         }
+    }
+
+    /// Performs the lifecycle step named by `event` (`billsync sim trigger`), first making what
+    /// it needs (a customer, a subscription with its draft invoice, an open or paid invoice, a
+    /// charge), as `stripe trigger` makes its fixtures. `None` for a name it does not know.
+    pub fn trigger(&mut self, event: &str) -> Option<Vec<Change>> {
+        let mut out = Vec::new();
+        let t = self.now();
+        let needs_customer = event != "customer.created" && self.customers.is_empty();
+        if needs_customer && TRIGGERS.contains(&event) {
+            out.push(self.new_customer(t));
+        }
+        let mut steps: Vec<Change> = match event {
+            "customer.created" => vec![self.new_customer(t)],
+            "customer.updated" => vec![self.update_customer(t)],
+            "customer.deleted" => self.delete_customer(t),
+            "customer.subscription.created" | "invoice.created" => self.new_subscription(t),
+            "customer.subscription.deleted" => {
+                if self.subscriptions.is_empty() {
+                    out.extend(self.new_subscription(t));
+                }
+                self.cancel(t)
+            }
+            "invoice.finalized" => {
+                if self.drafts.is_empty() {
+                    out.extend(self.new_subscription(t));
+                }
+                self.finalize(t)
+            }
+            "invoice.paid"
+            | "charge.succeeded"
+            | "invoice.marked_uncollectible"
+            | "invoice.voided" => {
+                if self.open.is_empty() {
+                    if self.drafts.is_empty() {
+                        out.extend(self.new_subscription(t));
+                    }
+                    out.extend(self.finalize(t));
+                }
+                match event {
+                    "invoice.marked_uncollectible" => self.close_unpaid(t, Some(false)),
+                    "invoice.voided" => self.close_unpaid(t, Some(true)),
+                    _ => self.pay(t),
+                }
+            }
+            "charge.refunded" | "credit_note.created" => {
+                let missing = if event == "charge.refunded" {
+                    self.charges.is_empty()
+                } else {
+                    self.paid.is_empty()
+                };
+                if missing {
+                    if self.open.is_empty() {
+                        if self.drafts.is_empty() {
+                            out.extend(self.new_subscription(t));
+                        }
+                        out.extend(self.finalize(t));
+                    }
+                    out.extend(self.pay(t));
+                }
+                if event == "charge.refunded" {
+                    self.refund(t)
+                } else {
+                    self.credit_note(t)
+                }
+            }
+            _ => return None,
+        };
+        out.append(&mut steps);
+        Some(out)
     }
 
     fn customer_json(&mut self, id: &str, created: i64) -> Value {
@@ -321,10 +409,13 @@ impl Generator {
         ]
     }
 
-    fn close_unpaid(&mut self, t: i64) -> Vec<Change> {
+    /// Voids (`Some(true)`), marks uncollectible (`Some(false)`) or either (`None`, 60% void)
+    /// an open invoice.
+    fn close_unpaid(&mut self, t: i64, void: Option<bool>) -> Vec<Change> {
         let i = self.pick(self.open.len());
         let mut inv = self.open.swap_remove(i);
-        let (status, field, event) = if self.rng.gen_bool(0.6) {
+        let void = void.unwrap_or_else(|| self.rng.gen_bool(0.6));
+        let (status, field, event) = if void {
             ("void", "voided_at", "invoice.voided")
         } else {
             (
@@ -478,6 +569,18 @@ fn invoice_change(inv: Value, event_type: &'static str, at: i64) -> Change {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_trigger_performs_its_step_from_an_empty_account() {
+        for t in TRIGGERS {
+            let mut g = Generator::new(7, 0, Clock::Fixed(1_700_000_000));
+            let changes = g.trigger(t).unwrap_or_else(|| panic!("{t} unknown"));
+            let types: Vec<&str> = changes.iter().map(|c| c.event_type).collect();
+            assert!(types.contains(t), "{t} made {types:?}");
+        }
+        let mut g = Generator::new(7, 0, Clock::Fixed(1_700_000_000));
+        assert!(g.trigger("invoice.teleported").is_none());
+    }
 
     #[test]
     fn same_seed_same_steps_other_seed_other_steps() {

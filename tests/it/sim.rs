@@ -493,3 +493,74 @@ async fn replayed_deliveries_keep_their_old_timestamp_and_store_nothing_new() {
     sim.stop();
     app.stop().await;
 }
+
+/// `billsync sim trigger invoice.paid` on a running simulator: the fixtures it needs are made,
+/// and the paid invoice reaches billsync through its webhooks. An unknown step is refused with
+/// the list of known ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_performs_one_named_step_and_delivers_it() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let sim = start_sim(SimConfig::default()).await;
+    connect(&sim, &app, None).await;
+    let merchant = sim.sim.accounts()[0].merchant_id.clone();
+    let addr = sim.addr.to_string();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_billsync"))
+                .args(&args)
+                .env_remove("RUST_BACKTRACE")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(vec![
+        "sim".into(),
+        "trigger".into(),
+        "invoice.paid".into(),
+        "--sim".into(),
+        addr.clone(),
+    ])
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("invoice.paid: "), "{stdout}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let invoices = app
+            .get_json(&format!("/v1/merchants/{merchant}/invoices"), 200)
+            .await;
+        let paid = invoices["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["data"]["status"] == "paid")
+            .count();
+        if paid == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no paid invoice: {invoices}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = run(vec![
+        "sim".into(),
+        "trigger".into(),
+        "invoice.teleported".into(),
+        "--sim".into(),
+        addr,
+    ])
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("unknown event `invoice.teleported`") && stderr.contains("invoice.paid"),
+        "{stderr}"
+    );
+    sim.stop();
+    app.stop().await;
+}
