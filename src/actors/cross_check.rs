@@ -1,9 +1,10 @@
 //! Cross-object data-quality checks, run after each committed apply batch for the objects it
-//! gave a new version (`crate::group_commit::Committer::apply` calls [`after_apply`]).
+//! gave a new version (`crate::group_commit::Committer::apply` hands them to the
+//! [`CrossChecker`], which runs [`after_apply`] off the apply path).
 //!
 //! Why here and not in a periodic pass: the objects that can change a cross-object finding are
 //! exactly the batch's new versions and their neighbours, so checking them as they arrive costs
-//! a fixed number of queries per batch (three batched reads and one write transaction, whatever
+//! a fixed number of queries per pass (three batched reads and one write transaction, whatever
 //! the batch size) instead of a scan of every connection's objects, and a finding is listed
 //! within the apply's latency. Why after the commit and not in it: the findings of *other*
 //! objects change too (an invoice whose customer arrives later loses its
@@ -41,6 +42,76 @@ pub struct Written {
     /// The provider's name, the prefix of canonical ids (`stripe`).
     pub provider: String,
     pub keys: Vec<Key>,
+}
+
+/// Most batches waiting for the checker; past this a batch's checks are skipped (logged), and
+/// its objects are checked again when they next change.
+const QUEUE: usize = 4_096;
+
+/// Most new versions one pass checks: what waited is merged per connection up to this.
+const PASS_KEYS: usize = 5_000;
+
+/// Runs the checks off the apply path: one task per node fed by a bounded queue, so an apply
+/// (and the webhook or backfill behind it) never waits for them. Batches that queued while a
+/// pass ran are merged per connection into the next pass, so a backfill's thousands of small
+/// batches cost a few large passes. Connections are owned by one node, so a connection's
+/// passes run one after another, in commit order.
+#[derive(Clone)]
+pub struct CrossChecker {
+    queue: tokio::sync::mpsc::Sender<Written>,
+}
+
+impl CrossChecker {
+    /// Starts the checker's task; it ends when every clone is dropped.
+    pub fn spawn(store: std::sync::Arc<dyn Store>) -> Self {
+        let (queue, rx) = tokio::sync::mpsc::channel(QUEUE);
+        tokio::spawn(run(store, rx));
+        CrossChecker { queue }
+    }
+
+    /// Queues a committed batch's new versions for checking.
+    pub fn submit(&self, batch: Written) {
+        if batch.keys.is_empty() {
+            return;
+        }
+        if let Err(e) = self.queue.try_send(batch) {
+            let w = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(w)
+                | tokio::sync::mpsc::error::TrySendError::Closed(w) => w,
+            };
+            tracing::warn!(connection_id = %w.connection_id, objects = w.keys.len(),
+                "cross-object quality checks skipped (checker busy); they run when these objects change");
+        }
+    }
+}
+
+async fn run(store: std::sync::Arc<dyn Store>, mut rx: tokio::sync::mpsc::Receiver<Written>) {
+    while let Some(first) = rx.recv().await {
+        let mut merged: HashMap<String, Written> = HashMap::new();
+        let mut keys = 0;
+        let mut next = Some(first);
+        while let Some(w) = next.take() {
+            keys += w.keys.len();
+            match merged.get_mut(&w.connection_id) {
+                Some(m) => m.keys.extend(w.keys),
+                None => {
+                    merged.insert(w.connection_id.clone(), w);
+                }
+            }
+            if keys < PASS_KEYS {
+                next = rx.try_recv().ok();
+            }
+        }
+        for mut w in merged.into_values() {
+            w.keys
+                .sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+            w.keys.dedup();
+            if let Err(e) = after_apply(store.as_ref(), &w).await {
+                tracing::warn!(connection_id = %w.connection_id, error = %e,
+                    "cross-object quality checks failed; they run again when these objects change");
+            }
+        }
+    }
 }
 
 /// Re-checks the cross-object findings the batch can have changed and records them.

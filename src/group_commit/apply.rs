@@ -42,8 +42,8 @@ pub struct Committer {
     /// The shard lease every batch submitted through this clone carries (a pair actor's
     /// own clone, [`Committer::fenced`]); `None` on a store that serves one node.
     fence: Option<Fence>,
-    /// For the cross-object quality checks that follow each commit.
-    store: Arc<dyn Store>,
+    /// The cross-object quality checks that follow each commit, off the apply path.
+    checker: cross_check::CrossChecker,
 }
 
 impl Committer {
@@ -60,7 +60,7 @@ impl Committer {
                 1024,
             ),
             fence: None,
-            store,
+            checker: cross_check::CrossChecker::spawn(store),
         }
     }
 
@@ -69,13 +69,13 @@ impl Committer {
         Committer {
             batcher: self.batcher.clone(),
             fence,
-            store: self.store.clone(),
+            checker: self.checker.clone(),
         }
     }
 
     /// Commits the batch (with others submitted at the same time). Same contract as
     /// [`Store::apply`]. Once committed, the cross-object quality checks of its new versions
-    /// run (`crate::actors::cross_check`); their failure is logged, never the apply's.
+    /// are queued (`crate::actors::cross_check`); they never hold up or fail the apply.
     pub async fn apply(&self, mut batch: ApplyBatch) -> Result<(), StoreError> {
         batch.fence = self.fence;
         let written = written(&batch);
@@ -89,10 +89,7 @@ impl Committer {
             metrics::counter!("billsync_fenced_writes_total").increment(1);
         }
         if result.is_ok() {
-            if let Err(e) = cross_check::after_apply(self.store.as_ref(), &written).await {
-                tracing::warn!(connection_id = %written.connection_id, error = %e,
-                    "cross-object quality checks failed; they run again when these objects change");
-            }
+            self.checker.submit(written);
         }
         result
     }
