@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced by scripts/test after scripts/ensure-postgres.sh (whose pg_on_exit it uses when
-# present): starts moto's SQS server on 127.0.0.1 for the SQS intake tests (tests/it/sqs_intake.rs)
+# present): starts moto's server on 127.0.0.1, which serves SQS for the SQS intake tests
+# (tests/it/sqs_intake.rs) and S3, with Object Lock, for the raw archive's (tests/it/archive.rs),
 # and exports
 #   BILLSYNC_TEST_SQS_ENDPOINT  http://127.0.0.1:PORT
 #   AWS_ENDPOINT_URL            the same, so billsync's standard AWS loader reaches it
@@ -59,7 +60,7 @@ ensure_moto() {
   export BILLSYNC_TEST_SQS_ENDPOINT="http://127.0.0.1:$port"
   export AWS_ENDPOINT_URL="$BILLSYNC_TEST_SQS_ENDPOINT"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-  moto_say "moto $MOTO_VERSION serves SQS on $BILLSYNC_TEST_SQS_ENDPOINT (pid $MOTO_PID)"
+  moto_say "moto $MOTO_VERSION serves SQS and S3 on $BILLSYNC_TEST_SQS_ENDPOINT (pid $MOTO_PID)"
 }
 
 ensure_moto

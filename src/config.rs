@@ -124,6 +124,19 @@ pub struct Config {
     pub intake: IntakeMode,
     /// The SQS intake queue's URL (`BILLSYNC_SQS_QUEUE_URL`); needed when `intake` is `sqs`.
     pub sqs_queue_url: Option<String>,
+    /// The S3 bucket raw events are archived to (`BILLSYNC_ARCHIVE_BUCKET`, docs/archive.md);
+    /// unset: no archive, raw events stay in the database.
+    pub archive_bucket: Option<String>,
+    /// Key prefix of the archive in its bucket (`BILLSYNC_ARCHIVE_PREFIX`).
+    pub archive_prefix: String,
+    /// Length of an archive time partition, seconds (`BILLSYNC_ARCHIVE_PARTITION_SECS`).
+    pub archive_partition_secs: u64,
+    /// Archived raw events younger than this stay in the database, seconds
+    /// (`BILLSYNC_ARCHIVE_HOT_WINDOW_SECS`).
+    pub archive_hot_window_secs: u64,
+    /// Seconds between `serve`'s archive passes; 0: only `billsync archive` archives
+    /// (`BILLSYNC_ARCHIVE_INTERVAL_SECS`).
+    pub archive_interval_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -170,6 +183,11 @@ impl Default for Config {
             http_max_connections: 0,
             intake: IntakeMode::Direct,
             sqs_queue_url: None,
+            archive_bucket: None,
+            archive_prefix: "billsync".into(),
+            archive_partition_secs: 86_400,
+            archive_hot_window_secs: 90 * 86_400,
+            archive_interval_secs: 3_600,
         }
     }
 }
@@ -246,6 +264,22 @@ impl Config {
             });
         }
         self.sqs_intake_queue()?;
+        if self.archive_partition_secs == 0 {
+            return Err(ConfigError::Invalid {
+                name: "BILLSYNC_ARCHIVE_PARTITION_SECS",
+                reason: "an archive partition of 0 seconds is empty: use at least 1 (default \
+                         86400, a day)"
+                    .into(),
+            });
+        }
+        if self.archive_bucket.is_some() && !cfg!(feature = "archive") {
+            return Err(ConfigError::Invalid {
+                name: "BILLSYNC_ARCHIVE_BUCKET",
+                reason: "the archive needs a build with the `archive` cargo feature (on by \
+                         default); this one was built without it: unset it or rebuild"
+                    .into(),
+            });
+        }
         Ok(())
     }
 

@@ -18,6 +18,10 @@ pub const COMMIT: &str = env!("BILLSYNC_COMMIT");
 pub mod actors;
 pub mod admin_client;
 pub mod api;
+#[cfg(feature = "archive")]
+pub mod archive;
+#[cfg(any(feature = "sqs", feature = "archive"))]
+pub mod aws_env;
 pub mod cluster;
 pub mod config;
 pub mod connections;
@@ -224,6 +228,24 @@ pub async fn run(
         cancel.clone(),
     )
     .await?;
+    // The raw archive (docs/archive.md): replays past the hot window read it, and this node
+    // archives and trims every `archive_interval_secs`.
+    #[cfg(feature = "archive")]
+    let archive = match archive::ArchiveSettings::from_config(&config) {
+        Some(settings) => Some(archive::Archive::connect(store.clone(), settings).await),
+        None => None,
+    };
+    #[cfg(feature = "archive")]
+    let archive_task = archive
+        .clone()
+        .filter(|_| config.archive_interval_secs > 0)
+        .map(|a| {
+            tokio::spawn(archive::schedule::run(
+                a,
+                Duration::from_secs(config.archive_interval_secs),
+                cancel.clone(),
+            ))
+        });
     let state = AppState {
         store: store.clone(),
         connections,
@@ -233,6 +255,8 @@ pub async fn run(
         metrics: telemetry::metrics_handle(),
         tolerance_secs: config.webhook_tolerance_secs,
         membership,
+        #[cfg(feature = "archive")]
+        archive,
     };
     let app = http::router(state);
     let open_files = http::fdlimit::raise_open_file_limit().unwrap_or_else(|e| {
@@ -266,6 +290,10 @@ pub async fn run(
         let _ = keeper.await;
     }
     let _ = gauge_task.await;
+    #[cfg(feature = "archive")]
+    if let Some(task) = archive_task {
+        let _ = task.await;
+    }
     tracing::info!("billsync stopped");
     Ok(served?)
 }

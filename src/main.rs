@@ -51,6 +51,10 @@ enum Command {
     /// Check each connection against its provider: API reachable over TLS, credentials
     /// accepted, API version known, webhook secrets, last event. Exits 1 when a check fails.
     Doctor(cli::node::DoctorArgs),
+    /// Archive closed time partitions of raw events to S3 and trim them past the hot window
+    /// (docs/archive.md); `archive verify` checks the archive.
+    #[cfg(feature = "archive")]
+    Archive(cli::archive::ArchiveArgs),
     /// Print the effective configuration (file and environment), secrets masked.
     Config(cli::node::ConfigArgs),
     /// The provider simulator (serve, verify).
@@ -124,6 +128,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Connections(args) => cli::ops::connections(&config, args).await,
         Command::Backfill(args) => cli::ops::backfill(&config, args).await,
         Command::Sim(command) => cli::sim::run(command).await,
+        #[cfg(feature = "archive")]
+        Command::Archive(args) => cli::archive::run(config, args).await,
         Command::Openapi(_) | Command::Completions { .. } | Command::Config(_) => {
             unreachable!("answered before the runtime starts")
         }

@@ -189,6 +189,10 @@ pub struct ProviderErrorOut {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ReplayOut {
     pub raw_events_queued: u64,
+    /// Of those, how many were read back from the S3 archive (the range reaches past the hot
+    /// window; docs/archive.md).
+    #[serde(default)]
+    pub raw_events_restored: u64,
 }
 
 /// `GET /admin/v1/connections`: a page of connections in id order.

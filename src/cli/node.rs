@@ -80,7 +80,9 @@ pub fn print_config(config: &Config, args: &ConfigArgs) -> ExitCode {
 }
 
 /// Opens (and migrates) the configured store, naming it in any error.
-async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn billsync::store::Store>> {
+pub(super) async fn open_store(
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<dyn billsync::store::Store>> {
     super::edge::check_store(&config.database_url).await?;
     billsync::open_store(config)
         .await
@@ -193,7 +195,7 @@ pub async fn doctor(config: Config, args: DoctorArgs) -> anyhow::Result<ExitCode
 
 /// The audit log's actor for a CLI command that acts on the store directly (docs/api.md "Audit
 /// log"): `cli:` and the OS user running it (`$USER`, else `$LOGNAME`, else `unknown`).
-fn cli_actor() -> String {
+pub(super) fn cli_actor() -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))

@@ -55,6 +55,9 @@ pub struct AppState {
     pub tolerance_secs: i64,
     /// This node's cluster, for `GET /admin/v1/cluster`.
     pub membership: crate::cluster::view::Membership,
+    /// The raw archive, when a bucket is configured: a replay past the hot window reads it.
+    #[cfg(feature = "archive")]
+    pub archive: Option<crate::archive::Archive>,
 }
 
 /// Admin API bodies are small JSON documents.

@@ -29,7 +29,8 @@ use crate::store::AuditEntry;
         (status = 200, description = "`dry_run`: what the replay would change; nothing queued", body = ReplayPreviewOut),
         (status = 202, description = "Queued; `replay` says how many raw events", body = ConnectionOut),
         (status = 404, description = "No connection with this id", body = ErrorOut),
-        (status = 409, description = "The connection is archived (`connection_archived`)", body = ErrorOut),
+        (status = 409, description = "The connection is archived (`connection_archived`), or the range reaches raw events archived to S3 on a node without the archive configured (`archive_unavailable`)", body = ErrorOut),
+        (status = 502, description = "The range reaches past the hot window and the S3 archive cannot be read (`archive_unavailable`)", body = ErrorOut),
         (status = 422, description = "`dry_run` over a range too large to preview (`range_too_large`)", body = ErrorOut),
     ))]
 pub async fn replay(
@@ -65,14 +66,48 @@ pub async fn replay(
         target: id.clone(),
         detail: json!({ "from": body["from"], "to": body["to"] }),
     };
+    let restored = restore_archived(&app, &id, from, to).await?;
     let queued = app.store.enqueue_replay(&id, from, to, &audit).await?;
     app.supervisor.work_for([id.as_str()]);
     tracing::info!(connection_id = %id, queued, "replay queued");
     let mut answer = view(&record);
     answer.replay = Some(ReplayOut {
         raw_events_queued: queued,
+        raw_events_restored: restored,
     });
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Puts back from the S3 archive the events of `[from, to]` trimmed from the database
+/// (docs/archive.md); a range that has archived segments on a node without the archive
+/// configured is refused rather than replayed short.
+async fn restore_archived(app: &AppState, id: &str, from: i64, to: i64) -> Result<u64, ApiError> {
+    if app.store.segments_overlapping(from, to).await?.is_empty() {
+        return Ok(0);
+    }
+    #[cfg(feature = "archive")]
+    if let Some(archive) = &app.archive {
+        if from >= archive.hot_edge(now_micros()) {
+            // Nothing this recent has been trimmed.
+            return Ok(0);
+        }
+        return archive.restore(id, from, to).await.map_err(|e| {
+            tracing::error!(connection_id = %id, error = %e, "cannot restore from the archive");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "archive_unavailable",
+                e.to_string(),
+            )
+        });
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "archive_unavailable",
+        format!(
+            "raw events of {id} in this range were archived to S3 and may be trimmed from the \
+             database; set BILLSYNC_ARCHIVE_BUCKET on this node to replay them"
+        ),
+    ))
 }
 
 async fn preview(app: &AppState, id: &str, from: i64, to: i64) -> Result<Response, ApiError> {

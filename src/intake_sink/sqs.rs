@@ -15,14 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
@@ -57,22 +55,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// How often the dead-letter queue's depth is read.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
-/// An SQS client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`),
-/// over rustls with the ring provider like every other client of billsync.
+/// An SQS client from the standard AWS environment (`crate::aws_env`).
 pub async fn sdk_client() -> Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(Duration::from_secs(WAIT_SECS as u64 + 8))
-        .build();
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .timeout_config(timeouts)
-        .load()
-        .await;
-    Client::new(&config)
+    Client::new(&crate::aws_env::load(Duration::from_secs(WAIT_SECS as u64 + 8)).await)
 }
 
 /// The intake queue and the client that reaches it.

@@ -3,6 +3,7 @@
 //! Everything below the pair actor and the HTTP layer goes through [`Store`]; both backends
 //! share one implementation of the SQL (`sql.rs`) and pass one conformance suite.
 
+mod archive;
 mod coordination;
 mod operator;
 mod postgres;
@@ -10,6 +11,7 @@ mod postgres_coordination;
 mod quality;
 mod raw_body;
 mod sql;
+mod sql_archive;
 mod sql_operator;
 mod sql_quality;
 mod sqlite;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use archive::{ArchiveStore, RawEventCursor, SegmentRecord, StoredRawEvent};
 pub use coordination::{Announcement, Coordination, Fence, Lease, NodeInfo};
 pub use operator::{AuditRecord, DeadLetter, OperatorStore, TokenRecord, TokenScope};
 pub use postgres::PostgresStore;
@@ -83,7 +86,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// The durable state of billsync. Implementations must behave identically (the conformance
 /// suite in `tests/it/store.rs` runs against both).
 #[async_trait]
-pub trait Store: OperatorStore + QualityStore + Send + Sync + 'static {
+pub trait Store: OperatorStore + QualityStore + ArchiveStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -54,8 +54,9 @@ macro_rules! sql_operator_store {
                 })
             }
 
-            /// The audit entry of an operator action, in the action's transaction.
-            async fn audit(
+            /// The audit entry of an operator action, in the action's transaction (also the
+            /// archive's trim, `sql_archive.rs`). Nothing is announced: no connection changes.
+            pub(super) async fn audit(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 a: &AuditEntry,
             ) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use super::sql::sql_store;
+use super::sql_archive::sql_archive_store;
 use super::sql_operator::sql_operator_store;
 use super::sql_quality::sql_quality_store;
 
@@ -55,6 +56,7 @@ impl SqliteStore {
 sql_store!(SqliteStore, sqlx::Sqlite);
 sql_operator_store!(super::SqliteStore, sqlx::Sqlite);
 sql_quality_store!(super::SqliteStore, sqlx::Sqlite);
+sql_archive_store!(super::SqliteStore, sqlx::Sqlite);
 
 /// Appends ` IN (?, ?, …)` with one bound value per item.
 fn push_in_list<'a, T>(

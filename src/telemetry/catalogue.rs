@@ -168,4 +168,25 @@ pub const FAMILIES: &[Family] = &[
         ..family("billsync_sqs_dead_letter_depth", Gauge, Count, &["queue"],
             "Messages in the SQS intake's dead-letter queue.")
     },
+    // The raw archive (docs/archive.md): exposed by nodes that archive on a schedule.
+    Family {
+        only_with: Some("the raw archive"),
+        ..family("billsync_archive_passes_total", Counter, Count, &["outcome"],
+            "Archive passes of this node (outcome ok or error).")
+    },
+    Family {
+        only_with: Some("the raw archive"),
+        ..family("billsync_archive_events_total", Counter, Count, &[],
+            "Raw events written to the S3 archive.")
+    },
+    Family {
+        only_with: Some("the raw archive"),
+        ..family("billsync_archive_trimmed_total", Counter, Count, &[],
+            "Archived raw events trimmed from the database past the hot window.")
+    },
+    Family {
+        only_with: Some("the raw archive"),
+        ..family("billsync_archive_last_success_timestamp_seconds", Gauge, Seconds, &[],
+            "Unix time of this node's last archive pass that succeeded.")
+    },
 ];

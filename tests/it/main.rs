@@ -2,6 +2,8 @@
 //! test, on SQLite and on Postgres, and drives it over HTTP.
 
 mod admin;
+#[cfg(feature = "archive")]
+mod archive;
 mod backfill;
 mod backfill_fidelity;
 mod chaos;
