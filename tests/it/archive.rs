@@ -170,7 +170,12 @@ async fn version_counts(app: &TestApp, conn: &Conn, ids: &[String]) -> Vec<(Stri
     out
 }
 
-async fn archive_trim_replay_and_verify(backend: Backend) {
+/// A node with the archive configured (1 s partitions, no hot window) on a new locked bucket,
+/// passing every `interval_secs` (0: only the command archives).
+async fn archived_app(
+    backend: Backend,
+    interval_secs: u64,
+) -> (aws_sdk_s3::Client, String, TestApp) {
     let s3 = s3().await;
     let bucket = locked_bucket(&s3).await;
     let db = TestDb::new(backend).await;
@@ -179,9 +184,14 @@ async fn archive_trim_replay_and_verify(backend: Backend) {
         c.archive_bucket = Some(bucket_for_app);
         c.archive_partition_secs = PARTITION_SECS;
         c.archive_hot_window_secs = 0;
-        c.archive_interval_secs = 0;
+        c.archive_interval_secs = interval_secs;
     })
     .await;
+    (s3, bucket, app)
+}
+
+async fn archive_trim_replay_and_verify(backend: Backend) {
+    let (s3, bucket, app) = archived_app(backend, 0).await;
     let conn = app.stripe_connection().await;
     let started = now_secs() - 5;
     // Two batches in two partitions: a chain of at least two manifests.
@@ -439,17 +449,7 @@ async fn only_an_archived_raw_event_can_leave_the_database(backend: Backend) {
 
 /// `serve` with a bucket runs a pass every `archive_interval_secs` on its own.
 async fn serve_archives_and_trims_on_its_schedule(backend: Backend) {
-    let s3 = s3().await;
-    let bucket = locked_bucket(&s3).await;
-    let db = TestDb::new(backend).await;
-    let bucket_for_app = bucket.clone();
-    let app = spawn_app_with(db, move |c| {
-        c.archive_bucket = Some(bucket_for_app);
-        c.archive_partition_secs = PARTITION_SECS;
-        c.archive_hot_window_secs = 0;
-        c.archive_interval_secs = 1;
-    })
-    .await;
+    let (s3, bucket, app) = archived_app(backend, 1).await;
     let conn = app.stripe_connection().await;
     customers(&app, &conn, "s", 3).await;
     let deadline = Instant::now() + Duration::from_secs(30);
