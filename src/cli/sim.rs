@@ -66,6 +66,12 @@ pub struct SimVerifyArgs {
     /// Print at most this many divergent objects (all are counted in the summary).
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Let billsync catch up first, for at most SECS seconds: pause the simulator's live
+    /// changes (`--rate`; webhooks already made are still delivered), compare every second
+    /// until none diverge or the time is up (progress on standard error), then resume them.
+    /// 0 compares once, while changes go on.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    settle: u64,
 }
 
 #[derive(clap::Args)]
@@ -119,7 +125,52 @@ async fn trigger(args: SimTriggerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(args: SimVerifyArgs) -> anyhow::Result<ExitCode> {
-    let report = billsync::simulator::verify::verify(&args.sim, &args.target, &args.token).await?;
+    use billsync::simulator::verify;
+    let report = if args.settle == 0 {
+        verify::verify(&args.sim, &args.target, &args.token).await?
+    } else {
+        let limit = std::time::Duration::from_secs(args.settle);
+        eprintln!(
+            "settling: live changes paused; comparing until none diverge (up to {} s)",
+            args.settle
+        );
+        // A line when the count changes, and every 10 s while it does not.
+        let mut last: Option<(usize, u64)> = None;
+        let mut progress = |pass: &verify::SettlePass| {
+            let secs = pass.elapsed.as_secs();
+            let due = match last {
+                None => true,
+                Some((divergent, at)) => divergent != pass.divergent || secs >= at + 10,
+            };
+            if due && pass.divergent > 0 {
+                eprintln!(
+                    "settling: {} of {} objects divergent after {secs} s",
+                    pass.divergent, pass.objects
+                );
+                last = Some((pass.divergent, secs));
+            }
+        };
+        let settled = verify::verify_settled(
+            &verify::client()?,
+            &args.sim,
+            &args.target,
+            &args.token,
+            limit,
+            &mut progress,
+        )
+        .await?;
+        let secs = settled.elapsed.as_secs_f64();
+        let outcome = if settled.report.divergent.is_empty() {
+            "settled"
+        } else {
+            "not settled"
+        };
+        eprintln!(
+            "{outcome} after {secs:.1} s ({} comparisons)",
+            settled.passes
+        );
+        settled.report
+    };
     for d in report.divergent.iter().take(args.limit) {
         println!("DIVERGENT {} {}: {}", d.merchant_id, d.id, d.what);
     }
@@ -197,15 +248,8 @@ async fn serve(args: SimServeArgs) -> anyhow::Result<ExitCode> {
         println!("registered {} accounts with the target", args.accounts);
     }
     if args.rate > 0.0 {
-        let sim = handle.sim.clone();
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / args.rate));
-            loop {
-                tick.tick().await;
-                sim.step(1);
-            }
-        });
+        // Paused and resumed by `sim verify --settle` (`POST /_sim/pause`, `/_sim/resume`).
+        handle.sim.run_live(args.rate);
     }
     tokio::signal::ctrl_c().await?;
     handle.stop();

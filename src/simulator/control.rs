@@ -1,16 +1,18 @@
 //! The simulator's own endpoints under `/_sim`: accounts, ground truth, stats, knobs,
-//! lifecycle steps, and a sample signed webhook for checking a client's verifier.
+//! lifecycle steps, pausing live changes (for `sim verify --settle`), and a sample signed
+//! webhook for checking a client's verifier.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::gate::params;
 use super::personality;
-use super::Sim;
+use super::{LiveOut, Sim};
 use crate::model::time::now_micros;
 
 pub fn router(sim: Sim) -> Router {
@@ -21,13 +23,29 @@ pub fn router(sim: Sim) -> Router {
         .route("/_sim/knobs", get(knobs).post(set_knobs))
         .route("/_sim/step", post(step))
         .route("/_sim/trigger", post(trigger))
+        .route("/_sim/pause", post(pause))
+        .route("/_sim/resume", post(resume))
         .route("/_sim/sample_webhook", get(sample_webhook))
         .merge(personality::routes())
         .with_state(sim)
 }
 
-async fn accounts(State(sim): State<Sim>) -> Json<Value> {
-    Json(json!({ "data": sim.accounts(), "base_url": sim.base_url() }))
+/// `GET /_sim/accounts`.
+#[derive(Serialize)]
+struct AccountsOut {
+    data: Vec<super::Account>,
+    base_url: String,
+    /// Every account is registered with a billsync (`sim serve --target` has finished
+    /// registering them): a script waits for this before reading the connection ids.
+    registered: bool,
+}
+
+async fn accounts(State(sim): State<Sim>) -> Json<AccountsOut> {
+    Json(AccountsOut {
+        data: sim.accounts(),
+        base_url: sim.base_url().to_owned(),
+        registered: sim.registered(),
+    })
 }
 
 async fn truth(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Json<Value> {
@@ -63,6 +81,24 @@ async fn step(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Json<Value> {
         .unwrap_or(1usize)
         .min(100_000);
     Json(json!({ "changed": sim.step(n) }))
+}
+
+/// `POST /_sim/pause`: live changes stop (deliveries of changes already made go on).
+async fn pause(State(sim): State<Sim>) -> Json<LiveOut> {
+    let was_paused = sim.pause_live();
+    Json(LiveOut {
+        paused: true,
+        was_paused,
+    })
+}
+
+/// `POST /_sim/resume`: live changes go on.
+async fn resume(State(sim): State<Sim>) -> Json<LiveOut> {
+    let was_paused = sim.resume_live();
+    Json(LiveOut {
+        paused: false,
+        was_paused,
+    })
 }
 
 /// `POST /_sim/trigger?event=invoice.paid&account=0`: one named lifecycle step, delivered.

@@ -89,6 +89,15 @@ impl Default for SimConfig {
     }
 }
 
+/// The answer of `POST /_sim/pause` and `POST /_sim/resume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LiveOut {
+    /// Whether live changes are paused now.
+    pub paused: bool,
+    /// Whether they were paused before this call.
+    pub was_paused: bool,
+}
+
 /// What the simulator counted.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -136,6 +145,8 @@ struct World {
     outage_since: Option<Instant>,
     stats: Stats,
     target: Option<Target>,
+    /// Live changes (`--rate`) are paused: `sim verify --settle` compares a still truth.
+    live_paused: bool,
 }
 
 /// A running simulator. Cheap to clone.
@@ -229,6 +240,7 @@ impl Sim {
                 outage_since: None,
                 stats: Stats::default(),
                 target: None,
+                live_paused: false,
             })),
             deliveries,
             http: reqwest::Client::builder()
@@ -306,6 +318,47 @@ impl Sim {
         Ok(w.knobs.clone())
     }
 
+    /// Whether [`Sim::register`] has registered every account with a billsync.
+    pub fn registered(&self) -> bool {
+        self.world().target.is_some()
+    }
+
+    /// Pauses the live changes of [`Sim::run_live`] (explicit steps, triggers and edits still
+    /// happen; webhooks already made are still delivered and retried). Answers whether they
+    /// were paused already.
+    pub fn pause_live(&self) -> bool {
+        std::mem::replace(&mut self.world().live_paused, true)
+    }
+
+    /// Resumes the live changes; answers whether they were paused.
+    pub fn resume_live(&self) -> bool {
+        std::mem::replace(&mut self.world().live_paused, false)
+    }
+
+    /// Whether live changes are paused.
+    pub fn live_paused(&self) -> bool {
+        self.world().live_paused
+    }
+
+    /// Makes live changes: `rate` lifecycle steps per second on every account, each
+    /// delivering its webhooks, except while [`Sim::pause_live`] holds them (`sim serve
+    /// --rate`). The task runs until aborted.
+    pub fn run_live(&self, rate: f64) -> tokio::task::JoinHandle<()> {
+        let sim = self.clone();
+        let period = std::time::Duration::from_secs_f64(1.0 / rate.max(0.001));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                // Checked under the lock the step takes: no step starts after a pause returns.
+                let mut w = sim.world();
+                if !w.live_paused {
+                    sim.step_locked(&mut w, 1);
+                }
+            }
+        })
+    }
+
     /// Registers every account without a connection as a connection in billsync, so
     /// its webhooks are delivered there. `reconcile_interval_secs` is passed through.
     pub async fn register(
@@ -377,12 +430,16 @@ impl Sim {
     /// companion events (a Stripe customer's `customer.tax_id.*`), so that it counts what
     /// is sent, dropped or duplicated.
     pub fn step(&self, n: usize) -> usize {
-        let mut changed = 0;
         let mut w = self.world();
+        self.step_locked(&mut w, n)
+    }
+
+    fn step_locked(&self, w: &mut World, n: usize) -> usize {
+        let mut changed = 0;
         for i in 0..w.accounts.len() {
             for _ in 0..n {
                 let changes = w.accounts[i].generator.step();
-                changed += self.perform(&mut w, i, changes);
+                changed += self.perform(w, i, changes);
             }
         }
         changed

@@ -401,6 +401,48 @@ async fn verify_reports_zero_divergent_in_sync_and_names_each_differing_object_a
     );
     assert!(report.summary().contains("0 divergent"));
     assert!(!report.latencies_ms.is_empty());
+    // Send→queryable runs from a change's first send to the commit of the first version that
+    // carries it (the customer's current version here), not to `updated_at`, which the
+    // confirmation reads moved later without a new version.
+    let truth = sim.sim.truth(true);
+    let mut expected = Vec::new();
+    let mut moved_later = 0;
+    for account in truth["accounts"].as_array().unwrap() {
+        let merchant = account["merchant_id"].as_str().unwrap();
+        for o in account["objects"].as_array().unwrap() {
+            let Some(sent) = o["first_sent_at"].as_i64() else {
+                continue;
+            };
+            if o["stream"] != "customers" || o["deleted"] == true {
+                continue;
+            }
+            let id = format!("stripe:{}", o["id"].as_str().unwrap());
+            let object = app.object(merchant, "customers", &id).await.unwrap();
+            let versions = app.versions(merchant, "customers", &id).await;
+            let current = versions
+                .iter()
+                .find(|v| v["version"] == object["version"])
+                .unwrap();
+            let at = |v: &Value| billsync::model::time::parse_rfc3339(v.as_str().unwrap()).unwrap();
+            let recorded = at(&current["recorded_at"]);
+            expected.push((recorded - sent).max(0) as f64 / 1000.0);
+            if at(&object["updated_at"]) > recorded {
+                moved_later += 1;
+            }
+        }
+    }
+    assert!(!expected.is_empty(), "customers changed by webhooks");
+    assert!(
+        moved_later > 0,
+        "confirmation reads moved updated_at past the versions"
+    );
+    for latency in &expected {
+        assert!(
+            report.latencies_ms.contains(latency),
+            "{latency} ms missing from {:?}",
+            report.latencies_ms
+        );
+    }
 
     // Change two objects with their webhooks dropped.
     sim.sim.set_knobs(&json!({"webhook_drop": 1.0})).unwrap();
@@ -563,4 +605,52 @@ async fn trigger_performs_one_named_step_and_delivers_it() {
     );
     sim.stop();
     app.stop().await;
+}
+
+#[tokio::test]
+async fn live_changes_pause_and_resume_over_the_control_api() {
+    let sim = start_sim(SimConfig::default()).await;
+    let live = sim.sim.run_live(200.0);
+    let truth = || sim.sim.truth(false).to_string();
+    let before = truth();
+    wait_for("a live change", 10, || truth() != before).await;
+    let client = reqwest::Client::new();
+    let control = |action: &str| {
+        client
+            .post(format!("http://{}/_sim/{action}", sim.addr))
+            .send()
+    };
+    let paused: billsync::simulator::LiveOut =
+        control("pause").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        paused,
+        billsync::simulator::LiveOut {
+            paused: true,
+            was_paused: false
+        }
+    );
+    assert!(sim.sim.live_paused());
+    // No step starts after the pause has answered.
+    let still = truth();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(truth(), still, "the truth changed while paused");
+    // An explicit change still happens.
+    assert!(sim
+        .sim
+        .trigger(0, "customer.created")
+        .is_some_and(|n| n > 0));
+    let stepped = truth();
+    assert_ne!(stepped, still);
+    let resumed: billsync::simulator::LiveOut =
+        control("resume").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        resumed,
+        billsync::simulator::LiveOut {
+            paused: false,
+            was_paused: true
+        }
+    );
+    wait_for("live changes again", 10, || truth() != stepped).await;
+    live.abort();
+    sim.stop();
 }
