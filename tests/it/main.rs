@@ -31,6 +31,7 @@ mod quality;
 mod quality_api;
 mod rawhttp;
 mod read_api;
+mod readme;
 mod reprocess;
 mod route_props;
 mod sdk;
