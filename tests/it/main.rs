@@ -6,6 +6,7 @@ mod admin;
 mod archive;
 mod backfill;
 mod backfill_fidelity;
+mod canonical_model;
 mod chaos;
 mod cli;
 mod cluster;
