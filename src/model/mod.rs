@@ -3,6 +3,7 @@
 //! Providers map their own payloads into [`Observation`]s; the pair actor decides with
 //! [`version::decide`] whether an observation becomes a new version.
 
+pub mod canonical;
 pub mod money;
 pub mod object;
 pub mod provider_kind;

@@ -33,10 +33,9 @@ impl<'a> Fields<'a> {
         self.get(key).and_then(Value::as_str)
     }
 
-    /// A string field as JSON (null when absent).
-    pub fn str(&self, key: &str) -> Value {
-        self.s(key)
-            .map_or(Value::Null, |s| Value::String(s.to_owned()))
+    /// A string field, owned (`None` when absent).
+    pub fn str(&self, key: &str) -> Option<String> {
+        self.s(key).map(str::to_owned)
     }
 
     /// An identifier given as a string or an integer (Recurly invoice numbers are either).
@@ -45,19 +44,17 @@ impl<'a> Fields<'a> {
     }
 
     /// An integral count (quantities): a JSON integer, or a decimal with a zero fraction.
-    pub fn count(&self, key: &str) -> Value {
+    pub fn count(&self, key: &str) -> Option<i64> {
         match self.get(key) {
-            Some(Value::Number(n)) if n.is_i64() => Value::Number(n.clone()),
+            Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
             Some(Value::Number(n)) => {
                 let text = n.to_string();
                 match text.split_once('.') {
-                    Some((int, frac)) if frac.bytes().all(|b| b == b'0') => {
-                        int.parse::<i64>().map_or(Value::Null, Value::from)
-                    }
-                    _ => Value::Null,
+                    Some((int, frac)) if frac.bytes().all(|b| b == b'0') => int.parse::<i64>().ok(),
+                    _ => None,
                 }
             }
-            _ => Value::Null,
+            _ => None,
         }
     }
 
@@ -95,11 +92,9 @@ impl<'a> Fields<'a> {
         self.any(keys).and_then(Value::as_str).and_then(time_micros)
     }
 
-    /// The same time as canonical RFC 3339 UTC text (null when absent or unreadable).
-    pub fn time(&self, keys: &[&str]) -> Value {
-        self.micros(keys)
-            .and_then(micros_to_rfc3339)
-            .map_or(Value::Null, Value::String)
+    /// The same time as canonical RFC 3339 UTC text (`None` when absent or unreadable).
+    pub fn time(&self, keys: &[&str]) -> Option<String> {
+        self.micros(keys).and_then(micros_to_rfc3339)
     }
 }
 
@@ -122,20 +117,19 @@ pub fn id_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// A canonical reference `{provider}:{id}` (null when there is no id).
-pub fn reference(provider: &str, id: Option<String>) -> Value {
-    id.map_or(Value::Null, |id| Value::String(format!("{provider}:{id}")))
+/// A canonical reference `{provider}:{id}` (`None` when there is no id).
+pub fn reference(provider: &str, id: Option<String>) -> Option<String> {
+    id.map(|id| format!("{provider}:{id}"))
 }
 
 /// Minimum and maximum of the times at `start`/`end` over `items`, as canonical text.
-pub fn span(items: &[Fields], start: &[&str], end: &[&str]) -> (Value, Value) {
+pub fn span(items: &[Fields], start: &[&str], end: &[&str]) -> (Option<String>, Option<String>) {
     let min = items.iter().filter_map(|i| i.micros(start)).min();
     let max = items.iter().filter_map(|i| i.micros(end)).max();
-    let text = |m: Option<i64>| {
-        m.and_then(micros_to_rfc3339)
-            .map_or(Value::Null, Value::String)
-    };
-    (text(min), text(max))
+    (
+        min.and_then(micros_to_rfc3339),
+        max.and_then(micros_to_rfc3339),
+    )
 }
 
 #[cfg(test)]
@@ -169,8 +163,8 @@ mod tests {
     fn counts_accept_integral_decimals_only() {
         let v = json!({"a": 3, "b": 2.0, "c": 2.5});
         let f = Fields(&v);
-        assert_eq!(f.count("a"), json!(3));
-        assert_eq!(f.count("b"), json!(2));
-        assert_eq!(f.count("c"), Value::Null);
+        assert_eq!(f.count("a"), Some(3));
+        assert_eq!(f.count("b"), Some(2));
+        assert_eq!(f.count("c"), None);
     }
 }

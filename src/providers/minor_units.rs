@@ -26,10 +26,9 @@ impl<'a> Obj<'a> {
             .filter(|s| !s.is_empty())
     }
 
-    /// A string field as JSON (null when absent).
-    pub fn str(&self, key: &str) -> Value {
-        self.s(key)
-            .map_or(Value::Null, |s| Value::String(s.to_owned()))
+    /// A string field, owned (`None` when absent or empty).
+    pub fn str(&self, key: &str) -> Option<String> {
+        self.s(key).map(str::to_owned)
     }
 
     /// An integer field given as a number or as digits in a string.
@@ -56,30 +55,28 @@ impl<'a> Obj<'a> {
     }
 
     /// A reference to another object of `provider`, as a canonical id.
-    pub fn reference(&self, provider: &str, key: &str) -> Value {
+    pub fn reference(&self, provider: &str, key: &str) -> Option<String> {
         let id = match self.get(key) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        id.map_or(Value::Null, |id| Value::String(format!("{provider}:{id}")))
+        id.map(|id| format!("{provider}:{id}"))
     }
 
     /// The upper-case ISO currency at `key`; a malformed code is a parse error.
-    pub fn currency(&self, key: &str) -> Result<Value, ParseError> {
+    pub fn currency(&self, key: &str) -> Result<Option<String>, ParseError> {
         match self.s(key) {
-            None => Ok(Value::Null),
+            None => Ok(None),
             Some(c) => currency_code(c)
-                .map(Value::String)
+                .map(Some)
                 .map_err(|e| ParseError(format!("`{key}`: {e}"))),
         }
     }
 
-    /// An RFC 3339 time (any offset) as canonical UTC text; null when absent or unreadable.
-    pub fn rfc3339(&self, key: &str) -> Value {
-        self.micros(key)
-            .and_then(micros_to_rfc3339)
-            .map_or(Value::Null, Value::String)
+    /// An RFC 3339 time (any offset) as canonical UTC text; `None` when absent or unreadable.
+    pub fn rfc3339(&self, key: &str) -> Option<String> {
+        self.micros(key).and_then(micros_to_rfc3339)
     }
 
     /// An RFC 3339 time (any offset) in microseconds; also Ruby's `2024-06-20 12:00:00 -0400`

@@ -2,8 +2,12 @@
 //! customers, invoices, credit notes, subscriptions and transactions, amounts in minor units
 //! as Chargebee sends them, ordered by `resource_version`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::model::canonical::{
+    Address, CanonicalData, CreditNote, Customer, Invoice, InvoiceLine, Subscription,
+    SubscriptionItem, TaxId, Transaction, TransactionKind,
+};
 use crate::model::time::secs_to_micros;
 use crate::model::{ObjectType, Observation};
 use crate::providers::minor_units::Obj;
@@ -16,10 +20,8 @@ pub(super) const DELETED_RANK: i64 = i64::MAX;
 
 impl Obj<'_> {
     /// A unix-seconds time (Chargebee's only time form) as canonical UTC text.
-    fn unix(&self, key: &str) -> Value {
-        self.int(key)
-            .and_then(crate::model::time::secs_to_rfc3339)
-            .map_or(Value::Null, Value::String)
+    fn unix(&self, key: &str) -> Option<String> {
+        self.int(key).and_then(crate::model::time::secs_to_rfc3339)
     }
 }
 
@@ -49,13 +51,14 @@ pub(super) fn observe_resource(
         .s("id")
         .ok_or_else(|| ParseError(format!("{resource} has no `id`")))?;
     let deleted = deleted_event || object.get("deleted").and_then(Value::as_bool) == Some(true);
-    let (data, rank) = match object_type {
-        ObjectType::Customer => (customer(&o), 0),
-        ObjectType::Invoice => invoice(&o)?,
-        ObjectType::CreditNote => credit_note(&o)?,
-        ObjectType::Subscription => subscription(&o)?,
-        ObjectType::Transaction => transaction(&o)?,
+    let (data, rank): (CanonicalData, i64) = match object_type {
+        ObjectType::Customer => (customer(&o).into(), 0),
+        ObjectType::Invoice => invoice(&o).map(|(d, r)| (d.into(), r))?,
+        ObjectType::CreditNote => credit_note(&o).map(|(d, r)| (d.into(), r))?,
+        ObjectType::Subscription => subscription(&o).map(|(d, r)| (d.into(), r))?,
+        ObjectType::Transaction => transaction(&o).map(|(d, r)| (d.into(), r))?,
     };
+    let data = data.to_value();
     let updated = o.int("updated_at").map(secs_to_micros);
     // `resource_version` is in practice the change time in milliseconds; a resource without
     // one (changed before 2016-09-28) orders by `updated_at`. Keys are microseconds, the
@@ -78,51 +81,47 @@ pub(super) fn observe_resource(
     }))
 }
 
-fn customer(o: &Obj) -> Value {
+fn customer(o: &Obj) -> Customer {
     let name = match (o.s("first_name"), o.s("last_name")) {
-        (Some(f), Some(l)) => Value::String(format!("{f} {l}")),
-        (Some(n), None) | (None, Some(n)) => Value::String(n.to_owned()),
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
         (None, None) => o.str("company"),
     };
-    let address = o.obj("billing_address").map_or(Value::Null, |a| {
-        json!({
-            "line1": a.str("line1"),
-            "city": a.str("city"),
-            "state": if a.s("state_code").is_some() { a.str("state_code") } else { a.str("state") },
-            "postal_code": a.str("zip"),
-            "country": a.str("country"),
-        })
+    let address = o.obj("billing_address").map(|a| Address {
+        line1: a.str("line1"),
+        city: a.str("city"),
+        state: a.str("state_code").or_else(|| a.str("state")),
+        postal_code: a.str("zip"),
+        country: a.str("country"),
     });
-    let tax_ids: Vec<Value> = o
-        .s("vat_number")
-        .map(|v| vec![json!({"type": "vat", "value": v})])
-        .unwrap_or_default();
+    let tax_ids = o.s("vat_number").map(TaxId::vat).into_iter().collect();
     let tax_exempt = match o.s("taxability") {
         Some("exempt") => "exempt",
         _ => "none",
     };
-    json!({
-        "email": o.str("email"),
-        "name": name,
-        "address": address,
-        "tax_ids": tax_ids,
-        "tax_exempt": tax_exempt,
-    })
+    Customer {
+        email: o.str("email"),
+        name,
+        address,
+        tax_ids,
+        tax_exempt: tax_exempt.to_owned(),
+        status: None,
+    }
 }
 
-fn lines(o: &Obj) -> Result<Vec<Value>, ParseError> {
+fn lines(o: &Obj) -> Result<Vec<InvoiceLine>, ParseError> {
     o.list("line_items")
         .iter()
         .map(|l| {
-            Ok(json!({
-                "id": l.str("id"),
-                "description": l.str("description"),
-                "quantity": l.int("quantity"),
-                "amount": l.minor("amount")?,
-                "tax": l.minor("tax_amount")?,
-                "period_start": l.unix("date_from"),
-                "period_end": l.unix("date_to"),
-            }))
+            Ok(InvoiceLine {
+                id: l.str("id"),
+                description: l.str("description"),
+                quantity: l.int("quantity"),
+                amount: l.minor("amount")?,
+                tax: l.minor("tax_amount")?,
+                period_start: Some(l.unix("date_from")),
+                period_end: Some(l.unix("date_to")),
+            })
         })
         .collect()
 }
@@ -133,7 +132,7 @@ fn sum(o: &Obj, list: &str, key: &str) -> Result<i64, ParseError> {
         .try_fold(0i64, |acc, i| Ok(acc.saturating_add(i.minor(key)?)))
 }
 
-fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn invoice(o: &Obj) -> Result<(Invoice, i64), ParseError> {
     let (status, rank) = match o.s("status").unwrap_or("pending") {
         "pending" => ("draft", 0),
         "posted" => ("open", 1),
@@ -148,62 +147,56 @@ fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
         let times = items.iter().filter_map(|l| l.int(key));
         let t = if min { times.min() } else { times.max() };
         t.and_then(crate::model::time::secs_to_rfc3339)
-            .map_or(Value::Null, Value::String)
     };
     let tax = match o.get("tax") {
         Some(_) => o.minor("tax")?,
         None => sum(o, "line_items", "tax_amount")?,
     };
     Ok((
-        json!({
-            "customer_id": o.reference(P, "customer_id"),
-            "subscription_id": o.reference(P, "subscription_id"),
-            "status": status,
-            "currency": o.currency("currency_code")?,
-            "subtotal": o.minor("sub_total")?,
-            "discount": sum(o, "discounts", "amount")?,
-            "tax": tax,
-            "total": o.minor("total")?,
-            "amount_paid": o.minor("amount_paid")?,
-            "amount_due": o.minor("amount_due")?,
-            "issued_at": o.unix("date"),
-            "period_start": period("date_from", true),
-            "period_end": period("date_to", false),
-            "lines": lines(o)?,
-        }),
+        Invoice {
+            customer_id: o.reference(P, "customer_id"),
+            subscription_id: o.reference(P, "subscription_id"),
+            status: status.to_owned(),
+            currency: o.currency("currency_code")?,
+            subtotal: o.minor("sub_total")?,
+            discount: sum(o, "discounts", "amount")?,
+            tax,
+            total: o.minor("total")?,
+            amount_paid: o.minor("amount_paid")?,
+            amount_due: o.minor("amount_due")?,
+            issued_at: o.unix("date"),
+            period_start: period("date_from", true),
+            period_end: period("date_to", false),
+            lines: lines(o)?,
+        },
         rank,
     ))
 }
 
-fn credit_note(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn credit_note(o: &Obj) -> Result<(CreditNote, i64), ParseError> {
     let voided = o.s("status") == Some("voided");
     let tax = match o.get("taxes") {
         Some(_) => sum(o, "taxes", "amount")?,
         None => sum(o, "line_items", "tax_amount")?,
     };
-    let reason = if o.s("reason_code").is_some() {
-        o.str("reason_code")
-    } else {
-        o.str("create_reason_code")
-    };
     Ok((
-        json!({
-            "invoice_id": o.reference(P, "reference_invoice_id"),
-            "customer_id": o.reference(P, "customer_id"),
-            "status": if voided { "void" } else { "issued" },
-            "currency": o.currency("currency_code")?,
-            "subtotal": o.minor("sub_total")?,
-            "tax": tax,
-            "total": o.minor("total")?,
-            "issued_at": o.unix("date"),
-            "reason": reason,
-            "lines": lines(o)?,
-        }),
+        CreditNote {
+            invoice_id: o.reference(P, "reference_invoice_id"),
+            customer_id: o.reference(P, "customer_id"),
+            status: if voided { "void" } else { "issued" }.to_owned(),
+            currency: o.currency("currency_code")?,
+            subtotal: o.minor("sub_total")?,
+            tax,
+            total: o.minor("total")?,
+            issued_at: o.unix("date"),
+            reason: o.str("reason_code").or_else(|| o.str("create_reason_code")),
+            lines: lines(o)?,
+        },
         i64::from(voided),
     ))
 }
 
-fn subscription(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn subscription(o: &Obj) -> Result<(Subscription, i64), ParseError> {
     let raw = o.s("status").unwrap_or("active");
     let (status, rank) = match raw {
         "future" => ("future", 0),
@@ -217,47 +210,45 @@ fn subscription(o: &Obj) -> Result<(Value, i64), ParseError> {
     };
     // `cancelled_at` is when it was cancelled, or for a non-renewing one when it will be.
     let (cancel_at, canceled_at) = match raw {
-        "cancelled" => (Value::Null, o.unix("cancelled_at")),
-        _ => (o.unix("cancelled_at"), Value::Null),
+        "cancelled" => (None, o.unix("cancelled_at")),
+        _ => (o.unix("cancelled_at"), None),
     };
     // Product Catalog 2.0 lists `subscription_items` (keyed by item price); 1.0 has one plan.
-    let mut items: Vec<Value> = o
+    let mut items: Vec<SubscriptionItem> = o
         .list("subscription_items")
         .iter()
-        .map(|i| {
-            json!({
-                "id": i.str("item_price_id"),
-                "price_id": i.str("item_price_id"),
-                "quantity": i.int("quantity"),
-            })
+        .map(|i| SubscriptionItem {
+            id: i.str("item_price_id"),
+            price_id: i.str("item_price_id"),
+            quantity: i.int("quantity"),
         })
         .collect();
     if items.is_empty() && o.s("plan_id").is_some() {
-        items.push(json!({
-            "id": o.str("plan_id"),
-            "price_id": o.str("plan_id"),
-            "quantity": o.int("plan_quantity"),
-        }));
+        items.push(SubscriptionItem {
+            id: o.str("plan_id"),
+            price_id: o.str("plan_id"),
+            quantity: o.int("plan_quantity"),
+        });
     }
     Ok((
-        json!({
-            "customer_id": o.reference(P, "customer_id"),
-            "status": status,
-            "currency": o.currency("currency_code")?,
-            "current_period_start": o.unix("current_term_start"),
-            "current_period_end": o.unix("current_term_end"),
-            "cancel_at": cancel_at,
-            "canceled_at": canceled_at,
-            "items": items,
-        }),
+        Subscription {
+            customer_id: o.reference(P, "customer_id"),
+            status: status.to_owned(),
+            currency: o.currency("currency_code")?,
+            current_period_start: o.unix("current_term_start"),
+            current_period_end: o.unix("current_term_end"),
+            cancel_at,
+            canceled_at,
+            items,
+        },
         rank,
     ))
 }
 
-fn transaction(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn transaction(o: &Obj) -> Result<(Transaction, i64), ParseError> {
     let kind = match o.s("type") {
-        Some("refund") => "refund",
-        _ => "charge",
+        Some("refund") => TransactionKind::Refund,
+        _ => TransactionKind::Charge,
     };
     let status = o.s("status").unwrap_or("in_progress");
     let rank = match status {
@@ -268,17 +259,19 @@ fn transaction(o: &Obj) -> Result<(Value, i64), ParseError> {
     let invoice_id = o
         .list("linked_invoices")
         .first()
-        .map_or(Value::Null, |l| l.reference(P, "invoice_id"));
+        .and_then(|l| l.reference(P, "invoice_id"));
     Ok((
-        json!({
-            "kind": kind,
-            "customer_id": o.reference(P, "customer_id"),
-            "invoice_id": invoice_id,
-            "currency": o.currency("currency_code")?,
-            "amount": o.minor("amount")?,
-            "status": status,
-            "occurred_at": o.unix("date"),
-        }),
+        Transaction {
+            kind,
+            customer_id: o.reference(P, "customer_id"),
+            invoice_id,
+            currency: o.currency("currency_code")?,
+            amount: o.minor("amount")?,
+            status: Some(status.to_owned()),
+            occurred_at: o.unix("date"),
+            amount_refunded: None,
+            charge_id: None,
+        },
         rank,
     ))
 }

@@ -5,8 +5,9 @@
 //! customer under `payment_profiles`, and the mapping takes the newest profile's billing
 //! address, or the shipping address of a customer without one.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::model::canonical::Address;
 use crate::providers::minor_units::Obj;
 use crate::providers::subreads::SubRead;
 use crate::providers::{ApiRequest, ParseError, SubPage};
@@ -79,33 +80,34 @@ pub fn merge_sub(object: &mut Value, items: Vec<Value>) {
 
 /// The canonical address: the billing address of the newest payment profile that has one,
 /// else the customer's own (shipping) address.
-pub fn address(customer: &Obj) -> Value {
+pub fn address(customer: &Obj) -> Address {
     let newest = customer
         .list(PART)
         .into_iter()
         .filter(|p| p.s("billing_address").is_some() || p.s("billing_country").is_some())
         .max_by_key(|p| p.int("id").unwrap_or(0));
     match newest {
-        Some(p) => json!({
-            "line1": p.str("billing_address"),
-            "city": p.str("billing_city"),
-            "state": p.str("billing_state"),
-            "postal_code": p.str("billing_zip"),
-            "country": p.str("billing_country"),
-        }),
-        None => json!({
-            "line1": customer.str("address"),
-            "city": customer.str("city"),
-            "state": customer.str("state"),
-            "postal_code": customer.str("zip"),
-            "country": customer.str("country"),
-        }),
+        Some(p) => Address {
+            line1: p.str("billing_address"),
+            city: p.str("billing_city"),
+            state: p.str("billing_state"),
+            postal_code: p.str("billing_zip"),
+            country: p.str("billing_country"),
+        },
+        None => Address {
+            line1: customer.str("address"),
+            city: customer.str("city"),
+            state: customer.str("state"),
+            postal_code: customer.str("zip"),
+            country: customer.str("country"),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_newest_profile_billing_address_wins_over_the_shipping_address() {
@@ -116,11 +118,14 @@ mod tests {
              "billing_zip": "75001", "billing_country": "FR"},
         ]});
         let a = address(&Obj(&customer));
-        assert_eq!(a["line1"], "New St 2");
-        assert_eq!(a["country"], "FR");
+        assert_eq!(a.line1.as_deref(), Some("New St 2"));
+        assert_eq!(a.country.as_deref(), Some("FR"));
         let no_profile = json!({"id": 8, "address": "1 Warehouse Way", "country": "NL",
             "payment_profiles": []});
-        assert_eq!(address(&Obj(&no_profile))["line1"], "1 Warehouse Way");
+        assert_eq!(
+            address(&Obj(&no_profile)).line1.as_deref(),
+            Some("1 Warehouse Way")
+        );
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //! refunds), ordered by their own `updated_at`, and the rank of an API read within the lag of
 //! its second.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::billing_address;
+use crate::model::canonical::{
+    CanonicalData, CreditNote, Customer, Invoice, InvoiceLine, Subscription, SubscriptionItem,
+    TaxId, Transaction, TransactionKind,
+};
 use crate::model::money::major_to_minor;
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
@@ -52,16 +56,17 @@ pub(super) fn observe_resource(
         _ => id_text(o.get("id")),
     }
     .ok_or_else(|| ParseError(format!("{resource} has no id")))?;
-    let (data, rank) = match object_type {
-        ObjectType::Customer => (customer(&o), 0),
-        ObjectType::Subscription => subscription(&o)?,
-        ObjectType::Invoice => invoice(&o)?,
+    let (data, rank): (CanonicalData, i64) = match object_type {
+        ObjectType::Customer => (customer(&o).into(), 0),
+        ObjectType::Subscription => subscription(&o).map(|(d, r)| (d.into(), r))?,
+        ObjectType::Invoice => invoice(&o).map(|(d, r)| (d.into(), r))?,
         ObjectType::Transaction => match transaction(&o, context)? {
-            Some(x) => x,
+            Some((d, r)) => (d.into(), r),
             None => return Ok(None),
         },
-        ObjectType::CreditNote => credit_note(&o)?,
+        ObjectType::CreditNote => credit_note(&o).map(|(d, r)| (d.into(), r))?,
     };
+    let data = data.to_value();
     let time = change_time(&o).unwrap_or(fallback);
     Ok(Some(Observation {
         object_type,
@@ -76,28 +81,25 @@ pub(super) fn observe_resource(
     }))
 }
 
-fn customer(o: &Obj) -> Value {
+fn customer(o: &Obj) -> Customer {
     let name = match (o.s("first_name"), o.s("last_name")) {
-        (Some(f), Some(l)) => Value::String(format!("{f} {l}")),
-        (Some(n), None) | (None, Some(n)) => Value::String(n.to_owned()),
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
         (None, None) => o.str("organization"),
     };
     let exempt =
         matches!(o.get("tax_exempt"), Some(Value::Bool(true))) || o.s("tax_exempt") == Some("true");
-    let tax_ids: Vec<Value> = o
-        .s("vat_number")
-        .map(|v| vec![json!({"type": "vat", "value": v})])
-        .unwrap_or_default();
-    json!({
-        "email": o.str("email"),
-        "name": name,
-        "address": billing_address::address(o),
-        "tax_ids": tax_ids,
-        "tax_exempt": if exempt { "exempt" } else { "none" },
-    })
+    Customer {
+        email: o.str("email"),
+        name,
+        address: Some(billing_address::address(o)),
+        tax_ids: o.s("vat_number").map(TaxId::vat).into_iter().collect(),
+        tax_exempt: if exempt { "exempt" } else { "none" }.to_owned(),
+        status: None,
+    }
 }
 
-fn subscription(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn subscription(o: &Obj) -> Result<(Subscription, i64), ParseError> {
     let status = o.s("state").unwrap_or("active");
     let rank = match status {
         "pending" | "awaiting_signup" | "assessing" => 0,
@@ -111,34 +113,33 @@ fn subscription(o: &Obj) -> Result<(Value, i64), ParseError> {
     let price_id = if o.get("product_price_point_id").is_some() {
         o.reference(P, "product_price_point_id")
     } else {
-        product.map_or(Value::Null, |p| p.reference(P, "id"))
+        product.and_then(|p| p.reference(P, "id"))
     };
     let items = product.map_or_else(Vec::new, |p| {
-        vec![json!({
-            "id": id_text(p.get("id")).map_or(Value::Null, Value::String),
-            "price_id": price_id,
-            "quantity": 1,
-        })]
+        vec![SubscriptionItem {
+            id: id_text(p.get("id")),
+            price_id,
+            quantity: Some(1),
+        }]
     });
     let customer_id = match o.obj("customer") {
         Some(c) => c.reference(P, "id"),
         None => o.reference(P, "customer_id"),
     };
-    let cancel_at = match o.rfc3339("scheduled_cancellation_at") {
-        Value::Null => o.rfc3339("delayed_cancel_at"),
-        t => t,
-    };
+    let cancel_at = o
+        .rfc3339("scheduled_cancellation_at")
+        .or_else(|| o.rfc3339("delayed_cancel_at"));
     Ok((
-        json!({
-            "customer_id": customer_id,
-            "status": status,
-            "currency": o.currency("currency")?,
-            "current_period_start": o.rfc3339("current_period_started_at"),
-            "current_period_end": o.rfc3339("current_period_ends_at"),
-            "cancel_at": cancel_at,
-            "canceled_at": o.rfc3339("canceled_at"),
-            "items": items,
-        }),
+        Subscription {
+            customer_id,
+            status: status.to_owned(),
+            currency: o.currency("currency")?,
+            current_period_start: o.rfc3339("current_period_started_at"),
+            current_period_end: o.rfc3339("current_period_ends_at"),
+            cancel_at,
+            canceled_at: o.rfc3339("canceled_at"),
+            items,
+        },
         rank,
     ))
 }
@@ -153,23 +154,18 @@ fn major(o: &Obj, key: &str, currency: &str) -> Result<i64, ParseError> {
 }
 
 /// A date (`2024-01-15`) or RFC 3339 time as canonical UTC text.
-fn date_or_time(o: &Obj, key: &str) -> Value {
-    let Some(text) = o.s(key) else {
-        return Value::Null;
-    };
+fn date_or_time(o: &Obj, key: &str) -> Option<String> {
+    let text = o.s(key)?;
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return d
             .and_hms_opt(0, 0, 0)
-            .and_then(|t| secs_to_rfc3339(t.and_utc().timestamp()))
-            .map_or(Value::Null, Value::String);
+            .and_then(|t| secs_to_rfc3339(t.and_utc().timestamp()));
     }
-    parse_rfc3339(text)
-        .and_then(micros_to_rfc3339)
-        .map_or(Value::Null, Value::String)
+    parse_rfc3339(text).and_then(micros_to_rfc3339)
 }
 
 /// Invoice and credit-note line items (decimal-string money, decimal quantities).
-fn lines(o: &Obj, currency: &str) -> Result<Vec<Value>, ParseError> {
+fn lines(o: &Obj, currency: &str) -> Result<Vec<InvoiceLine>, ParseError> {
     o.list("line_items")
         .iter()
         .map(|l| {
@@ -177,17 +173,16 @@ fn lines(o: &Obj, currency: &str) -> Result<Vec<Value>, ParseError> {
             // (a currency with no minor unit reads "2.0" as exactly 2 and refuses "2.5").
             let quantity = l
                 .s("quantity")
-                .and_then(|q| major_to_minor(q, NO_MINOR_UNIT).ok())
-                .map_or(Value::Null, Value::from);
-            Ok(json!({
-                "id": l.str("uid"),
-                "description": if l.s("title").is_some() { l.str("title") } else { l.str("description") },
-                "quantity": quantity,
-                "amount": major(l, "subtotal_amount", currency)?,
-                "tax": major(l, "tax_amount", currency)?,
-                "period_start": date_or_time(l, "period_range_start"),
-                "period_end": date_or_time(l, "period_range_end"),
-            }))
+                .and_then(|q| major_to_minor(q, NO_MINOR_UNIT).ok());
+            Ok(InvoiceLine {
+                id: l.str("uid"),
+                description: l.str("title").or_else(|| l.str("description")),
+                quantity,
+                amount: major(l, "subtotal_amount", currency)?,
+                tax: major(l, "tax_amount", currency)?,
+                period_start: Some(date_or_time(l, "period_range_start")),
+                period_end: Some(date_or_time(l, "period_range_end")),
+            })
         })
         .collect()
 }
@@ -195,11 +190,9 @@ fn lines(o: &Obj, currency: &str) -> Result<Vec<Value>, ParseError> {
 /// A credit note (`/credit_notes.json`, `create_credit_note` invoice events): decimal-string
 /// money like relationship invoices. `open` (credit left to apply) and `applied` are both in
 /// force (`issued`); the memo is the reason; the first origin invoice is the invoice.
-fn credit_note(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn credit_note(o: &Obj) -> Result<(CreditNote, i64), ParseError> {
     let currency = o
         .currency("currency")?
-        .as_str()
-        .map(str::to_owned)
         .ok_or_else(|| ParseError("credit note has no `currency`".into()))?;
     let (status, rank) = match o.s("status").unwrap_or("open") {
         "open" => ("issued", 0),
@@ -210,29 +203,27 @@ fn credit_note(o: &Obj) -> Result<(Value, i64), ParseError> {
     let invoice_id = o
         .list("origin_invoices")
         .first()
-        .map_or(Value::Null, |i| i.reference(P, "uid"));
+        .and_then(|i| i.reference(P, "uid"));
     Ok((
-        json!({
-            "invoice_id": invoice_id,
-            "customer_id": o.reference(P, "customer_id"),
-            "status": status,
-            "currency": currency,
-            "subtotal": major(o, "subtotal_amount", &currency)?,
-            "tax": major(o, "tax_amount", &currency)?,
-            "total": major(o, "total_amount", &currency)?,
-            "issued_at": date_or_time(o, "issue_date"),
-            "reason": o.str("memo"),
-            "lines": lines(o, &currency)?,
-        }),
+        CreditNote {
+            invoice_id,
+            customer_id: o.reference(P, "customer_id"),
+            status: status.to_owned(),
+            subtotal: major(o, "subtotal_amount", &currency)?,
+            tax: major(o, "tax_amount", &currency)?,
+            total: major(o, "total_amount", &currency)?,
+            issued_at: date_or_time(o, "issue_date"),
+            reason: o.str("memo"),
+            lines: lines(o, &currency)?,
+            currency: Some(currency),
+        },
         rank,
     ))
 }
 
-fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn invoice(o: &Obj) -> Result<(Invoice, i64), ParseError> {
     let currency = o
         .currency("currency")?
-        .as_str()
-        .map(str::to_owned)
         .ok_or_else(|| ParseError("invoice has no `currency`".into()))?;
     let (status, rank) = match o.s("status").unwrap_or("draft") {
         "draft" | "pending" => ("draft", 0),
@@ -244,29 +235,27 @@ fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
     let lines = lines(o, &currency)?;
     let customer_id = match o.get("customer_id") {
         Some(_) => o.reference(P, "customer_id"),
-        None => o
-            .obj("customer")
-            .map_or(Value::Null, |c| c.reference(P, "id")),
+        None => o.obj("customer").and_then(|c| c.reference(P, "id")),
     };
     let items = o.list("line_items");
-    let bound = |key: &str| items.first().map_or(Value::Null, |l| date_or_time(l, key));
+    let bound = |key: &str| items.first().and_then(|l| date_or_time(l, key));
     Ok((
-        json!({
-            "customer_id": customer_id,
-            "subscription_id": o.reference(P, "subscription_id"),
-            "status": status,
-            "currency": currency,
-            "subtotal": major(o, "subtotal_amount", &currency)?,
-            "discount": major(o, "discount_amount", &currency)?,
-            "tax": major(o, "tax_amount", &currency)?,
-            "total": major(o, "total_amount", &currency)?,
-            "amount_paid": major(o, "paid_amount", &currency)?,
-            "amount_due": major(o, "due_amount", &currency)?,
-            "issued_at": date_or_time(o, "issue_date"),
-            "period_start": bound("period_range_start"),
-            "period_end": bound("period_range_end"),
-            "lines": lines,
-        }),
+        Invoice {
+            customer_id,
+            subscription_id: o.reference(P, "subscription_id"),
+            status: status.to_owned(),
+            subtotal: major(o, "subtotal_amount", &currency)?,
+            discount: major(o, "discount_amount", &currency)?,
+            tax: major(o, "tax_amount", &currency)?,
+            total: major(o, "total_amount", &currency)?,
+            amount_paid: major(o, "paid_amount", &currency)?,
+            amount_due: major(o, "due_amount", &currency)?,
+            issued_at: date_or_time(o, "issue_date"),
+            period_start: bound("period_range_start"),
+            period_end: bound("period_range_end"),
+            lines,
+            currency: Some(currency),
+        },
         rank,
     ))
 }
@@ -274,17 +263,17 @@ fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
 /// Payments and refunds move money; other transaction types (line charges, credits,
 /// adjustments, info) are ledger entries billsync does not map. The currency comes from the
 /// transaction, else from the webhook's subscription (Maxio transactions often carry none).
-fn transaction(o: &Obj, context: Option<&Value>) -> Result<Option<(Value, i64)>, ParseError> {
+fn transaction(o: &Obj, context: Option<&Value>) -> Result<Option<(Transaction, i64)>, ParseError> {
     let kind = match o.s("transaction_type").or_else(|| o.s("type")) {
-        Some("payment") => "charge",
-        Some("refund") => "refund",
+        Some("payment") => TransactionKind::Charge,
+        Some("refund") => TransactionKind::Refund,
         _ => return Ok(None),
     };
     let currency = match o.currency("currency")? {
-        Value::Null => context
+        None => context
             .and_then(|p| p.get("subscription"))
             .map(Obj)
-            .map_or(Ok(Value::Null), |s| s.currency("currency"))?,
+            .map_or(Ok(None), |s| s.currency("currency"))?,
         c => c,
     };
     let success = match o.get("success") {
@@ -299,18 +288,20 @@ fn transaction(o: &Obj, context: Option<&Value>) -> Result<Option<(Value, i64)>,
     };
     let invoice_id = match o.s("invoice_uid") {
         Some(_) => o.reference(P, "invoice_uid"),
-        None => Value::Null,
+        None => None,
     };
     Ok(Some((
-        json!({
-            "kind": kind,
-            "customer_id": o.reference(P, "customer_id"),
-            "invoice_id": invoice_id,
-            "currency": currency,
-            "amount": o.minor("amount_in_cents")?,
-            "status": status,
-            "occurred_at": o.rfc3339("created_at"),
-        }),
+        Transaction {
+            kind,
+            customer_id: o.reference(P, "customer_id"),
+            invoice_id,
+            currency,
+            amount: o.minor("amount_in_cents")?,
+            status: Some(status.to_owned()),
+            occurred_at: o.rfc3339("created_at"),
+            amount_refunded: None,
+            charge_id: None,
+        },
         i64::from(success.is_some()),
     )))
 }
@@ -332,6 +323,7 @@ mod tests {
     use super::super::Maxio;
     use super::*;
     use crate::providers::Provider;
+    use serde_json::json;
 
     #[test]
     fn relationship_invoice_decimal_strings_become_minor_units() {

@@ -5,8 +5,12 @@
 //! the API holds them (`addresses`, `businesses`, merged by the sub-reads of `api`); one an
 //! event carries does not, and keeps the stored `address` and `tax_ids` (carried).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::model::canonical::{
+    Address, CanonicalData, CreditNote, Customer, Invoice, InvoiceLine, Subscription,
+    SubscriptionItem, TaxId,
+};
 use crate::model::money::{currency_code, json_minor};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339};
 use crate::model::{ObjectType, Observation};
@@ -39,15 +43,16 @@ pub fn observe(entity: &Value, fallback: i64) -> Result<Option<Observation>, Par
     let e = Entity(entity);
     let status = e.text("status").unwrap_or_default();
     let mut carried: &'static [&'static str] = &[];
-    let (data, rank) = match object_type {
+    let (data, rank): (CanonicalData, i64) = match object_type {
         ObjectType::Customer => {
             carried = customer_carried(entity);
-            (customer(&e), 0)
+            (customer(&e).into(), 0)
         }
-        ObjectType::Invoice => invoice(&e, &status)?,
-        ObjectType::CreditNote => credit_note(&e, &status)?,
-        _ => subscription(&e, &status)?,
+        ObjectType::Invoice => invoice(&e, &status).map(|(d, r)| (d.into(), r))?,
+        ObjectType::CreditNote => credit_note(&e, &status).map(|(d, r)| (d.into(), r))?,
+        _ => subscription(&e, &status).map(|(d, r)| (d.into(), r))?,
     };
+    let data = data.to_value();
     let deleted = status == "archived";
     let own = e
         .text("updated_at")
@@ -93,27 +98,24 @@ impl<'a> Entity<'a> {
         self.0.get(key).and_then(Value::as_str).map(str::to_owned)
     }
 
-    fn str(&self, path: &[&str]) -> Value {
-        self.at(path)
-            .and_then(Value::as_str)
-            .map_or(Value::Null, |s| Value::String(s.to_owned()))
+    fn str(&self, path: &[&str]) -> Option<String> {
+        self.at(path).and_then(Value::as_str).map(str::to_owned)
     }
 
     /// A reference to another Paddle entity as a canonical id.
-    fn reference(&self, key: &str) -> Value {
+    fn reference(&self, key: &str) -> Option<String> {
         self.0
             .get(key)
             .and_then(Value::as_str)
-            .map_or(Value::Null, |id| Value::String(format!("paddle:{id}")))
+            .map(|id| format!("paddle:{id}"))
     }
 
     /// An RFC 3339 time, normalised to UTC.
-    fn time(&self, path: &[&str]) -> Value {
+    fn time(&self, path: &[&str]) -> Option<String> {
         self.at(path)
             .and_then(Value::as_str)
             .and_then(parse_rfc3339)
             .and_then(micros_to_rfc3339)
-            .map_or(Value::Null, Value::String)
     }
 
     /// A minor-unit amount (`"1190"`); absent is zero.
@@ -124,11 +126,11 @@ impl<'a> Entity<'a> {
         }
     }
 
-    fn currency(&self) -> Result<Value, ParseError> {
+    fn currency(&self) -> Result<Option<String>, ParseError> {
         match self.0.get("currency_code").and_then(Value::as_str) {
-            None => Ok(Value::Null),
+            None => Ok(None),
             Some(c) => currency_code(c)
-                .map(Value::String)
+                .map(Some)
                 .map_err(|e| ParseError(e.to_string())),
         }
     }
@@ -158,7 +160,7 @@ fn active(part: &Entity) -> bool {
     part.text("status").as_deref() == Some("active")
 }
 
-fn customer(e: &Entity) -> Value {
+fn customer(e: &Entity) -> Customer {
     // The canonical address is the customer's first active address in id order (Paddle ids
     // grow with creation time, so the oldest); Paddle marks none as primary.
     let address = e
@@ -166,32 +168,34 @@ fn customer(e: &Entity) -> Value {
         .into_iter()
         .filter(active)
         .min_by_key(|a| a.text("id"))
-        .map_or(Value::Null, |a| {
-            json!({
-                "line1": a.str(&["first_line"]),
-                "city": a.str(&["city"]),
-                "state": a.str(&["region"]),
-                "postal_code": a.str(&["postal_code"]),
-                "country": a.str(&["country_code"]),
-            })
+        .map(|a| Address {
+            line1: a.str(&["first_line"]),
+            city: a.str(&["city"]),
+            state: a.str(&["region"]),
+            postal_code: a.str(&["postal_code"]),
+            country: a.str(&["country_code"]),
         });
     // Every active business's `tax_identifier`; Paddle does not say which kind of number it
     // is (VAT, GST, EIN...), so the type names where it came from.
     let mut businesses = e.list(&["businesses"]);
     businesses.sort_by_key(|b| b.text("id"));
-    let tax_ids: Vec<Value> = businesses
+    let tax_ids = businesses
         .iter()
         .filter(|b| active(b))
         .filter_map(|b| b.text("tax_identifier").filter(|t| !t.is_empty()))
-        .map(|value| json!({"type": TAX_ID_TYPE, "value": value}))
+        .map(|value| TaxId {
+            kind: Some(TAX_ID_TYPE.to_owned()),
+            value: Some(value),
+        })
         .collect();
-    json!({
-        "email": e.str(&["email"]),
-        "name": e.str(&["name"]),
-        "address": address,
-        "tax_ids": tax_ids,
-        "tax_exempt": "none",
-    })
+    Customer {
+        email: e.str(&["email"]),
+        name: e.str(&["name"]),
+        address,
+        tax_ids,
+        tax_exempt: "none".to_owned(),
+        status: None,
+    }
 }
 
 /// The canonical `tax_ids[].type` of a Paddle business's `tax_identifier`.
@@ -211,7 +215,7 @@ fn invoice_status(status: &str) -> (&'static str, i64) {
     }
 }
 
-fn invoice(e: &Entity, status: &str) -> Result<(Value, i64), ParseError> {
+fn invoice(e: &Entity, status: &str) -> Result<(Invoice, i64), ParseError> {
     let (canonical, rank) = invoice_status(status);
     // `grand_total` is what the customer owes after credits; older payloads only had `total`.
     let total = match e.at(&["details", "totals", "grand_total"]) {
@@ -221,38 +225,38 @@ fn invoice(e: &Entity, status: &str) -> Result<(Value, i64), ParseError> {
     let paid = if canonical == "paid" { total } else { 0 };
     let mut lines = Vec::new();
     for l in e.list(&["details", "line_items"]) {
-        lines.push(json!({
-            "id": l.str(&["id"]),
-            "description": l.str(&["product", "name"]),
-            "quantity": l.at(&["quantity"]).and_then(Value::as_i64),
-            "amount": l.amount(&["totals", "subtotal"])?,
-            "tax": l.amount(&["totals", "tax"])?,
-            "period_start": e.time(&["billing_period", "starts_at"]),
-            "period_end": e.time(&["billing_period", "ends_at"]),
-        }));
+        lines.push(InvoiceLine {
+            id: l.str(&["id"]),
+            description: l.str(&["product", "name"]),
+            quantity: l.at(&["quantity"]).and_then(Value::as_i64),
+            amount: l.amount(&["totals", "subtotal"])?,
+            tax: l.amount(&["totals", "tax"])?,
+            period_start: Some(e.time(&["billing_period", "starts_at"])),
+            period_end: Some(e.time(&["billing_period", "ends_at"])),
+        });
     }
     Ok((
-        json!({
-            "customer_id": e.reference("customer_id"),
-            "subscription_id": e.reference("subscription_id"),
-            "status": canonical,
-            "currency": e.currency()?,
-            "subtotal": e.amount(&["details", "totals", "subtotal"])?,
-            "discount": e.amount(&["details", "totals", "discount"])?,
-            "tax": e.amount(&["details", "totals", "tax"])?,
-            "total": total,
-            "amount_paid": paid,
-            "amount_due": total - paid,
-            "issued_at": e.time(&["billed_at"]),
-            "period_start": e.time(&["billing_period", "starts_at"]),
-            "period_end": e.time(&["billing_period", "ends_at"]),
-            "lines": lines,
-        }),
+        Invoice {
+            customer_id: e.reference("customer_id"),
+            subscription_id: e.reference("subscription_id"),
+            status: canonical.to_owned(),
+            currency: e.currency()?,
+            subtotal: e.amount(&["details", "totals", "subtotal"])?,
+            discount: e.amount(&["details", "totals", "discount"])?,
+            tax: e.amount(&["details", "totals", "tax"])?,
+            total,
+            amount_paid: paid,
+            amount_due: total - paid,
+            issued_at: e.time(&["billed_at"]),
+            period_start: e.time(&["billing_period", "starts_at"]),
+            period_end: e.time(&["billing_period", "ends_at"]),
+            lines,
+        },
         rank,
     ))
 }
 
-fn credit_note(e: &Entity, status: &str) -> Result<(Value, i64), ParseError> {
+fn credit_note(e: &Entity, status: &str) -> Result<(CreditNote, i64), ParseError> {
     let rank = match status {
         "pending_approval" => 0,
         "approved" => 1,
@@ -261,32 +265,35 @@ fn credit_note(e: &Entity, status: &str) -> Result<(Value, i64), ParseError> {
     };
     let mut lines = Vec::new();
     for l in e.list(&["items"]) {
-        lines.push(json!({
-            "id": l.str(&["id"]),
-            "description": l.str(&["type"]),
-            "quantity": Value::Null,
-            "amount": l.amount(&["totals", "subtotal"])?,
-            "tax": l.amount(&["totals", "tax"])?,
-        }));
+        // Adjustment items have no period: the line leaves `period_*` out.
+        lines.push(InvoiceLine {
+            id: l.str(&["id"]),
+            description: l.str(&["type"]),
+            quantity: None,
+            amount: l.amount(&["totals", "subtotal"])?,
+            tax: l.amount(&["totals", "tax"])?,
+            period_start: None,
+            period_end: None,
+        });
     }
     Ok((
-        json!({
-            "invoice_id": e.reference("transaction_id"),
-            "customer_id": e.reference("customer_id"),
-            "status": status,
-            "currency": e.currency()?,
-            "subtotal": e.amount(&["totals", "subtotal"])?,
-            "tax": e.amount(&["totals", "tax"])?,
-            "total": e.amount(&["totals", "total"])?,
-            "issued_at": e.time(&["created_at"]),
-            "reason": e.str(&["reason"]),
-            "lines": lines,
-        }),
+        CreditNote {
+            invoice_id: e.reference("transaction_id"),
+            customer_id: e.reference("customer_id"),
+            status: status.to_owned(),
+            currency: e.currency()?,
+            subtotal: e.amount(&["totals", "subtotal"])?,
+            tax: e.amount(&["totals", "tax"])?,
+            total: e.amount(&["totals", "total"])?,
+            issued_at: e.time(&["created_at"]),
+            reason: e.str(&["reason"]),
+            lines,
+        },
         rank,
     ))
 }
 
-fn subscription(e: &Entity, status: &str) -> Result<(Value, i64), ParseError> {
+fn subscription(e: &Entity, status: &str) -> Result<(Subscription, i64), ParseError> {
     let rank = match status {
         "trialing" => 0,
         "active" => 1,
@@ -299,30 +306,28 @@ fn subscription(e: &Entity, status: &str) -> Result<(Value, i64), ParseError> {
         .and_then(Value::as_str)
     {
         Some("cancel") => e.time(&["scheduled_change", "effective_at"]),
-        _ => Value::Null,
+        _ => None,
     };
-    let items: Vec<Value> = e
+    let items = e
         .list(&["items"])
         .iter()
-        .map(|i| {
-            json!({
-                "id": i.str(&["price", "id"]),
-                "price_id": i.str(&["price", "id"]),
-                "quantity": i.at(&["quantity"]).and_then(Value::as_i64),
-            })
+        .map(|i| SubscriptionItem {
+            id: i.str(&["price", "id"]),
+            price_id: i.str(&["price", "id"]),
+            quantity: i.at(&["quantity"]).and_then(Value::as_i64),
         })
         .collect();
     Ok((
-        json!({
-            "customer_id": e.reference("customer_id"),
-            "status": status,
-            "currency": e.currency()?,
-            "current_period_start": e.time(&["current_billing_period", "starts_at"]),
-            "current_period_end": e.time(&["current_billing_period", "ends_at"]),
-            "cancel_at": cancel_at,
-            "canceled_at": e.time(&["canceled_at"]),
-            "items": items,
-        }),
+        Subscription {
+            customer_id: e.reference("customer_id"),
+            status: status.to_owned(),
+            currency: e.currency()?,
+            current_period_start: e.time(&["current_billing_period", "starts_at"]),
+            current_period_end: e.time(&["current_billing_period", "ends_at"]),
+            cancel_at,
+            canceled_at: e.time(&["canceled_at"]),
+            items,
+        },
         rank,
     ))
 }
@@ -330,6 +335,7 @@ fn subscription(e: &Entity, status: &str) -> Result<(Value, i64), ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn transaction(status: &str, updated: &str) -> Value {
         json!({

@@ -35,8 +35,12 @@
 //! positive magnitudes, as credit notes are elsewhere. A customer's VAT numbers and address
 //! come from `billing_info` first, then the account (docs page, "Tax IDs and addresses").
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::model::canonical::{
+    Address, CanonicalData, CreditNote, Customer, Invoice, InvoiceLine, Subscription,
+    SubscriptionItem, TaxId, Transaction, TransactionKind,
+};
 use crate::model::{ObjectType, Observation};
 use crate::providers::major_units::{id_text, reference, span, Fields};
 use crate::providers::ParseError;
@@ -44,7 +48,7 @@ use crate::providers::ParseError;
 /// Lifecycle rank of a deletion: nothing at the same provider time comes after it.
 pub const DELETED_RANK: i64 = i64::MAX;
 
-fn r(id: Option<String>) -> Value {
+fn r(id: Option<String>) -> Option<String> {
     reference("recurly", id)
 }
 
@@ -80,6 +84,7 @@ pub fn observe(object: &Value, fallback_time: i64) -> Result<Option<Observation>
         ObjectType::Subscription => subscription(&o)?,
         ObjectType::Transaction => transaction(&o)?,
     };
+    let data = data.to_value();
     let updated = o.micros(&["updated_at"]).unwrap_or(fallback_time);
     Ok(Some(Observation {
         object_type,
@@ -94,13 +99,13 @@ pub fn observe(object: &Value, fallback_time: i64) -> Result<Option<Observation>
 }
 
 /// The account an object belongs to, by the `id` of its embedded account mini.
-fn account_ref(o: &Fields) -> Value {
+fn account_ref(o: &Fields) -> Option<String> {
     r(o.obj("account").and_then(|a| a.id("id")))
 }
 
 /// An `Address` with at least one place field; Recurly answers an all-null address object for
 /// an account that has none.
-fn address(a: Option<Fields>) -> Option<Value> {
+fn address(a: Option<Fields>) -> Option<Address> {
     let a = a?;
     const PLACE: [&str; 6] = [
         "street1",
@@ -110,14 +115,12 @@ fn address(a: Option<Fields>) -> Option<Value> {
         "postal_code",
         "country",
     ];
-    PLACE.iter().any(|k| a.s(k).is_some()).then(|| {
-        json!({
-            "line1": a.str("street1"),
-            "city": a.str("city"),
-            "state": a.str("region"),
-            "postal_code": a.str("postal_code"),
-            "country": a.str("country"),
-        })
+    PLACE.iter().any(|k| a.s(k).is_some()).then(|| Address {
+        line1: a.str("street1"),
+        city: a.str("city"),
+        state: a.str("region"),
+        postal_code: a.str("postal_code"),
+        country: a.str("country"),
     })
 }
 
@@ -125,14 +128,13 @@ fn address(a: Option<Fields>) -> Option<Value> {
 /// collected invoices) and of the account (manually collected ones), in that order, once
 /// each; the address of `billing_info` (Recurly's default taxable address), else the
 /// account's.
-fn account(o: &Fields) -> (Value, i64, bool) {
+fn account(o: &Fields) -> (CanonicalData, i64, bool) {
     let billing = o.obj("billing_info");
-    let address = address(billing.and_then(|b| b.obj("address")))
-        .or_else(|| address(o.obj("address")))
-        .unwrap_or(Value::Null);
+    let address =
+        address(billing.and_then(|b| b.obj("address"))).or_else(|| address(o.obj("address")));
     let name = match (o.s("first_name"), o.s("last_name")) {
-        (Some(f), Some(l)) => Value::String(format!("{f} {l}")),
-        (Some(n), None) | (None, Some(n)) => Value::String(n.to_owned()),
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
         (None, None) => o.str("company"),
     };
     let mut vat_numbers: Vec<&str> = Vec::with_capacity(2);
@@ -144,22 +146,20 @@ fn account(o: &Fields) -> (Value, i64, bool) {
             vat_numbers.push(v);
         }
     }
-    let tax_ids: Vec<Value> = vat_numbers
-        .iter()
-        .map(|v| json!({"type": "vat", "value": v}))
-        .collect();
+    let tax_ids = vat_numbers.into_iter().map(TaxId::vat).collect();
     let exempt = o.get("tax_exempt").and_then(Value::as_bool) == Some(true);
     // Closing ("deactivating") an account sets `deleted_at`; it can be reactivated later,
     // which clears it and is a later `updated_at`.
     let deleted = o.get("deleted_at").is_some();
-    let data = json!({
-        "email": o.str("email"),
-        "name": name,
-        "address": address,
-        "tax_ids": tax_ids,
-        "tax_exempt": if exempt { "exempt" } else { "none" },
-    });
-    (data, 0, deleted)
+    let data = Customer {
+        email: o.str("email"),
+        name,
+        address,
+        tax_ids,
+        tax_exempt: if exempt { "exempt" } else { "none" }.to_owned(),
+        status: None,
+    };
+    (data.into(), 0, deleted)
 }
 
 /// The first id of a list of ids (`subscription_ids`).
@@ -178,7 +178,9 @@ fn required_currency(o: &Fields, what: &str) -> Result<String, ParseError> {
 /// tax), falling back to `amount`. `sign` turns credit amounts into magnitudes. `line_items`
 /// is whole here: an invoice with `has_more_line_items` was completed from
 /// `/invoices/{id}/line_items` before it was mapped (docs page, "Line items").
-fn lines(o: &Fields, currency: &str, sign: i64) -> Result<(Vec<Value>, Value, Value), ParseError> {
+type Lines = (Vec<InvoiceLine>, Option<String>, Option<String>);
+
+fn lines(o: &Fields, currency: &str, sign: i64) -> Result<Lines, ParseError> {
     let items = o.list("line_items");
     let lines = items
         .iter()
@@ -188,22 +190,22 @@ fn lines(o: &Fields, currency: &str, sign: i64) -> Result<(Vec<Value>, Value, Va
             } else {
                 l.money("amount", currency)?
             };
-            Ok(json!({
-                "id": l.str("id"),
-                "description": l.str("description"),
-                "quantity": l.count("quantity"),
-                "amount": amount.saturating_mul(sign),
-                "tax": l.money("tax", currency)?.saturating_mul(sign),
-                "period_start": l.time(&["start_date"]),
-                "period_end": l.time(&["end_date"]),
-            }))
+            Ok(InvoiceLine {
+                id: l.str("id"),
+                description: l.str("description"),
+                quantity: l.count("quantity"),
+                amount: amount.saturating_mul(sign),
+                tax: l.money("tax", currency)?.saturating_mul(sign),
+                period_start: Some(l.time(&["start_date"])),
+                period_end: Some(l.time(&["end_date"])),
+            })
         })
         .collect::<Result<Vec<_>, ParseError>>()?;
     let (start, end) = span(&items, &["start_date"], &["end_date"]);
     Ok((lines, start, end))
 }
 
-fn invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+fn invoice(o: &Fields) -> Result<(CanonicalData, i64, bool), ParseError> {
     let currency = required_currency(o, "invoice")?;
     let (status, rank) = match o.s("state").unwrap_or("pending") {
         "paid" | "closed" => ("paid", 3),
@@ -212,28 +214,28 @@ fn invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
         _ => ("open", 1),
     };
     let (lines, period_start, period_end) = lines(o, &currency, 1)?;
-    let data = json!({
-        "customer_id": account_ref(o),
+    let data = Invoice {
+        customer_id: account_ref(o),
         // Docs page, "Invoice and credit note references": subscriptions by their `id`.
-        "subscription_id": r(first_id(o, "subscription_ids")),
-        "status": status,
-        "currency": currency,
-        "subtotal": o.money("subtotal", &currency)?,
-        "discount": o.money("discount", &currency)?,
-        "tax": o.money("tax", &currency)?,
-        "total": o.money("total", &currency)?,
-        "amount_paid": o.money("paid", &currency)?,
+        subscription_id: r(first_id(o, "subscription_ids")),
+        status: status.to_owned(),
+        subtotal: o.money("subtotal", &currency)?,
+        discount: o.money("discount", &currency)?,
+        tax: o.money("tax", &currency)?,
+        total: o.money("total", &currency)?,
+        amount_paid: o.money("paid", &currency)?,
         // Docs page, "Owed amount": `balance`, 0 once paid or voided; never the total.
-        "amount_due": o.money("balance", &currency)?,
-        "issued_at": o.time(&["created_at"]),
-        "period_start": period_start,
-        "period_end": period_end,
-        "lines": lines,
-    });
-    Ok((data, rank, false))
+        amount_due: o.money("balance", &currency)?,
+        issued_at: o.time(&["created_at"]),
+        period_start,
+        period_end,
+        lines,
+        currency: Some(currency),
+    };
+    Ok((data.into(), rank, false))
 }
 
-fn credit_invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+fn credit_invoice(o: &Fields) -> Result<(CanonicalData, i64, bool), ParseError> {
     let currency = required_currency(o, "credit invoice")?;
     let voided = o.s("state") == Some("voided");
     // Recurly writes credit invoice amounts as negative numbers.
@@ -243,26 +245,26 @@ fn credit_invoice(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
         1
     };
     let (lines, _, _) = lines(o, &currency, sign)?;
-    let data = json!({
+    let data = CreditNote {
         // Docs page, "Invoice and credit note references": the charge invoice refunded.
-        "invoice_id": r(o.id("previous_invoice_id")),
-        "customer_id": account_ref(o),
-        "status": if voided { "void" } else { "issued" },
-        "currency": currency,
-        "subtotal": o.money("subtotal", &currency)?.saturating_mul(sign),
-        "tax": o.money("tax", &currency)?.saturating_mul(sign),
-        "total": o.money("total", &currency)?.saturating_mul(sign),
-        "issued_at": o.time(&["created_at"]),
-        "reason": o.str("origin"),
-        "lines": lines,
-    });
-    Ok((data, i64::from(voided), false))
+        invoice_id: r(o.id("previous_invoice_id")),
+        customer_id: account_ref(o),
+        status: if voided { "void" } else { "issued" }.to_owned(),
+        subtotal: o.money("subtotal", &currency)?.saturating_mul(sign),
+        tax: o.money("tax", &currency)?.saturating_mul(sign),
+        total: o.money("total", &currency)?.saturating_mul(sign),
+        issued_at: o.time(&["created_at"]),
+        reason: o.str("origin"),
+        lines,
+        currency: Some(currency),
+    };
+    Ok((data.into(), i64::from(voided), false))
 }
 
 /// Subscription `state` → canonical `status` and rank: `future` → `incomplete`, `active`,
 /// `paused`, `canceled` (still running until `expires_at`, which becomes `cancel_at`),
 /// `expired`/`failed` → `ended`.
-fn subscription(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+fn subscription(o: &Fields) -> Result<(CanonicalData, i64, bool), ParseError> {
     let (status, rank) = match o.s("state").unwrap_or("active") {
         "future" => ("incomplete", 0),
         "paused" => ("paused", 2),
@@ -271,40 +273,38 @@ fn subscription(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
         _ => ("active", 1),
     };
     let currency = o.currency("currency")?;
-    let mut items = vec![json!({
-        "id": o.str("id"),
-        "price_id": o.obj("plan").map_or(Value::Null, |p| p.str("code")),
-        "quantity": o.count("quantity"),
-    })];
-    items.extend(o.list("add_ons").iter().map(|a| {
-        json!({
-            "id": a.str("id"),
-            "price_id": a.obj("add_on").map_or(Value::Null, |x| x.str("code")),
-            "quantity": a.count("quantity"),
-        })
+    let mut items = vec![SubscriptionItem {
+        id: o.str("id"),
+        price_id: o.obj("plan").and_then(|p| p.str("code")),
+        quantity: o.count("quantity"),
+    }];
+    items.extend(o.list("add_ons").iter().map(|a| SubscriptionItem {
+        id: a.str("id"),
+        price_id: a.obj("add_on").and_then(|x| x.str("code")),
+        quantity: a.count("quantity"),
     }));
     let cancel_at = if o.get("canceled_at").is_some() {
         o.time(&["expires_at"])
     } else {
-        Value::Null
+        None
     };
-    let data = json!({
-        "customer_id": account_ref(o),
-        "status": status,
-        "currency": currency,
-        "current_period_start": o.time(&["current_period_started_at"]),
-        "current_period_end": o.time(&["current_period_ends_at"]),
-        "cancel_at": cancel_at,
-        "canceled_at": o.time(&["canceled_at"]),
-        "items": items,
-    });
-    Ok((data, rank, false))
+    let data = Subscription {
+        customer_id: account_ref(o),
+        status: status.to_owned(),
+        currency,
+        current_period_start: o.time(&["current_period_started_at"]),
+        current_period_end: o.time(&["current_period_ends_at"]),
+        cancel_at,
+        canceled_at: o.time(&["canceled_at"]),
+        items,
+    };
+    Ok((data.into(), rank, false))
 }
 
 /// Transactions: `type` `refund` → `refund`, others (`purchase`, `capture`, `authorization`)
 /// → `charge`; `verify` (card checks) is not mapped. `status` is Recurly's
 /// (`pending`, `processing`, `scheduled`, `success`, `declined`, `error`, `void`, `chargeback`).
-fn transaction(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
+fn transaction(o: &Fields) -> Result<(CanonicalData, i64, bool), ParseError> {
     let currency = required_currency(o, "transaction")?;
     let status = o.s("status").unwrap_or("pending");
     let rank = match status {
@@ -314,25 +314,28 @@ fn transaction(o: &Fields) -> Result<(Value, i64, bool), ParseError> {
         _ => 2,
     };
     let kind = if o.s("type") == Some("refund") {
-        "refund"
+        TransactionKind::Refund
     } else {
-        "charge"
+        TransactionKind::Charge
     };
-    let data = json!({
-        "kind": kind,
-        "customer_id": account_ref(o),
-        "invoice_id": r(o.obj("invoice").and_then(|i| i.id("id"))),
-        "currency": currency,
-        "amount": o.money("amount", &currency)?,
-        "status": status,
-        "occurred_at": o.time(&["collected_at", "created_at"]),
-    });
-    Ok((data, rank, false))
+    let data = Transaction {
+        kind,
+        customer_id: account_ref(o),
+        invoice_id: r(o.obj("invoice").and_then(|i| i.id("id"))),
+        amount: o.money("amount", &currency)?,
+        status: Some(status.to_owned()),
+        occurred_at: o.time(&["collected_at", "created_at"]),
+        currency: Some(currency),
+        amount_refunded: None,
+        charge_id: None,
+    };
+    Ok((data.into(), rank, false))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn account_json() -> Value {
         json!({

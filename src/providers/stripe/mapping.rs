@@ -1,8 +1,12 @@
 //! Maps Stripe objects (any API version from 2020 on: old `tax`/`tax_amounts` and newer
 //! `total_taxes`/`taxes` fields alike) to canonical objects.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
+use crate::model::canonical::{
+    Address, CanonicalData, CreditNote, Customer, Invoice, InvoiceLine, Subscription,
+    SubscriptionItem, TaxId, Transaction, TransactionKind,
+};
 use crate::model::time::{secs_to_micros, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
 use crate::providers::ParseError;
@@ -39,14 +43,15 @@ pub fn observe(
         // No fields to map: the actor keeps the last known data (docs/api.md).
         (Value::Null, DELETED_RANK)
     } else {
-        match kind {
-            "customer" => (customer(&o), 0),
-            "invoice" => invoice(&o)?,
-            "credit_note" => credit_note(&o)?,
-            "subscription" => subscription(&o)?,
-            "charge" => charge(&o)?,
-            _ => refund(&o)?,
-        }
+        let (data, rank): (CanonicalData, i64) = match kind {
+            "customer" => (customer(&o).into(), 0),
+            "invoice" => invoice(&o).map(|(d, r)| (d.into(), r))?,
+            "credit_note" => credit_note(&o).map(|(d, r)| (d.into(), r))?,
+            "subscription" => subscription(&o).map(|(d, r)| (d.into(), r))?,
+            "charge" => charge(&o).map(|(d, r)| (d.into(), r))?,
+            _ => refund(&o).map(|(d, r)| (d.into(), r))?,
+        };
+        (data.to_value(), rank)
     };
     let order_key = secs_to_micros(created);
     Ok(Some(Observation {
@@ -69,10 +74,8 @@ impl<'a> Obj<'a> {
         self.0.get(key).filter(|v| !v.is_null())
     }
 
-    fn str(&self, key: &str) -> Value {
-        self.get(key)
-            .and_then(Value::as_str)
-            .map_or(Value::Null, |s| Value::String(s.to_owned()))
+    fn str(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(Value::as_str).map(str::to_owned)
     }
 
     fn int(&self, key: &str) -> Option<i64> {
@@ -88,28 +91,26 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn time(&self, key: &str) -> Value {
-        self.int(key)
-            .and_then(secs_to_rfc3339)
-            .map_or(Value::Null, Value::String)
+    fn time(&self, key: &str) -> Option<String> {
+        self.int(key).and_then(secs_to_rfc3339)
     }
 
     /// A reference to another object: its id string, or the id of an expanded object.
-    fn reference(&self, key: &str) -> Value {
+    fn reference(&self, key: &str) -> Option<String> {
         let id = match self.get(key) {
             Some(Value::String(s)) => Some(s.as_str()),
             Some(Value::Object(m)) => m.get("id").and_then(Value::as_str),
             _ => None,
         };
-        id.map_or(Value::Null, |id| Value::String(format!("stripe:{id}")))
+        id.map(|id| format!("stripe:{id}"))
     }
 
     /// The upper-case ISO 4217 currency; one that is not a code is a parse error.
-    fn currency(&self) -> Result<Value, ParseError> {
+    fn currency(&self) -> Result<Option<String>, ParseError> {
         match self.get("currency") {
-            None | Some(Value::Null) => Ok(Value::Null),
+            None | Some(Value::Null) => Ok(None),
             Some(Value::String(c)) => crate::model::money::currency_code(c)
-                .map(Value::String)
+                .map(Some)
                 .map_err(|e| ParseError(format!("`currency`: {e}"))),
             Some(_) => Err(ParseError("`currency` is not a string".into())),
         }
@@ -147,49 +148,55 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn customer(o: &Obj) -> Value {
-    let address = o.get("address").map(Obj).map_or(Value::Null, |a| {
-        json!({
-            "line1": a.str("line1"),
-            "city": a.str("city"),
-            "state": a.str("state"),
-            "postal_code": a.str("postal_code"),
-            "country": a.str("country"),
-        })
+fn customer(o: &Obj) -> Customer {
+    let address = o.get("address").map(Obj).map(|a| Address {
+        line1: a.str("line1"),
+        city: a.str("city"),
+        state: a.str("state"),
+        postal_code: a.str("postal_code"),
+        country: a.str("country"),
     });
-    let tax_ids: Vec<Value> = o
+    let tax_ids = o
         .list("tax_ids")
         .iter()
-        .map(|t| json!({ "type": t.str("type"), "value": t.str("value") }))
+        .map(|t| TaxId {
+            kind: t.str("type"),
+            value: t.str("value"),
+        })
         .collect();
-    json!({
-        "email": o.str("email"),
-        "name": o.str("name"),
-        "address": address,
-        "tax_ids": tax_ids,
-        "tax_exempt": o.get("tax_exempt").and_then(Value::as_str).unwrap_or("none"),
-    })
+    Customer {
+        email: o.str("email"),
+        name: o.str("name"),
+        address,
+        tax_ids,
+        tax_exempt: o
+            .get("tax_exempt")
+            .and_then(Value::as_str)
+            .unwrap_or("none")
+            .to_owned(),
+        status: None,
+    }
 }
 
-fn lines(o: &Obj) -> Result<Vec<Value>, ParseError> {
+fn lines(o: &Obj) -> Result<Vec<InvoiceLine>, ParseError> {
     o.list("lines")
         .iter()
         .map(|l| {
             let period = l.get("period").map(Obj);
-            Ok(json!({
-                "id": l.str("id"),
-                "description": l.str("description"),
-                "quantity": l.int("quantity"),
-                "amount": l.amount("amount")?,
-                "tax": l.tax(None, &["taxes", "tax_amounts"])?,
-                "period_start": period.as_ref().map_or(Value::Null, |p| p.time("start")),
-                "period_end": period.as_ref().map_or(Value::Null, |p| p.time("end")),
-            }))
+            Ok(InvoiceLine {
+                id: l.str("id"),
+                description: l.str("description"),
+                quantity: l.int("quantity"),
+                amount: l.amount("amount")?,
+                tax: l.tax(None, &["taxes", "tax_amounts"])?,
+                period_start: Some(period.as_ref().and_then(|p| p.time("start"))),
+                period_end: Some(period.as_ref().and_then(|p| p.time("end"))),
+            })
         })
         .collect()
 }
 
-fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn invoice(o: &Obj) -> Result<(Invoice, i64), ParseError> {
     let status = o.get("status").and_then(Value::as_str).unwrap_or("draft");
     let rank = match status {
         "draft" => 0,
@@ -198,55 +205,53 @@ fn invoice(o: &Obj) -> Result<(Value, i64), ParseError> {
         _ => 3, // paid, void: final
     };
     // Since the 2025 API versions the subscription moved under `parent`.
-    let subscription = match o.reference("subscription") {
-        Value::Null => o
-            .get("parent")
+    let subscription_id = o.reference("subscription").or_else(|| {
+        o.get("parent")
             .and_then(|p| p.get("subscription_details"))
             .map(Obj)
-            .map_or(Value::Null, |s| s.reference("subscription")),
-        s => s,
-    };
-    let issued_at = match o.get("status_transitions").map(Obj) {
-        Some(t) if t.int("finalized_at").is_some() => t.time("finalized_at"),
-        _ => Value::Null,
-    };
-    let data = json!({
-        "customer_id": o.reference("customer"),
-        "subscription_id": subscription,
-        "status": status,
-        "currency": o.currency()?,
-        "subtotal": o.amount("subtotal")?,
-        "discount": o.sum_amounts("total_discount_amounts")?,
-        "tax": o.tax(Some("tax"), &["total_taxes", "total_tax_amounts"])?,
-        "total": o.amount("total")?,
-        "amount_paid": o.amount("amount_paid")?,
-        "amount_due": o.amount("amount_due")?,
-        "issued_at": issued_at,
-        "period_start": o.time("period_start"),
-        "period_end": o.time("period_end"),
-        "lines": lines(o)?,
+            .and_then(|s| s.reference("subscription"))
     });
+    let issued_at = o
+        .get("status_transitions")
+        .map(Obj)
+        .and_then(|t| t.time("finalized_at"));
+    let data = Invoice {
+        customer_id: o.reference("customer"),
+        subscription_id,
+        status: status.to_owned(),
+        currency: o.currency()?,
+        subtotal: o.amount("subtotal")?,
+        discount: o.sum_amounts("total_discount_amounts")?,
+        tax: o.tax(Some("tax"), &["total_taxes", "total_tax_amounts"])?,
+        total: o.amount("total")?,
+        amount_paid: o.amount("amount_paid")?,
+        amount_due: o.amount("amount_due")?,
+        issued_at,
+        period_start: o.time("period_start"),
+        period_end: o.time("period_end"),
+        lines: lines(o)?,
+    };
     Ok((data, rank))
 }
 
-fn credit_note(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn credit_note(o: &Obj) -> Result<(CreditNote, i64), ParseError> {
     let status = o.get("status").and_then(Value::as_str).unwrap_or("issued");
-    let data = json!({
-        "invoice_id": o.reference("invoice"),
-        "customer_id": o.reference("customer"),
-        "status": status,
-        "currency": o.currency()?,
-        "subtotal": o.amount("subtotal")?,
-        "tax": o.tax(None, &["total_taxes", "tax_amounts"])?,
-        "total": o.amount("total")?,
-        "issued_at": o.time("created"),
-        "reason": o.str("reason"),
-        "lines": lines(o)?,
-    });
+    let data = CreditNote {
+        invoice_id: o.reference("invoice"),
+        customer_id: o.reference("customer"),
+        status: status.to_owned(),
+        currency: o.currency()?,
+        subtotal: o.amount("subtotal")?,
+        tax: o.tax(None, &["total_taxes", "tax_amounts"])?,
+        total: o.amount("total")?,
+        issued_at: o.time("created"),
+        reason: o.str("reason"),
+        lines: lines(o)?,
+    };
     Ok((data, i64::from(status == "void")))
 }
 
-fn subscription(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn subscription(o: &Obj) -> Result<(Subscription, i64), ParseError> {
     let status = o.get("status").and_then(Value::as_str).unwrap_or("active");
     let rank = match status {
         "incomplete" => 0,
@@ -258,80 +263,79 @@ fn subscription(o: &Obj) -> Result<(Value, i64), ParseError> {
     };
     let items = o.list("items");
     // Since the 2025 API versions the billing period lives on each item.
-    let period = |key: &str| match o.time(key) {
-        Value::Null => items.first().map_or(Value::Null, |i| i.time(key)),
-        t => t,
+    let period = |key: &str| {
+        o.time(key)
+            .or_else(|| items.first().and_then(|i| i.time(key)))
     };
-    let items_json: Vec<Value> = items
-        .iter()
-        .map(|i| {
-            let price = i.get("price").map(Obj);
-            json!({
-                "id": i.str("id"),
-                "price_id": price.map_or(Value::Null, |p| p.str("id")),
-                "quantity": i.int("quantity"),
-            })
-        })
-        .collect();
     let currency = match o.currency()? {
-        Value::Null => match items.first().and_then(|i| i.get("price")).map(Obj) {
+        None => match items.first().and_then(|i| i.get("price")).map(Obj) {
             Some(price) => price.currency()?,
-            None => Value::Null,
+            None => None,
         },
         c => c,
     };
-    let data = json!({
-        "customer_id": o.reference("customer"),
-        "status": status,
-        "currency": currency,
-        "current_period_start": period("current_period_start"),
-        "current_period_end": period("current_period_end"),
-        "cancel_at": o.time("cancel_at"),
-        "canceled_at": o.time("canceled_at"),
-        "items": items_json,
-    });
+    let data = Subscription {
+        customer_id: o.reference("customer"),
+        status: status.to_owned(),
+        currency,
+        current_period_start: period("current_period_start"),
+        current_period_end: period("current_period_end"),
+        cancel_at: o.time("cancel_at"),
+        canceled_at: o.time("canceled_at"),
+        items: items
+            .iter()
+            .map(|i| SubscriptionItem {
+                id: i.str("id"),
+                price_id: i.get("price").map(Obj).and_then(|p| p.str("id")),
+                quantity: i.int("quantity"),
+            })
+            .collect(),
+    };
     Ok((data, rank))
 }
 
-fn transaction(o: &Obj, kind: &str, extra: Map<String, Value>) -> Result<Value, ParseError> {
-    let mut data = json!({
-        "kind": kind,
-        "customer_id": o.reference("customer"),
-        "invoice_id": o.reference("invoice"),
-        "currency": o.currency()?,
-        "amount": o.amount("amount")?,
-        "status": o.str("status"),
-        "occurred_at": o.time("created"),
-    });
-    if let Value::Object(m) = &mut data {
-        m.extend(extra);
-    }
-    Ok(data)
+fn transaction(o: &Obj, kind: TransactionKind) -> Result<Transaction, ParseError> {
+    Ok(Transaction {
+        kind,
+        customer_id: o.reference("customer"),
+        invoice_id: o.reference("invoice"),
+        currency: o.currency()?,
+        amount: o.amount("amount")?,
+        status: o.str("status"),
+        occurred_at: o.time("created"),
+        amount_refunded: None,
+        charge_id: None,
+    })
 }
 
-fn charge(o: &Obj) -> Result<(Value, i64), ParseError> {
+fn charge(o: &Obj) -> Result<(Transaction, i64), ParseError> {
     let refunded = o.amount("amount_refunded")?;
-    let mut extra = Map::new();
-    extra.insert("amount_refunded".into(), json!(refunded));
     let settled = !matches!(o.get("status").and_then(Value::as_str), Some("pending"));
     // Later lifecycle: settled beats pending, more refunded beats less.
     let rank = (i64::from(settled) << 40) | refunded.clamp(0, (1 << 40) - 1);
-    Ok((transaction(o, "charge", extra)?, rank))
+    let data = Transaction {
+        amount_refunded: Some(refunded),
+        ..transaction(o, TransactionKind::Charge)?
+    };
+    Ok((data, rank))
 }
 
-fn refund(o: &Obj) -> Result<(Value, i64), ParseError> {
-    let mut extra = Map::new();
-    extra.insert("charge_id".into(), o.reference("charge"));
+fn refund(o: &Obj) -> Result<(Transaction, i64), ParseError> {
     let rank = match o.get("status").and_then(Value::as_str) {
         Some("pending") | Some("requires_action") => 0,
         _ => 1,
     };
-    Ok((transaction(o, "refund", extra)?, rank))
+    let data = Transaction {
+        charge_id: Some(o.reference("charge")),
+        ..transaction(o, TransactionKind::Refund)?
+    };
+    Ok((data, rank))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fixture(name: &str) -> Value {
         let text = include_str!("../../../tests/data/stripe-openapi-fixtures3.json");

@@ -20,8 +20,12 @@
 //! balance 0 and was not paid). Subscription periods are the current term
 //! (`termStartDate`/`termEndDate`).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::model::canonical::{
+    Address, CanonicalData, CreditNote, Customer, Invoice, InvoiceLine, Subscription,
+    SubscriptionItem, TaxId, Transaction, TransactionKind,
+};
 use crate::model::{ObjectType, Observation};
 use crate::providers::major_units::{reference, span, Fields};
 use crate::providers::ParseError;
@@ -127,7 +131,7 @@ pub fn identify(object: &Value) -> Option<Kind> {
     })
 }
 
-fn z(id: Option<String>) -> Value {
+fn z(id: Option<String>) -> Option<String> {
     reference("zuora", id)
 }
 
@@ -164,35 +168,36 @@ pub fn observe(
 ) -> Result<Option<Observation>, ParseError> {
     let o = Fields(object);
     let id = id_of(&o, &["id", "Id"]).ok_or_else(|| ParseError("Zuora object has no `id`".into()));
-    let (object_type, provider_id, data, rank) = match kind {
+    let (object_type, provider_id, data, rank): (_, _, CanonicalData, _) = match kind {
         Kind::Account => {
             let (d, r) = account(&o);
-            (ObjectType::Customer, id?, d, r)
+            (ObjectType::Customer, id?, d.into(), r)
         }
         Kind::Invoice => {
             let (d, r) = invoice(&o)?;
-            (ObjectType::Invoice, id?, d, r)
+            (ObjectType::Invoice, id?, d.into(), r)
         }
         Kind::CreditMemo => {
             let (d, r) = credit_memo(&o)?;
-            (ObjectType::CreditNote, id?, d, r)
+            (ObjectType::CreditNote, id?, d.into(), r)
         }
         Kind::Subscription => {
             let number = id_of(&o, &["subscriptionNumber", "name", "Name"]).ok_or_else(|| {
                 ParseError("Zuora subscription has no `subscriptionNumber`".into())
             })?;
             let (d, r) = subscription(&o)?;
-            (ObjectType::Subscription, number, d, r)
+            (ObjectType::Subscription, number, d.into(), r)
         }
         Kind::Payment => {
-            let (d, r) = transaction(&o, "charge")?;
-            (ObjectType::Transaction, id?, d, r)
+            let (d, r) = transaction(&o, TransactionKind::Charge)?;
+            (ObjectType::Transaction, id?, d.into(), r)
         }
         Kind::Refund => {
-            let (d, r) = transaction(&o, "refund")?;
-            (ObjectType::Transaction, refund_id(&id?), d, r)
+            let (d, r) = transaction(&o, TransactionKind::Refund)?;
+            (ObjectType::Transaction, refund_id(&id?), d.into(), r)
         }
     };
+    let data = data.to_value();
     let updated = o
         .micros(&["updatedDate", "UpdatedDate"])
         .unwrap_or(fallback_time);
@@ -211,66 +216,65 @@ pub fn observe(
     }))
 }
 
-fn account(o: &Fields) -> (Value, i64) {
+fn account(o: &Fields) -> (Customer, i64) {
     let bill_to = o.obj("billTo").or_else(|| o.obj("BillToContact"));
-    let address = bill_to.map_or(Value::Null, |c| {
-        json!({
-            "line1": c.str("address1"),
-            "city": c.str("city"),
-            "state": c.str("state"),
-            "postal_code": c.str("postalCode"),
-            "country": c.str("country"),
-        })
+    let address = bill_to.map(|c| Address {
+        line1: c.str("address1"),
+        city: c.str("city"),
+        state: c.str("state"),
+        postal_code: c.str("postalCode"),
+        country: c.str("country"),
     });
     let email = bill_to
         .and_then(|c| text(&c, &["workEmail", "personalEmail"]))
-        .map_or(Value::Null, |s| Value::String(s.to_owned()));
+        .map(str::to_owned);
     // Object Query lower-cases the first letter of `VATId`: `vATId` (official zuora-sdk).
     let vat = text(o, &["vATId", "vatId", "VATId"])
         .or_else(|| bill_to.and_then(|c| text(&c, &["vatId"])));
-    let tax_ids: Vec<Value> = vat
-        .map(|v| json!({"type": "vat", "value": v}))
-        .into_iter()
-        .collect();
+    let tax_ids = vat.map(TaxId::vat).into_iter().collect();
     let exempt = text(o, &["taxExemptStatus", "TaxExemptStatus"]) == Some("Yes");
     let (status, rank) = match text(o, &["status", "Status"]) {
-        Some("Canceled" | "Cancelled") => (Value::from("canceled"), 2),
-        Some("Active") => (Value::from("active"), 1),
-        Some("Draft") => (Value::from("draft"), 0),
-        Some(other) => (Value::from(other.to_ascii_lowercase()), 0),
-        None => (Value::Null, 0),
+        Some("Canceled" | "Cancelled") => (Some("canceled".to_owned()), 2),
+        Some("Active") => (Some("active".to_owned()), 1),
+        Some("Draft") => (Some("draft".to_owned()), 0),
+        Some(other) => (Some(other.to_ascii_lowercase()), 0),
+        None => (None, 0),
     };
-    let data = json!({
-        "email": email,
-        "name": text(o, &["name", "Name"]).map_or(Value::Null, |s| Value::String(s.to_owned())),
-        "address": address,
-        "tax_ids": tax_ids,
-        "tax_exempt": if exempt { "exempt" } else { "none" },
-        "status": status,
-    });
+    let data = Customer {
+        email,
+        name: text(o, &["name", "Name"]).map(str::to_owned),
+        address,
+        tax_ids,
+        tax_exempt: if exempt { "exempt" } else { "none" }.to_owned(),
+        // Zuora's accounts have a status of their own (`null` when not read).
+        status: Some(status),
+    };
     (data, rank)
 }
 
 /// Items with `amount` = the pre-tax charge amount.
-fn lines(items: &[Fields], currency: &str) -> Result<Vec<Value>, ParseError> {
+fn lines(items: &[Fields], currency: &str) -> Result<Vec<InvoiceLine>, ParseError> {
     items
         .iter()
         .map(|l| {
-            Ok(json!({
-                "id": l.str("id"),
-                "description": text(l, &["chargeDescription", "description", "chargeName", "comment"])
-                    .map_or(Value::Null, |s| Value::String(s.to_owned())),
-                "quantity": l.count("quantity"),
-                "amount": money(l, &["chargeAmount", "amountWithoutTax", "amount"], currency)?,
-                "tax": money(l, &["taxAmount"], currency)?,
-                "period_start": l.time(&["serviceStartDate"]),
-                "period_end": l.time(&["serviceEndDate"]),
-            }))
+            Ok(InvoiceLine {
+                id: l.str("id"),
+                description: text(
+                    l,
+                    &["chargeDescription", "description", "chargeName", "comment"],
+                )
+                .map(str::to_owned),
+                quantity: l.count("quantity"),
+                amount: money(l, &["chargeAmount", "amountWithoutTax", "amount"], currency)?,
+                tax: money(l, &["taxAmount"], currency)?,
+                period_start: Some(l.time(&["serviceStartDate"])),
+                period_end: Some(l.time(&["serviceEndDate"])),
+            })
         })
         .collect()
 }
 
-fn invoice(o: &Fields) -> Result<(Value, i64), ParseError> {
+fn invoice(o: &Fields) -> Result<(Invoice, i64), ParseError> {
     let currency = required_currency(o, "invoice")?;
     let total = money(o, &["amount", "Amount"], &currency)?;
     let balance = money(o, &["balance", "Balance"], &currency)?;
@@ -298,26 +302,26 @@ fn invoice(o: &Fields) -> Result<(Value, i64), ParseError> {
         .iter()
         .find_map(|i| i.id("subscriptionNumber"))
         .or_else(|| o.id("subscriptionNumber"));
-    let data = json!({
-        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
-        "subscription_id": z(subscription),
-        "status": status,
-        "currency": currency,
-        "subtotal": money(o, &["amountWithoutTax", "AmountWithoutTax"], &currency)?,
-        "discount": 0,
-        "tax": money(o, &["taxAmount", "TaxAmount"], &currency)?,
-        "total": total,
-        "amount_paid": amount_paid,
-        "amount_due": total,
-        "issued_at": o.time(&["invoiceDate", "InvoiceDate"]),
-        "period_start": period_start,
-        "period_end": period_end,
-        "lines": lines(&items, &currency)?,
-    });
+    let data = Invoice {
+        customer_id: z(id_of(o, &["accountId", "AccountId"])),
+        subscription_id: z(subscription),
+        status: status.to_owned(),
+        subtotal: money(o, &["amountWithoutTax", "AmountWithoutTax"], &currency)?,
+        discount: 0,
+        tax: money(o, &["taxAmount", "TaxAmount"], &currency)?,
+        total,
+        amount_paid,
+        amount_due: total,
+        issued_at: o.time(&["invoiceDate", "InvoiceDate"]),
+        period_start,
+        period_end,
+        lines: lines(&items, &currency)?,
+        currency: Some(currency),
+    };
     Ok((data, rank))
 }
 
-fn credit_memo(o: &Fields) -> Result<(Value, i64), ParseError> {
+fn credit_memo(o: &Fields) -> Result<(CreditNote, i64), ParseError> {
     let currency = required_currency(o, "credit memo")?;
     let (status, rank) = match text(o, &["status", "Status"]).unwrap_or("Draft") {
         "Posted" => ("issued", 1),
@@ -325,24 +329,32 @@ fn credit_memo(o: &Fields) -> Result<(Value, i64), ParseError> {
         _ => ("draft", 0),
     };
     let items = o.list("creditMemoItems");
-    let data = json!({
-        "invoice_id": z(id_of(o, &["invoiceId", "InvoiceId"])),
-        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
-        "status": status,
-        "currency": currency,
+    let data = CreditNote {
+        invoice_id: z(id_of(o, &["invoiceId", "InvoiceId"])),
+        customer_id: z(id_of(o, &["accountId", "AccountId"])),
+        status: status.to_owned(),
         // Object Query credit memos carry `totalAmount`/`totalAmountWithoutTax` (official
         // zuora-sdk `ExpandedCreditMemo`); `amount`/`amountWithoutTax` are older spellings.
-        "subtotal": money(o, &["totalAmountWithoutTax", "amountWithoutTax", "AmountWithoutTax"], &currency)?,
-        "tax": money(o, &["taxAmount", "TaxAmount"], &currency)?,
-        "total": money(o, &["totalAmount", "amount", "Amount"], &currency)?,
-        "issued_at": o.time(&["memoDate", "MemoDate"]),
-        "reason": text(o, &["reasonCode", "ReasonCode"]).map_or(Value::Null, |s| Value::String(s.to_owned())),
-        "lines": lines(&items, &currency)?,
-    });
+        subtotal: money(
+            o,
+            &[
+                "totalAmountWithoutTax",
+                "amountWithoutTax",
+                "AmountWithoutTax",
+            ],
+            &currency,
+        )?,
+        tax: money(o, &["taxAmount", "TaxAmount"], &currency)?,
+        total: money(o, &["totalAmount", "amount", "Amount"], &currency)?,
+        issued_at: o.time(&["memoDate", "MemoDate"]),
+        reason: text(o, &["reasonCode", "ReasonCode"]).map(str::to_owned),
+        lines: lines(&items, &currency)?,
+        currency: Some(currency),
+    };
     Ok((data, rank))
 }
 
-fn subscription(o: &Fields) -> Result<(Value, i64), ParseError> {
+fn subscription(o: &Fields) -> Result<(Subscription, i64), ParseError> {
     let raw = text(o, &["status", "Status"]).unwrap_or("Active");
     let (status, rank) = match raw {
         "Active" => ("active", 1),
@@ -355,38 +367,42 @@ fn subscription(o: &Fields) -> Result<(Value, i64), ParseError> {
         Some(k) => o.currency(k)?,
         None => None,
     };
-    let items: Vec<Value> = o
+    let items = o
         .list("ratePlans")
         .iter()
-        .map(|p| {
-            let charges = p.list("ratePlanCharges");
-            json!({
-                "id": p.str("id"),
-                "price_id": p.str("productRatePlanId"),
-                "quantity": charges.first().map_or(Value::Null, |c| c.count("quantity")),
-            })
+        .map(|p| SubscriptionItem {
+            id: p.str("id"),
+            price_id: p.str("productRatePlanId"),
+            quantity: p
+                .list("ratePlanCharges")
+                .first()
+                .and_then(|c| c.count("quantity")),
         })
         .collect();
     let cancel_at = if status == "canceled" {
         o.time(&["subscriptionEndDate", "SubscriptionEndDate"])
     } else {
-        Value::Null
+        None
     };
-    let data = json!({
-        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
-        "status": status,
-        "currency": currency,
-        "current_period_start": o.time(&["termStartDate", "TermStartDate"]),
-        "current_period_end": o.time(&["termEndDate", "TermEndDate"]),
-        "cancel_at": cancel_at,
-        "canceled_at": o.time(&["cancelledDate", "CancelledDate"]),
-        "items": items,
-    });
+    let data = Subscription {
+        customer_id: z(id_of(o, &["accountId", "AccountId"])),
+        status: status.to_owned(),
+        currency,
+        current_period_start: o.time(&["termStartDate", "TermStartDate"]),
+        current_period_end: o.time(&["termEndDate", "TermEndDate"]),
+        cancel_at,
+        canceled_at: o.time(&["cancelledDate", "CancelledDate"]),
+        items,
+    };
     Ok((data, rank))
 }
 
-fn transaction(o: &Fields, kind: &str) -> Result<(Value, i64), ParseError> {
-    let currency = required_currency(o, kind)?;
+fn transaction(o: &Fields, kind: TransactionKind) -> Result<(Transaction, i64), ParseError> {
+    let what = match kind {
+        TransactionKind::Charge => "charge",
+        TransactionKind::Refund => "refund",
+    };
+    let currency = required_currency(o, what)?;
     let status = text(o, &["status", "Status"]).unwrap_or("Processing");
     let rank = match status {
         "Draft" => 0,
@@ -402,21 +418,30 @@ fn transaction(o: &Fields, kind: &str) -> Result<(Value, i64), ParseError> {
         .list("paymentApplications")
         .iter()
         .find_map(|a| a.id("invoiceId"));
-    let data = json!({
-        "kind": kind,
-        "customer_id": z(id_of(o, &["accountId", "AccountId"])),
-        "invoice_id": z(applied.or_else(|| id_of(o, &["invoiceId", "InvoiceId"]))),
-        "currency": currency,
-        "amount": money(o, &["amount", "Amount"], &currency)?,
-        "status": status,
-        "occurred_at": o.time(&["effectiveDate", "refundDate", "EffectiveDate", "RefundDate", "createdDate"]),
-    });
+    let data = Transaction {
+        kind,
+        customer_id: z(id_of(o, &["accountId", "AccountId"])),
+        invoice_id: z(applied.or_else(|| id_of(o, &["invoiceId", "InvoiceId"]))),
+        amount: money(o, &["amount", "Amount"], &currency)?,
+        status: Some(status.to_owned()),
+        occurred_at: o.time(&[
+            "effectiveDate",
+            "refundDate",
+            "EffectiveDate",
+            "RefundDate",
+            "createdDate",
+        ]),
+        currency: Some(currency),
+        amount_refunded: None,
+        charge_id: None,
+    };
     Ok((data, rank))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn map(object: Value) -> Observation {
         let kind = identify(&object).expect("kind");
