@@ -4,16 +4,22 @@
 //! share one implementation of the SQL (`sql.rs`) and pass one conformance suite.
 
 mod archive;
+mod connections;
 mod coordination;
+mod jobs;
 mod operator;
 mod postgres;
 mod postgres_coordination;
 mod quality;
 mod raw_body;
+mod reads;
 mod sql;
 mod sql_archive;
+mod sql_connections;
+mod sql_jobs;
 mod sql_operator;
 mod sql_quality;
+mod sql_reads;
 mod sqlite;
 pub mod sqlite_lock;
 mod types;
@@ -24,10 +30,13 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use archive::{ArchiveStore, RawEventCursor, SegmentRecord, StoredRawEvent};
+pub use connections::ConnectionStore;
 pub use coordination::{Announcement, Coordination, Fence, Lease, NodeInfo};
+pub use jobs::JobStore;
 pub use operator::{AuditRecord, DeadLetter, OperatorStore, TokenRecord, TokenScope};
 pub use postgres::PostgresStore;
 pub use quality::{CrossChecked, FindingKey, FindingQuery, FindingRecord, QualityStore, Referrer};
+pub use reads::ReadStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -86,7 +95,17 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// The durable state of billsync. Implementations must behave identically (the conformance
 /// suite in `tests/it/store.rs` runs against both).
 #[async_trait]
-pub trait Store: OperatorStore + QualityStore + ArchiveStore + Send + Sync + 'static {
+pub trait Store:
+    ConnectionStore
+    + OperatorStore
+    + QualityStore
+    + ArchiveStore
+    + JobStore
+    + ReadStore
+    + Send
+    + Sync
+    + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -104,49 +123,6 @@ pub trait Store: OperatorStore + QualityStore + ArchiveStore + Send + Sync + 'st
 
     /// Stores `value` under `key` unless a value is already there; returns the stored value.
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError>;
-
-    /// Registers a connection and records the action in the audit log, in one transaction.
-    async fn insert_connection(
-        &self,
-        connection: &ConnectionRecord,
-        audit: &AuditEntry,
-    ) -> Result<(), StoreError>;
-
-    async fn get_connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
-
-    /// Connections ordered by id, optionally of one merchant, after an id (paging).
-    async fn list_connections(
-        &self,
-        merchant_id: Option<&str>,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<ConnectionRecord>, StoreError>;
-
-    /// Sets `active`/`paused`/`archived`, audited. `None` when there is no such connection or
-    /// it is archived (an archive is final).
-    async fn set_connection_state(
-        &self,
-        id: &str,
-        state: ConnectionState,
-        audit: &AuditEntry,
-    ) -> Result<Option<ConnectionRecord>, StoreError>;
-
-    /// Replaces the changeable settings of a connection (secrets, API base, rate, interval,
-    /// version) from `connection`, audited. `None` when there is no such connection.
-    async fn update_connection(
-        &self,
-        connection: &ConnectionRecord,
-        audit: &AuditEntry,
-    ) -> Result<Option<ConnectionRecord>, StoreError>;
-
-    /// Records the last failure of a connection's provider API.
-    async fn record_provider_error(
-        &self,
-        id: &str,
-        kind: &str,
-        message: &str,
-        at: i64,
-    ) -> Result<(), StoreError>;
 
     /// Durably stores raw events and their inbox rows in one transaction (group commit).
     /// An event id already stored for its connection is a duplicate and stores nothing.
@@ -193,137 +169,6 @@ pub trait Store: OperatorStore + QualityStore + ArchiveStore + Send + Sync + 'st
 
     /// Several batches (of any connections) in one transaction: all or none.
     async fn apply_all(&self, batches: &[ApplyBatch]) -> Result<(), StoreError>;
-
-    /// The current object, or the version current at `as_of`.
-    async fn read_object(
-        &self,
-        merchant_id: &str,
-        object_type: ObjectType,
-        id: &str,
-        as_of: Option<i64>,
-    ) -> Result<Option<ObjectView>, StoreError>;
-
-    /// A page of objects ordered by (`updated_at`, `id`).
-    async fn list_objects(
-        &self,
-        merchant_id: &str,
-        object_type: ObjectType,
-        query: &ListQuery,
-    ) -> Result<Vec<ObjectView>, StoreError>;
-
-    /// Every stored version of an object, oldest first.
-    async fn object_versions(
-        &self,
-        merchant_id: &str,
-        object_type: ObjectType,
-        id: &str,
-    ) -> Result<Vec<VersionView>, StoreError>;
-
-    /// The merchant's change feed after `after`, in commit order.
-    async fn changes(
-        &self,
-        merchant_id: &str,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<ChangeView>, StoreError>;
-
-    /// Starts (or restarts from scratch) a pull job with its windows, audited.
-    async fn start_sync_job(
-        &self,
-        job: &SyncJob,
-        windows: &[SyncWindow],
-        audit: &AuditEntry,
-    ) -> Result<(), StoreError>;
-
-    /// Marks a job `done` or `failed`.
-    async fn finish_sync_job(
-        &self,
-        connection_id: &str,
-        job: &str,
-        state: &str,
-        error: Option<&str>,
-        at: i64,
-    ) -> Result<(), StoreError>;
-
-    async fn sync_jobs(&self, connection_id: &str) -> Result<Vec<SyncJob>, StoreError>;
-
-    async fn sync_windows(
-        &self,
-        connection_id: &str,
-        job: &str,
-    ) -> Result<Vec<SyncWindow>, StoreError>;
-
-    /// Active connections with a running pull job (to resume after a restart).
-    async fn connections_with_running_jobs(&self) -> Result<Vec<String>, StoreError>;
-
-    /// Adds failed attempts to a window's request count (successful ones come with
-    /// their page's checkpoint).
-    async fn count_window_requests(
-        &self,
-        connection_id: &str,
-        checkpoint: &WindowCheckpoint,
-    ) -> Result<(), StoreError>;
-
-    /// Active connections with confirmations due at `now`.
-    async fn connections_with_due_refetches(
-        &self,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError>;
-
-    /// A connection's confirmations due at `now`, earliest first.
-    async fn due_refetches(
-        &self,
-        connection_id: &str,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<Refetch>, StoreError>;
-
-    /// Moves a confirmation to a later time after an inconclusive or failed read (never
-    /// earlier than it is due now: another change may have moved it later meanwhile).
-    async fn reschedule_refetch(
-        &self,
-        connection_id: &str,
-        refetch: &Refetch,
-    ) -> Result<(), StoreError>;
-
-    /// Pending confirmations (all connections), for the gauge.
-    async fn refetch_backlog(&self) -> Result<i64, StoreError>;
-
-    /// Schedules a connection's sweeps (first one at `next_run_at`, covering from `position`).
-    async fn init_sweep(
-        &self,
-        connection_id: &str,
-        position: i64,
-        next_run_at: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Active connections whose sweep is due at `now`.
-    async fn connections_with_due_sweeps(
-        &self,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError>;
-
-    async fn sweep(&self, connection_id: &str) -> Result<Option<Sweep>, StoreError>;
-
-    /// Records a finished sweep, and where the next one resumes (`cursor`, see
-    /// [`Sweep::cursor`]).
-    async fn finish_sweep(
-        &self,
-        connection_id: &str,
-        position: i64,
-        next_run_at: i64,
-        found: i64,
-        cursor: Option<&str>,
-        at: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Object counts by connection, kind and status for a merchant.
-    async fn status_counts(&self, merchant_id: &str) -> Result<Vec<StatusCount>, StoreError>;
-
-    /// Unapplied inbox rows and pending confirmations of a connection.
-    async fn backlog(&self, connection_id: &str) -> Result<Backlog, StoreError>;
 
     /// Queues every raw event of a connection received in `[from, to]` for applying again
     /// (replay: re-derive objects after a mapping fix, no provider calls), audited. Returns

@@ -13,8 +13,11 @@ use sqlx::PgPool;
 use super::postgres_coordination::{PgCoordination, ADMIN_CHANNEL, INBOX_CHANNEL};
 use super::sql::sql_store;
 use super::sql_archive::sql_archive_store;
+use super::sql_connections::sql_connections_store;
+use super::sql_jobs::sql_jobs_store;
 use super::sql_operator::sql_operator_store;
 use super::sql_quality::sql_quality_store;
+use super::sql_reads::sql_reads_store;
 
 /// Postgres implementation of [`super::Store`]. Reads and writes share one pool.
 pub struct PostgresStore {
@@ -200,6 +203,9 @@ sql_store!(PostgresStore, sqlx::Postgres);
 sql_operator_store!(super::PostgresStore, sqlx::Postgres);
 sql_quality_store!(super::PostgresStore, sqlx::Postgres);
 sql_archive_store!(super::PostgresStore, sqlx::Postgres);
+sql_connections_store!(super::PostgresStore, sqlx::Postgres);
+sql_jobs_store!(super::PostgresStore, sqlx::Postgres);
+sql_reads_store!(super::PostgresStore, sqlx::Postgres);
 
 /// Multi-row statements bound as arrays: one statement text whatever the batch size, so it is
 /// prepared once per connection and stays in sqlx's statement cache (multi-row `VALUES` made

@@ -11,8 +11,11 @@ use sqlx::SqlitePool;
 
 use super::sql::sql_store;
 use super::sql_archive::sql_archive_store;
+use super::sql_connections::sql_connections_store;
+use super::sql_jobs::sql_jobs_store;
 use super::sql_operator::sql_operator_store;
 use super::sql_quality::sql_quality_store;
+use super::sql_reads::sql_reads_store;
 
 /// SQLite implementation of [`super::Store`].
 pub struct SqliteStore {
@@ -57,6 +60,9 @@ sql_store!(SqliteStore, sqlx::Sqlite);
 sql_operator_store!(super::SqliteStore, sqlx::Sqlite);
 sql_quality_store!(super::SqliteStore, sqlx::Sqlite);
 sql_archive_store!(super::SqliteStore, sqlx::Sqlite);
+sql_connections_store!(super::SqliteStore, sqlx::Sqlite);
+sql_jobs_store!(super::SqliteStore, sqlx::Sqlite);
+sql_reads_store!(super::SqliteStore, sqlx::Sqlite);
 
 /// Appends ` IN (?, ?, …)` with one bound value per item.
 fn push_in_list<'a, T>(

@@ -251,7 +251,7 @@ impl Refetch {
 }
 
 /// A pull job (`backfill`, `resync`) of one connection.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SyncJob {
     pub connection_id: String,
     pub job: String,
@@ -266,7 +266,7 @@ pub struct SyncJob {
 }
 
 /// One cursor stream of a job: a list endpoint over a time window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SyncWindow {
     pub job: String,
     pub stream: String,
@@ -343,7 +343,7 @@ pub struct ChangeView {
 }
 
 /// A connection's reconciliation sweep state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Sweep {
     /// Unix seconds: changes before this were swept (the next sweep starts a bit earlier).
     pub position: i64,
@@ -354,6 +354,7 @@ pub struct Sweep {
     pub total_found: i64,
     /// Where the next sweep resumes in a provider's events list walked by cursor (Paddle:
     /// the last event id read); `None` for providers swept by time.
+    #[sqlx(rename = "resume_cursor")]
     pub cursor: Option<String>,
 }
 
