@@ -129,6 +129,13 @@ fn command(db: &TestDb, bucket: &str, args: &[&str]) -> tokio::process::Command 
     c
 }
 
+/// `billsync archive verify`'s report, which must fail (exit status 1).
+async fn verify_fails(db: &TestDb, bucket: &str) -> String {
+    let (code, out, err) = billsync(db, bucket, &["archive", "verify"]).await;
+    assert_eq!(code, 1, "verify must report a problem: {out} {err}");
+    out
+}
+
 /// A number in a pass's summary line: `N <what>`.
 fn count_in(summary: &str, what: &str) -> u64 {
     let at = summary
@@ -295,8 +302,7 @@ async fn archive_trim_replay_and_verify(backend: Backend) {
         .send()
         .await
         .expect("a new version on top is allowed");
-    let (code, out, _) = billsync(&app.db, &bucket, &["archive", "verify"]).await;
-    assert_eq!(code, 1, "{out}");
+    let out = verify_fails(&app.db, &bucket).await;
     assert!(out.contains(&format!("{first}: modified")), "{out}");
     let second = data.last().expect("two partitions, two files");
     s3.delete_object()
@@ -305,8 +311,7 @@ async fn archive_trim_replay_and_verify(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let (code, out, _) = billsync(&app.db, &bucket, &["archive", "verify"]).await;
-    assert_eq!(code, 1);
+    let out = verify_fails(&app.db, &bucket).await;
     assert!(out.contains(&format!("{second}: missing")), "{out}");
     assert!(out.contains(&format!("{first}: modified")), "{out}");
     let m1 = &manifests[0];
@@ -328,8 +333,7 @@ async fn archive_trim_replay_and_verify(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let (code, out, _) = billsync(&app.db, &bucket, &["archive", "verify"]).await;
-    assert_eq!(code, 1);
+    let out = verify_fails(&app.db, &bucket).await;
     assert!(
         out.contains(&format!("chain broken at {}", manifests[1])),
         "the next manifest no longer chains: {out}"
@@ -344,8 +348,7 @@ async fn archive_trim_replay_and_verify(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let (code, out, _) = billsync(&app.db, &bucket, &["archive", "verify"]).await;
-    assert_eq!(code, 1);
+    let out = verify_fails(&app.db, &bucket).await;
     assert!(
         out.contains("gap: the manifest of segment 1 is missing"),
         "{out}"
