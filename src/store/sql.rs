@@ -4,13 +4,14 @@
 //! `RETURNING`, row values). Dialect differences live in the migrations and in each backend's
 //! `open`, so a behaviour difference between the stores cannot hide in duplicated code.
 //!
-//! The main trait's SQL is what remains here: settings, intake (raw events and the inbox) and
-//! the apply transaction with its helpers. The other table groups are parts of [`super::Store`]
-//! in their own files, each a supertrait with its macro expanded in a child module of the
-//! backend: connections (`sql_connections.rs`), reads (`sql_reads.rs`), pull jobs, confirmation
-//! reads and sweeps (`sql_jobs.rs`), operator actions (`sql_operator.rs`), data quality
-//! (`sql_quality.rs`) and the raw archive (`sql_archive.rs`). Callers still hold one
-//! `dyn Store`: a supertrait's methods are callable on it without importing the supertrait.
+//! Why this file is still ~660 lines: the main trait's SQL is what remains here (settings,
+//! intake's raw events and inbox, and the apply transaction), with the transaction helpers the
+//! other groups call (`audit`, `announce`, `checkpoint`). The other table groups are parts of
+//! [`super::Store`] in their own files, each a supertrait with its macro expanded in a child
+//! module of the backend: connections (`sql_connections.rs`), reads (`sql_reads.rs`), pull
+//! jobs, confirmation reads and sweeps (`sql_jobs.rs`), operator actions (`sql_operator.rs`),
+//! data quality (`sql_quality.rs`) and the raw archive (`sql_archive.rs`). Callers still hold
+//! one `dyn Store`: a supertrait's methods are callable on it without importing it.
 
 use serde_json::Value;
 
