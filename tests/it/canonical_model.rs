@@ -3,7 +3,8 @@
 //! in, and Stripe's OpenAPI fixtures) map to exactly the canonical `data`, serialized text and
 //! content hash of `tests/fixtures/canonical/golden.json`, which was recorded by the mappings
 //! that built `data` with `json!` literals, before the typed model (`billsync::model::canonical`).
-//! An upgrade therefore makes no new version of an unchanged object.
+//! An upgrade therefore makes no new version of an unchanged object: replaying a database the
+//! previous release made (`replay.db.zst`) changes nothing.
 //!
 //! `tests/fixtures/canonical/inputs.json` is regenerated (it should not need to be) with
 //! `BILLSYNC_REGENERATE=1 cargo test --release --test it -- --ignored canonical_inputs`; the
@@ -18,6 +19,7 @@ use billsync::providers::{for_kind, ProviderKind};
 use billsync::simulator::{Clock, SimConfig};
 use serde_json::{json, Value};
 
+use crate::helpers::{spawn_app_on, Backend, TestDb};
 use crate::sim::start_sim;
 
 /// The read time every input is mapped at (µs): orders objects that carry no time of their own.
@@ -115,6 +117,67 @@ fn canonical_data_and_hash_equal_the_golden_file() {
             );
         }
     }
+}
+
+/// A database the previous release made (`tests/fixtures/canonical/replay.db.zst` and the key
+/// its connection secrets are sealed with, `replay.db.key`: six providers' live webhooks into
+/// SQLite, made at the commit that added the golden file, before the typed model): replaying
+/// every connection over all time with this release's mappings changes no object and makes no
+/// version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_a_database_of_the_previous_release_makes_no_new_version() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let packed = std::fs::read(fixture("replay.db.zst")).expect("replay.db.zst");
+    let bytes = zstd::decode_all(&packed[..]).expect("replay.db.zst is zstd");
+    std::fs::write(db.dir.path().join("billsync.db"), bytes).expect("write the database");
+    std::fs::create_dir_all(db.dir.path().join("data")).expect("data dir");
+    std::fs::copy(
+        fixture("replay.db.key"),
+        db.dir.path().join("data/secret.key"),
+    )
+    .expect("the key of the database");
+    let app = spawn_app_on(db).await;
+    let versions = "SELECT COUNT(*) FROM object_versions";
+    let before = app.db.count(versions).await;
+    assert!(before > 100, "only {before} versions in the fixture");
+    let conns = app.get_json("/admin/v1/connections", 200).await;
+    let ids: Vec<&str> = conns["data"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter_map(|c| c["connection_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), ProviderKind::ALL.len(), "{conns}");
+    let range = json!({"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"});
+    let mut queued = 0;
+    for id in &ids {
+        let path = format!("/admin/v1/connections/{id}/replay");
+        let mut dry = range.clone();
+        dry["dry_run"] = json!(true);
+        let r = app.admin_post(&path, &dry).await;
+        assert_eq!(r.status().as_u16(), 200, "dry run of {id}");
+        let preview: Value = r.json().await.expect("preview");
+        assert_eq!(
+            preview["changes"],
+            json!([]),
+            "{id} would change: {preview}"
+        );
+        assert_eq!(preview["unmappable"], 0, "{id}: {preview}");
+        let r = app.admin_post(&path, &range).await;
+        assert!(r.status().is_success(), "replay of {id}: {}", r.status());
+        let out: Value = r.json().await.expect("replay answer");
+        queued += out["replay"]["raw_events_queued"]
+            .as_u64()
+            .expect("raw_events_queued");
+    }
+    assert!(queued > 100, "only {queued} raw events replayed");
+    app.settle().await;
+    assert_eq!(
+        app.db.count(versions).await,
+        before,
+        "the replay made versions"
+    );
+    app.stop().await;
 }
 
 /// Customer parts each provider keeps as separate resources, merged into their customer as the
