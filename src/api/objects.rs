@@ -34,7 +34,8 @@ pub struct ObjectOut {
     pub provider_updated_at: Option<String>,
     /// RFC 3339: when billsync last wrote this object (content or status).
     pub updated_at: Option<String>,
-    /// The canonical fields of its `object_type` (money in integer minor units).
+    /// The canonical fields of its `object_type` (money in integer minor units): a `Customer`,
+    /// `Invoice`, `CreditNote`, `Subscription` or `Transaction`.
     #[schema(value_type = Object)]
     pub data: Value,
 }

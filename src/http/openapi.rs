@@ -38,7 +38,13 @@ use super::{
         intake::receive,
         health::healthz, health::readyz, health::metrics, openapi_json,
     ),
-    components(schemas(crate::api::ErrorOut, crate::api::objects::Collection)),
+    components(schemas(
+        crate::api::ErrorOut, crate::api::objects::Collection,
+        // The kinds of `data` (docs/api.md, "What `data` holds").
+        crate::model::canonical::Customer, crate::model::canonical::Invoice,
+        crate::model::canonical::CreditNote, crate::model::canonical::Subscription,
+        crate::model::canonical::Transaction,
+    )),
     security(("bearer" = [])),
     modifiers(&CommonAnswers),
     tags(
