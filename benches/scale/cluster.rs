@@ -29,6 +29,93 @@ pub struct Size {
     pub drain: f64,
     /// Webhook→queryable P50, P95, P99 ms and events seen, at [`RATE`]/s.
     pub queryable: (f64, f64, f64, usize),
+    /// CPU seconds spent during the intake burst by the nodes, by Postgres and by this
+    /// process (the balancer and the clients), and the burst's wall seconds.
+    pub cpu: Cpu,
+}
+
+/// CPU seconds (user + system, from `/proc`) over one interval.
+#[derive(Default, Clone, Copy)]
+pub struct Cpu {
+    pub nodes: f64,
+    pub postgres: f64,
+    pub bench: f64,
+    pub wall: f64,
+}
+
+/// The node's intake group commits so far: batches, mean batch size, mean commit ms.
+async fn intake_metrics(port: u16) -> String {
+    let Ok(r) = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+    else {
+        return "no metrics".into();
+    };
+    let text = r.text().await.unwrap_or_default();
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let batches = value("billsync_intake_batch_size_count");
+    let events = value("billsync_intake_batch_size_sum");
+    let commit = value("billsync_intake_commit_seconds_sum");
+    format!(
+        "{batches:.0} intake commits, {:.1} events each, {:.2} ms each",
+        events / batches.max(1.0),
+        commit * 1000.0 / batches.max(1.0)
+    )
+}
+
+/// User + system clock ticks of one process, 0 when it is gone.
+fn ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name (which may hold spaces): state is the first, utime the
+    // 12th and stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// Ticks of every process named `postgres` (the server and its backends).
+fn postgres_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|pid| ticks(&pid))
+        .sum()
+}
+
+/// A reading of the three kinds of ticks.
+fn cpu_now(nodes: &[u32]) -> (u64, u64, u64, Instant) {
+    let node_ticks = nodes.iter().map(|p| ticks(&p.to_string())).sum();
+    (node_ticks, postgres_ticks(), ticks("self"), Instant::now())
+}
+
+fn cpu_since(before: (u64, u64, u64, Instant), nodes: &[u32]) -> Cpu {
+    let after = cpu_now(nodes);
+    // Linux reports /proc times in USER_HZ, 100 on every architecture it runs on.
+    let secs = |a: u64, b: u64| a.saturating_sub(b) as f64 / 100.0;
+    Cpu {
+        nodes: secs(after.0, before.0),
+        postgres: secs(after.1, before.1),
+        bench: secs(after.2, before.2),
+        wall: after.3.duration_since(before.3).as_secs_f64(),
+    }
 }
 
 /// What the scenario measured.
@@ -114,10 +201,15 @@ async fn wait_ready(port: u16) {
     panic!("a cluster node did not become ready");
 }
 
-/// Waits (up to 30 s) until `GET /admin/v1/cluster` lists `n` nodes and no unowned shard.
+/// Waits (up to 30 s) until `GET /admin/v1/cluster` lists `n` nodes, each holding shards, no
+/// shard unowned, and the shares unchanged for two lease rounds: the nodes start one after
+/// the other, the first takes every shard and hands the later ones theirs over a few rounds,
+/// and a burst measured during those hand-overs would measure the rebalancing instead.
 async fn wait_owned(lb: &Lb, n: usize) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let settle = Duration::from_secs(LEASE_SECS * 2 / 3 + 1);
+    let mut last: Option<(Vec<i64>, Instant)> = None;
     while Instant::now() < deadline {
         if let Ok(r) = client
             .get(format!("{}/admin/v1/cluster", lb.url))
@@ -126,15 +218,31 @@ async fn wait_owned(lb: &Lb, n: usize) {
             .await
         {
             if let Ok(v) = r.json::<Value>().await {
-                let nodes = v["nodes"].as_array().map_or(0, Vec::len);
-                if nodes == n && v["unowned_shards"] == 0 {
-                    return;
+                let mut shares: Vec<i64> = v["nodes"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|n| n["shards"].as_i64().unwrap_or(0))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                shares.sort_unstable();
+                let whole =
+                    shares.len() == n && shares.iter().all(|&s| s > 0) && v["unowned_shards"] == 0;
+                match &last {
+                    Some((prev, since)) if whole && *prev == shares => {
+                        if since.elapsed() >= settle {
+                            eprintln!("cluster: {n} node(s) hold {shares:?} shards");
+                            return;
+                        }
+                    }
+                    _ => last = whole.then(|| (shares, Instant::now())),
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("cluster: shards not all owned by {n} nodes after 30 s; measuring anyway");
+    eprintln!("cluster: shards not settled on {n} nodes after 30 s; measuring anyway");
 }
 
 /// Runs the scenario: `n` events a burst, `secs` of webhook→queryable at [`RATE`]/s.
@@ -159,7 +267,17 @@ pub async fn run(dir: &std::path::Path, n: usize, secs: f64) -> Figures {
             shutdown,
             _dir: tempfile::tempdir().expect("temp dir"),
         };
+        let pids: Vec<u32> = running.iter().filter_map(|(n, _)| n.child.id()).collect();
+        let before = cpu_now(&pids);
         let burst = intake(&app, n, 0, 64).await;
+        let cpu = cpu_since(before, &pids);
+        for (_, port) in &running {
+            eprintln!("cluster: node on {port}: {}", intake_metrics(*port).await);
+        }
+        eprintln!(
+            "cluster: {nodes} node(s): burst CPU over {:.2} s wall: nodes {:.2} s, postgres {:.2} s, bench {:.2} s",
+            cpu.wall, cpu.nodes, cpu.postgres, cpu.bench
+        );
         let drain = all_applied(&app, n).await;
         let q = queryable(&app, RATE, secs, 1_000_000, true).await;
         eprintln!(
@@ -171,6 +289,7 @@ pub async fn run(dir: &std::path::Path, n: usize, secs: f64) -> Figures {
             intake: burst,
             drain,
             queryable: q,
+            cpu,
         });
         if nodes == 3 {
             takeover = kill_and_take_over(&app, &url, &mut running[1].0, "node-1").await;
@@ -332,6 +451,27 @@ pub fn table(f: &Figures) -> String {
             s.queryable.1,
             s.queryable.2,
             s.queryable.3
+        ));
+    }
+    out.push_str(
+        "\nCPU during the intake burst, milliseconds per 1,000 events (user + system from `/proc`; the machine has 2 cores):\n\n| nodes | billsync nodes | Postgres | bench (balancer, clients) | cores busy |\n|---|---|---|---|---|\n",
+    );
+    for s in &f.sizes {
+        let events = s.intake.0 * s.cpu.wall / 1000.0;
+        let per = |v: f64| {
+            if events > 0.0 {
+                v * 1000.0 / events
+            } else {
+                0.0
+            }
+        };
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} |\n",
+            s.nodes,
+            per(s.cpu.nodes),
+            per(s.cpu.postgres),
+            per(s.cpu.bench),
+            (s.cpu.nodes + s.cpu.postgres + s.cpu.bench) / s.cpu.wall.max(1e-9),
         ));
     }
     if let [one, three] = &f.sizes[..] {
