@@ -10,6 +10,7 @@ pub struct AuditEntryOut {
     /// Position in the log: rises with every entry; page with `after`.
     pub seq: i64,
     /// RFC 3339.
+    #[schema(required)]
     pub at: Option<String>,
     /// Who: a token id, `admin-env` for the configured admin token, or `cli:USER` for the CLI
     /// acting on the store directly.
@@ -28,5 +29,6 @@ pub struct AuditEntryOut {
 pub struct AuditListOut {
     pub data: Vec<AuditEntryOut>,
     /// Pass as `after` for the next page; `null` on the last page.
+    #[schema(required)]
     pub next_after: Option<i64>,
 }

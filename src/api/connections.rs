@@ -116,6 +116,7 @@ pub struct RefetchOut {
     /// The canonical id.
     pub id: String,
     /// RFC 3339.
+    #[schema(required)]
     pub due_at: Option<String>,
 }
 
@@ -137,6 +138,7 @@ pub struct ReplayChangeOut {
     pub id: String,
     pub object_type: ObjectType,
     /// The stored version; `null` when the replay would create the object.
+    #[schema(required)]
     pub version_now: Option<i64>,
     pub version_after: i64,
     pub deleted_after: bool,
@@ -154,15 +156,22 @@ pub struct ConnectionOut {
     pub state: ConnectionState,
     /// Where the provider posts this connection's webhooks.
     pub webhook_path: String,
+    #[schema(required)]
     pub api_base_url: Option<String>,
+    #[schema(required)]
     pub rate_limit_per_sec: Option<i64>,
+    #[schema(required)]
     pub reconcile_interval_secs: Option<i64>,
+    #[schema(required)]
     pub api_version: Option<String>,
     /// RFC 3339.
+    #[schema(required)]
     pub created_at: Option<String>,
     /// RFC 3339: when a change of this connection was last applied.
+    #[schema(required)]
     pub last_applied_at: Option<String>,
     /// The last failure of its provider API, if any was seen.
+    #[schema(required)]
     pub last_provider_error: Option<ProviderErrorOut>,
     /// `GET` of one connection, and the answer of `backfill`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +191,7 @@ pub struct ProviderErrorOut {
     pub kind: String,
     pub message: String,
     /// RFC 3339.
+    #[schema(required)]
     pub at: Option<String>,
 }
 
@@ -200,5 +210,6 @@ pub struct ReplayOut {
 pub struct ConnectionListOut {
     pub data: Vec<ConnectionOut>,
     /// Pass as `after` for the next page; `null` on the last.
+    #[schema(required)]
     pub next_after: Option<String>,
 }

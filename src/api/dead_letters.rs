@@ -13,8 +13,10 @@ pub struct DeadLetterOut {
     pub event_id: String,
     pub event_type: String,
     pub attempts: i64,
+    #[schema(required)]
     pub last_error: Option<String>,
     /// RFC 3339.
+    #[schema(required)]
     pub dead_at: Option<String>,
 }
 
@@ -23,6 +25,7 @@ pub struct DeadLetterOut {
 pub struct DeadLetterListOut {
     pub data: Vec<DeadLetterOut>,
     /// Pass as `after` for the next page; `null` on the last page.
+    #[schema(required)]
     pub next_after: Option<i64>,
 }
 

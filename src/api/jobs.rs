@@ -15,6 +15,7 @@ pub struct JobProgressOut {
     /// Objects per second since the job started (not money: a float is fine).
     pub rate_per_sec: f64,
     /// Seconds left at the current pace; `null` until it can be estimated, `0` once ended.
+    #[schema(required)]
     pub eta_secs: Option<i64>,
     /// `backfill` or `resync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

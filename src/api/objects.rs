@@ -31,8 +31,10 @@ pub struct ObjectOut {
     /// A deleted object keeps its last known `data`.
     pub deleted: bool,
     /// RFC 3339: the provider's own time of the change this version reflects.
+    #[schema(required)]
     pub provider_updated_at: Option<String>,
     /// RFC 3339: when billsync last wrote this object (content or status).
+    #[schema(required)]
     pub updated_at: Option<String>,
     /// The canonical fields of its `object_type` (money in integer minor units): a `Customer`,
     /// `Invoice`, `CreditNote`, `Subscription` or `Transaction`.
@@ -45,6 +47,7 @@ pub struct ObjectOut {
 pub struct ObjectListOut {
     pub data: Vec<ObjectOut>,
     /// Opaque: pass as `cursor` for the next page; `null` on the last.
+    #[schema(required)]
     pub next_cursor: Option<String>,
 }
 
@@ -53,10 +56,12 @@ pub struct ObjectListOut {
 pub struct VersionOut {
     pub version: i64,
     /// RFC 3339.
+    #[schema(required)]
     pub recorded_at: Option<String>,
     pub deleted: bool,
     pub reconciliation_status: ReconStatus,
     /// RFC 3339.
+    #[schema(required)]
     pub provider_updated_at: Option<String>,
     #[schema(value_type = Object)]
     pub data: Value,
@@ -83,6 +88,7 @@ pub struct ChangeOut {
     pub version: i64,
     pub deleted: bool,
     /// RFC 3339.
+    #[schema(required)]
     pub recorded_at: Option<String>,
 }
 

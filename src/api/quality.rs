@@ -20,6 +20,7 @@ pub struct QualityFindingOut {
     pub message: String,
     pub connection_id: String,
     /// RFC 3339: when the finding was recorded.
+    #[schema(required)]
     pub recorded_at: Option<String>,
 }
 
@@ -28,5 +29,6 @@ pub struct QualityFindingOut {
 pub struct QualityFindingListOut {
     pub data: Vec<QualityFindingOut>,
     /// Pass as `after` for the next page; `null` on the last page.
+    #[schema(required)]
     pub next_after: Option<String>,
 }

@@ -13,6 +13,7 @@ pub struct SyncStatusOut {
     pub merchant_id: String,
     /// RFC 3339: every change billsync knows of from before this time is applied and confirmed
     /// by the provider API.
+    #[schema(required)]
     pub complete_up_to: Option<String>,
     pub connections: Vec<ConnectionSyncOut>,
 }
@@ -28,8 +29,10 @@ pub struct ConnectionSyncOut {
     /// Objects waiting for the provider API to confirm them.
     pub pending_confirmations: i64,
     /// RFC 3339.
+    #[schema(required)]
     pub last_sweep_at: Option<String>,
     /// RFC 3339.
+    #[schema(required)]
     pub next_sweep_at: Option<String>,
     /// Events the last sweep found that no webhook had delivered.
     pub drift_found_last_sweep: i64,
@@ -46,5 +49,6 @@ pub struct KindSyncOut {
     pub drifted: i64,
     pub failed: i64,
     /// RFC 3339: the provider time of the oldest pending change.
+    #[schema(required)]
     pub oldest_pending_at: Option<String>,
 }

@@ -32,10 +32,13 @@ pub struct TokenOut {
     pub token_id: String,
     pub name: String,
     pub scope: Scope,
+    #[schema(required)]
     pub merchant_id: Option<String>,
     /// RFC 3339.
+    #[schema(required)]
     pub created_at: Option<String>,
     /// RFC 3339; `null` while the token works.
+    #[schema(required)]
     pub revoked_at: Option<String>,
 }
 

@@ -17,11 +17,16 @@ use utoipa::ToSchema;
 /// A postal address. Every field is `null` when the provider does not have it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Address {
+    #[schema(required)]
     pub line1: Option<String>,
+    #[schema(required)]
     pub city: Option<String>,
+    #[schema(required)]
     pub state: Option<String>,
+    #[schema(required)]
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2, as the provider sends it.
+    #[schema(required)]
     pub country: Option<String>,
 }
 
@@ -30,7 +35,9 @@ pub struct Address {
 pub struct TaxId {
     /// The kind of number: the provider's own name (`eu_vat`, `vat`, ...).
     #[serde(rename = "type")]
+    #[schema(required)]
     pub kind: Option<String>,
+    #[schema(required)]
     pub value: Option<String>,
 }
 
@@ -47,8 +54,11 @@ impl TaxId {
 /// `customer`: who is billed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Customer {
+    #[schema(required)]
     pub email: Option<String>,
+    #[schema(required)]
     pub name: Option<String>,
+    #[schema(required)]
     pub address: Option<Address>,
     pub tax_ids: Vec<TaxId>,
     /// `none`, `exempt` or `reverse`.
@@ -62,8 +72,11 @@ pub struct Customer {
 /// One line of an invoice or a credit note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InvoiceLine {
+    #[schema(required)]
     pub id: Option<String>,
+    #[schema(required)]
     pub description: Option<String>,
+    #[schema(required)]
     pub quantity: Option<i64>,
     /// Minor units, before tax.
     pub amount: i64,
@@ -83,12 +96,15 @@ pub struct InvoiceLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Invoice {
     /// `{provider}:{id}` of the customer.
+    #[schema(required)]
     pub customer_id: Option<String>,
     /// `{provider}:{id}` of the subscription it bills, if any.
+    #[schema(required)]
     pub subscription_id: Option<String>,
     /// `draft`, `open`, `paid`, `void` or `uncollectible`.
     pub status: String,
     /// Upper-case ISO 4217.
+    #[schema(required)]
     pub currency: Option<String>,
     pub subtotal: i64,
     pub discount: i64,
@@ -97,8 +113,11 @@ pub struct Invoice {
     pub amount_paid: i64,
     pub amount_due: i64,
     /// RFC 3339 (also `period_start`, `period_end`).
+    #[schema(required)]
     pub issued_at: Option<String>,
+    #[schema(required)]
     pub period_start: Option<String>,
+    #[schema(required)]
     pub period_end: Option<String>,
     pub lines: Vec<InvoiceLine>,
 }
@@ -106,16 +125,21 @@ pub struct Invoice {
 /// `credit_note`: money given back against an invoice, amounts as positive magnitudes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CreditNote {
+    #[schema(required)]
     pub invoice_id: Option<String>,
+    #[schema(required)]
     pub customer_id: Option<String>,
     /// `issued`, `void` (and the provider's own in-between states, e.g. Zuora's `draft`).
     pub status: String,
+    #[schema(required)]
     pub currency: Option<String>,
     pub subtotal: i64,
     pub tax: i64,
     pub total: i64,
     /// RFC 3339.
+    #[schema(required)]
     pub issued_at: Option<String>,
+    #[schema(required)]
     pub reason: Option<String>,
     pub lines: Vec<InvoiceLine>,
 }
@@ -123,22 +147,31 @@ pub struct CreditNote {
 /// One priced item of a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SubscriptionItem {
+    #[schema(required)]
     pub id: Option<String>,
+    #[schema(required)]
     pub price_id: Option<String>,
+    #[schema(required)]
     pub quantity: Option<i64>,
 }
 
 /// `subscription`: a recurring agreement to bill a customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Subscription {
+    #[schema(required)]
     pub customer_id: Option<String>,
     /// `active`, `trialing`, `past_due`, `paused`, `canceled`, ... (docs/providers/<name>.md).
     pub status: String,
+    #[schema(required)]
     pub currency: Option<String>,
     /// RFC 3339 (also the three times below).
+    #[schema(required)]
     pub current_period_start: Option<String>,
+    #[schema(required)]
     pub current_period_end: Option<String>,
+    #[schema(required)]
     pub cancel_at: Option<String>,
+    #[schema(required)]
     pub canceled_at: Option<String>,
     pub items: Vec<SubscriptionItem>,
 }
@@ -155,14 +188,19 @@ pub enum TransactionKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Transaction {
     pub kind: TransactionKind,
+    #[schema(required)]
     pub customer_id: Option<String>,
+    #[schema(required)]
     pub invoice_id: Option<String>,
+    #[schema(required)]
     pub currency: Option<String>,
     /// Minor units, a positive magnitude for refunds too.
     pub amount: i64,
     /// The provider's own status text.
+    #[schema(required)]
     pub status: Option<String>,
     /// RFC 3339.
+    #[schema(required)]
     pub occurred_at: Option<String>,
     /// Minor units refunded of a charge (Stripe charges only; absent elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
