@@ -203,8 +203,10 @@ parameters = {{ "path.connection_id" = {{ dictionary = "connections", probabilit
             "30",
             "--seed",
             "20261207",
+            // One worker: with two, schemathesis's threads race in Python (hypothesis's lambda
+            // descriptions, a lazy import) and report "Runtime Error"s that are not billsync's.
             "--workers",
-            "2",
+            "1",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--request-timeout", "10", "--no-color"])
