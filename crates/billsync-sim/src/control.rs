@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::gate::params;
 use super::personality;
 use super::{LiveOut, Sim};
-use crate::model::time::now_micros;
+use crate::time::now_micros;
 
 pub fn router(sim: Sim) -> Router {
     Router::new()
@@ -138,9 +138,7 @@ async fn sample_webhook(State(sim): State<Sim>) -> Response {
     let Some(acc) = w.accounts.first() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Some(face) = personality::for_kind(acc.account.provider) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+    let face = personality::for_provider(acc.account.provider);
     // The latest event that went out as a webhook (some changes show only in the API).
     let Some(body) = acc
         .ledger

@@ -9,7 +9,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use super::Sim;
-use crate::model::time::now_micros;
+use crate::time::now_micros;
 
 /// One webhook to send (or send again).
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ async fn send(sim: Sim, mut d: Delivery) {
         let url = format!(
             "{}/webhooks/{}/{conn}",
             target.url.trim_end_matches('/'),
-            face.kind().as_str()
+            face.provider().as_str()
         );
         let sent_at = now_micros();
         let mut request = sim.http.post(&url);

@@ -25,7 +25,7 @@ pub async fn admit(
         w.stats.requests += 1;
         *w.stats.requests_by_path.entry(path.to_owned()).or_default() += 1;
         let account = match w.by_key.get(&key) {
-            Some(&a) if w.accounts[a].account.provider == personality.kind() => a,
+            Some(&a) if w.accounts[a].account.provider == personality.provider() => a,
             _ => return Err(personality.error(Failure::Unauthorized)),
         };
         let outage = match (&w.knobs.outage, w.outage_since) {

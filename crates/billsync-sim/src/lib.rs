@@ -1,16 +1,51 @@
-//! `billsync sim`: a stateful, hostile fake of the billing providers for tests, benchmarks
-//! and demos. Each provider's personality serves its API with its pagination, errors and
-//! rate limits and signs its webhooks its way; the world underneath is shared: seeded
-//! billing lifecycles, chaos in delivery, and a ground truth a billsync is checked against
-//! object by object (`verify`).
+//! billsync-sim, behind `billsync sim`: a stateful, hostile fake of the billing providers for
+//! tests, benchmarks and demos. Each provider's personality serves its API with its
+//! pagination, errors and rate limits and signs its webhooks its way; the world underneath is
+//! shared: seeded billing lifecycles, chaos in delivery, and a ground truth a billsync is
+//! checked against object by object ([`verify`]).
+//!
+//! The crate does not depend on billsync (issue 22): what it used to borrow it has of its own,
+//! written from the providers' documentation and billsync's documented API ([`SimProvider`],
+//! webhook signatures in `signing`, RFC 3339 time, the ISO 4217 exponent table, the HTTPS
+//! client with `SSL_CERT_FILE` in `http_client`, the change feed's answer in `verify`). billsync
+//! links it behind its default feature `sim`.
+//!
+//! ## What `verify` still checks with billsync's own mapping, and why
+//!
+//! [`verify`] compares the simulator's world with what a billsync stores. Two kinds of
+//! expectation are checked for every object:
+//!
+//! - **The simulator's own, independent of billsync**: the object billsync stores is deleted
+//!   exactly when the simulated one is; and for invoices, credit notes and transactions (charges
+//!   and refunds), the currency and the amount in minor units (`total`, or a transaction's
+//!   `amount`, as docs/api.md names them) are those of the seeded world that produced the
+//!   provider's object ([`verify::WorldFacts`], recorded before a personality renders it). A
+//!   mapping that reads the wrong amount field, a wrong exponent or a lost currency shows here
+//!   even though billsync agrees with itself.
+//! - **billsync's mapping, through the [`verify::Expectation`] the caller passes** (billsync
+//!   implements it with `providers::for_kind(..).observe_object(..)`): which collection and
+//!   canonical id a provider object lands under, and the whole canonical `data`. This stays
+//!   billsync's because an independent version would be a second copy of the six providers'
+//!   canonical mappings (several thousand lines: field by field, status tables, tax and discount
+//!   parts, per-provider extras): the data the simulator could derive cheaply is checked above,
+//!   and the rest of the mapping is pinned by billsync's golden files and SDK fixtures
+//!   (tests/it/canonical_model.rs, tests/fixtures/), not by the simulator. So `verify` finds
+//!   objects billsync failed to store, stored stale, or stored deleted wrongly, and amounts that
+//!   disagree with the world; a field billsync's mapping itself gets wrong in the same way on
+//!   both sides is not its to find.
 
 mod control;
+mod currency;
 mod delivery;
 mod gate;
+pub mod http_client;
 mod knobs;
 pub mod personality;
-mod scenario;
+mod provider;
+pub mod scenario;
+pub mod signing;
 mod state;
+mod time;
 pub mod tls;
 pub mod verify;
 
@@ -29,13 +64,13 @@ pub use scenario::Clock;
 pub use state::Account;
 pub use tls::TlsIdentity;
 
-use crate::providers::ProviderKind;
 use delivery::Delivery;
 use knobs::Bucket;
 use personality::Personality;
+pub use provider::SimProvider;
 pub use scenario::TRIGGERS;
 use scenario::{Change, Generator};
-use state::{Ledger, SimEvent};
+use state::{Ledger, SimEvent, WorldFacts};
 
 #[derive(Debug, Error)]
 pub enum SimError {
@@ -68,7 +103,7 @@ pub struct SimConfig {
     pub history_days: i64,
     /// The providers simulated. Account `n` is at `providers[n % len]` and belongs to
     /// merchant `n / len`, so with several providers each merchant is connected to several.
-    pub providers: Vec<ProviderKind>,
+    pub providers: Vec<SimProvider>,
     /// Serve HTTPS with this certificate (its names must cover the listen address), as the
     /// real APIs do; plain HTTP when `None`.
     pub tls: Option<TlsIdentity>,
@@ -83,7 +118,7 @@ impl Default for SimConfig {
             knobs: Knobs::default(),
             history: 0,
             history_days: 730,
-            providers: vec![ProviderKind::Stripe],
+            providers: vec![SimProvider::Stripe],
             tls: None,
         }
     }
@@ -127,8 +162,7 @@ pub(crate) struct AccountState {
 
 impl AccountState {
     pub(crate) fn personality(&self) -> &'static dyn Personality {
-        // Accounts are only created for kinds `personality::for_kind` knows (`Sim::start`).
-        personality::for_kind(self.account.provider).unwrap_or(&personality::STRIPE)
+        personality::for_provider(self.account.provider)
     }
 
     /// A strictly increasing change time at or after `at` (unix seconds), microseconds.
@@ -187,21 +221,21 @@ impl Sim {
             Clock::Wall => chrono::Utc::now().timestamp(),
         };
         let kinds = if config.providers.is_empty() {
-            vec![ProviderKind::Stripe]
+            vec![SimProvider::Stripe]
         } else {
             config.providers.clone()
         };
-        let faces = kinds
+        let faces: Vec<_> = kinds
             .iter()
-            .map(|k| personality::for_kind(*k).ok_or_else(|| SimError::Provider(k.as_str().into())))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|p| personality::for_provider(*p))
+            .collect();
         for n in 0..config.accounts {
             let face = faces[n % faces.len()];
             let mut generator = Generator::new(config.seed, n as u64, config.clock);
             let tag = format!("{}{n}", config.seed);
             let (api_key, webhook_secret) = face.credentials(&tag);
             let account = Account {
-                provider: face.kind(),
+                provider: face.provider(),
                 account_id: format!("acct_sim{tag}"),
                 api_key,
                 webhook_secret,
@@ -213,8 +247,9 @@ impl Sim {
             let mut last_micros = 0;
             for c in generator.history(config.history, since, start - 1) {
                 last_micros = (last_micros + 1).max(c.at.saturating_mul(1_000_000));
+                let facts = WorldFacts::of(c.stream, &c.object);
                 if let Some(c) = face.translate(c, last_micros) {
-                    ledger.put(c.stream, &c.id, c.created, c.object, c.deleted);
+                    ledger.put(c.stream, &c.id, c.created, c.object, c.deleted, Some(facts));
                 }
             }
             // History is old news: no lag on it.
@@ -377,8 +412,7 @@ impl Sim {
     pub async fn register_with(&self, target: Target, extra: &Value) -> Result<(), SimError> {
         let accounts = self.accounts();
         for a in accounts.iter().filter(|a| a.connection_id.is_none()) {
-            let face = personality::for_kind(a.provider)
-                .ok_or_else(|| SimError::Provider(a.provider.as_str().into()))?;
+            let face = personality::for_provider(a.provider);
             let mut body = json!({
                 "merchant_id": a.merchant_id, "provider": a.provider, "account_id": a.account_id,
                 "webhook_secrets": [a.webhook_secret], "api_key": a.api_key,
@@ -461,11 +495,12 @@ impl Sim {
         for c in changes {
             let acc = &mut w.accounts[i];
             let at = acc.next_micros(c.at);
+            let facts = WorldFacts::of(c.stream, &c.object);
             let Some(c) = acc.personality().translate(c, at) else {
                 continue;
             };
             let events_before = acc.ledger.events.len();
-            let deliveries = record(acc, c, at);
+            let deliveries = record(acc, c, at, Some(facts));
             changed += acc.ledger.events.len() - events_before;
             for delivery in deliveries {
                 let _ = self.deliveries.send(Delivery {
@@ -513,7 +548,7 @@ impl Sim {
             event_type,
             at,
         };
-        for delivery in record(acc, change, at_micros) {
+        for delivery in record(acc, change, at_micros, None) {
             let _ = self.deliveries.send(Delivery {
                 account,
                 ..delivery
@@ -545,14 +580,26 @@ impl Sim {
 
 /// Applies a (translated) change to the account's ledger and event log; returns its delivery,
 /// unless the provider sends no webhook for it.
-fn record(acc: &mut AccountState, c: Change, at_micros: i64) -> Vec<Delivery> {
+/// `facts`: the world's facts of a generator change; `None` for an edit (they stay).
+fn record(
+    acc: &mut AccountState,
+    c: Change,
+    at_micros: i64,
+    facts: Option<WorldFacts>,
+) -> Vec<Delivery> {
     let face = acc.personality();
     let before = acc.ledger.objects.get(&c.id).map(|o| &o.current);
     let companions = face.companion_events(before, &c);
     let mut events = vec![(c.event_type, c.object.clone())];
     events.extend(companions);
-    acc.ledger
-        .put(c.stream, &c.id, c.created, c.object.clone(), c.deleted);
+    acc.ledger.put(
+        c.stream,
+        &c.id,
+        c.created,
+        c.object.clone(),
+        c.deleted,
+        facts,
+    );
     let mut deliveries = Vec::new();
     for (event_type, object) in events {
         let event_id = acc.generator.event_id();

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::scenario::Change;
 use super::state::Account;
 use super::Sim;
-use crate::providers::ProviderKind;
+use crate::provider::SimProvider;
 
 /// Why the gate refused an API request, answered in the provider's error format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub enum Failure {
 
 /// One provider's face. Implementations are stateless; the world is in [`Sim`].
 pub trait Personality: Send + Sync + 'static {
-    fn kind(&self) -> ProviderKind;
+    fn provider(&self) -> SimProvider;
 
     /// The API key and webhook secret of the account tagged `tag`, shaped like the
     /// provider's (for HTTP Basic webhooks the secret is `username:password`).
@@ -94,28 +94,26 @@ pub trait Personality: Send + Sync + 'static {
     fn router(&self) -> Router<Sim>;
 }
 
-/// Stripe's personality, the default face.
-pub static STRIPE: stripe::Stripe = stripe::Stripe;
-
-/// The personality of a provider kind, where the simulator has one.
-pub fn for_kind(kind: ProviderKind) -> Option<&'static dyn Personality> {
-    match kind {
-        ProviderKind::Stripe => Some(&STRIPE),
-        ProviderKind::Recurly => Some(&recurly::Recurly),
-        ProviderKind::Zuora => Some(&zuora::Zuora),
-        ProviderKind::Maxio => Some(&maxio::Maxio),
-        ProviderKind::Paddle => Some(&paddle::Paddle),
-        ProviderKind::Chargebee => Some(&chargebee::Chargebee),
+/// The personality of a provider (every [`SimProvider`] has one).
+pub fn for_provider(provider: SimProvider) -> &'static dyn Personality {
+    match provider {
+        SimProvider::Stripe => &stripe::StripePersonality,
+        SimProvider::Recurly => &recurly::RecurlyPersonality,
+        SimProvider::Zuora => &zuora::ZuoraPersonality,
+        SimProvider::Maxio => &maxio::MaxioPersonality,
+        SimProvider::Paddle => &paddle::PaddlePersonality,
+        SimProvider::Chargebee => &chargebee::ChargebeePersonality,
     }
 }
 
 /// Every personality's API, each under `/{provider}`.
 pub fn routes() -> Router<Sim> {
     let mut router = Router::new();
-    for kind in ProviderKind::ALL {
-        if let Some(p) = for_kind(kind) {
-            router = router.nest(&format!("/{}", kind.as_str()), p.router());
-        }
+    for provider in SimProvider::ALL {
+        router = router.nest(
+            &format!("/{}", provider.as_str()),
+            for_provider(provider).router(),
+        );
     }
     router
 }

@@ -17,11 +17,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::Chargebee;
-use crate::simulator::gate::{admit, params};
-use crate::simulator::personality::{Failure, Personality};
-use crate::simulator::state::Ledger;
-use crate::simulator::Sim;
+use super::ChargebeePersonality;
+use crate::gate::{admit, params};
+use crate::personality::{Failure, Personality};
+use crate::state::Ledger;
+use crate::Sim;
 
 /// List endpoints and the resource name their entries are wrapped in.
 const STREAMS: &[(&str, &str)] = &[
@@ -195,28 +195,28 @@ async fn list(
     RawQuery(q): RawQuery,
 ) -> Response {
     let path = format!("/api/v2/{resource}");
-    let account = match admit(&sim, &Chargebee, &headers, &path).await {
+    let account = match admit(&sim, &ChargebeePersonality, &headers, &path).await {
         Ok(a) => a,
         Err(r) => return r,
     };
     let p = params(q.as_deref());
     let (limit, start) = match (limit(&p), offset(&p)) {
         (Ok(l), Ok(s)) => (l, s),
-        (Err(f), _) | (_, Err(f)) => return Chargebee.error(f),
+        (Err(f), _) | (_, Err(f)) => return ChargebeePersonality.error(f),
     };
     if resource == "events" {
         return events(&sim, account, &p, limit, start);
     }
     let Some(name) = resource_name(&resource) else {
-        return Chargebee.error(Failure::NotFound(path));
+        return ChargebeePersonality.error(Failure::NotFound(path));
     };
     let (field, asc) = match sort(&p, &["created_at", "updated_at"], "created_at") {
         Ok(s) => s,
-        Err(f) => return Chargebee.error(f),
+        Err(f) => return ChargebeePersonality.error(f),
     };
     let (created, updated) = match (window(&p, "created_at"), window(&p, "updated_at")) {
         (Ok(c), Ok(u)) => (c, u),
-        (Err(f), _) | (_, Err(f)) => return Chargebee.error(f),
+        (Err(f), _) | (_, Err(f)) => return ChargebeePersonality.error(f),
     };
     let include_deleted = p.get("include_deleted").is_some_and(|v| v == "true");
     let w = sim.world();
@@ -264,17 +264,17 @@ fn events(
 ) -> Response {
     let (_, asc) = match sort(p, &["occurred_at"], "occurred_at") {
         Ok(s) => s,
-        Err(f) => return Chargebee.error(f),
+        Err(f) => return ChargebeePersonality.error(f),
     };
     let (mut low, mut high) = match window(p, "occurred_at") {
         Ok(w) => w,
-        Err(f) => return Chargebee.error(f),
+        Err(f) => return ChargebeePersonality.error(f),
     };
     // The older `start_time` / `end_time` parameters still work.
     for (key, inclusive_low) in [("start_time", true), ("end_time", false)] {
         if let Some(v) = p.get(key) {
             let Ok(t) = v.parse::<i64>() else {
-                return Chargebee.error(bad(key, "invalid integer value"));
+                return ChargebeePersonality.error(bad(key, "invalid integer value"));
             };
             if inclusive_low {
                 low = low.max(t);
@@ -318,7 +318,7 @@ async fn retrieve(
 ) -> Response {
     let account = match admit(
         &sim,
-        &Chargebee,
+        &ChargebeePersonality,
         &headers,
         &format!("/api/v2/{resource}/:id"),
     )
@@ -336,17 +336,17 @@ async fn retrieve(
         });
         return match found {
             Some(v) => Json(json!({ "event": v })).into_response(),
-            None => Chargebee.error(Failure::NotFound(id)),
+            None => ChargebeePersonality.error(Failure::NotFound(id)),
         };
     }
     let Some(name) = resource_name(&resource) else {
-        return Chargebee.error(Failure::NotFound(format!("/api/v2/{resource}")));
+        return ChargebeePersonality.error(Failure::NotFound(format!("/api/v2/{resource}")));
     };
     let lag = Duration::from_millis(w.knobs.api_lag_ms);
     match ledger.read(&id, lag) {
         Some((o, Some(v))) if o.stream == resource && v["deleted"] != true => {
             Json(wrapped(ledger, lag, name, v)).into_response()
         }
-        _ => Chargebee.error(Failure::NotFound(id)),
+        _ => ChargebeePersonality.error(Failure::NotFound(id)),
     }
 }

@@ -16,10 +16,10 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::shapes::{inner, parse_filter_time};
-use super::{errors, Maxio};
-use crate::simulator::gate::{admit, params};
-use crate::simulator::state::{Ledger, SimObject};
-use crate::simulator::Sim;
+use super::{errors, MaxioPersonality};
+use crate::gate::{admit, params};
+use crate::state::{Ledger, SimObject};
+use crate::Sim;
 
 pub fn router() -> Router<Sim> {
     Router::new()
@@ -158,7 +158,7 @@ async fn list(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let account = match admit(&sim, &Maxio, &headers, &format!("/{file}")).await {
+    let account = match admit(&sim, &MaxioPersonality, &headers, &format!("/{file}")).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -493,7 +493,14 @@ async fn read(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let account = match admit(&sim, &Maxio, &headers, &format!("/{resource}/:id")).await {
+    let account = match admit(
+        &sim,
+        &MaxioPersonality,
+        &headers,
+        &format!("/{resource}/:id"),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return r,
     };

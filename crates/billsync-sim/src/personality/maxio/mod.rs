@@ -14,14 +14,14 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::{Failure, Personality};
-use crate::providers::maxio::sign;
-use crate::providers::ProviderKind;
-use crate::simulator::scenario::Change;
-use crate::simulator::Sim;
+use crate::provider::SimProvider;
+use crate::scenario::Change;
+use crate::signing;
+use crate::Sim;
 
 pub use shapes::numeric;
 
-pub struct Maxio;
+pub struct MaxioPersonality;
 
 /// Maxio's webhook subscriptions (official SDK `WebhookSubscription`) this simulator sends.
 const WEBHOOKS: &[&str] = &[
@@ -66,9 +66,9 @@ fn key(stripe: &str) -> &'static str {
     }
 }
 
-impl Personality for Maxio {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Maxio
+impl Personality for MaxioPersonality {
+    fn provider(&self) -> SimProvider {
+        SimProvider::Maxio
     }
 
     /// Maxio API keys and site Shared Keys are long random alphanumerics.
@@ -231,7 +231,7 @@ impl Personality for Maxio {
         vec![
             (
                 "X-Chargify-Webhook-Signature-Hmac-Sha-256".into(),
-                sign(secret, body.as_bytes()),
+                signing::maxio(secret, body.as_bytes()),
             ),
             ("X-Chargify-Webhook-Id".into(), webhook_id),
             (

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::model::money::exponent;
-use crate::simulator::scenario::Change;
+use crate::currency::exponent;
+use crate::scenario::Change;
 
 /// The simulated site's id (every account is one Maxio site).
 pub const SITE_ID: i64 = 8_401;

@@ -19,11 +19,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{parts, Paddle};
-use crate::model::time::parse_rfc3339;
-use crate::simulator::gate::{admit, params};
-use crate::simulator::personality::{Failure, Personality};
-use crate::simulator::Sim;
+use super::{parts, PaddlePersonality};
+use crate::gate::{admit, params};
+use crate::personality::{Failure, Personality};
+use crate::time::parse_rfc3339;
+use crate::Sim;
 
 /// The list endpoints and the most entities a page of each holds.
 const STREAMS: &[(&str, usize, usize)] = &[
@@ -178,7 +178,7 @@ async fn list(
     RawQuery(q): RawQuery,
 ) -> Response {
     let path = format!("/{resource}");
-    let account = match admit(&sim, &Paddle, &headers, &path).await {
+    let account = match admit(&sim, &PaddlePersonality, &headers, &path).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -187,18 +187,18 @@ async fn list(
         return events(&sim, account, &p);
     }
     let Some(&(stream, default, most)) = STREAMS.iter().find(|(s, ..)| *s == resource) else {
-        return Paddle.error(Failure::NotFound(path));
+        return PaddlePersonality.error(Failure::NotFound(path));
     };
     let (per_page, ascending) = match (per_page(&p, default, most), ascending(&p)) {
         (Ok(n), Ok(a)) => (n, a),
-        (Err(f), _) | (_, Err(f)) => return Paddle.error(f),
+        (Err(f), _) | (_, Err(f)) => return PaddlePersonality.error(f),
     };
     let mut times = Vec::new();
     if stream == "transactions" {
         for field in ["created_at", "updated_at", "billed_at"] {
             match time_filters(&p, field) {
                 Ok(f) => times.push((field, f)),
-                Err(f) => return Paddle.error(f),
+                Err(f) => return PaddlePersonality.error(f),
             }
         }
     }
@@ -268,7 +268,7 @@ async fn list(
 fn events(sim: &Sim, account: usize, p: &HashMap<String, String>) -> Response {
     let (per_page, ascending) = match (per_page(p, 50, 200), ascending(p)) {
         (Ok(n), Ok(a)) => (n, a),
-        (Err(f), _) | (_, Err(f)) => return Paddle.error(f),
+        (Err(f), _) | (_, Err(f)) => return PaddlePersonality.error(f),
     };
     let types = any_of(p, "event_type");
     let w = sim.world();
@@ -333,7 +333,14 @@ async fn retrieve(
     Path((resource, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let account = match admit(&sim, &Paddle, &headers, &format!("/{resource}/:id")).await {
+    let account = match admit(
+        &sim,
+        &PaddlePersonality,
+        &headers,
+        &format!("/{resource}/:id"),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -341,7 +348,7 @@ async fn retrieve(
         resource.as_str(),
         "customers" | "transactions" | "subscriptions"
     ) {
-        return Paddle.error(Failure::NotFound(format!("/{resource}/{id}")));
+        return PaddlePersonality.error(Failure::NotFound(format!("/{resource}/{id}")));
     }
     let w = sim.world();
     let lag = Duration::from_millis(w.knobs.api_lag_ms);
@@ -352,7 +359,7 @@ async fn retrieve(
             Json(json!({"data": parts::present(visible), "meta": {"request_id": request_id()}})),
         )
             .into_response(),
-        _ => Paddle.error(Failure::NotFound(id)),
+        _ => PaddlePersonality.error(Failure::NotFound(id)),
     }
 }
 
@@ -365,17 +372,24 @@ async fn customer_parts(
     RawQuery(q): RawQuery,
 ) -> Response {
     let path = format!("/customers/{id}/{part}");
-    let account = match admit(&sim, &Paddle, &headers, &format!("/customers/:id/{part}")).await {
+    let account = match admit(
+        &sim,
+        &PaddlePersonality,
+        &headers,
+        &format!("/customers/:id/{part}"),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return r,
     };
     if !parts::PARTS.iter().any(|(field, _)| *field == part) {
-        return Paddle.error(Failure::NotFound(path));
+        return PaddlePersonality.error(Failure::NotFound(path));
     }
     let p = params(q.as_deref());
     let (per_page, ascending) = match (per_page(&p, 50, 200), ascending(&p)) {
         (Ok(n), Ok(a)) => (n, a),
-        (Err(f), _) | (_, Err(f)) => return Paddle.error(f),
+        (Err(f), _) | (_, Err(f)) => return PaddlePersonality.error(f),
     };
     let statuses = any_of(&p, "status").unwrap_or_else(|| vec!["active"]);
     let ids = any_of(&p, "id");
@@ -383,7 +397,7 @@ async fn customer_parts(
     let lag = Duration::from_millis(w.knobs.api_lag_ms);
     let customer = match w.accounts[account].ledger.read(&id, lag) {
         Some((o, Some(visible))) if o.stream == "customers" => visible,
-        _ => return Paddle.error(Failure::NotFound(id)),
+        _ => return PaddlePersonality.error(Failure::NotFound(id)),
     };
     let mut items: Vec<&Value> = parts::held(customer, &part)
         .iter()

@@ -19,12 +19,12 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{decorate, Recurly};
-use crate::model::time::parse_rfc3339;
-use crate::simulator::gate::{admit, params};
-use crate::simulator::personality::{Failure, Personality};
-use crate::simulator::state::Ledger;
-use crate::simulator::Sim;
+use super::{decorate, RecurlyPersonality};
+use crate::gate::{admit, params};
+use crate::personality::{Failure, Personality};
+use crate::state::Ledger;
+use crate::time::parse_rfc3339;
+use crate::Sim;
 
 const STREAMS: &[&str] = &["accounts", "invoices", "subscriptions", "transactions"];
 
@@ -65,7 +65,7 @@ fn ok(body: Value) -> Response {
 }
 
 fn bad(message: String) -> Response {
-    Recurly.error(Failure::BadRequest(message))
+    RecurlyPersonality.error(Failure::BadRequest(message))
 }
 
 /// An RFC 3339 time of an object field, microseconds (whole seconds at Recurly).
@@ -102,12 +102,12 @@ async fn list(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let account = match admit(&sim, &Recurly, &headers, &format!("/{resource}")).await {
+    let account = match admit(&sim, &RecurlyPersonality, &headers, &format!("/{resource}")).await {
         Ok(a) => a,
         Err(r) => return r,
     };
     let Some(stream) = STREAMS.iter().find(|s| **s == resource).copied() else {
-        return Recurly.error(Failure::NotFound(format!("a resource at /{resource}")));
+        return RecurlyPersonality.error(Failure::NotFound(format!("a resource at /{resource}")));
     };
     let p = params(q.as_deref());
     let limit = match p.get("limit").map(|l| l.parse::<usize>()) {
@@ -252,16 +252,23 @@ async fn retrieve(
     Path((resource, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let account = match admit(&sim, &Recurly, &headers, &format!("/{resource}/:id")).await {
+    let account = match admit(
+        &sim,
+        &RecurlyPersonality,
+        &headers,
+        &format!("/{resource}/:id"),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return r,
     };
     let Some(noun) = noun(&resource) else {
-        return Recurly.error(Failure::NotFound(format!("a resource at /{resource}")));
+        return RecurlyPersonality.error(Failure::NotFound(format!("a resource at /{resource}")));
     };
     match lookup(&sim, account, &resource, &key) {
         Some(o) => ok(present(o)),
-        None => Recurly.error(Failure::NotFound(format!("{noun} with id = {key}"))),
+        None => RecurlyPersonality.error(Failure::NotFound(format!("{noun} with id = {key}"))),
     }
 }
 
@@ -273,7 +280,7 @@ async fn part(
     RawQuery(q): RawQuery,
 ) -> Response {
     let route = format!("/{resource}/:id/{part}");
-    let account = match admit(&sim, &Recurly, &headers, &route).await {
+    let account = match admit(&sim, &RecurlyPersonality, &headers, &route).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -281,16 +288,17 @@ async fn part(
         ("invoices", "line_items") | ("accounts", "billing_info") => {
             lookup(&sim, account, &resource, &key)
         }
-        _ => return Recurly.error(Failure::NotFound(format!("a resource at {route}"))),
+        _ => return RecurlyPersonality.error(Failure::NotFound(format!("a resource at {route}"))),
     };
     let Some(object) = found else {
         let noun = noun(&resource).unwrap_or("Object");
-        return Recurly.error(Failure::NotFound(format!("{noun} with id = {key}")));
+        return RecurlyPersonality.error(Failure::NotFound(format!("{noun} with id = {key}")));
     };
     if part == "billing_info" {
         return match object.get("billing_info").filter(|b| b.is_object()) {
             Some(b) => ok(b.clone()),
-            None => Recurly.error(Failure::NotFound(format!("BillingInfo for account {key}"))),
+            None => RecurlyPersonality
+                .error(Failure::NotFound(format!("BillingInfo for account {key}"))),
         };
     }
     let p = params(q.as_deref());

@@ -13,9 +13,9 @@
 use serde_json::{json, Number, Value};
 use sha2::{Digest, Sha256};
 
-use crate::model::money::exponent;
-use crate::model::time::secs_to_rfc3339;
-use crate::simulator::scenario::Change;
+use crate::currency::exponent;
+use crate::scenario::Change;
+use crate::time::secs_to_rfc3339;
 
 /// A minor-unit amount as the decimal major-unit JSON number a provider writes, built from
 /// its exact decimal text (`1099` USD → `10.99`, `1200` JPY → `1200`); never float arithmetic.

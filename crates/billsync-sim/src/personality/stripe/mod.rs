@@ -16,11 +16,11 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::{Failure, Personality};
-use crate::providers::stripe::sign;
-use crate::providers::ProviderKind;
-use crate::simulator::gate::{admit, params};
-use crate::simulator::scenario::Change;
-use crate::simulator::Sim;
+use crate::gate::{admit, params};
+use crate::provider::SimProvider;
+use crate::scenario::Change;
+use crate::signing;
+use crate::Sim;
 use shapes::{expansions, present, sub_list, tax_id_events, EMBEDDED_LIST};
 
 const STREAMS: &[&str] = &[
@@ -34,11 +34,11 @@ const STREAMS: &[&str] = &[
 
 mod shapes;
 
-pub struct Stripe;
+pub struct StripePersonality;
 
-impl Personality for Stripe {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Stripe
+impl Personality for StripePersonality {
+    fn provider(&self) -> SimProvider {
+        SimProvider::Stripe
     }
 
     fn credentials(&self, tag: &str) -> (String, String) {
@@ -128,7 +128,10 @@ impl Personality for Stripe {
 
     fn delivery_headers(&self, secret: &str, body: &str, t: i64) -> Vec<(String, String)> {
         vec![
-            ("Stripe-Signature".into(), sign(secret, t, body.as_bytes())),
+            (
+                "Stripe-Signature".into(),
+                signing::stripe(secret, t, body.as_bytes()),
+            ),
             ("content-type".into(), "application/json".into()),
         ]
     }
@@ -174,7 +177,14 @@ async fn list(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let account = match admit(&sim, &Stripe, &headers, &format!("/v1/{resource}")).await {
+    let account = match admit(
+        &sim,
+        &StripePersonality,
+        &headers,
+        &format!("/v1/{resource}"),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -218,7 +228,7 @@ async fn list(
             .filter(|(k, _)| k.starts_with("types[") || *k == "type")
             .map(|(_, v)| v)
             .collect();
-        let mut events: Vec<&crate::simulator::state::SimEvent> = ledger
+        let mut events: Vec<&crate::state::SimEvent> = ledger
             .events
             .iter()
             .rev()
@@ -319,7 +329,14 @@ async fn retrieve(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let account = match admit(&sim, &Stripe, &headers, &format!("/v1/{resource}/:id")).await {
+    let account = match admit(
+        &sim,
+        &StripePersonality,
+        &headers,
+        &format!("/v1/{resource}/:id"),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -356,7 +373,7 @@ async fn sub_resource(
     RawQuery(q): RawQuery,
 ) -> Response {
     let route = format!("/v1/{resource}/:id/{sub}");
-    let account = match admit(&sim, &Stripe, &headers, &route).await {
+    let account = match admit(&sim, &StripePersonality, &headers, &route).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -365,7 +382,7 @@ async fn sub_resource(
         ("customers", "tax_ids") | ("invoices", "lines") | ("credit_notes", "lines")
     );
     if !known {
-        return Stripe.error(Failure::NotFound(format!("/v1/{resource}/{id}/{sub}")));
+        return StripePersonality.error(Failure::NotFound(format!("/v1/{resource}/{id}/{sub}")));
     }
     let p = params(q.as_deref());
     let limit = match int(&p, "limit") {

@@ -22,12 +22,12 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{issue_token, reasons, Zuora, TOKEN_SECS};
-use crate::model::time::parse_rfc3339 as time_micros;
-use crate::simulator::gate::admit;
-use crate::simulator::personality::{Failure, Personality};
-use crate::simulator::state::Ledger;
-use crate::simulator::Sim;
+use super::{issue_token, reasons, ZuoraPersonality, TOKEN_SECS};
+use crate::gate::admit;
+use crate::personality::{Failure, Personality};
+use crate::state::Ledger;
+use crate::time::parse_rfc3339 as time_micros;
+use crate::Sim;
 
 /// Each list, the number field a key may name, and the parts `expand[]` adds.
 const LISTS: &[(&str, &str, &[&str])] = &[
@@ -62,7 +62,7 @@ pub fn router() -> Router<Sim> {
 }
 
 fn bad(message: String) -> Response {
-    Zuora.error(Failure::BadRequest(message))
+    ZuoraPersonality.error(Failure::BadRequest(message))
 }
 
 /// Client credentials for a bearer token. The request passes the gate like any other (rate
@@ -81,7 +81,7 @@ async fn token(State(sim): State<Sim>, body: Bytes) -> Response {
         let w = sim.world();
         w.by_key
             .get(&api_key)
-            .is_some_and(|&a| w.accounts[a].account.provider == Zuora.kind())
+            .is_some_and(|&a| w.accounts[a].account.provider == ZuoraPersonality.provider())
     };
     if !known {
         sim.world().stats.requests += 1;
@@ -92,7 +92,7 @@ async fn token(State(sim): State<Sim>, body: Bytes) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
         headers.insert("authorization", v);
     }
-    if let Err(r) = admit(&sim, &Zuora, &headers, "/oauth/token").await {
+    if let Err(r) = admit(&sim, &ZuoraPersonality, &headers, "/oauth/token").await {
         return r;
     }
     Json(json!({
@@ -235,7 +235,7 @@ fn item_page(
     page_size: usize,
 ) -> Response {
     let Some((_, holders, field, key)) = ITEM_LISTS.iter().find(|(l, ..)| *l == list) else {
-        return Zuora.error(Failure::NotFound(list.to_owned()));
+        return ZuoraPersonality.error(Failure::NotFound(list.to_owned()));
     };
     let mut holder = None;
     for f in all(q, "filter[]") {
@@ -329,7 +329,14 @@ async fn list(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let account = match admit(&sim, &Zuora, &headers, &format!("/object-query/{list}")).await {
+    let account = match admit(
+        &sim,
+        &ZuoraPersonality,
+        &headers,
+        &format!("/object-query/{list}"),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -344,7 +351,7 @@ async fn list(
         return item_page(&w.accounts[account].ledger, lag, &list, &q, page_size);
     }
     if !LISTS.iter().any(|(l, _, _)| *l == list) {
-        return Zuora.error(Failure::NotFound(list));
+        return ZuoraPersonality.error(Failure::NotFound(list));
     }
     let filters = match all(&q, "filter[]")
         .into_iter()
@@ -443,7 +450,7 @@ async fn by_key(
 ) -> Response {
     let account = match admit(
         &sim,
-        &Zuora,
+        &ZuoraPersonality,
         &headers,
         &format!("/object-query/{list}/:key"),
     )
@@ -453,7 +460,7 @@ async fn by_key(
         Err(r) => return r,
     };
     let Some((_, number, _)) = LISTS.iter().find(|(l, _, _)| *l == list) else {
-        return Zuora.error(Failure::NotFound(list));
+        return ZuoraPersonality.error(Failure::NotFound(list));
     };
     let q = query(q.as_deref());
     let page_size = match page_size_of(&q) {

@@ -16,19 +16,19 @@ use serde_json::{json, Value};
 
 use super::recurly::shapes::hex_id;
 use super::{Failure, Personality};
-use crate::model::time::now_micros;
-use crate::providers::ProviderKind;
-use crate::simulator::scenario::Change;
-use crate::simulator::Sim;
+use crate::provider::SimProvider;
+use crate::scenario::Change;
+use crate::time::now_micros;
+use crate::Sim;
 
-pub struct Zuora;
+pub struct ZuoraPersonality;
 
 /// How long an access token is valid (Zuora: one hour; answered as `expires_in: 3599`).
 const TOKEN_SECS: i64 = 3600;
 
-impl Personality for Zuora {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Zuora
+impl Personality for ZuoraPersonality {
+    fn provider(&self) -> SimProvider {
+        SimProvider::Zuora
     }
 
     /// The API key is the OAuth client `client_id:client_secret` (a UUID-shaped id and a

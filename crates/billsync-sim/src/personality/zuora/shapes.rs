@@ -13,8 +13,8 @@
 use chrono::{FixedOffset, TimeZone};
 use serde_json::{json, Value};
 
-use crate::simulator::personality::recurly::shapes::{hex_id, major, sequence};
-use crate::simulator::scenario::Change;
+use crate::personality::recurly::shapes::{hex_id, major, sequence};
+use crate::scenario::Change;
 
 /// The prefix billsync puts on refund ids to tell them from payment ids.
 pub const REFUND_PREFIX: &str = "refund-";

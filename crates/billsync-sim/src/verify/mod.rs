@@ -1,5 +1,6 @@
-//! `billsync sim verify`: compares every simulated object with billsync's read API, mapped
-//! the way billsync maps it, and measures send → queryable latency: from the simulator's first
+//! `billsync sim verify`: compares every simulated object with billsync's read API, against
+//! what billsync's mapping expects ([`Expectation`]) and what the simulator's own world says
+//! ([`expectation::independent`]), and measures send → queryable latency: from the simulator's first
 //! send of an object's latest change to the commit of the first version in billsync that
 //! carries it (read from the merchant's change feed). With `--settle` it pauses the
 //! simulator's live changes and compares again until billsync has caught up or a time is up.
@@ -10,10 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::LiveOut;
-use crate::api::objects::ChangeListOut;
-use crate::model::time::parse_rfc3339;
-use crate::providers::{self, ProviderKind};
+mod expectation;
+mod feed;
+
+pub use expectation::{independent, Expectation, Expected, WorldFacts};
+
+use crate::http_client::{cause, ClientError};
+use crate::LiveOut;
+use feed::{latencies, SentChange};
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
@@ -24,7 +29,7 @@ pub enum VerifyError {
     #[error("cannot {0} the simulator's live changes at {1}: {2}")]
     Live(&'static str, String, String),
     #[error(transparent)]
-    Client(#[from] crate::outbound::OutboundError),
+    Client(#[from] ClientError),
 }
 
 /// One object that differs.
@@ -43,22 +48,6 @@ pub struct Report {
     /// sent and that billsync holds as the simulator does, from that change's first send to
     /// the commit (`recorded_at`) of the first version carrying it.
     pub latencies_ms: Vec<f64>,
-}
-
-/// An object billsync holds as the simulator does, whose latest change's webhook was sent:
-/// its send → queryable latency is measured once the comparison is done.
-#[derive(Debug, Clone)]
-struct SentChange {
-    merchant_id: String,
-    /// The canonical id.
-    id: String,
-    /// The version billsync holds, the first whose content is that change's.
-    version: i64,
-    /// Deleted at the provider: the first version carrying the change is the first of the
-    /// run of deleted versions that ends at `version`.
-    deleted: bool,
-    /// When the simulator first sent the change's webhook (unix micros).
-    sent_micros: i64,
 }
 
 /// One comparison of a settling verification, for progress lines.
@@ -137,7 +126,7 @@ async fn fetch_collection(
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| VerifyError::Target(target.to_owned(), crate::admin_client::cause(&e)))?;
+            .map_err(|e| VerifyError::Target(target.to_owned(), cause(&e)))?;
         let page: Value = match response.json().await {
             Ok(page) => page,
             Err(e) => return Ok(Err(format!("read API answer is not JSON: {e}"))),
@@ -158,21 +147,22 @@ async fn fetch_collection(
 }
 
 /// Compares the simulator at `sim` (base URL) with the billsync at `target`: every object
-/// of every account, through billsync's list API (a page of 1,000 per request).
-/// Connects within `admin_client::CONNECT_TIMEOUT`; each page within
-/// `admin_client::REQUEST_TIMEOUT` (the truth has a longer time of its own).
-pub async fn verify(sim: &str, target: &str, token: &str) -> Result<Report, VerifyError> {
-    verify_with(&client()?, sim, target, token).await
+/// of every account, through billsync's list API (a page of 1,000 per request), against
+/// `expectation` and the world. Connects within `http_client::CONNECT_TIMEOUT`; each page
+/// within `http_client::REQUEST_TIMEOUT` (the truth has a longer time of its own).
+pub async fn verify(
+    sim: &str,
+    target: &str,
+    token: &str,
+    expectation: &dyn Expectation,
+) -> Result<Report, VerifyError> {
+    verify_with(&client()?, sim, target, token, expectation).await
 }
 
-/// The client [`verify`] uses: the admin client's connect and request timeouts, and the
-/// trust of provider API calls (`SSL_CERT_FILE` included).
+/// The client [`verify`] uses: billsync's admin client's connect and request timeouts, and
+/// the trust of its provider API calls (`SSL_CERT_FILE` included; see `http_client`).
 pub fn client() -> Result<reqwest::Client, VerifyError> {
-    Ok(crate::outbound::client(&crate::outbound::OutboundConfig {
-        connect_timeout: crate::admin_client::CONNECT_TIMEOUT,
-        request_timeout: crate::admin_client::REQUEST_TIMEOUT,
-        ..crate::outbound::OutboundConfig::default()
-    })?)
+    Ok(crate::http_client::client()?)
 }
 
 /// [`verify`] with a given client (one that trusts the simulator's certificate).
@@ -181,10 +171,11 @@ pub async fn verify_with(
     sim: &str,
     target: &str,
     token: &str,
+    expectation: &dyn Expectation,
 ) -> Result<Report, VerifyError> {
     let sim = sim_base(sim);
     let target = target.trim_end_matches('/');
-    let (mut report, sent) = compare_all(client, &sim, target, token).await?;
+    let (mut report, sent) = compare_all(client, &sim, target, token, expectation).await?;
     report.latencies_ms = latencies(client, target, token, &sent).await?;
     Ok(report)
 }
@@ -199,13 +190,14 @@ pub async fn verify_settled(
     sim: &str,
     target: &str,
     token: &str,
+    expectation: &dyn Expectation,
     timeout: Duration,
     progress: &mut (dyn FnMut(&SettlePass) + Send),
 ) -> Result<Settled, VerifyError> {
     let sim = sim_base(sim);
     let target = target.trim_end_matches('/');
     let paused = live(client, &sim, "pause").await?;
-    let outcome = settle(client, &sim, target, token, timeout, progress).await;
+    let outcome = settle(client, &sim, target, token, expectation, timeout, progress).await;
     if !paused.was_paused {
         live(client, &sim, "resume").await?;
     }
@@ -217,13 +209,14 @@ async fn settle(
     sim: &str,
     target: &str,
     token: &str,
+    expectation: &dyn Expectation,
     timeout: Duration,
     progress: &mut (dyn FnMut(&SettlePass) + Send),
 ) -> Result<Settled, VerifyError> {
     let start = Instant::now();
     let mut passes = 0;
     loop {
-        let (mut report, sent) = compare_all(client, sim, target, token).await?;
+        let (mut report, sent) = compare_all(client, sim, target, token, expectation).await?;
         passes += 1;
         let elapsed = start.elapsed();
         progress(&SettlePass {
@@ -254,7 +247,7 @@ async fn live(
         .post(format!("{sim}/_sim/{action}"))
         .send()
         .await
-        .map_err(|e| failed(crate::admin_client::cause(&e)))?;
+        .map_err(|e| failed(cause(&e)))?;
     let status = answer.status();
     if !status.is_success() {
         return Err(failed(format!("answered {status}")));
@@ -279,6 +272,7 @@ async fn compare_all(
     sim: &str,
     target: &str,
     token: &str,
+    expectation: &dyn Expectation,
 ) -> Result<(Report, Vec<SentChange>), VerifyError> {
     let truth: Value = client
         .get(format!("{sim}/_sim/truth?deliveries=1"))
@@ -287,7 +281,7 @@ async fn compare_all(
         .timeout(std::time::Duration::from_secs(600))
         .send()
         .await
-        .map_err(|e| VerifyError::Truth(sim.to_owned(), crate::admin_client::cause(&e)))?
+        .map_err(|e| VerifyError::Truth(sim.to_owned(), cause(&e)))?
         .json()
         .await
         .map_err(|e| VerifyError::Truth(sim.to_owned(), e.to_string()))?;
@@ -326,13 +320,10 @@ async fn compare_all(
             by_merchant.insert(merchant.clone(), stored);
         }
         let stored = &by_merchant[&merchant];
-        let kind = account["provider"]
-            .as_str()
-            .and_then(ProviderKind::parse)
-            .unwrap_or(ProviderKind::Stripe);
+        let provider = account["provider"].as_str().unwrap_or("stripe");
         for object in account["objects"].as_array().cloned().unwrap_or_default() {
             report.objects += 1;
-            match compare(kind, &merchant, &object, stored) {
+            match compare(expectation, provider, &merchant, &object, stored) {
                 Err(divergence) => report.divergent.push(divergence),
                 Ok(measured) => sent.extend(measured),
             }
@@ -344,96 +335,14 @@ async fn compare_all(
     Ok((report, sent))
 }
 
-/// Send → queryable of each sent change, milliseconds: from its first send to the commit of
-/// the version billsync holds for it, read from the merchant's change feed (every version in
-/// commit order, with its `recorded_at`). Not the object's `updated_at`, which later writes
-/// that change no content (a confirmation read's status) move too.
-async fn latencies(
-    client: &reqwest::Client,
-    target: &str,
-    token: &str,
-    sent: &[SentChange],
-) -> Result<Vec<f64>, VerifyError> {
-    /// One object's measure while the feed is read.
-    struct Wanted<'a> {
-        change: &'a SentChange,
-        /// For a deleted object: the commit of the first version of the current run of
-        /// deleted versions.
-        deleted_since: Option<i64>,
-    }
-    let mut by_merchant: HashMap<&str, HashMap<&str, Wanted>> = HashMap::new();
-    for change in sent {
-        by_merchant
-            .entry(change.merchant_id.as_str())
-            .or_default()
-            .insert(
-                change.id.as_str(),
-                Wanted {
-                    change,
-                    deleted_since: None,
-                },
-            );
-    }
-    let mut out = Vec::with_capacity(sent.len());
-    for (merchant, mut wanted) in by_merchant {
-        let mut after = 0;
-        while !wanted.is_empty() {
-            let url = format!("{target}/v1/merchants/{merchant}/changes?after={after}&limit=1000");
-            let failed = |why: String| VerifyError::Target(target.to_owned(), why);
-            let response = client
-                .get(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| failed(crate::admin_client::cause(&e)))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(failed(format!("the change feed answered {status}")));
-            }
-            let page: ChangeListOut = response
-                .json()
-                .await
-                .map_err(|e| failed(format!("the change feed's answer: {e}")))?;
-            if page.data.is_empty() {
-                break;
-            }
-            for version in &page.data {
-                let Some(w) = wanted.get_mut(version.id.as_str()) else {
-                    continue;
-                };
-                let recorded = version.recorded_at.as_deref().and_then(parse_rfc3339);
-                w.deleted_since = match (version.deleted, w.deleted_since) {
-                    (true, Some(since)) => Some(since),
-                    (true, None) => recorded,
-                    (false, _) => None,
-                };
-                if version.version != w.change.version {
-                    continue;
-                }
-                let first = if w.change.deleted {
-                    w.deleted_since
-                } else {
-                    recorded
-                };
-                if let Some(first) = first {
-                    // A version made before the send (a backfill's read of the change) was
-                    // queryable at once.
-                    out.push((first - w.change.sent_micros).max(0) as f64 / 1000.0);
-                }
-                wanted.remove(version.id.as_str());
-            }
-            after = page.next_after;
-        }
-    }
-    Ok(out)
-}
-
-/// Compares one simulated object, mapped the way billsync maps its provider's objects, with
-/// what billsync stores (by collection, then canonical id).
+/// Compares one simulated object (an object of the simulator's truth) with what billsync
+/// stores (by collection, then canonical id): where and what `expectation` says billsync
+/// should store, and the simulator's [`independent`] checks.
 /// `Err` with the divergence, or `Ok` with the change to measure when the object's latest
 /// change was sent as a webhook.
 fn compare(
-    kind: ProviderKind,
+    expectation: &dyn Expectation,
+    provider: &str,
     merchant: &str,
     object: &Value,
     stored: &HashMap<&str, HashMap<String, Value>>,
@@ -445,31 +354,29 @@ fn compare(
         what,
     };
     let deleted = object["deleted"].as_bool().unwrap_or(false);
-    let provider = providers::for_kind(kind);
-    let expected = match provider.observe_object(&object["object"], 0) {
+    let expected = match expectation.expect(provider, &object["object"]) {
         Ok(Some(o)) => o,
         Ok(None) => return Ok(None),
         Err(e) => {
-            let id = format!("{}:{raw_id}", kind.as_str());
+            let id = format!("{provider}:{raw_id}");
             return Err(diverged(
                 &id,
                 format!("the simulator's object does not map: {e}"),
             ));
         }
     };
-    let id = format!("{}:{}", kind.as_str(), expected.provider_id);
+    let id = expected.id;
     let diverged = |what: String| diverged(&id, what);
     let got = stored
-        .get(expected.object_type.collection())
+        .get(expected.collection.as_str())
         .and_then(|m| m.get(&id));
     let Some(got) = got else {
         return Err(diverged("missing in billsync".into()));
     };
-    if got["deleted"].as_bool() != Some(deleted) {
-        return Err(diverged(format!(
-            "deleted is {} in billsync, {deleted} at the provider",
-            got["deleted"]
-        )));
+    let facts: WorldFacts = serde_json::from_value(object["facts"].clone()).unwrap_or_default();
+    let wrong = independent(&expected.collection, got, deleted, &facts);
+    if !wrong.is_empty() {
+        return Err(diverged(wrong.join("; ")));
     }
     if !deleted && got["data"] != expected.data {
         let fields: Vec<String> = expected
@@ -486,7 +393,7 @@ fn compare(
     }
     // The version billsync holds is the first to carry the change: each version differs in
     // content from the one before. (For a deleted object, whose data is not compared, the
-    // first of the deleted versions that end at it; see `latencies`.)
+    // first of the deleted versions that end at it; see `feed::latencies`.)
     Ok(
         match (object["first_sent_at"].as_i64(), got["version"].as_i64()) {
             (Some(sent_micros), Some(version)) => Some(SentChange {
