@@ -210,3 +210,47 @@ fn chargebee_webhook_carries_the_basic_credentials_billsync_checks() {
     let other = vec!["hook:other".to_owned()];
     assert!(basic_auth::verify(&sent, &other).is_err());
 }
+
+#[test]
+fn the_worlds_currencies_and_amounts_agree_with_billsyncs_mapping_for_every_provider() {
+    // What `verify` checks independently (the world's currency and minor-unit amount of each
+    // invoice, credit note and transaction) holds for what billsync's mapping makes of every
+    // personality's rendering, and is compared for each of those collections somewhere.
+    use billsync::sim_expectation::BillsyncMapping;
+    use billsync_sim::verify::{independent, Expectation, WorldFacts};
+    let mut compared: std::collections::BTreeMap<(&str, String), usize> = Default::default();
+    for provider in SimProvider::ALL {
+        let face = for_provider(provider);
+        let mut g = Generator::new(5, 2, Clock::Fixed(1_750_000_000));
+        let mut at = 0;
+        for c in (0..400).flat_map(|_| g.step()) {
+            at = (at + 1).max(c.at * 1_000_000);
+            let facts = WorldFacts::of(c.stream, &c.object);
+            let Some(c) = face.translate(c, at) else {
+                continue;
+            };
+            let Some(expected) = BillsyncMapping
+                .expect(provider.as_str(), &c.object)
+                .unwrap_or_else(|e| panic!("{provider} {}: {e}", c.id))
+            else {
+                continue;
+            };
+            if c.deleted || facts.collection.as_deref() != Some(expected.collection.as_str()) {
+                continue;
+            }
+            let stored = json!({"deleted": false, "data": expected.data});
+            let wrong = independent(&expected.collection, &stored, false, &facts);
+            assert!(wrong.is_empty(), "{provider} {}: {wrong:?}", c.id);
+            *compared
+                .entry((provider.as_str(), expected.collection))
+                .or_default() += 1;
+        }
+    }
+    eprintln!("amounts compared: {compared:?}");
+    for provider in SimProvider::ALL {
+        assert!(
+            compared.keys().any(|(p, _)| *p == provider.as_str()),
+            "{provider}: no amount compared ({compared:?})"
+        );
+    }
+}
