@@ -24,6 +24,13 @@ pub async fn start_tls_sim(config: SimConfig) -> SimHandle {
     .await
 }
 
+/// `sim verify` as the CLI runs it (its own client) with billsync's mapping as the expectation.
+async fn verify_plain(sim_url: &str, target: &str) -> billsync_sim::verify::Report {
+    let mapping = billsync::sim_expectation::BillsyncMapping;
+    let report = billsync_sim::verify::verify(sim_url, target, TOKEN, &mapping).await;
+    report.expect("verify runs")
+}
+
 /// `sim verify` against the billsync at `target`, over the simulator's own scheme (HTTPS for
 /// [`start_tls_sim`]) with a client that trusts the test CA.
 pub async fn verify_sim(sim: &SimHandle, target: &str) -> billsync_sim::verify::Report {
@@ -396,14 +403,7 @@ async fn verify_reports_zero_divergent_in_sync_and_names_each_differing_object_a
     crate::chaos::wait_converged(&sim, &app, &merchants, 150).await;
     let sim_url = format!("http://{}", sim.addr);
     let target = format!("http://{}", app.addr);
-    let report = billsync_sim::verify::verify(
-        &sim_url,
-        &target,
-        TOKEN,
-        &billsync::sim_expectation::BillsyncMapping,
-    )
-    .await
-    .unwrap();
+    let report = verify_plain(&sim_url, &target).await;
     assert!(report.objects > 40);
     assert!(
         report.divergent.is_empty(),
@@ -471,14 +471,7 @@ async fn verify_reports_zero_divergent_in_sync_and_names_each_differing_object_a
             .sim
             .edit(1, id, &json!({"email": "changed@example.com"})));
     }
-    let report = billsync_sim::verify::verify(
-        &sim_url,
-        &target,
-        TOKEN,
-        &billsync::sim_expectation::BillsyncMapping,
-    )
-    .await
-    .unwrap();
+    let report = verify_plain(&sim_url, &target).await;
     let named: HashSet<String> = report.divergent.iter().map(|d| d.id.clone()).collect();
     let expected: HashSet<String> = customers.iter().map(|c| format!("stripe:{c}")).collect();
     assert_eq!(named, expected);

@@ -14,15 +14,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for one whole request, answer included (as billsync's admin client).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why no client could be made.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("cannot read the CA bundle {path} (SSL_CERT_FILE): {source}")]
-    CaFile {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the CA bundle {path} (SSL_CERT_FILE) holds no PEM certificate")]
-    CaEmpty { path: String },
+    /// The bundle `SSL_CERT_FILE` names is unreadable or holds no certificate.
+    #[error("the CA bundle {path} (SSL_CERT_FILE) {why}")]
+    CaBundle { path: String, why: String },
     #[error("cannot build the HTTPS client: {0}")]
     Build(String),
 }
@@ -46,14 +43,14 @@ pub fn client() -> Result<reqwest::Client, ClientError> {
 
 /// Every certificate of the PEM file at `path`; none is an error.
 fn bundle_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    let shown = || path.display().to_string();
-    let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
-        path: shown(),
-        source,
-    })?;
+    let refused = |why: String| ClientError::CaBundle {
+        path: path.display().to_string(),
+        why,
+    };
+    let pem = std::fs::read(path).map_err(|e| refused(format!("cannot be read: {e}")))?;
     match reqwest::Certificate::from_pem_bundle(&pem) {
         Ok(certificates) if !certificates.is_empty() => Ok(certificates),
-        _ => Err(ClientError::CaEmpty { path: shown() }),
+        _ => Err(refused("holds no PEM certificate".into())),
     }
 }
 
@@ -96,10 +93,17 @@ mod tests {
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = bundle_certificates(&empty).unwrap_err();
-        assert!(matches!(err, ClientError::CaEmpty { .. }), "{err}");
+        assert!(
+            err.to_string().ends_with("holds no PEM certificate"),
+            "{err}"
+        );
         let missing = dir.join("missing.pem");
         let err = bundle_certificates(&missing).unwrap_err();
-        assert!(err.to_string().contains("missing.pem"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("missing.pem (SSL_CERT_FILE) cannot be read"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

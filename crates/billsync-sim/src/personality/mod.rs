@@ -14,7 +14,7 @@ use axum::response::Response;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::scenario::Change;
+use super::scenario::{Change, Clock, Generator};
 use super::state::Account;
 use super::Sim;
 use crate::provider::SimProvider;
@@ -104,6 +104,21 @@ pub fn for_provider(provider: SimProvider) -> &'static dyn Personality {
         SimProvider::Paddle => &paddle::PaddlePersonality,
         SimProvider::Chargebee => &chargebee::ChargebeePersonality,
     }
+}
+
+/// Every change `steps` lifecycle steps make at `provider`, as it renders them, in order, each
+/// with its change time (unix micros): account 1 of a run seeded with `seed` on a fixed clock.
+/// Samples for tests of the personalities, here and on billsync's side.
+pub fn sample_lifecycle(provider: SimProvider, seed: u64, steps: usize) -> Vec<(Change, i64)> {
+    let face = for_provider(provider);
+    let mut generator = Generator::new(seed, 1, Clock::Fixed(1_750_000_000));
+    let mut at = 0;
+    let mut out = Vec::new();
+    for change in (0..steps).flat_map(|_| generator.step()) {
+        at = (at + 1).max(change.at * 1_000_000);
+        out.extend(face.translate(change, at).map(|c| (c, at)));
+    }
+    out
 }
 
 /// Every personality's API, each under `/{provider}`.

@@ -174,10 +174,41 @@ pub async fn verify_with(
     expectation: &dyn Expectation,
 ) -> Result<Report, VerifyError> {
     let sim = sim_base(sim);
-    let target = target.trim_end_matches('/');
-    let (mut report, sent) = compare_all(client, &sim, target, token, expectation).await?;
-    report.latencies_ms = latencies(client, target, token, &sent).await?;
+    let run = Run::new(client, &sim, target, token, expectation);
+    let (mut report, sent) = compare_all(&run).await?;
+    report.latencies_ms = latencies(client, run.target, token, &sent).await?;
     Ok(report)
+}
+
+/// One verification's parties: the simulator, the billsync and what is expected of it.
+struct Run<'a> {
+    client: &'a reqwest::Client,
+    /// The simulator's base URL.
+    sim: &'a str,
+    /// billsync's base URL, without a trailing slash.
+    target: &'a str,
+    token: &'a str,
+    expectation: &'a dyn Expectation,
+}
+
+impl<'a> Run<'a> {
+    /// `sim` is a base URL already ([`sim_base`]); `target` may end in a slash.
+    fn new(
+        client: &'a reqwest::Client,
+        sim: &'a str,
+        target: &'a str,
+        token: &'a str,
+        expectation: &'a dyn Expectation,
+    ) -> Self {
+        let target = target.trim_end_matches('/');
+        Run {
+            client,
+            sim,
+            target,
+            token,
+            expectation,
+        }
+    }
 }
 
 /// [`verify`] that waits for billsync to catch up: pauses the simulator's live changes
@@ -195,9 +226,9 @@ pub async fn verify_settled(
     progress: &mut (dyn FnMut(&SettlePass) + Send),
 ) -> Result<Settled, VerifyError> {
     let sim = sim_base(sim);
-    let target = target.trim_end_matches('/');
+    let run = Run::new(client, &sim, target, token, expectation);
     let paused = live(client, &sim, "pause").await?;
-    let outcome = settle(client, &sim, target, token, expectation, timeout, progress).await;
+    let outcome = settle(&run, timeout, progress).await;
     if !paused.was_paused {
         live(client, &sim, "resume").await?;
     }
@@ -205,18 +236,14 @@ pub async fn verify_settled(
 }
 
 async fn settle(
-    client: &reqwest::Client,
-    sim: &str,
-    target: &str,
-    token: &str,
-    expectation: &dyn Expectation,
+    run: &Run<'_>,
     timeout: Duration,
     progress: &mut (dyn FnMut(&SettlePass) + Send),
 ) -> Result<Settled, VerifyError> {
     let start = Instant::now();
     let mut passes = 0;
     loop {
-        let (mut report, sent) = compare_all(client, sim, target, token, expectation).await?;
+        let (mut report, sent) = compare_all(run).await?;
         passes += 1;
         let elapsed = start.elapsed();
         progress(&SettlePass {
@@ -225,7 +252,7 @@ async fn settle(
             divergent: report.divergent.len(),
         });
         if report.divergent.is_empty() || elapsed >= timeout {
-            report.latencies_ms = latencies(client, target, token, &sent).await?;
+            report.latencies_ms = latencies(run.client, run.target, run.token, &sent).await?;
             return Ok(Settled {
                 report,
                 elapsed,
@@ -267,13 +294,14 @@ fn sim_base(sim: &str) -> String {
 
 /// One comparison of every simulated object with billsync, without latencies: the report,
 /// and the objects whose latency can be measured.
-async fn compare_all(
-    client: &reqwest::Client,
-    sim: &str,
-    target: &str,
-    token: &str,
-    expectation: &dyn Expectation,
-) -> Result<(Report, Vec<SentChange>), VerifyError> {
+async fn compare_all(run: &Run<'_>) -> Result<(Report, Vec<SentChange>), VerifyError> {
+    let Run {
+        client,
+        sim,
+        target,
+        token,
+        expectation,
+    } = *run;
     let truth: Value = client
         .get(format!("{sim}/_sim/truth?deliveries=1"))
         // The truth of a large simulation (250,000 objects, long invoices whole) is hundreds

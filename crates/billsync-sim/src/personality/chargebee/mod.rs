@@ -163,18 +163,11 @@ fn error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Clock, Generator};
+    use crate::personality::sample_lifecycle;
+    use crate::SimProvider;
 
     fn changes() -> Vec<(Change, i64)> {
-        let mut g = Generator::new(3, 1, Clock::Fixed(1_750_000_000));
-        let mut at = 0;
-        (0..400)
-            .flat_map(|_| g.step())
-            .filter_map(|c| {
-                at = (at + 1).max(c.at * 1_000_000);
-                ChargebeePersonality.translate(c, at).map(|c| (c, at))
-            })
-            .collect()
+        sample_lifecycle(SimProvider::Chargebee, 3, 400)
     }
 
     #[test]

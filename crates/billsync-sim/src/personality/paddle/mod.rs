@@ -151,19 +151,13 @@ fn error(status: StatusCode, kind: &str, code: &str, detail: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{Clock, Generator};
+    use crate::personality::sample_lifecycle;
+    use crate::SimProvider;
 
     /// Every translated change of a long lifecycle, in order.
     fn changes() -> Vec<Change> {
-        let mut g = Generator::new(3, 1, Clock::Fixed(1_750_000_000));
-        let mut at = 0;
-        (0..400)
-            .flat_map(|_| g.step())
-            .filter_map(|c| {
-                at = (at + 1).max(c.at * 1_000_000);
-                PaddlePersonality.translate(c, at)
-            })
-            .collect()
+        let all = sample_lifecycle(SimProvider::Paddle, 3, 400);
+        all.into_iter().map(|(c, _)| c).collect()
     }
 
     #[test]
