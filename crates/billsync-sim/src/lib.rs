@@ -28,9 +28,9 @@
 //!   billsync's because an independent version would be a second copy of the six providers'
 //!   canonical mappings (about 2,900 lines of billsync's `src/providers/*/mapping`: fields,
 //!   status tables, tax and discount parts, per-provider extras), and the simulator's ids are not
-//!   always billsync's (Recurly keys accounts by code, billsync by `code-…`): the data the
-//!   simulator could derive cheaply is checked above,
-//!   and the rest of the mapping is pinned by billsync's golden files and SDK fixtures
+//!   always billsync's (Recurly: the simulator keys an object by its handle, billsync by its
+//!   `id`): the data the simulator could derive cheaply is checked above, and the rest of the
+//!   mapping is pinned by billsync's golden files and SDK fixtures
 //!   (tests/it/canonical_model.rs, tests/fixtures/), not by the simulator. So `verify` finds
 //!   objects billsync failed to store, stored stale, or stored deleted wrongly, and amounts that
 //!   disagree with the world; a field billsync's mapping itself gets wrong in the same way on
