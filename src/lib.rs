@@ -33,7 +33,8 @@ pub mod model;
 pub mod outbound;
 pub mod providers;
 pub mod secrets;
-pub mod simulator;
+#[cfg(feature = "sim")]
+pub mod sim_expectation;
 pub mod store;
 pub mod telemetry;
 

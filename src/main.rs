@@ -57,7 +57,8 @@ enum Command {
     Archive(cli::archive::ArchiveArgs),
     /// Print the effective configuration (file and environment), secrets masked.
     Config(cli::node::ConfigArgs),
-    /// The provider simulator (serve, verify).
+    /// The provider simulator (serve, verify, trigger): crates/billsync-sim, feature `sim`.
+    #[cfg(feature = "sim")]
     #[command(subcommand)]
     Sim(cli::sim::SimCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (what `GET /openapi.json` serves), or
@@ -127,6 +128,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Doctor(args) => cli::node::doctor(config, args).await,
         Command::Connections(args) => cli::ops::connections(&config, args).await,
         Command::Backfill(args) => cli::ops::backfill(&config, args).await,
+        #[cfg(feature = "sim")]
         Command::Sim(command) => cli::sim::run(command).await,
         #[cfg(feature = "archive")]
         Command::Archive(args) => cli::archive::run(config, args).await,

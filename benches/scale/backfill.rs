@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use billsync::simulator::{Knobs, Sim, SimConfig, SimHandle, Target};
+use billsync_sim::{Knobs, Sim, SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::intake::queryable;

@@ -1,6 +1,7 @@
-//! `billsync sim serve` (the provider simulator, registering its accounts with a node),
-//! `billsync sim verify` (every simulated object against the node's read API) and `billsync sim
-//! trigger` (one named lifecycle step on a running simulator).
+//! `billsync sim serve` (the provider simulator, crates/billsync-sim, registering its accounts with
+//! a node), `billsync sim verify` (every simulated object against the node's read API, with
+//! billsync's mapping as the expectation: `billsync::sim_expectation`) and `billsync sim trigger`
+//! (one named lifecycle step on a running simulator). Only with the feature `sim`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,9 +126,10 @@ async fn trigger(args: SimTriggerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(args: SimVerifyArgs) -> anyhow::Result<ExitCode> {
-    use billsync::simulator::verify;
+    use billsync::sim_expectation::BillsyncMapping;
+    use billsync_sim::verify;
     let report = if args.settle == 0 {
-        verify::verify(&args.sim, &args.target, &args.token).await?
+        verify::verify(&args.sim, &args.target, &args.token, &BillsyncMapping).await?
     } else {
         let limit = std::time::Duration::from_secs(args.settle);
         eprintln!(
@@ -155,6 +157,7 @@ async fn verify(args: SimVerifyArgs) -> anyhow::Result<ExitCode> {
             &args.sim,
             &args.target,
             &args.token,
+            &BillsyncMapping,
             limit,
             &mut progress,
         )
@@ -190,14 +193,13 @@ async fn verify(args: SimVerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: SimServeArgs) -> anyhow::Result<ExitCode> {
-    use billsync::simulator::{Sim, SimConfig, Target};
+    use billsync_sim::{Sim, SimConfig, SimProvider, Target};
     let providers = args
         .providers
         .iter()
         .map(|p| {
-            billsync::providers::ProviderKind::parse(p.trim())
-                .filter(|k| billsync::simulator::personality::for_kind(*k).is_some())
-                .ok_or_else(|| billsync::simulator::SimError::Provider(p.clone()))
+            SimProvider::from_name(p.trim())
+                .ok_or_else(|| billsync_sim::SimError::Provider(p.clone()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = SimConfig {
@@ -206,9 +208,7 @@ async fn serve(args: SimServeArgs) -> anyhow::Result<ExitCode> {
         history: args.history,
         providers: providers.clone(),
         tls: match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => {
-                Some(billsync::simulator::TlsIdentity::from_files(cert, key)?)
-            }
+            (Some(cert), Some(key)) => Some(billsync_sim::TlsIdentity::from_files(cert, key)?),
             _ => None,
         },
         ..SimConfig::default()

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use billsync::simulator::{Knobs, SimConfig, SimHandle, Target};
+use billsync_sim::{Knobs, SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::both_backends;

@@ -4,7 +4,7 @@
 //! truth (`sim verify`: every canonical field, mapped from the simulator's whole objects).
 
 use billsync::providers::ProviderKind;
-use billsync::simulator::{Clock, SimConfig};
+use billsync_sim::{Clock, SimConfig};
 
 use crate::backfill::{register, start_backfill, wait_backfill};
 use crate::both_backends;
@@ -45,7 +45,7 @@ async fn backfill_is_whole(backend: Backend, provider: ProviderKind) {
     let sim = start_tls_sim(SimConfig {
         history: 400,
         history_days: 700,
-        providers: vec![provider],
+        providers: vec![billsync::sim_expectation::sim_provider(provider)],
         ..SimConfig::default()
     })
     .await;
@@ -83,7 +83,7 @@ async fn maxio_backfill_reads_every_page_of_credit_notes(backend: Backend) {
     // (docs/providers/maxio.md); a real account's history is spread like this.
     let sim = start_tls_sim(SimConfig {
         seed: 23,
-        providers: vec![ProviderKind::Maxio],
+        providers: vec![billsync_sim::SimProvider::Maxio],
         clock: Clock::Fixed(now_secs() - 40_000),
         ..SimConfig::default()
     })

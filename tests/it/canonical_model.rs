@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use billsync::model::content_hash;
 use billsync::providers::{for_kind, ProviderKind};
-use billsync::simulator::{Clock, SimConfig};
+use billsync_sim::{Clock, SimConfig};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_on, Backend, TestDb};
@@ -525,7 +525,7 @@ async fn canonical_inputs() {
         seed: 22,
         clock: Clock::Fixed(1_750_000_000),
         history: 40,
-        providers: ProviderKind::ALL.to_vec(),
+        providers: billsync_sim::SimProvider::ALL.to_vec(),
         ..SimConfig::default()
     })
     .await;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use billsync::providers::ProviderKind;
-use billsync::simulator::{SimConfig, SimHandle, Target};
+use billsync_sim::{SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::both_backends;
@@ -248,7 +248,10 @@ pub async fn chaos_run(
     let sim = start_tls_sim(SimConfig {
         accounts,
         seed: 11,
-        providers: providers.clone(),
+        providers: providers
+            .iter()
+            .map(|p| billsync::sim_expectation::sim_provider(*p))
+            .collect(),
         ..SimConfig::default()
     })
     .await;

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use billsync::providers::ProviderKind;
-use billsync::simulator::{SimConfig, SimHandle, Target};
+use billsync_sim::{SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::cluster_harness::*;
@@ -141,7 +140,7 @@ async fn sim_through(
     let sim = start_tls_sim(SimConfig {
         accounts,
         seed: 21,
-        providers: vec![ProviderKind::Stripe],
+        providers: vec![billsync_sim::SimProvider::Stripe],
         ..SimConfig::default()
     })
     .await;
@@ -202,7 +201,7 @@ async fn wait_settled(
     cluster: &Cluster,
     sim: &SimHandle,
     secs: u64,
-) -> billsync::simulator::verify::Report {
+) -> billsync_sim::verify::Report {
     let t = Instant::now();
     loop {
         let pending = cluster
@@ -522,7 +521,7 @@ fn spawn_markers(
 }
 
 /// (account index, merchant, provider id) of every live customer in the simulator.
-fn customers(sim: &billsync::simulator::Sim) -> Vec<(usize, String, String)> {
+fn customers(sim: &billsync_sim::Sim) -> Vec<(usize, String, String)> {
     let truth = sim.truth(false);
     let mut out = Vec::new();
     for (i, a) in truth["accounts"]
@@ -552,7 +551,7 @@ struct Marker {
 
 /// Polls the customer through the balancer until it shows the marker, then records the time
 /// since the balancer acknowledged the marker's webhook.
-async fn time_marker(sim: &billsync::simulator::Sim, lb: &Lb, m: &Marker, out: &Mutex<Latencies>) {
+async fn time_marker(sim: &billsync_sim::Sim, lb: &Lb, m: &Marker, out: &Mutex<Latencies>) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

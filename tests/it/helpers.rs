@@ -281,7 +281,7 @@ pub struct TestApp {
 pub struct TestCa {
     /// The CA's certificate, PEM, in a file.
     pub ca_file: std::path::PathBuf,
-    pub server: billsync::simulator::TlsIdentity,
+    pub server: billsync_sim::TlsIdentity,
 }
 
 pub fn test_ca() -> &'static TestCa {
@@ -297,7 +297,7 @@ pub fn test_ca() -> &'static TestCa {
 }
 
 /// A CA named `name` (its PEM) and a server identity it signed for 127.0.0.1 and localhost.
-pub fn make_ca(name: &str) -> (String, billsync::simulator::TlsIdentity) {
+pub fn make_ca(name: &str) -> (String, billsync_sim::TlsIdentity) {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose,
@@ -319,7 +319,7 @@ pub fn make_ca(name: &str) -> (String, billsync::simulator::TlsIdentity) {
         .expect("server certificate");
     (
         ca_cert.pem(),
-        billsync::simulator::TlsIdentity {
+        billsync_sim::TlsIdentity {
             cert_chain_pem: leaf_cert.pem(),
             key_pem: leaf_key.serialize_pem(),
         },

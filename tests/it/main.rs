@@ -42,6 +42,7 @@ mod sim_chargebee;
 mod sim_maxio;
 mod sim_paddle;
 mod sim_recurly;
+mod sim_signatures;
 mod sim_zuora;
 mod slow_clients;
 #[cfg(feature = "sqs")]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use billsync::simulator::{Clock, SimConfig};
+use billsync_sim::{Clock, SimConfig};
 
 use crate::cluster_harness::{spawn_serve, wait_ready};
 use crate::helpers::*;

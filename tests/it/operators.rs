@@ -553,7 +553,7 @@ async fn an_archived_connection_stops_and_keeps_its_history(backend: Backend) {
 
 /// A change whose webhook never came: the object is stale until an operator asks for it.
 async fn a_refetch_reads_one_object_from_the_provider_now(backend: Backend) {
-    use billsync::simulator::{Clock, SimConfig};
+    use billsync_sim::{Clock, SimConfig};
     let app = spawn_app_with(TestDb::new(backend).await, |c| {
         c.provider_sync = true;
         c.confirm_after_secs = 1;

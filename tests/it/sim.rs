@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use billsync::simulator::{Clock, Sim, SimConfig, SimHandle, Target};
+use billsync_sim::{Clock, Sim, SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -24,12 +24,25 @@ pub async fn start_tls_sim(config: SimConfig) -> SimHandle {
     .await
 }
 
+/// `sim verify` as the CLI runs it (its own client) with billsync's mapping as the expectation.
+async fn verify_plain(sim_url: &str, target: &str) -> billsync_sim::verify::Report {
+    let mapping = billsync::sim_expectation::BillsyncMapping;
+    let report = billsync_sim::verify::verify(sim_url, target, TOKEN, &mapping).await;
+    report.expect("verify runs")
+}
+
 /// `sim verify` against the billsync at `target`, over the simulator's own scheme (HTTPS for
 /// [`start_tls_sim`]) with a client that trusts the test CA.
-pub async fn verify_sim(sim: &SimHandle, target: &str) -> billsync::simulator::verify::Report {
-    billsync::simulator::verify::verify_with(&trusting_client(), sim.sim.base_url(), target, TOKEN)
-        .await
-        .expect("verify runs")
+pub async fn verify_sim(sim: &SimHandle, target: &str) -> billsync_sim::verify::Report {
+    billsync_sim::verify::verify_with(
+        &trusting_client(),
+        sim.sim.base_url(),
+        target,
+        TOKEN,
+        &billsync::sim_expectation::BillsyncMapping,
+    )
+    .await
+    .expect("verify runs")
 }
 
 /// Registers the sim's accounts with the app, so webhooks flow there.
@@ -390,9 +403,7 @@ async fn verify_reports_zero_divergent_in_sync_and_names_each_differing_object_a
     crate::chaos::wait_converged(&sim, &app, &merchants, 150).await;
     let sim_url = format!("http://{}", sim.addr);
     let target = format!("http://{}", app.addr);
-    let report = billsync::simulator::verify::verify(&sim_url, &target, TOKEN)
-        .await
-        .unwrap();
+    let report = verify_plain(&sim_url, &target).await;
     assert!(report.objects > 40);
     assert!(
         report.divergent.is_empty(),
@@ -460,9 +471,7 @@ async fn verify_reports_zero_divergent_in_sync_and_names_each_differing_object_a
             .sim
             .edit(1, id, &json!({"email": "changed@example.com"})));
     }
-    let report = billsync::simulator::verify::verify(&sim_url, &target, TOKEN)
-        .await
-        .unwrap();
+    let report = verify_plain(&sim_url, &target).await;
     let named: HashSet<String> = report.divergent.iter().map(|d| d.id.clone()).collect();
     let expected: HashSet<String> = customers.iter().map(|c| format!("stripe:{c}")).collect();
     assert_eq!(named, expected);
@@ -620,11 +629,10 @@ async fn live_changes_pause_and_resume_over_the_control_api() {
             .post(format!("http://{}/_sim/{action}", sim.addr))
             .send()
     };
-    let paused: billsync::simulator::LiveOut =
-        control("pause").await.unwrap().json().await.unwrap();
+    let paused: billsync_sim::LiveOut = control("pause").await.unwrap().json().await.unwrap();
     assert_eq!(
         paused,
-        billsync::simulator::LiveOut {
+        billsync_sim::LiveOut {
             paused: true,
             was_paused: false
         }
@@ -641,11 +649,10 @@ async fn live_changes_pause_and_resume_over_the_control_api() {
         .is_some_and(|n| n > 0));
     let stepped = truth();
     assert_ne!(stepped, still);
-    let resumed: billsync::simulator::LiveOut =
-        control("resume").await.unwrap().json().await.unwrap();
+    let resumed: billsync_sim::LiveOut = control("resume").await.unwrap().json().await.unwrap();
     assert_eq!(
         resumed,
-        billsync::simulator::LiveOut {
+        billsync_sim::LiveOut {
             paused: false,
             was_paused: true
         }

@@ -3,7 +3,7 @@
 //! Basic credentials check out, and billsync converges with it under chaos.
 
 use billsync::providers::ProviderKind;
-use billsync::simulator::SimConfig;
+use billsync_sim::SimConfig;
 
 use crate::both_backends;
 use crate::helpers::*;
@@ -22,7 +22,7 @@ async fn chargebee_chaos_run_ends_equal_to_the_truth_converged_and_never_backwar
 async fn chargebee_sdk_lists_every_resource_once_and_reads_an_authenticated_webhook() {
     let sim = start_sim(SimConfig {
         history: 230,
-        providers: vec![ProviderKind::Chargebee],
+        providers: vec![billsync_sim::SimProvider::Chargebee],
         ..SimConfig::default()
     })
     .await;

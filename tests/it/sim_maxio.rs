@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use billsync::providers::ProviderKind;
-use billsync::simulator::SimConfig;
+use billsync_sim::SimConfig;
 use serde_json::{json, Value};
 
 use crate::both_backends;
@@ -23,7 +23,7 @@ async fn maxio_sdk_lists_every_object_once_and_a_webhook_verifies_as_documented(
     let python = crate::helpers::python_with("advancedbilling");
     let sim = start_sim(SimConfig {
         history: 230,
-        providers: vec![ProviderKind::Maxio],
+        providers: vec![billsync_sim::SimProvider::Maxio],
         ..SimConfig::default()
     })
     .await;
@@ -139,7 +139,7 @@ async fn maxio_sdk_lists_every_object_once_and_a_webhook_verifies_as_documented(
 async fn maxio_api_pages_filters_by_update_time_and_answers_its_errors() {
     let sim = start_sim(SimConfig {
         history: 60,
-        providers: vec![ProviderKind::Maxio],
+        providers: vec![billsync_sim::SimProvider::Maxio],
         ..SimConfig::default()
     })
     .await;

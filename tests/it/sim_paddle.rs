@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use billsync::providers::ProviderKind;
-use billsync::simulator::{SimConfig, SimHandle};
+use billsync_sim::{SimConfig, SimHandle};
 use serde_json::{json, Value};
 
 use crate::backfill::{register, start_backfill, wait_backfill};
@@ -26,7 +26,7 @@ async fn paddle_chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(
 async fn paddle_sdk_lists_every_entity_once_and_verifies_a_webhook() {
     let sim = start_sim(SimConfig {
         history: 230,
-        providers: vec![ProviderKind::Paddle],
+        providers: vec![billsync_sim::SimProvider::Paddle],
         ..SimConfig::default()
     })
     .await;
@@ -141,7 +141,7 @@ async fn paddle_backfill_brings_every_kind_older_than_the_events_kept_with_addre
     let sim = start_tls_sim(SimConfig {
         history: 300,
         history_days: 700,
-        providers: vec![ProviderKind::Paddle],
+        providers: vec![billsync_sim::SimProvider::Paddle],
         ..SimConfig::default()
     })
     .await;
@@ -212,7 +212,7 @@ async fn paddle_webhooks_bring_addresses_and_tax_ids_and_a_customer_update_keeps
     let app = synced_app(backend).await;
     let sim = start_tls_sim(SimConfig {
         seed: 19,
-        providers: vec![ProviderKind::Paddle],
+        providers: vec![billsync_sim::SimProvider::Paddle],
         ..SimConfig::default()
     })
     .await;
@@ -284,7 +284,7 @@ async fn paddle_sweeps_bring_addresses_and_tax_ids_and_read_only_events_after_th
     let app = synced_app(backend).await;
     let sim = start_tls_sim(SimConfig {
         seed: 23,
-        providers: vec![ProviderKind::Paddle],
+        providers: vec![billsync_sim::SimProvider::Paddle],
         ..SimConfig::default()
     })
     .await;
@@ -367,7 +367,7 @@ async fn paddle_sim_keeps_addresses_and_businesses_as_separate_paged_resources()
     let sim = start_sim(SimConfig {
         seed: 7,
         history: 60,
-        providers: vec![ProviderKind::Paddle],
+        providers: vec![billsync_sim::SimProvider::Paddle],
         ..SimConfig::default()
     })
     .await;
@@ -438,7 +438,7 @@ async fn paddle_webhook_confirmation_is_read_before_a_backlog_of_sweep_finds() {
     let app = synced_app(Backend::Sqlite).await;
     let sim = start_tls_sim(SimConfig {
         seed: 29,
-        providers: vec![ProviderKind::Paddle],
+        providers: vec![billsync_sim::SimProvider::Paddle],
         ..SimConfig::default()
     })
     .await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use billsync::model::money::json_major_to_minor;
 use billsync::providers::ProviderKind;
-use billsync::simulator::{SimConfig, SimHandle, Target};
+use billsync_sim::{SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::both_backends;
@@ -34,7 +34,7 @@ async fn recurly_chaos_run_ends_equal_to_the_truth_converged_and_never_backwards
 async fn recurly_client_lists_every_object_once_reads_by_handle_and_the_webhook_signature_verifies()
 {
     let sim = start_sim(SimConfig {
-        providers: vec![ProviderKind::Recurly],
+        providers: vec![billsync_sim::SimProvider::Recurly],
         history: 230,
         ..SimConfig::default()
     })
@@ -136,7 +136,7 @@ fn billing_info_only(account: &Value) -> bool {
 #[tokio::test]
 async fn recurly_sim_embeds_ten_line_items_pages_the_rest_and_keeps_billing_info_as_documented() {
     let sim = start_sim(SimConfig {
-        providers: vec![ProviderKind::Recurly],
+        providers: vec![billsync_sim::SimProvider::Recurly],
         history: 300,
         ..SimConfig::default()
     })
@@ -289,7 +289,7 @@ async fn recurly_sim(
     reconcile_secs: u64,
 ) -> (SimHandle, String, String) {
     let sim = start_sim(SimConfig {
-        providers: vec![ProviderKind::Recurly],
+        providers: vec![billsync_sim::SimProvider::Recurly],
         history,
         seed: 19,
         ..SimConfig::default()

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use billsync::providers::ProviderKind;
-use billsync::simulator::{SimConfig, SimHandle, Target};
+use billsync_sim::{SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::backfill::{start_backfill, wait_backfill};
@@ -33,7 +33,7 @@ async fn zuora_chaos_run_ends_equal_to_the_truth_converged_and_never_backwards(b
 #[tokio::test]
 async fn zuora_sdk_gets_a_token_and_lists_every_object_once_and_callouts_carry_basic_auth() {
     let sim = start_sim(SimConfig {
-        providers: vec![ProviderKind::Zuora],
+        providers: vec![billsync_sim::SimProvider::Zuora],
         history: 230,
         ..SimConfig::default()
     })
@@ -156,7 +156,7 @@ fn items_of(o: &Value, field: &str) -> usize {
 #[tokio::test]
 async fn zuora_sim_cuts_expansions_omits_applications_and_keeps_canceled_accounts() {
     let sim = start_sim(SimConfig {
-        providers: vec![ProviderKind::Zuora],
+        providers: vec![billsync_sim::SimProvider::Zuora],
         history: 300,
         seed: 3,
         ..SimConfig::default()
@@ -351,7 +351,7 @@ async fn zuora_backfill_callouts_and_sweeps_keep_long_invoices_applied_payments_
     })
     .await;
     let sim = start_tls_sim(SimConfig {
-        providers: vec![ProviderKind::Zuora],
+        providers: vec![billsync_sim::SimProvider::Zuora],
         history: 300,
         seed: 3,
         ..SimConfig::default()

@@ -10,7 +10,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use billsync::config::IntakeMode;
 use billsync::intake_sink::message::QueuedEvent;
 use billsync::intake_sink::Verified;
-use billsync::simulator::SimConfig;
+use billsync_sim::SimConfig;
 
 use crate::db_proxy::DbProxy;
 use crate::helpers::*;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use billsync::simulator::SimConfig;
+use billsync_sim::SimConfig;
 use serde_json::{json, Value};
 
 use crate::backfill::{register, start_backfill, wait_backfill};
@@ -21,7 +21,7 @@ conformance!(
 
 /// How many of the truth's live customers have tax IDs, and its invoices more lines than one
 /// embedded page; both must be some, or the test would prove nothing.
-fn hard_cases(sim: &billsync::simulator::SimHandle) -> (usize, usize) {
+fn hard_cases(sim: &billsync_sim::SimHandle) -> (usize, usize) {
     let truth = sim.sim.truth(false);
     let objects = truth["accounts"][0]["objects"].as_array().unwrap().clone();
     let live = |stream: &str| {

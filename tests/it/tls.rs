@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use billsync::simulator::{SimConfig, SimHandle, Target};
+use billsync_sim::{SimConfig, SimHandle, Target};
 use serde_json::{json, Value};
 
 use crate::both_backends;
