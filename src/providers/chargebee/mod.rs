@@ -14,13 +14,13 @@ mod api;
 mod mapping;
 mod webhook;
 
-use api::{parse_wrapped_list, primary};
 use mapping::observe_resource;
 use webhook::{parse_event, primary_resource};
 
-use super::info::{ProviderInfo, Stream};
+use super::api_auth::{ApiAuth, Credentials};
+use super::info::{Api, ProviderInfo, Stream, WebhookAuth};
 use super::rate_limit::{Backoff, Hint};
-use super::{ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind};
+use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
 /// The Chargebee provider.
@@ -35,7 +35,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // 150 requests per minute on Starter and test sites, the lowest plan ("Rate limits").
     default_rate_limit: 2,
     lag_allowance: Duration::from_secs(60),
-    basic_auth_webhooks: true,
+    webhook_auth: WebhookAuth::Basic,
     // The limit resets each minute; without `Retry-After`, wait a good share of it.
     backoff: Backoff {
         hints: &[Hint::Wait("retry-after")],
@@ -48,6 +48,24 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("subscriptions", ObjectType::Subscription),
         Stream::windowed("transactions", ObjectType::Transaction),
     ],
+    api: Api {
+        // HTTP Basic with the API key as user name and an empty password; the version is in
+        // the path.
+        auth: ApiAuth {
+            credentials: Credentials::Basic { password: "" },
+            header: None,
+        },
+        list_request: api::list_request,
+        parse_list: api::parse_list,
+        parse_list_page: None,
+        sweep_request: api::sweep_request,
+        parse_sweep: api::parse_sweep,
+        parse_sweep_page: None,
+        sweep_resume: None,
+        fetch_request: api::fetch_request,
+        parse_object: api::parse_object,
+        sub_reads: None,
+    },
 };
 
 impl Provider for Chargebee {
@@ -74,100 +92,6 @@ impl Provider for Chargebee {
         };
         let deleted = e.event_type.ends_with("_deleted");
         observe_resource(resource, object, deleted, e.occurred_at)
-    }
-
-    /// HTTP Basic with the API key as user name and an empty password.
-    fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-        api_key: &str,
-        _api_version: &str,
-    ) -> reqwest::RequestBuilder {
-        request.basic_auth(api_key, Some(""))
-    }
-
-    /// Objects changed in `[start, end)`, oldest change first, deleted ones included.
-    /// (`updated_at[after]`/`[before]` are exclusive.) Windows by update time still cover
-    /// every object exactly once: by its latest change.
-    fn list_request(
-        &self,
-        stream: &str,
-        window: (i64, i64),
-        cursor: Option<&str>,
-        page_size: u32,
-    ) -> ApiRequest {
-        let mut query = vec![
-            ("limit".to_owned(), page_size.clamp(1, 100).to_string()),
-            (
-                "updated_at[after]".to_owned(),
-                window.0.saturating_sub(1).to_string(),
-            ),
-            ("updated_at[before]".to_owned(), window.1.to_string()),
-            ("sort_by[asc]".to_owned(), "updated_at".to_owned()),
-            ("include_deleted".to_owned(), "true".to_owned()),
-        ];
-        if let Some(c) = cursor {
-            query.push(("offset".to_owned(), c.to_owned()));
-        }
-        ApiRequest {
-            path: format!("/api/v2/{stream}"),
-            query,
-        }
-    }
-
-    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        let (objects, next_cursor) = parse_wrapped_list(body)?;
-        let reached = objects
-            .last()
-            .and_then(|o| o.get("updated_at"))
-            .and_then(Value::as_i64);
-        Ok(ListPage {
-            objects,
-            next_cursor,
-            reached,
-        })
-    }
-
-    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        let mut query = vec![
-            ("limit".to_owned(), "100".to_owned()),
-            (
-                "occurred_at[after]".to_owned(),
-                since.saturating_sub(1).to_string(),
-            ),
-            ("sort_by[asc]".to_owned(), "occurred_at".to_owned()),
-        ];
-        if let Some(c) = cursor {
-            query.push(("offset".to_owned(), c.to_owned()));
-        }
-        ApiRequest {
-            path: "/api/v2/events".into(),
-            query,
-        }
-    }
-
-    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        let (events, next) = parse_wrapped_list(body)?;
-        let bodies = events
-            .iter()
-            .map(|e| serde_json::to_vec(e).map_err(|e| ParseError(e.to_string())))
-            .collect::<Result<_, _>>()?;
-        Ok((bodies, next))
-    }
-
-    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        ApiRequest {
-            path: format!("/api/v2/{}/{provider_id}", object_type.collection()),
-            query: Vec::new(),
-        }
-    }
-
-    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
-        primary(&v)
-            .filter(|o| o.get("id").and_then(Value::as_str).is_some())
-            .ok_or_else(|| ParseError("answer has no resource with an `id`".into()))
     }
 
     fn observe_object(

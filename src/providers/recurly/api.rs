@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::{mapping, INFO};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::ObjectType;
+use crate::providers::info::ListQuery;
 use crate::providers::major_units::Fields;
 use crate::providers::subreads::item_pointer;
 use crate::providers::{content_tag, ApiRequest, ListPage, ParseError, SubPage, SubRead};
@@ -21,29 +22,24 @@ pub(super) const SWEEP_START: &str = "start:";
 /// The sub-read part: an invoice's line items past the embedded ones.
 pub(super) const LINE_ITEMS: &str = "line_items";
 
-pub(super) fn list_request(
-    stream: &str,
-    window: (i64, i64),
-    cursor: Option<&str>,
-    page_size: u32,
-) -> ApiRequest {
-    if let Some(next) = cursor {
+pub(super) fn list_request(list: &ListQuery) -> ApiRequest {
+    if let Some(next) = list.cursor {
         return next_request(next);
     }
     let mut query = vec![
-        ("limit".to_owned(), page_size.clamp(1, 200).to_string()),
+        ("limit".to_owned(), list.page_size.clamp(1, 200).to_string()),
         ("sort".to_owned(), "updated_at".to_owned()),
         ("order".to_owned(), "asc".to_owned()),
     ];
-    if let Some(t) = secs_to_rfc3339(window.0) {
+    if let Some(t) = secs_to_rfc3339(list.window.0) {
         query.push(("begin_time".to_owned(), t));
     }
     // `end_time` is inclusive; the window's end is not.
-    if let Some(t) = micros_to_rfc3339(window.1.saturating_mul(1_000_000).saturating_sub(1)) {
+    if let Some(t) = micros_to_rfc3339(list.window.1.saturating_mul(1_000_000).saturating_sub(1)) {
         query.push(("end_time".to_owned(), t));
     }
     ApiRequest {
-        path: format!("/{stream}"),
+        path: format!("/{}", list.stream),
         query,
     }
 }
@@ -69,6 +65,12 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
         path: format!("/{stream}"),
         query,
     }
+}
+
+/// A sweep page read without its request: taken as a page of invoices.
+pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+    let invoices = sweep_request(0, Some(&format!("{SWEEP_START}invoices")));
+    parse_sweep_page(&invoices, body)
 }
 
 pub(super) fn parse_sweep_page(

@@ -10,12 +10,8 @@ use serde_json::Value;
 use super::api::SWEEP_OBJECT_TYPE;
 use crate::model::time::parse_rfc3339;
 use crate::providers::major_units::Fields;
-use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
+use crate::providers::signing::{check, hex_mac, hex_signature};
 use crate::providers::{ParseError, VerifyError};
-
-fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body])
-}
 
 /// Verifies a `recurly-signature` header value. `now_secs` and `tolerance_secs` are seconds;
 /// the header's timestamp is milliseconds.
@@ -40,22 +36,13 @@ pub fn verify_header(
         return Err(VerifyError::StaleTimestamp);
     }
     let signatures: Vec<[u8; 32]> = parts.filter_map(|s| hex_signature(s.trim())).collect();
-    if signatures.is_empty() {
-        return Err(VerifyError::InvalidSignature);
-    }
-    if any_signed(secrets, &[timestamp.as_bytes(), b".", body], &signatures) {
-        Ok(())
-    } else {
-        Err(VerifyError::InvalidSignature)
-    }
+    check(secrets, &[timestamp.as_bytes(), b".", body], &signatures)
 }
 
 /// Makes a `recurly-signature` header value (for the simulator and tests).
 pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
-    format!(
-        "{timestamp_ms},{}",
-        hex::encode(mac(secret, &timestamp_ms.to_string(), body))
-    )
+    let ms = timestamp_ms.to_string();
+    format!("{ms},{}", hex_mac(secret, &[ms.as_bytes(), b".", body]))
 }
 
 /// The parts of a Recurly webhook (or swept object envelope) billsync reads.

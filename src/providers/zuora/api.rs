@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::{mapping, INFO};
 use crate::model::time::micros_to_rfc3339;
 use crate::model::ObjectType;
+use crate::providers::info::ListQuery;
 use crate::providers::major_units::Fields;
 use crate::providers::{content_tag, AccessToken, ApiRequest, ListPage, ParseError, TokenRequest};
 
@@ -50,35 +51,30 @@ pub(super) fn parse_token(body: &[u8]) -> Result<AccessToken, ParseError> {
     })
 }
 
-pub(super) fn list_request(
-    stream: &str,
-    window: (i64, i64),
-    cursor: Option<&str>,
-    page_size: u32,
-) -> ApiRequest {
+pub(super) fn list_request(list: &ListQuery) -> ApiRequest {
     // An expanded array is cut at the page size (docs/providers/zuora.md, "Items of long
     // invoices"): lists whose objects expand items are read at the cap `items` knows.
-    let page_size = if mapping::expands_items(stream) {
+    let page_size = if mapping::expands_items(list.stream) {
         MAX_PAGE
     } else {
-        page_size.clamp(1, MAX_PAGE)
+        list.page_size.clamp(1, MAX_PAGE)
     };
     let mut query = vec![
         ("pageSize".to_owned(), page_size.to_string()),
         ("sort[]".to_owned(), "updateddate.ASC".to_owned()),
     ];
-    if let Some(t) = micros_to_rfc3339(window.0.saturating_mul(1_000_000)) {
+    if let Some(t) = micros_to_rfc3339(list.window.0.saturating_mul(1_000_000)) {
         query.push(("filter[]".to_owned(), format!("updateddate.GE:{t}")));
     }
-    if let Some(t) = micros_to_rfc3339(window.1.saturating_mul(1_000_000)) {
+    if let Some(t) = micros_to_rfc3339(list.window.1.saturating_mul(1_000_000)) {
         query.push(("filter[]".to_owned(), format!("updateddate.LT:{t}")));
     }
-    query.extend(mapping::expand(stream));
-    if let Some(c) = cursor {
+    query.extend(mapping::expand(list.stream));
+    if let Some(c) = list.cursor {
         query.push(("cursor".to_owned(), c.to_owned()));
     }
     ApiRequest {
-        path: format!("/object-query/{stream}"),
+        path: format!("/object-query/{}", list.stream),
         query,
     }
 }
@@ -90,7 +86,17 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
         }
         _ => (INFO.streams[0].name, None),
     };
-    list_request(stream, (since, i64::MAX / 1_000_000), cursor, MAX_PAGE)
+    list_request(&ListQuery {
+        stream,
+        window: (since, i64::MAX / 1_000_000),
+        cursor,
+        page_size: MAX_PAGE,
+    })
+}
+
+/// A sweep page read without its request: taken as a page of invoices.
+pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+    parse_sweep_page(&sweep_request(0, Some("invoices|")), body)
 }
 
 pub(super) fn parse_sweep_page(
