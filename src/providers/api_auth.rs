@@ -83,6 +83,7 @@ impl ApiAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::{chargebee, maxio, recurly, stripe, zuora};
 
     fn headers(auth: ApiAuth, version: &str) -> Vec<(String, String)> {
         let request = auth.authorize(
@@ -100,12 +101,8 @@ mod tests {
 
     #[test]
     fn bearer_with_a_version_header_sends_both() {
-        let auth = ApiAuth {
-            credentials: Credentials::Bearer,
-            header: Some(Header::version("Stripe-Version")),
-        };
         assert_eq!(
-            headers(auth, "2024-06-20"),
+            headers(stripe::INFO.api.auth, "2024-06-20"),
             [
                 ("authorization".to_owned(), "Bearer key_1".to_owned()),
                 ("stripe-version".to_owned(), "2024-06-20".to_owned()),
@@ -115,16 +112,7 @@ mod tests {
 
     #[test]
     fn a_version_the_provider_takes_no_header_for_is_left_out() {
-        let auth = ApiAuth {
-            credentials: Credentials::Bearer,
-            header: Some(Header {
-                name: "Zuora-Version",
-                value: HeaderValue::Version {
-                    prefix: "",
-                    unsent: &["", "v1"],
-                },
-            }),
-        };
+        let auth = zuora::INFO.api.auth;
         assert_eq!(headers(auth, "v1").len(), 1);
         assert_eq!(headers(auth, "").len(), 1);
         assert_eq!(headers(auth, "2025-01-01")[1].1, "2025-01-01");
@@ -133,32 +121,15 @@ mod tests {
     #[test]
     fn basic_uses_the_key_as_user_name_with_the_fixed_password() {
         // base64("key_1:x") and base64("key_1:").
-        let maxio = ApiAuth {
-            credentials: Credentials::Basic { password: "x" },
-            header: Some(Header {
-                name: "Accept",
-                value: HeaderValue::Fixed("application/json"),
-            }),
-        };
         assert_eq!(
-            headers(maxio, "v1"),
+            headers(maxio::INFO.api.auth, "v1"),
             [
                 ("authorization".to_owned(), "Basic a2V5XzE6eA==".to_owned()),
                 ("accept".to_owned(), "application/json".to_owned()),
             ]
         );
-        let recurly = ApiAuth {
-            credentials: Credentials::Basic { password: "" },
-            header: Some(Header {
-                name: "Accept",
-                value: HeaderValue::Version {
-                    prefix: "application/vnd.recurly.",
-                    unsent: &[],
-                },
-            }),
-        };
         assert_eq!(
-            headers(recurly, "v2021-02-25"),
+            headers(recurly::INFO.api.auth, "v2021-02-25"),
             [
                 ("authorization".to_owned(), "Basic a2V5XzE6".to_owned()),
                 (
@@ -167,5 +138,6 @@ mod tests {
                 ),
             ]
         );
+        assert_eq!(headers(chargebee::INFO.api.auth, "v2").len(), 1);
     }
 }

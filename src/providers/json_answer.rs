@@ -1,8 +1,9 @@
-//! Reading a provider's JSON API answers, the steps every provider's `api` takes the same way:
-//! the body as JSON (an error naming what the body was meant to be), the array a list holds
-//! under a key, a non-empty text cursor, the cursor after a page's last object, and the events
-//! of a sweep page as raw event bodies (what `Provider::parse_sweep` hands to intake). Pull and
-//! sweep call them through each provider's `api` module.
+//! Reading a provider's JSON bodies (API answers, and webhook events in the `webhook`
+//! modules) the way every provider does: the body as JSON (an error naming what the body was
+//! meant to be), the array a list holds under a key, a non-empty text cursor, the cursor after
+//! a page's last object, and the events of a sweep page as raw event bodies (what
+//! `Provider::parse_sweep` hands to intake). Pull, sweep and intake reach them through each
+//! provider's `api` and `webhook` modules.
 
 use serde_json::Value;
 

@@ -31,7 +31,7 @@ pub use info::{ProviderInfo, Stream, WebhookAuth};
 pub use subreads::{SubPage, SubRead};
 
 /// Why a webhook's authenticity was refused. Never carries the secret or the signature.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
 pub enum VerifyError {
     #[error("no valid signature for any active secret")]
     InvalidSignature,
@@ -54,6 +54,14 @@ pub struct Envelope {
     pub event_type: String,
     /// When the provider says the event happened, microseconds.
     pub occurred_at: i64,
+}
+
+/// An event as a provider's `webhook` module reads it: its envelope and the object (or the
+/// resources) it carries; `None` for a thin event, which names an object to fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CarriedEvent {
+    pub envelope: Envelope,
+    pub object: Option<Value>,
 }
 
 /// A GET to a provider's API, relative to the connection's API base URL.

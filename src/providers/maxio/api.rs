@@ -9,6 +9,7 @@ use super::mapping::{change_time, RESOURCES};
 use crate::model::time::secs_to_rfc3339;
 use crate::model::ObjectType;
 use crate::providers::info::ListQuery;
+use crate::providers::json_answer;
 use crate::providers::minor_units::Obj;
 use crate::providers::{ApiRequest, ListPage, ParseError};
 
@@ -85,8 +86,7 @@ pub(super) fn list_request(list: &ListQuery) -> ApiRequest {
 /// invoices and credit notes, `{"invoices": [...]}` / `{"credit_notes": [...]}`; each
 /// object comes out wrapped. See [`next_cursor`].
 pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "list")?;
     let items = match &v {
         Value::Array(a) => a.as_slice(),
         Value::Object(m) => m
@@ -176,8 +176,7 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
 }
 
 pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError(format!("events are not JSON: {e}")))?;
+    let v = json_answer::parse(body, "events")?;
     let (items, invoice_events) = match &v {
         Value::Array(a) => (a, false),
         Value::Object(m) => (
@@ -188,10 +187,7 @@ pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>),
         ),
         _ => return Err(ParseError("events answer is not a list".into())),
     };
-    let bodies = items
-        .iter()
-        .map(|e| serde_json::to_vec(e).map_err(|e| ParseError(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let bodies = json_answer::event_bodies(items)?;
     let full = items.len() >= SWEEP_PAGE;
     let last_id = |e: &Value| {
         let e = e.get("event").unwrap_or(e);
@@ -226,8 +222,7 @@ pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRe
 }
 
 pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "object")?;
     wrap(&v).ok_or_else(|| ParseError("answer holds no known object".into()))
 }
 

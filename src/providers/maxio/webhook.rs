@@ -258,15 +258,8 @@ mod tests {
 
     #[test]
     fn verdicts_equal_documented_algorithm_on_every_vector() {
-        for v in &webhook_vectors::vectors(VECTORS, 4) {
-            let got = webhook_vectors::verify(&Maxio, v);
-            assert_eq!(
-                got.is_ok(),
-                webhook_vectors::expected_valid(v),
-                "{}",
-                v["id"]
-            );
-        }
+        // Maxio's only refusal is an invalid signature (it signs no timestamp).
+        webhook_vectors::assert_verdicts(&Maxio, VECTORS, 4, VerifyError::InvalidSignature);
         assert_eq!(
             Maxio.verify(&HeaderMap::new(), b"id=1", &["k".into()], 0, 300),
             Err(VerifyError::InvalidSignature)

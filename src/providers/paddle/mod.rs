@@ -86,31 +86,25 @@ impl Provider for Paddle {
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        let e = parse_event(body)?;
-        Ok(Envelope {
-            event_id: e.id,
-            event_type: e.event_type,
-            occurred_at: e.occurred_at,
-        })
+        Ok(parse_event(body)?.envelope)
     }
 
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
         let e = parse_event(body)?;
-        match e.data {
-            Some(data) => mapping::observe(&data, e.occurred_at),
-            None => Ok(None),
-        }
+        let at = e.envelope.occurred_at;
+        e.object
+            .map_or(Ok(None), |data| mapping::observe(&data, at))
     }
 
     /// `address.*` and `business.*` events carry the address or business, not its customer:
     /// the customer is read whole (with every address and business).
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
         let e = parse_event(body).ok()?;
-        let (entity, _) = e.event_type.split_once('.')?;
+        let (entity, _) = e.envelope.event_type.split_once('.')?;
         if !matches!(entity, "address" | "business") {
             return None;
         }
-        let customer = e.data?.get("customer_id")?.as_str()?.to_owned();
+        let customer = e.object?.get("customer_id")?.as_str()?.to_owned();
         mapping::object_type(&customer)
             .filter(|t| *t == ObjectType::Customer)
             .map(|t| (t, customer))

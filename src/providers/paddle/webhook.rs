@@ -6,8 +6,9 @@
 use serde_json::Value;
 
 use crate::model::time::parse_rfc3339;
+use crate::providers::json_answer;
 use crate::providers::signing::{check, hex_mac, timestamped};
-use crate::providers::{ParseError, VerifyError};
+use crate::providers::{CarriedEvent, Envelope, ParseError, VerifyError};
 
 /// Verifies a `Paddle-Signature` header as paddle-python-sdk's `Verifier` does, except that
 /// unknown keys are ignored rather than refused (a future `h2` must not break intake): the
@@ -37,17 +38,9 @@ pub fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
     )
 }
 
-/// The parts of a Paddle event billsync reads.
-pub(super) struct PaddleEvent {
-    pub(super) id: String,
-    pub(super) event_type: String,
-    pub(super) occurred_at: i64,
-    pub(super) data: Option<Value>,
-}
-
-pub(super) fn parse_event(body: &[u8]) -> Result<PaddleEvent, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+/// A Paddle event: its envelope, and the entity after the change (`data`).
+pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
+    let v = json_answer::parse(body, "body")?;
     let text = |key: &str| {
         v.get(key)
             .and_then(Value::as_str)
@@ -60,11 +53,14 @@ pub(super) fn parse_event(body: &[u8]) -> Result<PaddleEvent, ParseError> {
     let occurred_at = parse_rfc3339(text("occurred_at")?)
         .ok_or_else(|| ParseError("`occurred_at` is not RFC 3339".into()))?;
     let data = v.get("data").filter(|d| d.is_object()).cloned();
-    Ok(PaddleEvent {
-        id,
+    let envelope = Envelope {
+        event_id: id,
         event_type,
         occurred_at,
-        data,
+    };
+    Ok(CarriedEvent {
+        envelope,
+        object: data,
     })
 }
 

@@ -9,6 +9,7 @@ use super::{mapping, INFO};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::ObjectType;
 use crate::providers::info::ListQuery;
+use crate::providers::json_answer;
 use crate::providers::major_units::Fields;
 use crate::providers::subreads::item_pointer;
 use crate::providers::{content_tag, ApiRequest, ListPage, ParseError, SubPage, SubRead};
@@ -162,8 +163,7 @@ pub(super) fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
 }
 
 pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "object")?;
     if v.get("object").and_then(Value::as_str).is_none() || v.get("error").is_some() {
         return Err(ParseError("answer is not a Recurly object".into()));
     }
@@ -172,13 +172,8 @@ pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
 
 /// `{has_more, next, data}`; the cursor is the `next` path itself.
 pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
-    let objects = v
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ParseError("answer is not a Recurly list (no `data`)".into()))?;
+    let v = json_answer::parse(body, "list")?;
+    let objects = json_answer::array(&v, "data", "answer is not a Recurly list (no `data`)")?;
     let has_more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
     let next_cursor = match (has_more, v.get("next").and_then(Value::as_str)) {
         (true, Some(next)) if !next.is_empty() => Some(next.to_owned()),

@@ -105,19 +105,14 @@ impl Provider for Recurly {
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        let event = parse_event(body)?;
-        Ok(Envelope {
-            event_id: event.id,
-            event_type: format!("{}.{}", event.object_type, event.event_type),
-            occurred_at: event.occurred_at,
-        })
+        Ok(parse_event(body)?.envelope)
     }
 
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
         let event = parse_event(body)?;
         match event.object {
             // A swept object: mapped like any API read of it.
-            Some(object) => mapping::observe(&object, event.occurred_at),
+            Some(object) => mapping::observe(&object, event.envelope.occurred_at),
             // Webhooks are thin: the object is fetched (see `thin_reference`).
             None => Ok(None),
         }

@@ -11,7 +11,7 @@ use super::api::SWEEP_OBJECT_TYPE;
 use crate::model::time::parse_rfc3339;
 use crate::providers::major_units::Fields;
 use crate::providers::signing::{check, hex_mac, hex_signature};
-use crate::providers::{ParseError, VerifyError};
+use crate::providers::{CarriedEvent, Envelope, ParseError, VerifyError};
 
 /// Verifies a `recurly-signature` header value. `now_secs` and `tolerance_secs` are seconds;
 /// the header's timestamp is milliseconds.
@@ -45,16 +45,9 @@ pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
     format!("{ms},{}", hex_mac(secret, &[ms.as_bytes(), b".", body]))
 }
 
-/// The parts of a Recurly webhook (or swept object envelope) billsync reads.
-pub(super) struct RecurlyEvent {
-    pub(super) id: String,
-    pub(super) object_type: String,
-    pub(super) event_type: String,
-    pub(super) occurred_at: i64,
-    pub(super) object: Option<Value>,
-}
-
-pub(super) fn parse_event(body: &[u8]) -> Result<RecurlyEvent, ParseError> {
+/// A Recurly webhook (or swept object envelope): its envelope (the type is
+/// `{object_type}.{event_type}`) and, for a swept one, the object.
+pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ParseError(format!("body is not JSON (XML webhooks are unsigned): {e}")))?;
     let e = Fields(&value);
@@ -81,13 +74,12 @@ pub(super) fn parse_event(body: &[u8]) -> Result<RecurlyEvent, ParseError> {
     } else {
         None
     };
-    Ok(RecurlyEvent {
-        id,
-        object_type,
-        event_type,
+    let envelope = Envelope {
+        event_id: id,
+        event_type: format!("{object_type}.{event_type}"),
         occurred_at,
-        object,
-    })
+    };
+    Ok(CarriedEvent { envelope, object })
 }
 
 #[cfg(test)]

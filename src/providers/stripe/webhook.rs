@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::model::time::secs_to_micros;
+use crate::providers::json_answer;
 use crate::providers::signing::{check, hex_mac, timestamped};
 use crate::providers::{Envelope, ParseError, VerifyError};
 
@@ -104,8 +105,7 @@ pub(super) fn parse_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
 }
 
 pub(super) fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
-    let mut value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let mut value = json_answer::parse(body, "body")?;
     let (_, event_type, created) = check_head(
         value.get("id"),
         value.get("object"),

@@ -12,6 +12,7 @@ use super::{mapping, INFO};
 use crate::model::time::micros_to_rfc3339;
 use crate::model::ObjectType;
 use crate::providers::info::ListQuery;
+use crate::providers::json_answer;
 use crate::providers::major_units::Fields;
 use crate::providers::{content_tag, AccessToken, ApiRequest, ListPage, ParseError, TokenRequest};
 
@@ -35,8 +36,7 @@ pub(super) fn token_request(api_key: &str) -> Option<TokenRequest> {
 }
 
 pub(super) fn parse_token(body: &[u8]) -> Result<AccessToken, ParseError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError(format!("token answer is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "token answer")?;
     let token = Fields(&v)
         .s("access_token")
         .ok_or_else(|| ParseError("token answer has no `access_token`".into()))?;
@@ -165,8 +165,7 @@ pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRe
 }
 
 pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "object")?;
     if Fields(&v).id("id").is_none() {
         return Err(ParseError("answer has no object `id`".into()));
     }
@@ -175,18 +174,9 @@ pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
 
 /// Object Query pages: `{"data": [...], "nextPage": "<cursor>"}`.
 pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
-    let objects = v
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ParseError("answer is not an Object Query page (no `data`)".into()))?;
-    let next_cursor = v
-        .get("nextPage")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+    let v = json_answer::parse(body, "list")?;
+    let objects = json_answer::array(&v, "data", "answer is not an Object Query page (no `data`)")?;
+    let next_cursor = json_answer::cursor(&v, "nextPage");
     let reached = objects
         .last()
         .and_then(|o| Fields(o).micros(&["updatedDate", "UpdatedDate"]))
