@@ -44,12 +44,47 @@ pub enum HeaderValue {
 impl Header {
     /// `name: <version>`, always sent.
     pub const fn version(name: &'static str) -> Header {
-        Header {
-            name,
-            value: HeaderValue::Version {
-                prefix: "",
-                unsent: &[],
-            },
+        Header::version_unless(name, &[])
+    }
+
+    /// `name: <version>`, left out for the versions in `unsent`.
+    pub const fn version_unless(name: &'static str, unsent: &'static [&'static str]) -> Header {
+        let value = HeaderValue::Version { prefix: "", unsent };
+        Header { name, value }
+    }
+
+    /// `name: <prefix><version>`, always sent.
+    pub const fn prefixed_version(name: &'static str, prefix: &'static str) -> Header {
+        let value = HeaderValue::Version {
+            prefix,
+            unsent: &[],
+        };
+        Header { name, value }
+    }
+
+    /// `name: <value>` whatever the version.
+    pub const fn fixed(name: &'static str, value: &'static str) -> Header {
+        let value = HeaderValue::Fixed(value);
+        Header { name, value }
+    }
+}
+
+impl ApiAuth {
+    /// A bearer token, and `header` when there is one.
+    pub const fn bearer(header: Option<Header>) -> ApiAuth {
+        let credentials = Credentials::Bearer;
+        ApiAuth {
+            credentials,
+            header,
+        }
+    }
+
+    /// HTTP Basic with the key as user name and `password`, and `header` when there is one.
+    pub const fn basic(password: &'static str, header: Option<Header>) -> ApiAuth {
+        let credentials = Credentials::Basic { password };
+        ApiAuth {
+            credentials,
+            header,
         }
     }
 }
@@ -85,59 +120,54 @@ mod tests {
     use super::*;
     use crate::providers::{chargebee, maxio, recurly, stripe, zuora};
 
-    fn headers(auth: ApiAuth, version: &str) -> Vec<(String, String)> {
+    /// The headers `auth` sends for key `key_1`, as `name: value` lines.
+    fn headers(auth: ApiAuth, version: &str) -> String {
         let request = auth.authorize(
             reqwest::Client::new().get("http://localhost/x"),
             "key_1",
             version,
         );
         let built = request.build().expect("a valid request");
-        built
+        let lines: Vec<String> = built
             .headers()
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
-            .collect()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or_default()))
+            .collect();
+        lines.join("\n")
     }
 
+    /// Each scheme as a provider uses it (`a2V5XzE6eA==` is base64 of `key_1:x`, `a2V5XzE6`
+    /// of `key_1:`).
     #[test]
-    fn bearer_with_a_version_header_sends_both() {
-        assert_eq!(
-            headers(stripe::INFO.api.auth, "2024-06-20"),
-            [
-                ("authorization".to_owned(), "Bearer key_1".to_owned()),
-                ("stripe-version".to_owned(), "2024-06-20".to_owned()),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_version_the_provider_takes_no_header_for_is_left_out() {
-        let auth = zuora::INFO.api.auth;
-        assert_eq!(headers(auth, "v1").len(), 1);
-        assert_eq!(headers(auth, "").len(), 1);
-        assert_eq!(headers(auth, "2025-01-01")[1].1, "2025-01-01");
-    }
-
-    #[test]
-    fn basic_uses_the_key_as_user_name_with_the_fixed_password() {
-        // base64("key_1:x") and base64("key_1:").
-        assert_eq!(
-            headers(maxio::INFO.api.auth, "v1"),
-            [
-                ("authorization".to_owned(), "Basic a2V5XzE6eA==".to_owned()),
-                ("accept".to_owned(), "application/json".to_owned()),
-            ]
-        );
-        assert_eq!(
-            headers(recurly::INFO.api.auth, "v2021-02-25"),
-            [
-                ("authorization".to_owned(), "Basic a2V5XzE6".to_owned()),
-                (
-                    "accept".to_owned(),
-                    "application/vnd.recurly.v2021-02-25".to_owned()
-                ),
-            ]
-        );
-        assert_eq!(headers(chargebee::INFO.api.auth, "v2").len(), 1);
+    fn every_scheme_sends_its_credentials_and_header() {
+        let cases = [
+            (
+                stripe::INFO,
+                "2024-06-20",
+                "authorization: Bearer key_1\nstripe-version: 2024-06-20",
+            ),
+            (
+                maxio::INFO,
+                "v1",
+                "authorization: Basic a2V5XzE6eA==\naccept: application/json",
+            ),
+            (
+                recurly::INFO,
+                "v2021-02-25",
+                "authorization: Basic a2V5XzE6\naccept: application/vnd.recurly.v2021-02-25",
+            ),
+            (chargebee::INFO, "v2", "authorization: Basic a2V5XzE6"),
+            // Zuora sends no version header for its default version.
+            (zuora::INFO, "v1", "authorization: Bearer key_1"),
+            (zuora::INFO, "", "authorization: Bearer key_1"),
+            (
+                zuora::INFO,
+                "2025-01-01",
+                "authorization: Bearer key_1\nzuora-version: 2025-01-01",
+            ),
+        ];
+        for (info, version, expected) in cases {
+            assert_eq!(headers(info.api.auth, version), expected, "{:?}", info.kind);
+        }
     }
 }

@@ -83,32 +83,133 @@ pub type ParseSweepPage = fn(&ApiRequest, &[u8]) -> Result<SweepPage, ParseError
 pub type SweepResume = fn(&[u8]) -> Option<String>;
 
 /// The provider's API, as the functions `Provider`'s API methods call (each documented on
-/// the trait method of the same name). Optional ones are for providers that need them.
+/// the trait method of the same name).
 #[derive(Debug, Clone, Copy)]
 pub struct Api {
     pub auth: ApiAuth,
-    pub list_request: fn(&ListQuery) -> ApiRequest,
-    pub parse_list: fn(&[u8]) -> Result<ListPage, ParseError>,
-    /// Lists whose answer does not say where they continue (paged by number).
-    pub parse_list_page: Option<ParseListPage>,
-    pub sweep_request: fn(i64, Option<&str>) -> ApiRequest,
-    pub parse_sweep: fn(&[u8]) -> Result<SweepPage, ParseError>,
-    /// Sweeps that walk several lists, whose next list depends on the page's request.
-    pub parse_sweep_page: Option<ParseSweepPage>,
-    /// Sweeps that resume from a position rather than a time.
-    pub sweep_resume: Option<SweepResume>,
-    pub fetch_request: fn(ObjectType, &str) -> ApiRequest,
-    pub parse_object: fn(&[u8]) -> Result<Value, ParseError>,
-    /// Parts of objects an answer leaves out (`providers::subreads`).
-    pub sub_reads: Option<SubReads>,
+    pub lists: Lists,
+    pub sweeps: Sweeps,
+    pub fetches: Fetches,
+    pub sub_reads: SubReads,
 }
 
-/// How a provider reads the parts its answers leave out (`providers::subreads`).
+/// The list pages of a pull: `Provider::list_request`, `parse_list`, `parse_list_page`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lists {
+    pub request: fn(&ListQuery) -> ApiRequest,
+    pub parse: fn(&[u8]) -> Result<ListPage, ParseError>,
+    /// For lists whose answer does not say where they continue (paged by number).
+    pub parse_page: Option<ParseListPage>,
+}
+
+impl Lists {
+    pub const fn new(
+        request: fn(&ListQuery) -> ApiRequest,
+        parse: fn(&[u8]) -> Result<ListPage, ParseError>,
+    ) -> Lists {
+        Lists {
+            request,
+            parse,
+            parse_page: None,
+        }
+    }
+
+    /// Pages read knowing their request.
+    pub const fn by_page(self, parse_page: ParseListPage) -> Lists {
+        Lists {
+            parse_page: Some(parse_page),
+            ..self
+        }
+    }
+}
+
+/// The pages of a sweep: `Provider::sweep_request`, `parse_sweep`, `parse_sweep_page`,
+/// `sweep_resume`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sweeps {
+    pub request: fn(i64, Option<&str>) -> ApiRequest,
+    pub parse: fn(&[u8]) -> Result<SweepPage, ParseError>,
+    /// For sweeps that walk several lists, whose next list depends on the page's request.
+    pub parse_page: Option<ParseSweepPage>,
+    /// For sweeps that resume from a position rather than a time.
+    pub resume: Option<SweepResume>,
+}
+
+impl Sweeps {
+    pub const fn new(
+        request: fn(i64, Option<&str>) -> ApiRequest,
+        parse: fn(&[u8]) -> Result<SweepPage, ParseError>,
+    ) -> Sweeps {
+        Sweeps {
+            request,
+            parse,
+            parse_page: None,
+            resume: None,
+        }
+    }
+
+    /// Pages read knowing their request.
+    pub const fn by_page(self, parse_page: ParseSweepPage) -> Sweeps {
+        Sweeps {
+            parse_page: Some(parse_page),
+            ..self
+        }
+    }
+
+    /// The next sweep resumes where `resume` says the last page ended.
+    pub const fn resuming(self, resume: SweepResume) -> Sweeps {
+        Sweeps {
+            resume: Some(resume),
+            ..self
+        }
+    }
+}
+
+/// The retrieve of one object: `Provider::fetch_request`, `parse_object`.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetches {
+    pub request: fn(ObjectType, &str) -> ApiRequest,
+    pub parse: fn(&[u8]) -> Result<Value, ParseError>,
+}
+
+impl Fetches {
+    pub const fn new(
+        request: fn(ObjectType, &str) -> ApiRequest,
+        parse: fn(&[u8]) -> Result<Value, ParseError>,
+    ) -> Fetches {
+        Fetches { request, parse }
+    }
+}
+
+/// How a provider reads the parts its answers leave out (`providers::subreads`):
+/// `Provider::sub_reads`, `parse_sub_page`, `merge_sub`.
 #[derive(Debug, Clone, Copy)]
 pub struct SubReads {
     pub sub_reads: fn(&Value) -> Vec<SubRead>,
     pub parse_sub_page: fn(&SubRead, &[u8]) -> Result<SubPage, ParseError>,
     pub merge_sub: fn(&mut Value, &str, Vec<Value>),
+}
+
+impl SubReads {
+    pub const fn new(
+        sub_reads: fn(&Value) -> Vec<SubRead>,
+        parse_sub_page: fn(&SubRead, &[u8]) -> Result<SubPage, ParseError>,
+        merge_sub: fn(&mut Value, &str, Vec<Value>),
+    ) -> SubReads {
+        SubReads {
+            sub_reads,
+            parse_sub_page,
+            merge_sub,
+        }
+    }
+
+    /// For providers whose answers leave nothing out: no sub-reads, and a page of one is an
+    /// error.
+    pub const NONE: SubReads = SubReads {
+        sub_reads: |_| Vec::new(),
+        parse_sub_page: |read, _| Err(ParseError(format!("no sub-read `{}` here", read.part))),
+        merge_sub: |_, _, _| {},
+    };
 }
 
 /// A list endpoint a pull walks.

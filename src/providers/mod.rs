@@ -274,7 +274,7 @@ pub trait Provider: Send + Sync + 'static {
         cursor: Option<&str>,
         page_size: u32,
     ) -> ApiRequest {
-        (self.info().api.list_request)(&info::ListQuery {
+        (self.info().api.lists.request)(&info::ListQuery {
             stream,
             window,
             cursor,
@@ -283,14 +283,14 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        (self.info().api.parse_list)(body)
+        (self.info().api.lists.parse)(body)
     }
 
     /// [`Provider::parse_list`] knowing the request `body` answers: lists paged by number
     /// (Maxio's credit notes) continue at the page after the one asked for, which the answer
     /// does not say.
     fn parse_list_page(&self, request: &ApiRequest, body: &[u8]) -> Result<ListPage, ParseError> {
-        match self.info().api.parse_list_page {
+        match self.info().api.lists.parse_page {
             Some(parse) => parse(request, body),
             None => self.parse_list(body),
         }
@@ -300,19 +300,23 @@ pub trait Provider: Send + Sync + 'static {
     /// is the previous page's next cursor, or for a sweep's first page the position the
     /// previous sweep ended at ([`Provider::sweep_resume`]).
     fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        (self.info().api.sweep_request)(since, cursor)
+        (self.info().api.sweeps.request)(since, cursor)
     }
 
     /// Where the next sweep resumes after a sweep that read `body` last (a page), for
     /// providers whose events list is walked by cursor rather than by time (Paddle: the last
     /// event id). Kept with the connection's sweep; `None`: sweeps start from their time.
     fn sweep_resume(&self, body: &[u8]) -> Option<String> {
-        self.info().api.sweep_resume.and_then(|resume| resume(body))
+        self.info()
+            .api
+            .sweeps
+            .resume
+            .and_then(|resume| resume(body))
     }
 
     /// The events of a sweep page, each as a raw event body, and where the next page starts.
     fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        (self.info().api.parse_sweep)(body)
+        (self.info().api.sweeps.parse)(body)
     }
 
     /// [`Provider::parse_sweep`] knowing the request that `body` answers: providers without an
@@ -323,7 +327,7 @@ pub trait Provider: Send + Sync + 'static {
         request: &ApiRequest,
         body: &[u8],
     ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        match self.info().api.parse_sweep_page {
+        match self.info().api.sweeps.parse_page {
             Some(parse) => parse(request, body),
             None => self.parse_sweep(body),
         }
@@ -331,12 +335,12 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Retrieves one object.
     fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        (self.info().api.fetch_request)(object_type, provider_id)
+        (self.info().api.fetches.request)(object_type, provider_id)
     }
 
     /// The object in a retrieve answer.
     fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
-        (self.info().api.parse_object)(body)
+        (self.info().api.fetches.parse)(body)
     }
 
     /// Maps one object read from the API at `read_at` (microseconds).
@@ -347,29 +351,21 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Option<Observation>, ParseError>;
 
     /// What an API answer (a list page or one retrieved object) leaves out of its objects
-    /// and must be read before they are mapped ([`subreads`]): nothing for providers without
-    /// [`info::Api::sub_reads`].
+    /// and must be read before they are mapped ([`subreads`]): nothing for providers with
+    /// [`info::SubReads::NONE`].
     fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
-        self.info()
-            .api
-            .sub_reads
-            .map_or_else(Vec::new, |s| (s.sub_reads)(answer))
+        (self.info().api.sub_reads.sub_reads)(answer)
     }
 
     /// One page of the sub-read `read` (`body` answers `read.request` or a `next` of it).
     fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
-        match self.info().api.sub_reads {
-            Some(s) => (s.parse_sub_page)(read, body),
-            None => Err(ParseError(format!("no sub-read `{}` here", read.part))),
-        }
+        (self.info().api.sub_reads.parse_sub_page)(read, body)
     }
 
     /// Puts every item of the sub-read `part` into `object`, replacing what the first read
     /// showed of it, so that the object maps as if the provider had returned it whole.
     fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
-        if let Some(s) = self.info().api.sub_reads {
-            (s.merge_sub)(object, part, items)
-        }
+        (self.info().api.sub_reads.merge_sub)(object, part, items)
     }
 
     /// How long to hold the connection after this answer, when it says so (429, `Retry-After`).

@@ -17,8 +17,8 @@ mod webhook;
 use mapping::observe_resource;
 use webhook::{parse_event, primary_resource};
 
-use super::api_auth::{ApiAuth, Credentials};
-use super::info::{Api, ProviderInfo, Stream, WebhookAuth};
+use super::api_auth::ApiAuth;
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::rate_limit::{Backoff, Hint};
 use super::{CarriedEvent, Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
@@ -48,23 +48,14 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("subscriptions", ObjectType::Subscription),
         Stream::windowed("transactions", ObjectType::Transaction),
     ],
+    // HTTP Basic with the API key as user name and an empty password; the version is in the
+    // path.
     api: Api {
-        // HTTP Basic with the API key as user name and an empty password; the version is in
-        // the path.
-        auth: ApiAuth {
-            credentials: Credentials::Basic { password: "" },
-            header: None,
-        },
-        list_request: api::list_request,
-        parse_list: api::parse_list,
-        parse_list_page: None,
-        sweep_request: api::sweep_request,
-        parse_sweep: api::parse_sweep,
-        parse_sweep_page: None,
-        sweep_resume: None,
-        fetch_request: api::fetch_request,
-        parse_object: api::parse_object,
-        sub_reads: None,
+        auth: ApiAuth::basic("", None),
+        lists: Lists::new(api::list_request, api::parse_list),
+        sweeps: Sweeps::new(api::sweep_request, api::parse_sweep),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        sub_reads: SubReads::NONE,
     },
 };
 

@@ -28,8 +28,8 @@ use mapping::{api_rank, change_time, observe_resource};
 use webhook::{customer_to_read, parse_event, primary_resource, SIGNATURE_HEADER};
 pub use webhook::{decode_form, sign, verify_signature};
 
-use super::api_auth::{ApiAuth, Credentials, Header, HeaderValue};
-use super::info::{Api, ProviderInfo, Stream, SubReads, WebhookAuth};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::minor_units::{id_text, Obj};
 use super::rate_limit::{Backoff, Hint};
 use super::{Envelope, ParseError, Provider, ProviderKind};
@@ -65,30 +65,18 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::whole("credit_notes", ObjectType::CreditNote),
         Stream::windowed("transactions", ObjectType::Transaction),
     ],
+    // HTTP Basic with the API key as user name and `x` as password; unversioned.
     api: Api {
-        // HTTP Basic with the API key as user name and `x` as password; unversioned.
-        auth: ApiAuth {
-            credentials: Credentials::Basic { password: "x" },
-            header: Some(Header {
-                name: "Accept",
-                value: HeaderValue::Fixed("application/json"),
-            }),
-        },
-        list_request: api::list_request,
-        parse_list: api::parse_list,
-        parse_list_page: Some(api::parse_list_page),
-        sweep_request: api::sweep_request,
-        parse_sweep: api::parse_sweep,
-        parse_sweep_page: None,
-        sweep_resume: None,
-        fetch_request: api::fetch_request,
-        parse_object: api::parse_object,
-        // A customer's billing address, one page of its payment profiles.
-        sub_reads: Some(SubReads {
-            sub_reads: billing_address::sub_reads,
-            parse_sub_page: |_read, body| billing_address::parse_sub_page(body),
-            merge_sub: |customer, _part, profiles| billing_address::merge_sub(customer, profiles),
-        }),
+        auth: ApiAuth::basic("x", Some(Header::fixed("Accept", "application/json"))),
+        lists: Lists::new(api::list_request, api::parse_list).by_page(api::parse_list_page),
+        sweeps: Sweeps::new(api::sweep_request, api::parse_sweep),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        // A customer's billing address: one page of its payment profiles.
+        sub_reads: SubReads::new(
+            billing_address::sub_reads,
+            |_read, body| billing_address::parse_sub_page(body),
+            |customer, _part, profiles| billing_address::merge_sub(customer, profiles),
+        ),
     },
 };
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::api_auth::{ApiAuth, Credentials, Header};
-use super::info::{Api, ProviderInfo, Stream, SubReads, WebhookAuth};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::rate_limit::{Backoff, Hint};
 use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
@@ -55,25 +55,16 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::whole("adjustments", ObjectType::CreditNote),
     ],
     api: Api {
-        auth: ApiAuth {
-            credentials: Credentials::Bearer,
-            header: Some(Header::version("Paddle-Version")),
-        },
-        list_request: api::list_request,
-        parse_list: api::parse_list,
-        parse_list_page: None,
-        // The events list has no time filter: a sweep resumes from its cursor.
-        sweep_request: |_since, cursor| api::sweep_request(cursor),
-        parse_sweep: api::parse_sweep,
-        parse_sweep_page: None,
-        sweep_resume: Some(api::last_event_id),
-        fetch_request: api::fetch_request,
-        parse_object: api::parse_object,
-        sub_reads: Some(SubReads {
-            sub_reads: api::sub_reads,
-            parse_sub_page: api::parse_sub_page,
-            merge_sub: api::merge_sub,
-        }),
+        auth: ApiAuth::bearer(Some(Header::version("Paddle-Version"))),
+        lists: Lists::new(api::list_request, api::parse_list),
+        // The events list has no time filter: a sweep resumes after the last event read.
+        sweeps: Sweeps::new(
+            |_since, cursor| api::sweep_request(cursor),
+            api::parse_sweep,
+        )
+        .resuming(api::last_event_id),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        sub_reads: SubReads::new(api::sub_reads, api::parse_sub_page, api::merge_sub),
     },
 };
 

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::api_auth::{ApiAuth, Credentials, Header, HeaderValue};
-use super::info::{Api, ProviderInfo, Stream, SubReads, WebhookAuth};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::major_units::Fields;
 use super::rate_limit::{Backoff, Hint};
 use super::{Envelope, ParseError, Provider, ProviderKind};
@@ -69,32 +69,16 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("transactions", ObjectType::Transaction),
     ],
     api: Api {
-        auth: ApiAuth {
-            credentials: Credentials::Basic { password: "" },
-            header: Some(Header {
-                name: "Accept",
-                value: HeaderValue::Version {
-                    prefix: "application/vnd.recurly.",
-                    unsent: &[],
-                },
-            }),
-        },
-        list_request: api::list_request,
-        parse_list: api::parse_list,
-        parse_list_page: None,
-        sweep_request: api::sweep_request,
-        parse_sweep: api::parse_sweep,
-        parse_sweep_page: Some(api::parse_sweep_page),
-        sweep_resume: None,
-        fetch_request: api::fetch_request,
-        parse_object: api::parse_object,
-        sub_reads: Some(SubReads {
-            sub_reads: api::sub_reads,
-            parse_sub_page: api::parse_sub_page,
-            merge_sub: api::merge_sub,
-        }),
+        auth: ApiAuth::basic("", Some(RECURLY_ACCEPT)),
+        lists: Lists::new(api::list_request, api::parse_list),
+        sweeps: Sweeps::new(api::sweep_request, api::parse_sweep).by_page(api::parse_sweep_page),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        sub_reads: SubReads::new(api::sub_reads, api::parse_sub_page, api::merge_sub),
     },
 };
+
+/// Recurly's API version is a media type: `Accept: application/vnd.recurly.<version>`.
+const RECURLY_ACCEPT: Header = Header::prefixed_version("Accept", "application/vnd.recurly.");
 
 /// The handle prefixes Recurly's API accepts in place of an `id` (`/accounts/code-{code}`).
 const HANDLES: &[&str] = &["code-", "number-", "uuid-"];

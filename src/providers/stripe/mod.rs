@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::api_auth::{ApiAuth, Credentials, Header};
-use super::info::{Api, ProviderInfo, Stream, SubReads, WebhookAuth};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::rate_limit::{Backoff, Hint};
 use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
@@ -45,24 +45,11 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("refunds", ObjectType::Transaction),
     ],
     api: Api {
-        auth: ApiAuth {
-            credentials: Credentials::Bearer,
-            header: Some(Header::version("Stripe-Version")),
-        },
-        list_request: api::list_request,
-        parse_list: api::parse_list,
-        parse_list_page: None,
-        sweep_request: api::events_request,
-        parse_sweep: api::parse_sweep,
-        parse_sweep_page: None,
-        sweep_resume: None,
-        fetch_request: api::fetch_request,
-        parse_object: api::parse_object,
-        sub_reads: Some(SubReads {
-            sub_reads: api::sub_reads,
-            parse_sub_page: api::parse_sub_page,
-            merge_sub: api::merge_sub,
-        }),
+        auth: ApiAuth::bearer(Some(Header::version("Stripe-Version"))),
+        lists: Lists::new(api::list_request, api::parse_list),
+        sweeps: Sweeps::new(api::events_request, api::parse_sweep),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        sub_reads: SubReads::new(api::sub_reads, api::parse_sub_page, api::merge_sub),
     },
 };
 

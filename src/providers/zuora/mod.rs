@@ -60,8 +60,8 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::api_auth::{ApiAuth, Credentials, Header, HeaderValue};
-use super::info::{Api, ProviderInfo, Stream, SubReads, WebhookAuth};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::rate_limit::{Backoff, Hint};
 use super::{AccessToken, Envelope, ParseError, Provider, ProviderKind, TokenRequest};
 use crate::model::{ObjectType, Observation};
@@ -92,33 +92,14 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("payments", ObjectType::Transaction),
         Stream::windowed("refunds", ObjectType::Transaction),
     ],
+    // The bearer is the access token (see `token_request`); no `Zuora-Version` header for
+    // the default version.
     api: Api {
-        // The bearer is the access token (see `token_request`); no `Zuora-Version` header for
-        // the default version.
-        auth: ApiAuth {
-            credentials: Credentials::Bearer,
-            header: Some(Header {
-                name: "Zuora-Version",
-                value: HeaderValue::Version {
-                    prefix: "",
-                    unsent: &["", "v1"],
-                },
-            }),
-        },
-        list_request: api::list_request,
-        parse_list: api::parse_list,
-        parse_list_page: None,
-        sweep_request: api::sweep_request,
-        parse_sweep: api::parse_sweep,
-        parse_sweep_page: Some(api::parse_sweep_page),
-        sweep_resume: None,
-        fetch_request: api::fetch_request,
-        parse_object: api::parse_object,
-        sub_reads: Some(SubReads {
-            sub_reads: items::sub_reads,
-            parse_sub_page: items::parse_sub_page,
-            merge_sub: items::merge_sub,
-        }),
+        auth: ApiAuth::bearer(Some(Header::version_unless("Zuora-Version", &["", "v1"]))),
+        sub_reads: SubReads::new(items::sub_reads, items::parse_sub_page, items::merge_sub),
+        lists: Lists::new(api::list_request, api::parse_list),
+        sweeps: Sweeps::new(api::sweep_request, api::parse_sweep).by_page(api::parse_sweep_page),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
     },
 };
 
