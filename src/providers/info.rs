@@ -255,6 +255,22 @@ impl ProviderInfo {
         self.streams.get(i).map(|s| s.name)
     }
 
+    /// The order an API read made at `read_at` (microseconds) gets when its object carries no
+    /// time of its own: as old as the API may lag ([`ProviderInfo::lag_allowance`]).
+    pub fn lagged(&self, read_at: i64) -> i64 {
+        read_at.saturating_sub(self.lag_allowance.as_micros() as i64)
+    }
+
+    /// For sweeps that walk every list in turn: the position of the list a sweep page's
+    /// `request` read (its path is `prefix` and the list's name).
+    pub fn swept_stream(&self, request: &ApiRequest, prefix: &str) -> Result<usize, ParseError> {
+        request
+            .path
+            .strip_prefix(prefix)
+            .and_then(|s| self.stream_position(s))
+            .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))
+    }
+
     /// The position of the stream named `name`.
     pub fn stream_position(&self, name: &str) -> Option<usize> {
         self.streams.iter().position(|s| s.name == name)

@@ -88,9 +88,8 @@ impl Provider for Chargebee {
         object: &Value,
         read_at: i64,
     ) -> Result<Option<Observation>, ParseError> {
-        let lag = self.api_lag_allowance().as_micros() as i64;
         let resource = object.get("object").and_then(Value::as_str).unwrap_or("");
-        observe_resource(resource, object, false, read_at.saturating_sub(lag))
+        observe_resource(resource, object, false, INFO.lagged(read_at))
     }
 }
 

@@ -78,11 +78,7 @@ pub(super) fn parse_sweep_page(
     request: &ApiRequest,
     body: &[u8],
 ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let stream = request
-        .path
-        .strip_prefix('/')
-        .and_then(|s| INFO.stream_position(s))
-        .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
+    let stream = INFO.swept_stream(request, "/")?;
     let page = parse_list(body)?;
     let mut events = Vec::with_capacity(page.objects.len());
     for object in page.objects {
@@ -98,20 +94,19 @@ pub(super) fn parse_sweep_page(
         // `updated_at` has whole seconds: two states of one object can share it (and a
         // lagging API shows the older one first), so the id names the content too, or the
         // newer state would be dropped as a duplicate of the older one.
-        let event = json!({
+        events.push(json!({
             "id": format!("sweep:{kind}:{id}:{updated}:{}", content_tag(&object)),
             "object_type": SWEEP_OBJECT_TYPE,
             "event_type": kind,
             "event_time": updated,
             "object": object,
-        });
-        events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
+        }));
     }
     let next = page.next_cursor.or_else(|| {
         INFO.stream_name(stream + 1)
             .map(|s| format!("{SWEEP_START}{s}"))
     });
-    Ok((events, next))
+    Ok((json_answer::event_bodies(&events)?, next))
 }
 
 pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {

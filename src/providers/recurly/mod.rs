@@ -129,8 +129,7 @@ impl Provider for Recurly {
         read_at: i64,
     ) -> Result<Option<Observation>, ParseError> {
         // Objects carry `updated_at`; an object without one is as old as the API may lag.
-        let lag = self.api_lag_allowance().as_micros() as i64;
-        mapping::observe(object, read_at.saturating_sub(lag))
+        mapping::observe(object, INFO.lagged(read_at))
     }
 }
 

@@ -103,11 +103,7 @@ pub(super) fn parse_sweep_page(
     request: &ApiRequest,
     body: &[u8],
 ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let stream = request
-        .path
-        .strip_prefix("/object-query/")
-        .and_then(|s| INFO.stream_position(s))
-        .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
+    let stream = INFO.swept_stream(request, "/object-query/")?;
     let page = parse_list(body)?;
     let mut events = Vec::with_capacity(page.objects.len());
     for object in page.objects {
@@ -124,7 +120,7 @@ pub(super) fn parse_sweep_page(
             .ok_or_else(|| ParseError("swept object has no `updatedDate`".into()))?
             .to_owned();
         let lower = kind.name().to_ascii_lowercase();
-        let event = json!({
+        events.push(json!({
             // `updatedDate` has whole seconds: the content tag keeps two states of one
             // second apart (else the newer one would be dropped as a duplicate).
             "notificationId": format!("sweep:{lower}:{id}:{updated}:{}", content_tag(&object)),
@@ -133,14 +129,13 @@ pub(super) fn parse_sweep_page(
             "objectType": kind.name(),
             "objectId": id,
             "object": object,
-        });
-        events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
+        }));
     }
     let next = match page.next_cursor {
         Some(c) => Some(format!("{}|{c}", INFO.streams[stream].name)),
         None => INFO.stream_name(stream + 1).map(|s| format!("{s}|")),
     };
-    Ok((events, next))
+    Ok((json_answer::event_bodies(&events)?, next))
 }
 
 pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {

@@ -145,8 +145,7 @@ impl Provider for Zuora {
         object: &Value,
         read_at: i64,
     ) -> Result<Option<Observation>, ParseError> {
-        let lag = self.api_lag_allowance().as_micros() as i64;
-        let fallback = read_at.saturating_sub(lag);
+        let fallback = INFO.lagged(read_at);
         match mapping::identify(object) {
             Some(object_type) => mapping::observe(object_type, object, fallback),
             None => Ok(None),
