@@ -87,15 +87,6 @@ impl Provider for Paddle {
             .map_or(Ok(None), |data| mapping::observe(&data, at))
     }
 
-    fn observe_object(
-        &self,
-        object: &Value,
-        read_at: i64,
-    ) -> Result<Option<Observation>, ParseError> {
-        // Entities carry `updated_at`; one without it is as old as the API may lag.
-        mapping::observe(object, INFO.lagged(read_at))
-    }
-
     /// `address.*` and `business.*` events carry the address or business, not its customer:
     /// the customer is read whole (with every address and business).
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
@@ -108,6 +99,14 @@ impl Provider for Paddle {
         mapping::object_type(&customer)
             .filter(|t| *t == ObjectType::Customer)
             .map(|t| (t, customer))
+    }
+
+    fn observe_object(
+        &self,
+        object: &Value,
+        read_at: i64,
+    ) -> Result<Option<Observation>, ParseError> {
+        mapping::observe(object, INFO.lagged(read_at))
     }
 }
 
