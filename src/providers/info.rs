@@ -1,15 +1,20 @@
 //! What is fixed about a provider, one constant each (`INFO` in `providers/<name>/`): the
 //! API's default base and version, the request rate a connection may use when it names none,
 //! how far the API may lag behind its webhooks, how webhooks authenticate, how to back off
-//! after a 429, and the list endpoints a pull walks with the kind of object each returns.
-//! `Provider::info` hands it out, and the trait answers every fixed question from it, so a
-//! provider writes facts, not methods. `docs/providers/<name>.md` cites the documentation
-//! behind each value.
+//! after a 429, the list endpoints a pull walks with the kind of object each returns, and the
+//! provider's API functions ([`Api`]: requests to make and how to read their answers).
+//! `Provider::info` hands it out, and the trait answers every fixed question from it and
+//! forwards every API question to its functions, so a provider writes facts and the functions
+//! that are its own, not forwarding methods. `docs/providers/<name>.md` cites the
+//! documentation behind each value.
 
 use std::time::Duration;
 
+use serde_json::Value;
+
+use super::api_auth::ApiAuth;
 use super::rate_limit::Backoff;
-use super::ProviderKind;
+use super::{ApiRequest, ListPage, ParseError, ProviderKind, SubPage, SubRead, VerifyError};
 use crate::model::ObjectType;
 
 /// A provider's fixed facts.
@@ -26,13 +31,185 @@ pub struct ProviderInfo {
     /// How far the API may lag behind the provider's own webhooks: an API read is taken to
     /// show every change older than this, and to be ordered after them.
     pub lag_allowance: Duration,
-    /// Whether webhook secrets are HTTP Basic `username:password` entries
-    /// (`providers::basic_auth`) rather than signing keys.
-    pub basic_auth_webhooks: bool,
+    /// How webhooks prove they come from the provider.
+    pub webhook_auth: WebhookAuth,
     /// The pause after a 429.
     pub backoff: Backoff,
     /// The list endpoints a full pull walks, in order.
     pub streams: &'static [Stream],
+    /// The provider's API: how requests are authorized, built and answered.
+    pub api: Api,
+}
+
+/// What a list page request asks for: the arguments of `Provider::list_request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListQuery<'a> {
+    /// The list endpoint ([`Stream::name`]).
+    pub stream: &'a str,
+    /// Objects in `[start, end)` (unix seconds) of the list's time filter.
+    pub window: (i64, i64),
+    /// Where the page starts (the previous page's next cursor); `None` for the first page.
+    pub cursor: Option<&'a str>,
+    /// The page size asked for; each provider keeps it in its API's range.
+    pub page_size: u32,
+}
+
+/// A webhook signature check: the header's value, the raw body, the active secrets, the time
+/// now and the replay tolerance (unix seconds).
+pub type VerifyHeader = fn(&str, &[u8], &[String], i64, i64) -> Result<(), VerifyError>;
+
+/// How a provider's webhooks authenticate.
+#[derive(Debug, Clone, Copy)]
+pub enum WebhookAuth {
+    /// HTTP Basic: webhook secrets are `username:password` entries (`providers::basic_auth`).
+    Basic,
+    /// A signature in the request header `header` (lower case), checked by `verify`.
+    Signed {
+        header: &'static str,
+        verify: VerifyHeader,
+    },
+}
+
+/// The events of a sweep page, each as a raw event body, and where the next page starts.
+pub type SweepPage = (Vec<Vec<u8>>, Option<String>);
+
+/// Reads a list page knowing the request it answers.
+pub type ParseListPage = fn(&ApiRequest, &[u8]) -> Result<ListPage, ParseError>;
+
+/// Reads a sweep page knowing the request it answers.
+pub type ParseSweepPage = fn(&ApiRequest, &[u8]) -> Result<SweepPage, ParseError>;
+
+/// Where the next sweep resumes after a page.
+pub type SweepResume = fn(&[u8]) -> Option<String>;
+
+/// The provider's API, as the functions `Provider`'s API methods call (each documented on
+/// the trait method of the same name).
+#[derive(Debug, Clone, Copy)]
+pub struct Api {
+    pub auth: ApiAuth,
+    pub lists: Lists,
+    pub sweeps: Sweeps,
+    pub fetches: Fetches,
+    pub sub_reads: SubReads,
+}
+
+/// The list pages of a pull: `Provider::list_request`, `parse_list`, `parse_list_page`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lists {
+    pub request: fn(&ListQuery) -> ApiRequest,
+    pub parse: fn(&[u8]) -> Result<ListPage, ParseError>,
+    /// For lists whose answer does not say where they continue (paged by number).
+    pub parse_page: Option<ParseListPage>,
+}
+
+impl Lists {
+    pub const fn new(
+        request: fn(&ListQuery) -> ApiRequest,
+        parse: fn(&[u8]) -> Result<ListPage, ParseError>,
+    ) -> Lists {
+        Lists {
+            request,
+            parse,
+            parse_page: None,
+        }
+    }
+
+    /// Pages read knowing their request.
+    pub const fn by_page(self, parse_page: ParseListPage) -> Lists {
+        Lists {
+            parse_page: Some(parse_page),
+            ..self
+        }
+    }
+}
+
+/// The pages of a sweep: `Provider::sweep_request`, `parse_sweep`, `parse_sweep_page`,
+/// `sweep_resume`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sweeps {
+    pub request: fn(i64, Option<&str>) -> ApiRequest,
+    pub parse: fn(&[u8]) -> Result<SweepPage, ParseError>,
+    /// For sweeps that walk several lists, whose next list depends on the page's request.
+    pub parse_page: Option<ParseSweepPage>,
+    /// For sweeps that resume from a position rather than a time.
+    pub resume: Option<SweepResume>,
+}
+
+impl Sweeps {
+    pub const fn new(
+        request: fn(i64, Option<&str>) -> ApiRequest,
+        parse: fn(&[u8]) -> Result<SweepPage, ParseError>,
+    ) -> Sweeps {
+        Sweeps {
+            request,
+            parse,
+            parse_page: None,
+            resume: None,
+        }
+    }
+
+    /// Pages read knowing their request.
+    pub const fn by_page(self, parse_page: ParseSweepPage) -> Sweeps {
+        Sweeps {
+            parse_page: Some(parse_page),
+            ..self
+        }
+    }
+
+    /// The next sweep resumes where `resume` says the last page ended.
+    pub const fn resuming(self, resume: SweepResume) -> Sweeps {
+        Sweeps {
+            resume: Some(resume),
+            ..self
+        }
+    }
+}
+
+/// The retrieve of one object: `Provider::fetch_request`, `parse_object`.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetches {
+    pub request: fn(ObjectType, &str) -> ApiRequest,
+    pub parse: fn(&[u8]) -> Result<Value, ParseError>,
+}
+
+impl Fetches {
+    pub const fn new(
+        request: fn(ObjectType, &str) -> ApiRequest,
+        parse: fn(&[u8]) -> Result<Value, ParseError>,
+    ) -> Fetches {
+        Fetches { request, parse }
+    }
+}
+
+/// How a provider reads the parts its answers leave out (`providers::subreads`):
+/// `Provider::sub_reads`, `parse_sub_page`, `merge_sub`.
+#[derive(Debug, Clone, Copy)]
+pub struct SubReads {
+    pub sub_reads: fn(&Value) -> Vec<SubRead>,
+    pub parse_sub_page: fn(&SubRead, &[u8]) -> Result<SubPage, ParseError>,
+    pub merge_sub: fn(&mut Value, &str, Vec<Value>),
+}
+
+impl SubReads {
+    pub const fn new(
+        sub_reads: fn(&Value) -> Vec<SubRead>,
+        parse_sub_page: fn(&SubRead, &[u8]) -> Result<SubPage, ParseError>,
+        merge_sub: fn(&mut Value, &str, Vec<Value>),
+    ) -> SubReads {
+        SubReads {
+            sub_reads,
+            parse_sub_page,
+            merge_sub,
+        }
+    }
+
+    /// For providers whose answers leave nothing out: no sub-reads, and a page of one is an
+    /// error.
+    pub const NONE: SubReads = SubReads {
+        sub_reads: |_| Vec::new(),
+        parse_sub_page: |read, _| Err(ParseError(format!("no sub-read `{}` here", read.part))),
+        merge_sub: |_, _, _| {},
+    };
 }
 
 /// A list endpoint a pull walks.
@@ -76,6 +253,22 @@ impl ProviderInfo {
     /// The name of stream `i` (pull cursors hold positions).
     pub fn stream_name(&self, i: usize) -> Option<&'static str> {
         self.streams.get(i).map(|s| s.name)
+    }
+
+    /// The order an API read made at `read_at` (microseconds) gets when its object carries no
+    /// time of its own: as old as the API may lag ([`ProviderInfo::lag_allowance`]).
+    pub fn lagged(&self, read_at: i64) -> i64 {
+        read_at.saturating_sub(self.lag_allowance.as_micros() as i64)
+    }
+
+    /// For sweeps that walk every list in turn: the position of the list a sweep page's
+    /// `request` read (its path is `prefix` and the list's name).
+    pub fn swept_stream(&self, request: &ApiRequest, prefix: &str) -> Result<usize, ParseError> {
+        request
+            .path
+            .strip_prefix(prefix)
+            .and_then(|s| self.stream_position(s))
+            .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))
     }
 
     /// The position of the stream named `name`.

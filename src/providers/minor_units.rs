@@ -31,6 +31,16 @@ impl<'a> Obj<'a> {
         self.s(key).map(str::to_owned)
     }
 
+    /// A person's name from `first_name` and `last_name` (either alone if only one is set),
+    /// else the field `otherwise` (a company or organization name).
+    pub fn full_name(&self, otherwise: &str) -> Option<String> {
+        match (self.s("first_name"), self.s("last_name")) {
+            (Some(f), Some(l)) => Some(format!("{f} {l}")),
+            (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
+            (None, None) => self.str(otherwise),
+        }
+    }
+
     /// An integer field given as a number or as digits in a string.
     pub fn int(&self, key: &str) -> Option<i64> {
         match self.get(key)? {
@@ -97,5 +107,30 @@ pub fn id_text(v: Option<&Value>) -> Option<String> {
         Value::String(s) if !s.is_empty() && s.len() <= 255 => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_full_name_joins_first_and_last_else_takes_the_other_field() {
+        let name = |v: Value| Obj(&v).full_name("company");
+        assert_eq!(
+            name(json!({"first_name": "Ada", "last_name": "Lovelace"})).as_deref(),
+            Some("Ada Lovelace")
+        );
+        assert_eq!(
+            name(json!({"last_name": "Lovelace", "company": "X"})).as_deref(),
+            Some("Lovelace")
+        );
+        assert_eq!(
+            name(json!({"first_name": "", "company": "X"})).as_deref(),
+            Some("X")
+        );
+        assert_eq!(name(json!({})), None);
     }
 }

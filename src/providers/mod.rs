@@ -1,9 +1,11 @@
 //! Providers: one module per billing system behind one trait (webhook authenticity, envelope,
 //! mapping to canonical objects). Intake and the pair actor only ever see [`Provider`].
 
+pub mod api_auth;
 pub mod basic_auth;
 pub mod chargebee;
 pub mod info;
+mod json_answer;
 mod major_units;
 pub mod maxio;
 mod minor_units;
@@ -25,11 +27,11 @@ use thiserror::Error;
 
 pub use crate::model::ProviderKind;
 use crate::model::{ObjectType, Observation};
-pub use info::{ProviderInfo, Stream};
+pub use info::{ProviderInfo, Stream, WebhookAuth};
 pub use subreads::{SubPage, SubRead};
 
 /// Why a webhook's authenticity was refused. Never carries the secret or the signature.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
 pub enum VerifyError {
     #[error("no valid signature for any active secret")]
     InvalidSignature,
@@ -52,6 +54,14 @@ pub struct Envelope {
     pub event_type: String,
     /// When the provider says the event happened, microseconds.
     pub occurred_at: i64,
+}
+
+/// An event as a provider's `webhook` module reads it: its envelope and the object (or the
+/// resources) it carries; `None` for a thin event, which names an object to fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CarriedEvent {
+    pub envelope: Envelope,
+    pub object: Option<Value>,
 }
 
 /// A GET to a provider's API, relative to the connection's API base URL.
@@ -116,18 +126,25 @@ pub trait Provider: Send + Sync + 'static {
         }
     }
 
-    /// The provider's webhook signature, checked against every active secret with its replay
-    /// window. Providers that sign override it; the default refuses everything, so a
-    /// provider that neither signs nor uses HTTP Basic can never accept a webhook.
+    /// The provider's webhook signature ([`WebhookAuth::Signed`]: its header, read as text,
+    /// and its check), checked against every active secret with its replay window. A request
+    /// without the header, or to a provider that does not sign, is refused.
     fn verify_signature(
         &self,
-        _headers: &HeaderMap,
-        _body: &[u8],
-        _secrets: &[String],
-        _now_secs: i64,
-        _tolerance_secs: i64,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &[String],
+        now_secs: i64,
+        tolerance_secs: i64,
     ) -> Result<(), VerifyError> {
-        Err(VerifyError::InvalidSignature)
+        let WebhookAuth::Signed { header, verify } = self.info().webhook_auth else {
+            return Err(VerifyError::InvalidSignature);
+        };
+        let value = headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(VerifyError::InvalidSignature)?;
+        verify(value, body, secrets, now_secs, tolerance_secs)
     }
 
     /// Parses the event envelope (id, type, time). Fails for bodies that are not an event.
@@ -176,7 +193,7 @@ pub trait Provider: Send + Sync + 'static {
     /// Whether webhook secrets are HTTP Basic `username:password` entries (Chargebee, Zuora)
     /// rather than signing keys: an entry without `:` could never authenticate.
     fn basic_auth_webhooks(&self) -> bool {
-        self.info().basic_auth_webhooks
+        matches!(self.info().webhook_auth, WebhookAuth::Basic)
     }
 
     /// Whether billsync requests and parses `version` of this provider's API (`doctor`). Most
@@ -217,14 +234,20 @@ pub trait Provider: Send + Sync + 'static {
         Err(ParseError("this provider issues no access tokens".into()))
     }
 
-    /// Adds the provider's authentication and version headers to a request. `api_key` is the
-    /// connection's key, or the access token obtained with it (see [`Provider::token_request`]).
+    /// Adds the provider's authentication and version headers to a request
+    /// ([`api_auth::ApiAuth`]). `api_key` is the connection's key, or the access token
+    /// obtained with it (see [`Provider::token_request`]).
     fn authorize(
         &self,
         request: reqwest::RequestBuilder,
         api_key: &str,
         api_version: &str,
-    ) -> reqwest::RequestBuilder;
+    ) -> reqwest::RequestBuilder {
+        self.info()
+            .api
+            .auth
+            .authorize(request, api_key, api_version)
+    }
 
     /// The list endpoints a full pull walks (e.g. `invoices`, `charges`), in order.
     fn streams(&self) -> &'static [Stream] {
@@ -250,48 +273,75 @@ pub trait Provider: Send + Sync + 'static {
         window: (i64, i64),
         cursor: Option<&str>,
         page_size: u32,
-    ) -> ApiRequest;
+    ) -> ApiRequest {
+        (self.info().api.lists.request)(&info::ListQuery {
+            stream,
+            window,
+            cursor,
+            page_size,
+        })
+    }
 
-    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError>;
+    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
+        (self.info().api.lists.parse)(body)
+    }
 
     /// [`Provider::parse_list`] knowing the request `body` answers: lists paged by number
     /// (Maxio's credit notes) continue at the page after the one asked for, which the answer
     /// does not say.
-    fn parse_list_page(&self, _request: &ApiRequest, body: &[u8]) -> Result<ListPage, ParseError> {
-        self.parse_list(body)
+    fn parse_list_page(&self, request: &ApiRequest, body: &[u8]) -> Result<ListPage, ParseError> {
+        match self.info().api.lists.parse_page {
+            Some(parse) => parse(request, body),
+            None => self.parse_list(body),
+        }
     }
 
     /// A page of everything that changed since `since` (unix seconds), for sweeps. `cursor`
     /// is the previous page's next cursor, or for a sweep's first page the position the
     /// previous sweep ended at ([`Provider::sweep_resume`]).
-    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest;
+    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
+        (self.info().api.sweeps.request)(since, cursor)
+    }
 
     /// Where the next sweep resumes after a sweep that read `body` last (a page), for
     /// providers whose events list is walked by cursor rather than by time (Paddle: the last
     /// event id). Kept with the connection's sweep; `None`: sweeps start from their time.
-    fn sweep_resume(&self, _body: &[u8]) -> Option<String> {
-        None
+    fn sweep_resume(&self, body: &[u8]) -> Option<String> {
+        self.info()
+            .api
+            .sweeps
+            .resume
+            .and_then(|resume| resume(body))
     }
 
     /// The events of a sweep page, each as a raw event body, and where the next page starts.
-    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError>;
+    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+        (self.info().api.sweeps.parse)(body)
+    }
 
     /// [`Provider::parse_sweep`] knowing the request that `body` answers: providers without an
     /// events API (Recurly, Zuora) sweep several lists in turn, and the next list to read
     /// depends on which one this page was.
     fn parse_sweep_page(
         &self,
-        _request: &ApiRequest,
+        request: &ApiRequest,
         body: &[u8],
     ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        self.parse_sweep(body)
+        match self.info().api.sweeps.parse_page {
+            Some(parse) => parse(request, body),
+            None => self.parse_sweep(body),
+        }
     }
 
     /// Retrieves one object.
-    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest;
+    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
+        (self.info().api.fetches.request)(object_type, provider_id)
+    }
 
     /// The object in a retrieve answer.
-    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError>;
+    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
+        (self.info().api.fetches.parse)(body)
+    }
 
     /// Maps one object read from the API at `read_at` (microseconds).
     fn observe_object(
@@ -301,19 +351,22 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Option<Observation>, ParseError>;
 
     /// What an API answer (a list page or one retrieved object) leaves out of its objects
-    /// and must be read before they are mapped ([`subreads`]). Default: nothing.
-    fn sub_reads(&self, _answer: &Value) -> Vec<SubRead> {
-        Vec::new()
+    /// and must be read before they are mapped ([`subreads`]): nothing for providers with
+    /// [`info::SubReads::NONE`].
+    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
+        (self.info().api.sub_reads.sub_reads)(answer)
     }
 
     /// One page of the sub-read `read` (`body` answers `read.request` or a `next` of it).
-    fn parse_sub_page(&self, read: &SubRead, _body: &[u8]) -> Result<SubPage, ParseError> {
-        Err(ParseError(format!("no sub-read `{}` here", read.part)))
+    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
+        (self.info().api.sub_reads.parse_sub_page)(read, body)
     }
 
     /// Puts every item of the sub-read `part` into `object`, replacing what the first read
     /// showed of it, so that the object maps as if the provider had returned it whole.
-    fn merge_sub(&self, _object: &mut Value, _part: &str, _items: Vec<Value>) {}
+    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
+        (self.info().api.sub_reads.merge_sub)(object, part, items)
+    }
 
     /// How long to hold the connection after this answer, when it says so (429, `Retry-After`).
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {

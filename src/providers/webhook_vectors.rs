@@ -55,3 +55,21 @@ pub(crate) fn verify(provider: &dyn Provider, v: &Value) -> Result<(), VerifyErr
 pub(crate) fn expected_valid(v: &Value) -> bool {
     v["expected"] == "valid"
 }
+
+/// Every vector of `text` (at least `min`) gets its recorded verdict from `provider`: `Ok`
+/// for a valid one, else `refusal`.
+pub(crate) fn assert_verdicts(
+    provider: &dyn Provider,
+    text: &str,
+    min: usize,
+    refusal: VerifyError,
+) {
+    for v in &vectors(text, min) {
+        let expected = if expected_valid(v) {
+            Ok(())
+        } else {
+            Err(refusal)
+        };
+        assert_eq!(verify(provider, v), expected, "{}", v["id"]);
+    }
+}

@@ -82,11 +82,7 @@ pub(super) fn observe_resource(
 }
 
 fn customer(o: &Obj) -> Customer {
-    let name = match (o.s("first_name"), o.s("last_name")) {
-        (Some(f), Some(l)) => Some(format!("{f} {l}")),
-        (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
-        (None, None) => o.str("company"),
-    };
+    let name = o.full_name("company");
     let address = o.obj("billing_address").map(|a| Address {
         line1: a.str("line1"),
         city: a.str("city"),

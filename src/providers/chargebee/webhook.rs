@@ -5,20 +5,13 @@
 use serde_json::Value;
 
 use crate::model::time::secs_to_micros;
+use crate::providers::json_answer;
 use crate::providers::minor_units::id_text;
-use crate::providers::ParseError;
+use crate::providers::{CarriedEvent, Envelope, ParseError};
 
-/// The parts of a Chargebee event billsync reads.
-pub(super) struct Event {
-    pub(super) id: String,
-    pub(super) event_type: String,
-    pub(super) occurred_at: i64,
-    pub(super) content: Option<Value>,
-}
-
-pub(super) fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+/// A Chargebee event: its envelope, and its resources (`content`).
+pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
+    let v = json_answer::parse(body, "body")?;
     let id = id_text(v.get("id")).ok_or_else(|| ParseError("event has no string `id`".into()))?;
     let event_type = v
         .get("event_type")
@@ -29,11 +22,15 @@ pub(super) fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
         .get("occurred_at")
         .and_then(Value::as_i64)
         .ok_or_else(|| ParseError("event has no integer `occurred_at`".into()))?;
-    Ok(Event {
-        id,
+    let envelope = Envelope {
+        event_id: id,
         event_type: event_type.to_owned(),
         occurred_at: secs_to_micros(occurred_at),
-        content: v.get("content").filter(|c| c.is_object()).cloned(),
+    };
+    let content = v.get("content").filter(|c| c.is_object()).cloned();
+    Ok(CarriedEvent {
+        envelope,
+        object: content,
     })
 }
 

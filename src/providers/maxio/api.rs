@@ -8,6 +8,8 @@ use serde_json::{json, Map, Value};
 use super::mapping::{change_time, RESOURCES};
 use crate::model::time::secs_to_rfc3339;
 use crate::model::ObjectType;
+use crate::providers::info::ListQuery;
+use crate::providers::json_answer;
 use crate::providers::minor_units::Obj;
 use crate::providers::{ApiRequest, ListPage, ParseError};
 
@@ -19,22 +21,21 @@ use crate::providers::{ApiRequest, ListPage, ParseError};
 /// (`page=1`); transactions, immutable and id-ordered, use `id:<n>` (`since_id`,
 /// inclusive). Credit notes have no date filter at all and page only by number, which a
 /// list answer does not echo: a pull reads their first page (see [`next_cursor`]).
-pub(super) fn list_request(
-    stream: &str,
-    window: (i64, i64),
-    cursor: Option<&str>,
-    page_size: u32,
-) -> ApiRequest {
+pub(super) fn list_request(list: &ListQuery) -> ApiRequest {
     let mut query = vec![
         ("page".to_owned(), "1".to_owned()),
-        ("per_page".to_owned(), page_size.clamp(1, 200).to_string()),
+        (
+            "per_page".to_owned(),
+            list.page_size.clamp(1, 200).to_string(),
+        ),
         ("direction".to_owned(), "asc".to_owned()),
     ];
-    let from_time = cursor
+    let from_time = list
+        .cursor
         .and_then(|c| c.strip_prefix("t:"))
         .and_then(|t| t.parse::<i64>().ok());
-    let from_id = cursor.and_then(|c| c.strip_prefix("id:"));
-    match stream {
+    let from_id = list.cursor.and_then(|c| c.strip_prefix("id:"));
+    match list.stream {
         "transactions" => {
             // Transactions filter by whole days (`since_date`/`until_date`, inclusive): a
             // window's edge days overlap its neighbours', which only repeats objects.
@@ -42,41 +43,41 @@ pub(super) fn list_request(
                 chrono::DateTime::from_timestamp(s, 0)
                     .map_or_else(|| "1970-01-01".into(), |t| t.format("%Y-%m-%d").to_string())
             };
-            query.push(("since_date".to_owned(), day(window.0)));
-            query.push(("until_date".to_owned(), day(window.1)));
+            query.push(("since_date".to_owned(), day(list.window.0)));
+            query.push(("until_date".to_owned(), day(list.window.1)));
         }
         "credit_notes" => {
             // Paged by number only (`undated_streams`): the cursor is the page.
-            if let Some(page) = cursor.and_then(|c| c.strip_prefix("p:")) {
+            if let Some(page) = list.cursor.and_then(|c| c.strip_prefix("p:")) {
                 query[0].1 = page.to_owned();
             }
         }
         _ => {
-            let field = if stream == "customers" {
+            let field = if list.stream == "customers" {
                 "created_at"
             } else {
                 "updated_at"
             };
             query.push(("date_field".to_owned(), field.to_owned()));
-            if stream != "customers" {
+            if list.stream != "customers" {
                 query.push(("sort".to_owned(), field.to_owned()));
             }
             query.push((
                 "start_datetime".to_owned(),
-                datetime_param(from_time.unwrap_or(window.0).max(window.0)),
+                datetime_param(from_time.unwrap_or(list.window.0).max(list.window.0)),
             ));
-            query.push(("end_datetime".to_owned(), datetime_param(window.1)));
+            query.push(("end_datetime".to_owned(), datetime_param(list.window.1)));
         }
     }
     if let Some(id) = from_id {
         query.push(("since_id".to_owned(), id.to_owned()));
     }
-    if matches!(stream, "invoices" | "credit_notes") {
+    if matches!(list.stream, "invoices" | "credit_notes") {
         // Lists leave breakdowns out unless asked for.
         query.push(("line_items".to_owned(), "true".to_owned()));
     }
     ApiRequest {
-        path: format!("/{stream}.json"),
+        path: format!("/{}.json", list.stream),
         query,
     }
 }
@@ -85,8 +86,7 @@ pub(super) fn list_request(
 /// invoices and credit notes, `{"invoices": [...]}` / `{"credit_notes": [...]}`; each
 /// object comes out wrapped. See [`next_cursor`].
 pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "list")?;
     let items = match &v {
         Value::Array(a) => a.as_slice(),
         Value::Object(m) => m
@@ -176,8 +176,7 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
 }
 
 pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError(format!("events are not JSON: {e}")))?;
+    let v = json_answer::parse(body, "events")?;
     let (items, invoice_events) = match &v {
         Value::Array(a) => (a, false),
         Value::Object(m) => (
@@ -188,10 +187,7 @@ pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>),
         ),
         _ => return Err(ParseError("events answer is not a list".into())),
     };
-    let bodies = items
-        .iter()
-        .map(|e| serde_json::to_vec(e).map_err(|e| ParseError(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let bodies = json_answer::event_bodies(items)?;
     let full = items.len() >= SWEEP_PAGE;
     let last_id = |e: &Value| {
         let e = e.get("event").unwrap_or(e);
@@ -226,8 +222,7 @@ pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRe
 }
 
 pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "object")?;
     wrap(&v).ok_or_else(|| ParseError("answer holds no known object".into()))
 }
 

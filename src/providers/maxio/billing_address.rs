@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::model::canonical::Address;
+use crate::providers::json_answer;
 use crate::providers::minor_units::Obj;
 use crate::providers::subreads::SubRead;
 use crate::providers::{ApiRequest, ParseError, SubPage};
@@ -56,8 +57,7 @@ pub fn sub_reads(answer: &Value) -> Vec<SubRead> {
 /// A page of profiles (`[{"payment_profile": {...}}]`). Pages are numbered and an answer does
 /// not say which it was, so one page is read: 200 profiles of one customer.
 pub fn parse_sub_page(body: &[u8]) -> Result<SubPage, ParseError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError(format!("payment profiles are not JSON: {e}")))?;
+    let v = json_answer::parse(body, "payment profiles")?;
     let items = v
         .as_array()
         .ok_or_else(|| ParseError("payment profiles are not a list".into()))?

@@ -82,11 +82,7 @@ pub(super) fn observe_resource(
 }
 
 fn customer(o: &Obj) -> Customer {
-    let name = match (o.s("first_name"), o.s("last_name")) {
-        (Some(f), Some(l)) => Some(format!("{f} {l}")),
-        (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
-        (None, None) => o.str("organization"),
-    };
+    let name = o.full_name("organization");
     let exempt =
         matches!(o.get("tax_exempt"), Some(Value::Bool(true))) || o.s("tax_exempt") == Some("true");
     Customer {

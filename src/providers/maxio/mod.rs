@@ -17,7 +17,6 @@
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::Value;
 
 mod api;
@@ -29,13 +28,11 @@ use mapping::{api_rank, change_time, observe_resource};
 use webhook::{customer_to_read, parse_event, primary_resource, SIGNATURE_HEADER};
 pub use webhook::{decode_form, sign, verify_signature};
 
-use super::info::{ProviderInfo, Stream};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::minor_units::{id_text, Obj};
 use super::rate_limit::{Backoff, Hint};
-use super::{
-    ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
-    VerifyError,
-};
+use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
 /// The Maxio provider.
@@ -50,7 +47,11 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // No documented number; a third-party figure of 10,000 requests per hour is ~2.8/s.
     default_rate_limit: 2,
     lag_allowance: Duration::from_secs(60),
-    basic_auth_webhooks: false,
+    // No timestamp is signed: the time arguments do not apply (see the module doc on replay).
+    webhook_auth: WebhookAuth::Signed {
+        header: SIGNATURE_HEADER,
+        verify: |header, body, secrets, _, _| verify_signature(header, body, secrets),
+    },
     // No rate-limit headers beyond an occasional `Retry-After`: back off for a while.
     backoff: Backoff {
         hints: &[Hint::Wait("retry-after")],
@@ -64,26 +65,24 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::whole("credit_notes", ObjectType::CreditNote),
         Stream::windowed("transactions", ObjectType::Transaction),
     ],
+    // HTTP Basic with the API key as user name and `x` as password; unversioned.
+    api: Api {
+        auth: ApiAuth::basic("x", Some(Header::fixed("Accept", "application/json"))),
+        lists: Lists::new(api::list_request, api::parse_list).by_page(api::parse_list_page),
+        sweeps: Sweeps::new(api::sweep_request, api::parse_sweep),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        // A customer's billing address: one page of its payment profiles.
+        sub_reads: SubReads::new(
+            billing_address::sub_reads,
+            |_read, body| billing_address::parse_sub_page(body),
+            |customer, _part, profiles| billing_address::merge_sub(customer, profiles),
+        ),
+    },
 };
 
 impl Provider for Maxio {
     fn info(&self) -> &'static ProviderInfo {
         &INFO
-    }
-
-    fn verify_signature(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secrets: &[String],
-        _now_secs: i64,
-        _tolerance_secs: i64,
-    ) -> Result<(), VerifyError> {
-        let header = headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(VerifyError::InvalidSignature)?;
-        verify_signature(header, body, secrets)
     }
 
     /// `occurred_at` is the primary payload object's `updated_at` (else `created_at`); with
@@ -192,56 +191,6 @@ impl Provider for Maxio {
         })
     }
 
-    /// HTTP Basic with the API key as user name and `x` as password.
-    fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-        api_key: &str,
-        _api_version: &str,
-    ) -> reqwest::RequestBuilder {
-        request
-            .basic_auth(api_key, Some("x"))
-            .header("Accept", "application/json")
-    }
-
-    /// See [`api::list_request`].
-    fn list_request(
-        &self,
-        stream: &str,
-        window: (i64, i64),
-        cursor: Option<&str>,
-        page_size: u32,
-    ) -> ApiRequest {
-        api::list_request(stream, window, cursor, page_size)
-    }
-
-    /// See [`api::parse_list`].
-    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        api::parse_list(body)
-    }
-
-    /// See [`api::parse_list_page`].
-    fn parse_list_page(&self, request: &ApiRequest, body: &[u8]) -> Result<ListPage, ParseError> {
-        api::parse_list_page(request, body)
-    }
-
-    /// See [`api::sweep_request`].
-    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        api::sweep_request(since, cursor)
-    }
-
-    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        api::parse_sweep(body)
-    }
-
-    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        api::fetch_request(object_type, provider_id)
-    }
-
-    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
-        api::parse_object(body)
-    }
-
     /// `object` is a wrapped resource (`{"subscription": {...}}`), as lists and
     /// [`Provider::parse_object`] return them.
     fn observe_object(
@@ -255,17 +204,5 @@ impl Provider for Maxio {
         let lag = self.api_lag_allowance().as_micros() as i64;
         let observed = observe_resource(resource, inner, false, read_at.saturating_sub(lag), None)?;
         Ok(observed.map(|o| api_rank(o, read_at, lag)))
-    }
-
-    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
-        billing_address::sub_reads(answer)
-    }
-
-    fn parse_sub_page(&self, _read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
-        billing_address::parse_sub_page(body)
-    }
-
-    fn merge_sub(&self, object: &mut Value, _part: &str, items: Vec<Value>) {
-        billing_address::merge_sub(object, items)
     }
 }

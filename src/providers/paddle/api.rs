@@ -7,6 +7,9 @@
 use serde_json::Value;
 
 use crate::model::time::{parse_rfc3339, secs_to_rfc3339};
+use crate::model::ObjectType;
+use crate::providers::info::ListQuery;
+use crate::providers::json_answer::{self, after_last_id};
 use crate::providers::subreads::item_pointer;
 use crate::providers::{ApiRequest, ListPage, ParseError, SubPage, SubRead};
 
@@ -33,22 +36,17 @@ fn paged(path: String, per_page: u32, after: Option<&str>) -> ApiRequest {
 
 /// A page of `stream`: transactions created in `window`; the others whole. Customers list
 /// only `active` ones unless asked, so archived ones are asked for too.
-pub fn list_request(
-    stream: &str,
-    window: (i64, i64),
-    cursor: Option<&str>,
-    page_size: u32,
-) -> ApiRequest {
-    let mut request = paged(format!("/{stream}"), page_size, cursor);
-    match stream {
+pub fn list_request(list: &ListQuery) -> ApiRequest {
+    let mut request = paged(format!("/{}", list.stream), list.page_size, list.cursor);
+    match list.stream {
         "transactions" => {
             let at = |secs| secs_to_rfc3339(secs).unwrap_or_default();
             request
                 .query
-                .push(("created_at[GTE]".to_owned(), at(window.0)));
+                .push(("created_at[GTE]".to_owned(), at(list.window.0)));
             request
                 .query
-                .push(("created_at[LT]".to_owned(), at(window.1)));
+                .push(("created_at[LT]".to_owned(), at(list.window.1)));
         }
         "customers" => request
             .query
@@ -60,27 +58,12 @@ pub fn list_request(
 
 /// A Paddle list page: `data`, and the next page after its last id when `has_more`.
 pub fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v = super::json(body)?;
-    let objects = v
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ParseError("list has no `data` array".into()))?;
-    let has_more = v
-        .pointer("/meta/pagination/has_more")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let last = objects.last();
-    let next_cursor = match (
-        has_more,
-        last.and_then(|o| o.get("id")).and_then(Value::as_str),
-    ) {
-        (true, Some(id)) => Some(id.to_owned()),
-        (true, None) => return Err(ParseError("`has_more` with no last entity id".into())),
-        (false, _) => None,
-    };
+    let v = json_answer::parse(body, "answer")?;
+    let objects = json_answer::array(&v, "data", "list has no `data` array")?;
+    let next_cursor = after_last_id(has_more(&v), &objects, "entity")?;
     Ok(ListPage {
-        reached: last
+        reached: objects
+            .last()
             .and_then(|o| o.get("created_at"))
             .and_then(Value::as_str)
             .and_then(parse_rfc3339)
@@ -90,10 +73,71 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
     })
 }
 
+/// Whether a list answer says another page follows.
+fn has_more(answer: &Value) -> bool {
+    answer
+        .pointer("/meta/pagination/has_more")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
 /// A page of `/events` after `cursor` (the last event id read), oldest first. Paddle's
 /// events list has no time filter: the cursor is the position ("Sweeps").
 pub fn sweep_request(cursor: Option<&str>) -> ApiRequest {
     paged("/events".into(), MOST_PER_PAGE, cursor)
+}
+
+/// An `/events` page: the events, and the next page after the last event id when
+/// `has_more`.
+pub fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+    let v = json_answer::parse(body, "answer")?;
+    let events = json_answer::array(&v, "data", "events list has no `data` array")?;
+    let next = events
+        .last()
+        .and_then(|e| e.get("event_id"))
+        .and_then(Value::as_str)
+        .filter(|_| has_more(&v))
+        .map(str::to_owned);
+    Ok((json_answer::event_bodies(&events)?, next))
+}
+
+/// Paddle has no "get an adjustment" operation: an adjustment is read as a one-id list
+/// (`GET /adjustments?id=adj_...`), everything else with `GET /{entities}/{id}`.
+pub fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {
+    let collection = match object_type {
+        ObjectType::Customer => "customers",
+        ObjectType::Invoice => "transactions",
+        ObjectType::CreditNote => {
+            return ApiRequest {
+                path: "/adjustments".into(),
+                query: vec![("id".into(), provider_id.to_owned())],
+            }
+        }
+        ObjectType::Subscription => "subscriptions",
+        ObjectType::Transaction => "transactions",
+    };
+    ApiRequest {
+        path: format!("/{collection}/{provider_id}"),
+        query: Vec::new(),
+    }
+}
+
+/// The entity of a get (`data` is the entity) or of a one-id list (`data` holds it; an
+/// empty list is an entity the API does not show yet, so the read is asked again).
+pub fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
+    let v = json_answer::parse(body, "answer")?;
+    let entity = match v.get("data") {
+        Some(Value::Array(list)) => match &list[..] {
+            [one] => Some(one),
+            [] => return Err(ParseError("the list does not show the entity yet".into())),
+            _ => return Err(ParseError("a one-id list answered several entities".into())),
+        },
+        other => other,
+    };
+    entity
+        .filter(|d| d.get("id").and_then(Value::as_str).is_some())
+        .cloned()
+        .ok_or_else(|| ParseError("answer has no `data` entity with an `id`".into()))
 }
 
 /// The id of the last event of an `/events` page: where the next sweep resumes.
@@ -161,22 +205,23 @@ pub fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Paddle;
     use super::*;
     use serde_json::json;
 
     #[test]
     fn a_backfill_lists_every_kind_and_only_transactions_by_time() {
         assert_eq!(super::super::INFO.streams.len(), 4);
-        let txn = list_request("transactions", (0, 86_400), Some("txn_2"), 500);
+        let txn = Paddle.list_request("transactions", (0, 86_400), Some("txn_2"), 500);
         assert!(txn.query.contains(&("per_page".into(), "200".into())));
         assert!(txn.query.contains(&("after".into(), "txn_2".into())));
         assert!(txn.query.iter().any(|(k, _)| k == "created_at[GTE]"));
-        let ctm = list_request("customers", (0, 86_400), None, 100);
+        let ctm = Paddle.list_request("customers", (0, 86_400), None, 100);
         assert!(ctm.query.iter().all(|(k, _)| !k.starts_with("created_at")));
         assert!(ctm
             .query
             .contains(&("status".into(), "active,archived".into())));
-        let adj = list_request("adjustments", (0, 86_400), None, 100);
+        let adj = Paddle.list_request("adjustments", (0, 86_400), None, 100);
         assert_eq!(adj.path, "/adjustments");
         use crate::providers::Provider;
         let windowed = |s| super::super::Paddle.stream_windowed(s);

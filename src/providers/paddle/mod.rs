@@ -17,15 +17,12 @@ mod webhook;
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::info::{ProviderInfo, Stream};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::rate_limit::{Backoff, Hint};
-use super::{
-    ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
-    VerifyError,
-};
+use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
 use webhook::parse_event;
@@ -40,7 +37,10 @@ pub const INFO: ProviderInfo = ProviderInfo {
     default_rate_limit: 4,
     // Entities carry their own update time, so a read is ordered by it, not by this.
     lag_allowance: Duration::from_secs(30),
-    basic_auth_webhooks: false,
+    webhook_auth: WebhookAuth::Signed {
+        header: "paddle-signature",
+        verify: verify_header,
+    },
     // `Retry-After` in seconds; without it, wait out the minute the limit counts over.
     backoff: Backoff {
         hints: &[Hint::Wait("retry-after")],
@@ -54,159 +54,51 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("transactions", ObjectType::Invoice),
         Stream::whole("adjustments", ObjectType::CreditNote),
     ],
+    api: Api {
+        auth: ApiAuth::bearer(Some(Header::version("Paddle-Version"))),
+        lists: Lists::new(api::list_request, api::parse_list),
+        // The events list has no time filter: a sweep resumes after the last event read.
+        sweeps: Sweeps::new(
+            |_since, cursor| api::sweep_request(cursor),
+            api::parse_sweep,
+        )
+        .resuming(api::last_event_id),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        sub_reads: SubReads::new(api::sub_reads, api::parse_sub_page, api::merge_sub),
+    },
 };
 
 /// The Paddle Billing provider.
 pub struct Paddle;
-
-fn json(body: &[u8]) -> Result<Value, ParseError> {
-    serde_json::from_slice(body).map_err(|e| ParseError(format!("answer is not JSON: {e}")))
-}
 
 impl Provider for Paddle {
     fn info(&self) -> &'static ProviderInfo {
         &INFO
     }
 
-    fn verify_signature(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secrets: &[String],
-        now_secs: i64,
-        tolerance_secs: i64,
-    ) -> Result<(), VerifyError> {
-        let header = headers
-            .get("paddle-signature")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(VerifyError::InvalidSignature)?;
-        verify_header(header, body, secrets, now_secs, tolerance_secs)
-    }
-
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        let e = parse_event(body)?;
-        Ok(Envelope {
-            event_id: e.id,
-            event_type: e.event_type,
-            occurred_at: e.occurred_at,
-        })
+        Ok(parse_event(body)?.envelope)
     }
 
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
         let e = parse_event(body)?;
-        match e.data {
-            Some(data) => mapping::observe(&data, e.occurred_at),
-            None => Ok(None),
-        }
+        let at = e.envelope.occurred_at;
+        e.object
+            .map_or(Ok(None), |data| mapping::observe(&data, at))
     }
 
     /// `address.*` and `business.*` events carry the address or business, not its customer:
     /// the customer is read whole (with every address and business).
     fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
         let e = parse_event(body).ok()?;
-        let (entity, _) = e.event_type.split_once('.')?;
+        let (entity, _) = e.envelope.event_type.split_once('.')?;
         if !matches!(entity, "address" | "business") {
             return None;
         }
-        let customer = e.data?.get("customer_id")?.as_str()?.to_owned();
+        let customer = e.object?.get("customer_id")?.as_str()?.to_owned();
         mapping::object_type(&customer)
             .filter(|t| *t == ObjectType::Customer)
             .map(|t| (t, customer))
-    }
-
-    fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-        api_key: &str,
-        api_version: &str,
-    ) -> reqwest::RequestBuilder {
-        request
-            .bearer_auth(api_key)
-            .header("Paddle-Version", api_version)
-    }
-
-    fn list_request(
-        &self,
-        stream: &str,
-        window: (i64, i64),
-        cursor: Option<&str>,
-        page_size: u32,
-    ) -> ApiRequest {
-        api::list_request(stream, window, cursor, page_size)
-    }
-
-    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        api::parse_list(body)
-    }
-
-    fn sweep_request(&self, _since: i64, cursor: Option<&str>) -> ApiRequest {
-        api::sweep_request(cursor)
-    }
-
-    fn sweep_resume(&self, body: &[u8]) -> Option<String> {
-        api::last_event_id(body)
-    }
-
-    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        let v = json(body)?;
-        let events = v
-            .get("data")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ParseError("events list has no `data` array".into()))?;
-        let bodies = events
-            .iter()
-            .map(|e| serde_json::to_vec(e).map_err(|e| ParseError(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let has_more = v
-            .pointer("/meta/pagination/has_more")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let next = events
-            .last()
-            .and_then(|e| e.get("event_id"))
-            .and_then(Value::as_str)
-            .filter(|_| has_more)
-            .map(str::to_owned);
-        Ok((bodies, next))
-    }
-
-    /// Paddle has no "get an adjustment" operation: an adjustment is read as a one-id list
-    /// (`GET /adjustments?id=adj_...`), everything else with `GET /{entities}/{id}`.
-    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        let collection = match object_type {
-            ObjectType::Customer => "customers",
-            ObjectType::Invoice => "transactions",
-            ObjectType::CreditNote => {
-                return ApiRequest {
-                    path: "/adjustments".into(),
-                    query: vec![("id".into(), provider_id.to_owned())],
-                }
-            }
-            ObjectType::Subscription => "subscriptions",
-            ObjectType::Transaction => "transactions",
-        };
-        ApiRequest {
-            path: format!("/{collection}/{provider_id}"),
-            query: Vec::new(),
-        }
-    }
-
-    /// The entity of a get (`data` is the entity) or of a one-id list (`data` holds it; an
-    /// empty list is an entity the API does not show yet, so the read is asked again).
-    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
-        let v = json(body)?;
-        let entity = match v.get("data") {
-            Some(Value::Array(list)) => match &list[..] {
-                [one] => Some(one),
-                [] => return Err(ParseError("the list does not show the entity yet".into())),
-                _ => return Err(ParseError("a one-id list answered several entities".into())),
-            },
-            other => other,
-        };
-        entity
-            .filter(|d| d.get("id").and_then(Value::as_str).is_some())
-            .cloned()
-            .ok_or_else(|| ParseError("answer has no `data` entity with an `id`".into()))
     }
 
     fn observe_object(
@@ -214,20 +106,7 @@ impl Provider for Paddle {
         object: &Value,
         read_at: i64,
     ) -> Result<Option<Observation>, ParseError> {
-        let lag = self.api_lag_allowance().as_micros() as i64;
-        mapping::observe(object, read_at.saturating_sub(lag))
-    }
-
-    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
-        api::sub_reads(answer)
-    }
-
-    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
-        api::parse_sub_page(read, body)
-    }
-
-    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
-        api::merge_sub(object, part, items)
+        mapping::observe(object, INFO.lagged(read_at))
     }
 }
 

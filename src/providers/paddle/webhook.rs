@@ -6,12 +6,9 @@
 use serde_json::Value;
 
 use crate::model::time::parse_rfc3339;
-use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
-use crate::providers::{ParseError, VerifyError};
-
-fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b":", body])
-}
+use crate::providers::json_answer;
+use crate::providers::signing::{check, hex_mac, timestamped};
+use crate::providers::{CarriedEvent, Envelope, ParseError, VerifyError};
 
 /// Verifies a `Paddle-Signature` header as paddle-python-sdk's `Verifier` does, except that
 /// unknown keys are ignored rather than refused (a future `h2` must not break intake): the
@@ -23,51 +20,27 @@ pub fn verify_header(
     now_secs: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
-    let mut timestamp: Option<&str> = None;
-    let mut signatures: Vec<[u8; 32]> = Vec::new();
-    for item in header.split(';') {
-        let Some((key, value)) = item.trim().split_once('=') else {
-            continue;
-        };
-        match key {
-            "ts" if timestamp.is_none() => timestamp = Some(value),
-            "h1" => signatures.extend(hex_signature(value)),
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or(VerifyError::InvalidSignature)?;
-    let ts: i64 = timestamp
-        .parse()
-        .map_err(|_| VerifyError::InvalidSignature)?;
+    let (timestamp, ts, signatures) = timestamped(header.split(';').map(str::trim), "ts", "h1")?;
     // The SDK checks the clock before the HMAC, in both directions.
     if now_secs.saturating_sub(ts) > tolerance_secs || ts.saturating_sub(now_secs) > tolerance_secs
     {
         return Err(VerifyError::StaleTimestamp);
     }
-    if any_signed(secrets, &[timestamp.as_bytes(), b":", body], &signatures) {
-        Ok(())
-    } else {
-        Err(VerifyError::InvalidSignature)
-    }
+    check(secrets, &[timestamp.as_bytes(), b":", body], &signatures)
 }
 
 /// A `Paddle-Signature` header for `body` at `ts` (for the simulator and tests).
 pub fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
     let ts = ts.to_string();
-    format!("ts={ts};h1={}", hex::encode(mac(secret, &ts, body)))
+    format!(
+        "ts={ts};h1={}",
+        hex_mac(secret, &[ts.as_bytes(), b":", body])
+    )
 }
 
-/// The parts of a Paddle event billsync reads.
-pub(super) struct PaddleEvent {
-    pub(super) id: String,
-    pub(super) event_type: String,
-    pub(super) occurred_at: i64,
-    pub(super) data: Option<Value>,
-}
-
-pub(super) fn parse_event(body: &[u8]) -> Result<PaddleEvent, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+/// A Paddle event: its envelope, and the entity after the change (`data`).
+pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
+    let v = json_answer::parse(body, "body")?;
     let text = |key: &str| {
         v.get(key)
             .and_then(Value::as_str)
@@ -80,11 +53,14 @@ pub(super) fn parse_event(body: &[u8]) -> Result<PaddleEvent, ParseError> {
     let occurred_at = parse_rfc3339(text("occurred_at")?)
         .ok_or_else(|| ParseError("`occurred_at` is not RFC 3339".into()))?;
     let data = v.get("data").filter(|d| d.is_object()).cloned();
-    Ok(PaddleEvent {
-        id,
+    let envelope = Envelope {
+        event_id: id,
         event_type,
         occurred_at,
-        data,
+    };
+    Ok(CarriedEvent {
+        envelope,
+        object: data,
     })
 }
 

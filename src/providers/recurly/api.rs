@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use super::{mapping, INFO};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::ObjectType;
+use crate::providers::info::ListQuery;
+use crate::providers::json_answer;
 use crate::providers::major_units::Fields;
 use crate::providers::subreads::item_pointer;
 use crate::providers::{content_tag, ApiRequest, ListPage, ParseError, SubPage, SubRead};
@@ -21,29 +23,24 @@ pub(super) const SWEEP_START: &str = "start:";
 /// The sub-read part: an invoice's line items past the embedded ones.
 pub(super) const LINE_ITEMS: &str = "line_items";
 
-pub(super) fn list_request(
-    stream: &str,
-    window: (i64, i64),
-    cursor: Option<&str>,
-    page_size: u32,
-) -> ApiRequest {
-    if let Some(next) = cursor {
+pub(super) fn list_request(list: &ListQuery) -> ApiRequest {
+    if let Some(next) = list.cursor {
         return next_request(next);
     }
     let mut query = vec![
-        ("limit".to_owned(), page_size.clamp(1, 200).to_string()),
+        ("limit".to_owned(), list.page_size.clamp(1, 200).to_string()),
         ("sort".to_owned(), "updated_at".to_owned()),
         ("order".to_owned(), "asc".to_owned()),
     ];
-    if let Some(t) = secs_to_rfc3339(window.0) {
+    if let Some(t) = secs_to_rfc3339(list.window.0) {
         query.push(("begin_time".to_owned(), t));
     }
     // `end_time` is inclusive; the window's end is not.
-    if let Some(t) = micros_to_rfc3339(window.1.saturating_mul(1_000_000).saturating_sub(1)) {
+    if let Some(t) = micros_to_rfc3339(list.window.1.saturating_mul(1_000_000).saturating_sub(1)) {
         query.push(("end_time".to_owned(), t));
     }
     ApiRequest {
-        path: format!("/{stream}"),
+        path: format!("/{}", list.stream),
         query,
     }
 }
@@ -71,15 +68,17 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
     }
 }
 
+/// A sweep page read without its request: taken as a page of invoices.
+pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+    let invoices = sweep_request(0, Some(&format!("{SWEEP_START}invoices")));
+    parse_sweep_page(&invoices, body)
+}
+
 pub(super) fn parse_sweep_page(
     request: &ApiRequest,
     body: &[u8],
 ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let stream = request
-        .path
-        .strip_prefix('/')
-        .and_then(|s| INFO.stream_position(s))
-        .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
+    let stream = INFO.swept_stream(request, "/")?;
     let page = parse_list(body)?;
     let mut events = Vec::with_capacity(page.objects.len());
     for object in page.objects {
@@ -95,20 +94,19 @@ pub(super) fn parse_sweep_page(
         // `updated_at` has whole seconds: two states of one object can share it (and a
         // lagging API shows the older one first), so the id names the content too, or the
         // newer state would be dropped as a duplicate of the older one.
-        let event = json!({
+        events.push(json!({
             "id": format!("sweep:{kind}:{id}:{updated}:{}", content_tag(&object)),
             "object_type": SWEEP_OBJECT_TYPE,
             "event_type": kind,
             "event_time": updated,
             "object": object,
-        });
-        events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
+        }));
     }
     let next = page.next_cursor.or_else(|| {
         INFO.stream_name(stream + 1)
             .map(|s| format!("{SWEEP_START}{s}"))
     });
-    Ok((events, next))
+    Ok((json_answer::event_bodies(&events)?, next))
 }
 
 pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {
@@ -160,8 +158,7 @@ pub(super) fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
 }
 
 pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "object")?;
     if v.get("object").and_then(Value::as_str).is_none() || v.get("error").is_some() {
         return Err(ParseError("answer is not a Recurly object".into()));
     }
@@ -170,13 +167,8 @@ pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
 
 /// `{has_more, next, data}`; the cursor is the `next` path itself.
 pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
-    let objects = v
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ParseError("answer is not a Recurly list (no `data`)".into()))?;
+    let v = json_answer::parse(body, "list")?;
+    let objects = json_answer::array(&v, "data", "answer is not a Recurly list (no `data`)")?;
     let has_more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
     let next_cursor = match (has_more, v.get("next").and_then(Value::as_str)) {
         (true, Some(next)) if !next.is_empty() => Some(next.to_owned()),

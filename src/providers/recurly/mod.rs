@@ -27,18 +27,14 @@ mod webhook;
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::info::{ProviderInfo, Stream};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::major_units::Fields;
 use super::rate_limit::{Backoff, Hint};
-use super::{
-    ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
-    VerifyError,
-};
+use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
-use api::{parse_list, SWEEP_START};
 use webhook::parse_event;
 
 pub use webhook::{sign, verify_header};
@@ -54,7 +50,10 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // Production: 1,000 GET/min over a sliding 5-minute window (sandbox 400/min).
     default_rate_limit: 16,
     lag_allowance: Duration::from_secs(60),
-    basic_auth_webhooks: false,
+    webhook_auth: WebhookAuth::Signed {
+        header: "recurly-signature",
+        verify: verify_header,
+    },
     // `Retry-After` when sent, else `X-RateLimit-Reset`, the Unix time the window resets.
     backoff: Backoff {
         hints: &[
@@ -69,7 +68,17 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("subscriptions", ObjectType::Subscription),
         Stream::windowed("transactions", ObjectType::Transaction),
     ],
+    api: Api {
+        auth: ApiAuth::basic("", Some(RECURLY_ACCEPT)),
+        lists: Lists::new(api::list_request, api::parse_list),
+        sweeps: Sweeps::new(api::sweep_request, api::parse_sweep).by_page(api::parse_sweep_page),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        sub_reads: SubReads::new(api::sub_reads, api::parse_sub_page, api::merge_sub),
+    },
 };
+
+/// Recurly's API version is a media type: `Accept: application/vnd.recurly.<version>`.
+const RECURLY_ACCEPT: Header = Header::prefixed_version("Accept", "application/vnd.recurly.");
 
 /// The handle prefixes Recurly's API accepts in place of an `id` (`/accounts/code-{code}`).
 const HANDLES: &[&str] = &["code-", "number-", "uuid-"];
@@ -79,35 +88,15 @@ impl Provider for Recurly {
         &INFO
     }
 
-    fn verify_signature(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secrets: &[String],
-        now_secs: i64,
-        tolerance_secs: i64,
-    ) -> Result<(), VerifyError> {
-        let header = headers
-            .get("recurly-signature")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(VerifyError::InvalidSignature)?;
-        verify_header(header, body, secrets, now_secs, tolerance_secs)
-    }
-
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        let event = parse_event(body)?;
-        Ok(Envelope {
-            event_id: event.id,
-            event_type: format!("{}.{}", event.object_type, event.event_type),
-            occurred_at: event.occurred_at,
-        })
+        Ok(parse_event(body)?.envelope)
     }
 
     fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
         let event = parse_event(body)?;
         match event.object {
             // A swept object: mapped like any API read of it.
-            Some(object) => mapping::observe(&object, event.occurred_at),
+            Some(object) => mapping::observe(&object, event.envelope.occurred_at),
             // Webhooks are thin: the object is fetched (see `thin_reference`).
             None => Ok(None),
         }
@@ -134,83 +123,21 @@ impl Provider for Recurly {
         HANDLES.iter().any(|h| provider_id.starts_with(h))
     }
 
-    fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-        api_key: &str,
-        api_version: &str,
-    ) -> reqwest::RequestBuilder {
-        request
-            .basic_auth(api_key, Some(""))
-            .header("Accept", format!("application/vnd.recurly.{api_version}"))
-    }
-
-    fn list_request(
-        &self,
-        stream: &str,
-        window: (i64, i64),
-        cursor: Option<&str>,
-        page_size: u32,
-    ) -> ApiRequest {
-        api::list_request(stream, window, cursor, page_size)
-    }
-
-    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        parse_list(body)
-    }
-
-    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        api::sweep_request(since, cursor)
-    }
-
-    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        let invoices = self.sweep_request(0, Some(&format!("{SWEEP_START}invoices")));
-        self.parse_sweep_page(&invoices, body)
-    }
-
-    fn parse_sweep_page(
-        &self,
-        request: &ApiRequest,
-        body: &[u8],
-    ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        api::parse_sweep_page(request, body)
-    }
-
-    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        api::fetch_request(object_type, provider_id)
-    }
-
-    /// See [`api::sub_reads`].
-    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
-        api::sub_reads(answer)
-    }
-
-    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
-        api::parse_sub_page(read, body)
-    }
-
-    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
-        api::merge_sub(object, part, items)
-    }
-
-    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
-        api::parse_object(body)
-    }
-
     fn observe_object(
         &self,
         object: &Value,
         read_at: i64,
     ) -> Result<Option<Observation>, ParseError> {
         // Objects carry `updated_at`; an object without one is as old as the API may lag.
-        let lag = self.api_lag_allowance().as_micros() as i64;
-        mapping::observe(object, read_at.saturating_sub(lag))
+        mapping::observe(object, INFO.lagged(read_at))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::VerifyError;
+    use axum::http::HeaderMap;
 
     pub(super) const OFFICIAL_BODY: &[u8] = br#"{"id":"rjxwmwedwqug","object_type":"account","site_id":"qc326l1hl8k9","event_type":"created","event_time":"2022-09-13T21:18:40Z","account_code":"adfas23zzz14123"}"#;
 

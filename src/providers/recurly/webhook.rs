@@ -10,12 +10,8 @@ use serde_json::Value;
 use super::api::SWEEP_OBJECT_TYPE;
 use crate::model::time::parse_rfc3339;
 use crate::providers::major_units::Fields;
-use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
-use crate::providers::{ParseError, VerifyError};
-
-fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body])
-}
+use crate::providers::signing::{check, hex_mac, hex_signature};
+use crate::providers::{CarriedEvent, Envelope, ParseError, VerifyError};
 
 /// Verifies a `recurly-signature` header value. `now_secs` and `tolerance_secs` are seconds;
 /// the header's timestamp is milliseconds.
@@ -40,34 +36,18 @@ pub fn verify_header(
         return Err(VerifyError::StaleTimestamp);
     }
     let signatures: Vec<[u8; 32]> = parts.filter_map(|s| hex_signature(s.trim())).collect();
-    if signatures.is_empty() {
-        return Err(VerifyError::InvalidSignature);
-    }
-    if any_signed(secrets, &[timestamp.as_bytes(), b".", body], &signatures) {
-        Ok(())
-    } else {
-        Err(VerifyError::InvalidSignature)
-    }
+    check(secrets, &[timestamp.as_bytes(), b".", body], &signatures)
 }
 
 /// Makes a `recurly-signature` header value (for the simulator and tests).
 pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
-    format!(
-        "{timestamp_ms},{}",
-        hex::encode(mac(secret, &timestamp_ms.to_string(), body))
-    )
+    let ms = timestamp_ms.to_string();
+    format!("{ms},{}", hex_mac(secret, &[ms.as_bytes(), b".", body]))
 }
 
-/// The parts of a Recurly webhook (or swept object envelope) billsync reads.
-pub(super) struct RecurlyEvent {
-    pub(super) id: String,
-    pub(super) object_type: String,
-    pub(super) event_type: String,
-    pub(super) occurred_at: i64,
-    pub(super) object: Option<Value>,
-}
-
-pub(super) fn parse_event(body: &[u8]) -> Result<RecurlyEvent, ParseError> {
+/// A Recurly webhook (or swept object envelope): its envelope (the type is
+/// `{object_type}.{event_type}`) and, for a swept one, the object.
+pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ParseError(format!("body is not JSON (XML webhooks are unsigned): {e}")))?;
     let e = Fields(&value);
@@ -94,13 +74,12 @@ pub(super) fn parse_event(body: &[u8]) -> Result<RecurlyEvent, ParseError> {
     } else {
         None
     };
-    Ok(RecurlyEvent {
-        id,
-        object_type,
-        event_type,
+    let envelope = Envelope {
+        event_id: id,
+        event_type: format!("{object_type}.{event_type}"),
         occurred_at,
-        object,
-    })
+    };
+    Ok(CarriedEvent { envelope, object })
 }
 
 #[cfg(test)]

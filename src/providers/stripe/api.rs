@@ -3,29 +3,27 @@
 
 use serde_json::Value;
 
+use crate::model::ObjectType;
+use crate::providers::info::ListQuery;
+use crate::providers::json_answer::{self, after_last_id};
 use crate::providers::subreads::item_pointer;
 use crate::providers::{ApiRequest, ListPage, ParseError, SubPage, SubRead};
 
-pub fn list_request(
-    stream: &str,
-    window: (i64, i64),
-    cursor: Option<&str>,
-    page_size: u32,
-) -> ApiRequest {
+pub fn list_request(list: &ListQuery) -> ApiRequest {
     let mut query = vec![
-        ("limit".to_owned(), page_size.clamp(1, 100).to_string()),
-        ("created[gte]".to_owned(), window.0.to_string()),
-        ("created[lt]".to_owned(), window.1.to_string()),
+        ("limit".to_owned(), list.page_size.clamp(1, 100).to_string()),
+        ("created[gte]".to_owned(), list.window.0.to_string()),
+        ("created[lt]".to_owned(), list.window.1.to_string()),
     ];
-    if let Some(c) = cursor {
+    if let Some(c) = list.cursor {
         query.push(("starting_after".to_owned(), c.to_owned()));
     }
-    if stream == "subscriptions" {
+    if list.stream == "subscriptions" {
         query.push(("status".to_owned(), "all".to_owned()));
     }
-    query.extend(expansion(stream, true));
+    query.extend(expansion(list.stream, true));
     ApiRequest {
-        path: format!("/v1/{stream}"),
+        path: format!("/v1/{}", list.stream),
         query,
     }
 }
@@ -46,31 +44,49 @@ pub fn events_request(since: i64, cursor: Option<&str>) -> ApiRequest {
 }
 
 pub fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "list")?;
     if v.get("object").and_then(Value::as_str) != Some("list") {
         return Err(ParseError("answer is not a Stripe list".into()));
     }
-    let objects = v
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ParseError("list has no `data`".into()))?;
+    let objects = json_answer::array(&v, "data", "list has no `data`")?;
     let has_more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
-    let last = objects.last();
-    let next_cursor = match (
-        has_more,
-        last.and_then(|o| o.get("id")).and_then(Value::as_str),
-    ) {
-        (true, Some(id)) => Some(id.to_owned()),
-        (true, None) => return Err(ParseError("`has_more` with no last object id".into())),
-        (false, _) => None,
-    };
+    let next_cursor = after_last_id(has_more, &objects, "object")?;
     Ok(ListPage {
-        reached: last.and_then(|o| o.get("created")).and_then(Value::as_i64),
+        reached: objects
+            .last()
+            .and_then(|o| o.get("created"))
+            .and_then(Value::as_i64),
         objects,
         next_cursor,
     })
+}
+
+/// An events page: a Stripe list of whole events.
+pub fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+    let page = parse_list(body)?;
+    Ok((json_answer::event_bodies(&page.objects)?, page.next_cursor))
+}
+
+/// A retrieve of one object; a transaction is a refund (`re_`) or a charge.
+pub fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {
+    let stream = match object_type {
+        ObjectType::Customer => "customers",
+        ObjectType::Invoice => "invoices",
+        ObjectType::CreditNote => "credit_notes",
+        ObjectType::Subscription => "subscriptions",
+        ObjectType::Transaction if provider_id.starts_with("re_") => "refunds",
+        ObjectType::Transaction => "charges",
+    };
+    retrieve_request(stream, provider_id)
+}
+
+/// A retrieved object: JSON with a string `id`.
+pub fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
+    let v = json_answer::parse(body, "object")?;
+    if v.get("id").and_then(Value::as_str).is_none() {
+        return Err(ParseError("answer has no object `id`".into()));
+    }
+    Ok(v)
 }
 
 /// The expansion a read of `stream` asks for: customers' `tax_ids` are left out of customer
@@ -196,11 +212,13 @@ pub fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Stripe;
     use super::*;
+    use crate::providers::Provider;
 
     #[test]
     fn list_request_windows_and_continues() {
-        let r = list_request("subscriptions", (10, 20), Some("sub_9"), 500);
+        let r = Stripe.list_request("subscriptions", (10, 20), Some("sub_9"), 500);
         assert_eq!(r.path, "/v1/subscriptions");
         assert!(r.query.contains(&("limit".into(), "100".into())));
         assert!(r.query.contains(&("created[gte]".into(), "10".into())));

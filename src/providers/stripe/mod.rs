@@ -7,15 +7,12 @@ mod webhook;
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::info::{ProviderInfo, Stream};
+use super::api_auth::{ApiAuth, Header};
+use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
 use super::rate_limit::{Backoff, Hint};
-use super::{
-    ApiRequest, Envelope, ListPage, ParseError, Provider, ProviderKind, SubPage, SubRead,
-    VerifyError,
-};
+use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
 use webhook::{parse_envelope, parse_event};
@@ -30,7 +27,10 @@ pub const INFO: ProviderInfo = ProviderInfo {
     default_rate_limit: 25,
     // Objects carry no update time: a read counts as of its time minus this.
     lag_allowance: Duration::from_secs(60),
-    basic_auth_webhooks: false,
+    webhook_auth: WebhookAuth::Signed {
+        header: "stripe-signature",
+        verify: verify_header,
+    },
     // Stripe sends no `Retry-After` as a rule: a short pause, or the header's.
     backoff: Backoff {
         hints: &[Hint::Wait("retry-after")],
@@ -44,6 +44,13 @@ pub const INFO: ProviderInfo = ProviderInfo {
         Stream::windowed("charges", ObjectType::Transaction),
         Stream::windowed("refunds", ObjectType::Transaction),
     ],
+    api: Api {
+        auth: ApiAuth::bearer(Some(Header::version("Stripe-Version"))),
+        lists: Lists::new(api::list_request, api::parse_list),
+        sweeps: Sweeps::new(api::events_request, api::parse_sweep),
+        fetches: Fetches::new(api::fetch_request, api::parse_object),
+        sub_reads: SubReads::new(api::sub_reads, api::parse_sub_page, api::merge_sub),
+    },
 };
 
 /// The Stripe provider.
@@ -52,21 +59,6 @@ pub struct Stripe;
 impl Provider for Stripe {
     fn info(&self) -> &'static ProviderInfo {
         &INFO
-    }
-
-    fn verify_signature(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secrets: &[String],
-        now_secs: i64,
-        tolerance_secs: i64,
-    ) -> Result<(), VerifyError> {
-        let header = headers
-            .get("stripe-signature")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(VerifyError::InvalidSignature)?;
-        verify_header(header, body, secrets, now_secs, tolerance_secs)
     }
 
     fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
@@ -105,78 +97,6 @@ impl Provider for Stripe {
         date.len() == 10
             && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
             && date >= "2011-01-01"
-    }
-
-    fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-        api_key: &str,
-        api_version: &str,
-    ) -> reqwest::RequestBuilder {
-        request
-            .bearer_auth(api_key)
-            .header("Stripe-Version", api_version)
-    }
-
-    fn list_request(
-        &self,
-        stream: &str,
-        window: (i64, i64),
-        cursor: Option<&str>,
-        page_size: u32,
-    ) -> ApiRequest {
-        api::list_request(stream, window, cursor, page_size)
-    }
-
-    fn parse_list(&self, body: &[u8]) -> Result<ListPage, ParseError> {
-        api::parse_list(body)
-    }
-
-    fn sweep_request(&self, since: i64, cursor: Option<&str>) -> ApiRequest {
-        api::events_request(since, cursor)
-    }
-
-    fn parse_sweep(&self, body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-        let page = api::parse_list(body)?;
-        let events = page
-            .objects
-            .iter()
-            .map(|e| serde_json::to_vec(e).map_err(|e| ParseError(e.to_string())))
-            .collect::<Result<_, _>>()?;
-        Ok((events, page.next_cursor))
-    }
-
-    fn fetch_request(&self, object_type: ObjectType, provider_id: &str) -> ApiRequest {
-        let stream = match object_type {
-            ObjectType::Customer => "customers",
-            ObjectType::Invoice => "invoices",
-            ObjectType::CreditNote => "credit_notes",
-            ObjectType::Subscription => "subscriptions",
-            ObjectType::Transaction if provider_id.starts_with("re_") => "refunds",
-            ObjectType::Transaction => "charges",
-        };
-        api::retrieve_request(stream, provider_id)
-    }
-
-    fn sub_reads(&self, answer: &Value) -> Vec<SubRead> {
-        api::sub_reads(answer)
-    }
-
-    fn parse_sub_page(&self, read: &SubRead, body: &[u8]) -> Result<SubPage, ParseError> {
-        api::parse_sub_page(read, body)
-    }
-
-    fn merge_sub(&self, object: &mut Value, part: &str, items: Vec<Value>) {
-        api::merge_sub(object, part, items)
-    }
-
-    fn parse_object(&self, body: &[u8]) -> Result<Value, ParseError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
-        if v.get("id").and_then(Value::as_str).is_none() {
-            return Err(ParseError("answer has no object `id`".into()));
-        }
-        Ok(v)
     }
 
     fn earliest_confirming_read(&self, change_order_key: i64) -> Option<i64> {

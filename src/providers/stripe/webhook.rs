@@ -5,12 +5,9 @@
 use serde_json::Value;
 
 use crate::model::time::secs_to_micros;
-use crate::providers::signing::{any_signed, hex_signature, hmac_sha256};
+use crate::providers::json_answer;
+use crate::providers::signing::{check, hex_mac, timestamped};
 use crate::providers::{Envelope, ParseError, VerifyError};
-
-fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body])
-}
 
 /// Verifies a `Stripe-Signature` header the way Stripe's own SDK does: parse, require a `t=`
 /// and at least one `v1=`, accept if any `v1` matches any secret (constant time), then refuse
@@ -22,29 +19,9 @@ pub fn verify_header(
     now_secs: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
-    let mut timestamp: Option<&str> = None;
-    let mut signatures: Vec<[u8; 32]> = Vec::new();
-    for item in header.split(',') {
-        let Some((key, value)) = item.split_once('=') else {
-            continue;
-        };
-        // Exactly as Stripe's SDK: no trimming, so `, v1=` names no `v1` scheme.
-        match key {
-            "t" if timestamp.is_none() => timestamp = Some(value),
-            "v1" => signatures.extend(hex_signature(value)),
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or(VerifyError::InvalidSignature)?;
-    let t: i64 = timestamp
-        .parse()
-        .map_err(|_| VerifyError::InvalidSignature)?;
-    if signatures.is_empty() {
-        return Err(VerifyError::InvalidSignature);
-    }
-    if !any_signed(secrets, &[timestamp.as_bytes(), b".", body], &signatures) {
-        return Err(VerifyError::InvalidSignature);
-    }
+    // Exactly as Stripe's SDK: no trimming, so `, v1=` names no `v1` scheme.
+    let (timestamp, t, signatures) = timestamped(header.split(','), "t", "v1")?;
+    check(secrets, &[timestamp.as_bytes(), b".", body], &signatures)?;
     if t < now_secs.saturating_sub(tolerance_secs) {
         return Err(VerifyError::StaleTimestamp);
     }
@@ -53,10 +30,8 @@ pub fn verify_header(
 
 /// Makes a `Stripe-Signature` header value (for the simulator, tests and benchmarks).
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac(secret, &timestamp.to_string(), body))
-    )
+    let t = timestamp.to_string();
+    format!("t={t},v1={}", hex_mac(secret, &[t.as_bytes(), b".", body]))
 }
 
 /// The parts of a Stripe event billsync reads.
@@ -130,8 +105,7 @@ pub(super) fn parse_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
 }
 
 pub(super) fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
-    let mut value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("body is not JSON: {e}")))?;
+    let mut value = json_answer::parse(body, "body")?;
     let (_, event_type, created) = check_head(
         value.get("id"),
         value.get("object"),

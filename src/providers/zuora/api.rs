@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use super::{mapping, INFO};
 use crate::model::time::micros_to_rfc3339;
 use crate::model::ObjectType;
+use crate::providers::info::ListQuery;
+use crate::providers::json_answer;
 use crate::providers::major_units::Fields;
 use crate::providers::{content_tag, AccessToken, ApiRequest, ListPage, ParseError, TokenRequest};
 
@@ -34,8 +36,7 @@ pub(super) fn token_request(api_key: &str) -> Option<TokenRequest> {
 }
 
 pub(super) fn parse_token(body: &[u8]) -> Result<AccessToken, ParseError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ParseError(format!("token answer is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "token answer")?;
     let token = Fields(&v)
         .s("access_token")
         .ok_or_else(|| ParseError("token answer has no `access_token`".into()))?;
@@ -50,35 +51,30 @@ pub(super) fn parse_token(body: &[u8]) -> Result<AccessToken, ParseError> {
     })
 }
 
-pub(super) fn list_request(
-    stream: &str,
-    window: (i64, i64),
-    cursor: Option<&str>,
-    page_size: u32,
-) -> ApiRequest {
+pub(super) fn list_request(list: &ListQuery) -> ApiRequest {
     // An expanded array is cut at the page size (docs/providers/zuora.md, "Items of long
     // invoices"): lists whose objects expand items are read at the cap `items` knows.
-    let page_size = if mapping::expands_items(stream) {
+    let page_size = if mapping::expands_items(list.stream) {
         MAX_PAGE
     } else {
-        page_size.clamp(1, MAX_PAGE)
+        list.page_size.clamp(1, MAX_PAGE)
     };
     let mut query = vec![
         ("pageSize".to_owned(), page_size.to_string()),
         ("sort[]".to_owned(), "updateddate.ASC".to_owned()),
     ];
-    if let Some(t) = micros_to_rfc3339(window.0.saturating_mul(1_000_000)) {
+    if let Some(t) = micros_to_rfc3339(list.window.0.saturating_mul(1_000_000)) {
         query.push(("filter[]".to_owned(), format!("updateddate.GE:{t}")));
     }
-    if let Some(t) = micros_to_rfc3339(window.1.saturating_mul(1_000_000)) {
+    if let Some(t) = micros_to_rfc3339(list.window.1.saturating_mul(1_000_000)) {
         query.push(("filter[]".to_owned(), format!("updateddate.LT:{t}")));
     }
-    query.extend(mapping::expand(stream));
-    if let Some(c) = cursor {
+    query.extend(mapping::expand(list.stream));
+    if let Some(c) = list.cursor {
         query.push(("cursor".to_owned(), c.to_owned()));
     }
     ApiRequest {
-        path: format!("/object-query/{stream}"),
+        path: format!("/object-query/{}", list.stream),
         query,
     }
 }
@@ -90,18 +86,24 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
         }
         _ => (INFO.streams[0].name, None),
     };
-    list_request(stream, (since, i64::MAX / 1_000_000), cursor, MAX_PAGE)
+    list_request(&ListQuery {
+        stream,
+        window: (since, i64::MAX / 1_000_000),
+        cursor,
+        page_size: MAX_PAGE,
+    })
+}
+
+/// A sweep page read without its request: taken as a page of invoices.
+pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+    parse_sweep_page(&sweep_request(0, Some("invoices|")), body)
 }
 
 pub(super) fn parse_sweep_page(
     request: &ApiRequest,
     body: &[u8],
 ) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let stream = request
-        .path
-        .strip_prefix("/object-query/")
-        .and_then(|s| INFO.stream_position(s))
-        .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))?;
+    let stream = INFO.swept_stream(request, "/object-query/")?;
     let page = parse_list(body)?;
     let mut events = Vec::with_capacity(page.objects.len());
     for object in page.objects {
@@ -118,7 +120,7 @@ pub(super) fn parse_sweep_page(
             .ok_or_else(|| ParseError("swept object has no `updatedDate`".into()))?
             .to_owned();
         let lower = kind.name().to_ascii_lowercase();
-        let event = json!({
+        events.push(json!({
             // `updatedDate` has whole seconds: the content tag keeps two states of one
             // second apart (else the newer one would be dropped as a duplicate).
             "notificationId": format!("sweep:{lower}:{id}:{updated}:{}", content_tag(&object)),
@@ -127,14 +129,13 @@ pub(super) fn parse_sweep_page(
             "objectType": kind.name(),
             "objectId": id,
             "object": object,
-        });
-        events.push(serde_json::to_vec(&event).map_err(|e| ParseError(e.to_string()))?);
+        }));
     }
     let next = match page.next_cursor {
         Some(c) => Some(format!("{}|{c}", INFO.streams[stream].name)),
         None => INFO.stream_name(stream + 1).map(|s| format!("{s}|")),
     };
-    Ok((events, next))
+    Ok((json_answer::event_bodies(&events)?, next))
 }
 
 pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {
@@ -159,8 +160,7 @@ pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRe
 }
 
 pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("object is not JSON: {e}")))?;
+    let v = json_answer::parse(body, "object")?;
     if Fields(&v).id("id").is_none() {
         return Err(ParseError("answer has no object `id`".into()));
     }
@@ -169,18 +169,9 @@ pub(super) fn parse_object(body: &[u8]) -> Result<Value, ParseError> {
 
 /// Object Query pages: `{"data": [...], "nextPage": "<cursor>"}`.
 pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError(format!("list is not JSON: {e}")))?;
-    let objects = v
-        .get("data")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ParseError("answer is not an Object Query page (no `data`)".into()))?;
-    let next_cursor = v
-        .get("nextPage")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+    let v = json_answer::parse(body, "list")?;
+    let objects = json_answer::array(&v, "data", "answer is not an Object Query page (no `data`)")?;
+    let next_cursor = json_answer::cursor(&v, "nextPage");
     let reached = objects
         .last()
         .and_then(|o| Fields(o).micros(&["updatedDate", "UpdatedDate"]))
