@@ -20,7 +20,8 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// The HMAC-SHA256 of `parts` keyed with `secret`, in hex: a signature as a provider sends
-/// it (for the simulator, tests and benchmarks).
+/// it. Only the `sign` functions, which tests and benchmarks use, call it; verification compares
+/// MACs without making hex (`check`).
 pub fn hex_mac(secret: &str, parts: &[&[u8]]) -> String {
     hex::encode(hmac_sha256(secret.as_bytes(), parts))
 }

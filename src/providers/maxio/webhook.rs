@@ -23,7 +23,7 @@ pub fn verify_signature(header: &str, body: &[u8], secrets: &[String]) -> Result
     check(secrets, &[body], &[sig])
 }
 
-/// Makes the signature header value (simulator and tests).
+/// Makes the signature header value (for tests; the simulator signs with its own code).
 pub fn sign(secret: &str, body: &[u8]) -> String {
     hex_mac(secret, &[body])
 }

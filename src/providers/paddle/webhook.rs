@@ -29,7 +29,7 @@ pub fn verify_header(
     check(secrets, &[timestamp.as_bytes(), b":", body], &signatures)
 }
 
-/// A `Paddle-Signature` header for `body` at `ts` (for the simulator and tests).
+/// A `Paddle-Signature` header for `body` at `ts` (for tests; the simulator signs with its own code).
 pub fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
     let ts = ts.to_string();
     format!(

@@ -39,7 +39,7 @@ pub fn verify_header(
     check(secrets, &[timestamp.as_bytes(), b".", body], &signatures)
 }
 
-/// Makes a `recurly-signature` header value (for the simulator and tests).
+/// Makes a `recurly-signature` header value (for tests; the simulator signs with its own code).
 pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
     let ms = timestamp_ms.to_string();
     format!("{ms},{}", hex_mac(secret, &[ms.as_bytes(), b".", body]))

@@ -28,7 +28,7 @@ pub fn verify_header(
     Ok(())
 }
 
-/// Makes a `Stripe-Signature` header value (for the simulator, tests and benchmarks).
+/// Makes a `Stripe-Signature` header value (for tests and benchmarks; the simulator signs with its own code).
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let t = timestamp.to_string();
     format!("t={t},v1={}", hex_mac(secret, &[t.as_bytes(), b".", body]))
