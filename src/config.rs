@@ -83,6 +83,9 @@ pub struct Config {
     pub intake_batch_max: usize,
     /// Concurrent intake transactions (1 fits SQLite's single writer).
     pub intake_writers: usize,
+    /// Milliseconds a small intake batch may wait for more while another is being committed
+    /// (`BILLSYNC_INTAKE_LINGER_MS`; never with one writer).
+    pub intake_linger_ms: u64,
     /// Seconds without work before a pair actor stops.
     pub actor_idle_secs: u64,
     /// Apply attempts before an inbox row is dead-lettered.
@@ -167,6 +170,7 @@ impl Default for Config {
             webhook_tolerance_secs: 300,
             intake_batch_max: 256,
             intake_writers: 0,
+            intake_linger_ms: 10,
             actor_idle_secs: 30,
             inbox_max_attempts: 10,
             provider_sync: true,

@@ -217,6 +217,7 @@ pub async fn run(
         supervisor_handle.clone(),
         config.intake_writer_count(),
         config.intake_batch_max,
+        Duration::from_millis(config.intake_linger_ms),
         intake_queue,
     );
     // SQS intake (issue 21): the sink the webhook handler uses, and this node's queue workers.

@@ -121,6 +121,8 @@ pub const SETTINGS: &[Setting] = &[
         |c, v| { c.intake_batch_max = number(v)?; Ok(()) }),
     setting!("intake_writers", "BILLSYNC_INTAKE_WRITERS", "0", "Concurrent intake transactions (0: 1 on SQLite, 4 on Postgres).", Plain,
         |c, v| { c.intake_writers = number(v)?; Ok(()) }),
+    setting!("intake_linger_ms", "BILLSYNC_INTAKE_LINGER_MS", "10", "Milliseconds a small intake batch waits for more webhooks while another intake transaction is committing (0: never; one writer never waits).", Plain,
+        |c, v| { c.intake_linger_ms = number(v)?; Ok(()) }),
     setting!("actor_idle_secs", "BILLSYNC_ACTOR_IDLE_SECS", "30", "Seconds without work before a connection's actor stops.", Plain,
         |c, v| { c.actor_idle_secs = number(v)?; Ok(()) }),
     setting!("inbox_max_attempts", "BILLSYNC_INBOX_MAX_ATTEMPTS", "10", "Apply attempts before an event is dead-lettered.", Plain,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use thiserror::Error;
 
-use super::{Batcher, Grouping, IntakeQueue, SubmitError};
+use super::{Batcher, Grouping, IntakeQueue, Linger, SubmitError};
 use crate::actors::SupervisorHandle;
 use crate::store::{IncomingEvent, IngestOutcome, Store};
 
@@ -31,19 +31,25 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts `writers` writer tasks committing up to `batch_max` events per transaction;
+    /// Starts `writers` writer tasks committing up to `batch_max` events per transaction, a
+    /// small batch waiting up to `linger` for more while another is being committed;
     /// `queue` counts the events waiting for one (applies yield to them).
     pub fn spawn(
         store: Arc<dyn Store>,
         supervisor: SupervisorHandle,
         writers: usize,
         batch_max: usize,
+        linger: Duration,
         queue: IntakeQueue,
     ) -> Self {
         let grouping = Intake {
             store,
             supervisor,
             batch_max: batch_max.max(1),
+            linger: Linger {
+                wait: linger,
+                fill: LINGER_FILL,
+            },
         };
         GroupCommit {
             batcher: Batcher::spawn(grouping, writers, batch_max.max(1) * writers.max(1) * 4),
@@ -82,11 +88,17 @@ struct Waiting {
     counted: Counted,
 }
 
-/// How intake is grouped: as many events as are waiting, up to `batch_max`.
+/// The batch size a lingering intake batch waits for. Measured with `scripts/bench` scenario 6
+/// (docs/cluster.md): a Postgres intake commit costs about the same for 4 events and for 32.
+const LINGER_FILL: usize = 32;
+
+/// How intake is grouped: as many events as are waiting, up to `batch_max`, a small batch
+/// lingering while another is being committed.
 struct Intake {
     store: Arc<dyn Store>,
     supervisor: SupervisorHandle,
     batch_max: usize,
+    linger: Linger,
 }
 
 #[async_trait]
@@ -100,6 +112,10 @@ impl Grouping for Intake {
 
     fn weight(&self, _: &Waiting) -> usize {
         1
+    }
+
+    fn linger(&self) -> Linger {
+        self.linger
     }
 
     async fn commit(&self, items: Vec<Waiting>) -> Vec<Self::Outcome> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 pub use apply::Committer;
 pub use intake::{GroupCommit, IntakeCommitError};
@@ -37,6 +37,32 @@ pub trait Grouping: Send + Sync + 'static {
 
     /// Writes the group; one outcome per item, in their order.
     async fn commit(&self, items: Vec<Self::Item>) -> Vec<Self::Outcome>;
+
+    /// How long a small group may wait for more while another group of this batcher is
+    /// being committed (see [`Linger`]); by default it never waits.
+    fn linger(&self) -> Linger {
+        Linger::NEVER
+    }
+}
+
+/// Waiting for a group to fill up. A group gathered while the database is busy with another
+/// one of the same batcher (a commit in flight) may wait until that commit ends, it weighs
+/// `fill` or `wait` has passed since its first item was queued, whichever comes first: under
+/// load that turns many small transactions into fewer larger ones, each costing the database
+/// about the same (docs/cluster.md, "What a node more costs on one machine"). An idle batcher
+/// never waits: the first item of a quiet moment is committed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linger {
+    pub wait: Duration,
+    pub fill: usize,
+}
+
+impl Linger {
+    /// Never wait: commit whatever is queued.
+    pub const NEVER: Linger = Linger {
+        wait: Duration::ZERO,
+        fill: 0,
+    };
 }
 
 /// Why a submission got no outcome.
@@ -73,8 +99,9 @@ impl<G: Grouping> Batcher<G> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let grouping = Arc::new(grouping);
+        let busy = Arc::new(Busy::default());
         for _ in 0..writers.max(1) {
-            tokio::spawn(writer(grouping.clone(), rx.clone()));
+            tokio::spawn(writer(grouping.clone(), rx.clone(), busy.clone()));
         }
         Batcher { tx }
     }
@@ -99,7 +126,10 @@ impl<G: Grouping> Batcher<G> {
 type SharedQueue<G> =
     Arc<Mutex<mpsc::Receiver<Queued<<G as Grouping>::Item, <G as Grouping>::Outcome>>>>;
 
-async fn writer<G: Grouping>(grouping: Arc<G>, rx: SharedQueue<G>) {
+/// Gathers groups from the queue and commits them; `busy` tracks the groups of this
+/// batcher's writers being committed right now.
+async fn writer<G: Grouping>(grouping: Arc<G>, rx: SharedQueue<G>, busy: Arc<Busy>) {
+    let linger = grouping.linger();
     loop {
         let mut group = Vec::new();
         {
@@ -108,6 +138,7 @@ async fn writer<G: Grouping>(grouping: Arc<G>, rx: SharedQueue<G>) {
                 return;
             };
             let limit = grouping.limit(&first.item, first.queued.elapsed()).await;
+            let fill = limit.min(linger.fill);
             let mut weight = grouping.weight(&first.item);
             group.push(first);
             while weight < limit {
@@ -119,14 +150,61 @@ async fn writer<G: Grouping>(grouping: Arc<G>, rx: SharedQueue<G>) {
                     Err(_) => break,
                 }
             }
+            // The database is busy with another group: this one fills up until that commit
+            // ends (it would wait behind its flush anyway), `fill` is reached or `wait` is up.
+            let finished = busy.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if weight < fill && busy.committing.load(Ordering::Acquire) > 0 {
+                let deadline = tokio::time::Instant::from_std(group[0].queued + linger.wait);
+                while weight < fill {
+                    tokio::select! {
+                        next = rx.recv() => match next {
+                            Some(next) => {
+                                weight += grouping.weight(&next.item);
+                                group.push(next);
+                            }
+                            None => break,
+                        },
+                        _ = &mut finished => break,
+                        _ = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+            }
         }
+        let in_flight = Committing::start(&busy);
         let (items, replies): (Vec<G::Item>, Vec<oneshot::Sender<G::Outcome>>) =
             group.into_iter().map(|q| (q.item, q.reply)).unzip();
         let outcomes = grouping.commit(items).await;
+        drop(in_flight);
         debug_assert_eq!(outcomes.len(), replies.len(), "one outcome per item");
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(outcome);
         }
+    }
+}
+
+/// The groups of one batcher being committed: how many, and a signal when one ends.
+#[derive(Default)]
+struct Busy {
+    committing: AtomicUsize,
+    finished: Notify,
+}
+
+/// One group on its batcher's [`Busy`] count while it lives; its end wakes lingering writers.
+struct Committing<'a>(&'a Busy);
+
+impl<'a> Committing<'a> {
+    fn start(busy: &'a Busy) -> Self {
+        busy.committing.fetch_add(1, Ordering::AcqRel);
+        Committing(busy)
+    }
+}
+
+impl Drop for Committing<'_> {
+    fn drop(&mut self) {
+        self.0.committing.fetch_sub(1, Ordering::AcqRel);
+        self.0.finished.notify_waiters();
     }
 }
 
@@ -192,6 +270,68 @@ mod tests {
         // Every answer came, each group weighs at most 10 + one item's overshoot (4 × 3).
         assert_eq!(sizes.len(), 12);
         assert!(sizes.iter().all(|&n| (1..=4).contains(&n)), "{sizes:?}");
+    }
+
+    /// Records its groups' sizes, takes 60 ms to commit one, lingers up to 500 ms for 4 items.
+    struct Slow(Arc<std::sync::Mutex<Vec<usize>>>);
+
+    #[async_trait]
+    impl Grouping for Slow {
+        type Item = usize;
+        type Outcome = ();
+        async fn limit(&self, _: &usize, _: Duration) -> usize {
+            100
+        }
+        fn weight(&self, _: &usize) -> usize {
+            1
+        }
+        async fn commit(&self, items: Vec<usize>) -> Vec<()> {
+            self.0.lock().unwrap().push(items.len());
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            vec![(); items.len()]
+        }
+        fn linger(&self) -> Linger {
+            Linger {
+                wait: Duration::from_millis(500),
+                fill: 4,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_batcher_commits_at_once_and_a_busy_one_lets_groups_fill() {
+        let groups = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = Batcher::spawn(Slow(groups.clone()), 2, 64);
+        // Idle: one item is committed without waiting for the 500 ms linger.
+        let started = Instant::now();
+        batcher.submit(1).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        // Busy: while item 0 commits (60 ms), the other writer gathers the items arriving
+        // 5 ms apart into a group of 4 (without lingering it would commit the first alone);
+        // the next group is gathered while that one commits.
+        let first = {
+            let b = batcher.clone();
+            tokio::spawn(async move { b.submit(0).await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut rest = Vec::new();
+        for i in 0..8 {
+            let b = batcher.clone();
+            rest.push(tokio::spawn(async move { b.submit(i).await }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        first.await.unwrap().unwrap();
+        for r in rest {
+            r.await.unwrap().unwrap();
+        }
+        let groups = groups.lock().unwrap().clone();
+        assert_eq!(groups.iter().sum::<usize>(), 10, "{groups:?}");
+        assert_eq!(&groups[..2], &[1, 1], "{groups:?}");
+        assert!(groups[2] >= 4, "{groups:?}");
     }
 
     #[tokio::test]
