@@ -35,7 +35,8 @@ ensure_moto() {
   if ! "$venv/bin/python" -c "import moto.server, moto.sqs" >/dev/null 2>&1; then
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || { moto_say "cannot make $venv"; exit 1; }
     moto_say "installing moto[server]==$MOTO_VERSION into $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -c scripts/python-constraints.txt \
+      "moto[server]==$MOTO_VERSION" \
       || { moto_say "pip install moto[server]==$MOTO_VERSION failed"; exit 1; }
   fi
   port=$(moto_free_port) || { moto_say "no free port in 55600-55700"; exit 1; }
