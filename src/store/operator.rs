@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::column_decode::JsonText;
+use super::column_decode::{ByName, JsonText};
 use super::{AuditEntry, InboxItem, StoreError};
 use crate::model::ObjectType;
 
@@ -38,7 +38,7 @@ impl TokenScope {
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<TokenScope>")]
     pub scope: TokenScope,
     /// A read token limited to one merchant.
     pub merchant_id: Option<String>,

@@ -292,3 +292,47 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+    use crate::store::{OperatorStore, Store, StoreError};
+
+    /// Rows decode through `sqlx::FromRow` (`column_decode.rs`): a stored value its field
+    /// cannot hold is an error naming the column and the value, never a default.
+    #[tokio::test]
+    async fn a_stored_value_its_field_cannot_hold_is_an_error_naming_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.migrate().await.unwrap();
+
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target, detail) \
+             VALUES (1, 'cli:test', 'test', 'nothing', '{')",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let err = store.audit_log(0, 10).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Database(_)), "{text}");
+        assert!(
+            text.contains("detail") && text.contains("stored JSON"),
+            "{text}"
+        );
+
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, scope, digest, created_at) \
+             VALUES ('t1', 'test', 'root', 'digest', 1)",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let text = store.list_tokens().await.unwrap_err().to_string();
+        assert!(
+            text.contains("scope") && text.contains("token scope `root`"),
+            "{text}"
+        );
+    }
+}

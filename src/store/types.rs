@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::column_decode::{JsonText, ZstdFrame};
+use super::column_decode::{ByName, JsonText, ZstdFrame};
 use crate::model::ProviderKind;
 use crate::model::{ObjectType, ReconStatus};
 
@@ -43,7 +43,7 @@ impl ConnectionState {
 pub struct ConnectionRecord {
     pub id: String,
     pub merchant_id: String,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ProviderKind>")]
     pub provider: ProviderKind,
     pub account_id: String,
     pub sealed_webhook_secrets: Vec<u8>,
@@ -52,7 +52,7 @@ pub struct ConnectionRecord {
     pub rate_limit_per_sec: Option<i64>,
     pub reconcile_interval_secs: Option<i64>,
     pub api_version: Option<String>,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ConnectionState>")]
     pub state: ConnectionState,
     pub lease_epoch: i64,
     pub created_at: i64,
@@ -176,11 +176,11 @@ pub struct InboxDepth {
 /// An object's stored state, as the pair actor needs it to decide.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredObject {
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub provider_id: String,
     pub version: i64,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub deleted: bool,
     #[sqlx(try_from = "JsonText")]
@@ -262,7 +262,7 @@ impl ApplyBatch {
 /// A pending confirmation read of one object.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Refetch {
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub provider_id: String,
     pub due_at: i64,
@@ -329,10 +329,10 @@ pub struct ObjectView {
     pub id: String,
     pub merchant_id: String,
     pub connection_id: String,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub version: i64,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub deleted: bool,
     pub provider_updated_at: i64,
@@ -356,7 +356,7 @@ pub struct VersionView {
     pub version: i64,
     pub recorded_at: i64,
     pub deleted: bool,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub provider_updated_at: i64,
     #[sqlx(try_from = "JsonText")]
@@ -371,7 +371,7 @@ pub struct ChangeView {
     pub seq: i64,
     pub id: String,
     pub connection_id: String,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub version: i64,
     pub deleted: bool,
@@ -398,9 +398,9 @@ pub struct Sweep {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StatusCount {
     pub connection_id: String,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
-    #[sqlx(try_from = "String")]
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub count: i64,
     /// Oldest `provider_updated_at` among them, microseconds.
