@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{AuditEntry, StoreError};
 
 /// A raw event as stored, body still compressed (what an archive file line is made from).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredRawEvent {
     pub id: i64,
     pub connection_id: String,
@@ -25,7 +25,7 @@ pub struct StoredRawEvent {
 }
 
 /// One archived segment as the database records it (its manifest is the archive's record).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SegmentRecord {
     /// The segment's place in the manifest chain, from 1.
     pub seq: i64,

@@ -11,7 +11,7 @@ use super::StoreError;
 /// The fencing token of a shard's lease: every apply of an actor carries it, and the store
 /// refuses, in the same transaction, one whose lease is no longer current (changed owner,
 /// released or expired).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::FromRow)]
 pub struct Fence {
     pub shard: i32,
     pub epoch: i64,
@@ -19,7 +19,7 @@ pub struct Fence {
 
 /// A live node as `nodes` records it. Times are microseconds since the Unix epoch, taken
 /// from the database's clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NodeInfo {
     pub node_id: String,
     pub started_at: i64,
@@ -27,7 +27,7 @@ pub struct NodeInfo {
 }
 
 /// One shard's lease as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Lease {
     pub shard: i32,
     pub owner: Option<String>,

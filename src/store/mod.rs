@@ -4,6 +4,7 @@
 //! share one implementation of the SQL (`sql.rs`) and pass one conformance suite.
 
 mod archive;
+mod column_decode;
 mod connections;
 mod coordination;
 mod jobs;

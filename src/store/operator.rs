@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::column_decode::{ByName, JsonText};
 use super::{AuditEntry, InboxItem, StoreError};
 use crate::model::ObjectType;
 
@@ -33,10 +34,11 @@ impl TokenScope {
 }
 
 /// A token as stored: its digest, never the token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
+    #[sqlx(try_from = "ByName<TokenScope>")]
     pub scope: TokenScope,
     /// A read token limited to one merchant.
     pub merchant_id: Option<String>,
@@ -47,7 +49,7 @@ pub struct TokenRecord {
 }
 
 /// One entry of the audit log as read back.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditRecord {
     pub seq: i64,
     pub at: i64,
@@ -56,11 +58,12 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     pub target: String,
+    #[sqlx(try_from = "JsonText")]
     pub detail: Value,
 }
 
 /// An inbox item that kept failing, set aside with its last error.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: i64,
     pub connection_id: String,

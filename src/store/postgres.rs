@@ -289,7 +289,7 @@ impl PostgresStore {
         connection_id: &str,
         kind: &str,
         ids: &[&str],
-    ) -> Result<Vec<sqlx::postgres::PgRow>, super::StoreError> {
+    ) -> Result<Vec<super::StoredObject>, super::StoreError> {
         // Built once: the column list is shared with SQLite's form of the query.
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
@@ -299,7 +299,7 @@ impl PostgresStore {
                 super::sql::CURRENT_COLUMNS
             )
         });
-        Ok(sqlx::query(SQL.as_str())
+        Ok(sqlx::query_as(SQL.as_str())
             .bind(connection_id)
             .bind(kind)
             .bind(ids)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgListener;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::coordination::{Announcement, Coordination, Fence, Lease, NodeInfo};
@@ -60,7 +60,7 @@ impl Coordination for PgCoordination {
     }
 
     async fn live_nodes(&self, within_secs: u64) -> Result<Vec<NodeInfo>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as::<_, NodeInfo>(&format!(
             "SELECT node_id, {} AS started_at, {} AS last_seen FROM nodes \
              WHERE last_seen > clock_timestamp() - make_interval(secs => $1) ORDER BY node_id",
             micros("started_at"),
@@ -68,35 +68,16 @@ impl Coordination for PgCoordination {
         ))
         .bind(within_secs as f64)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(NodeInfo {
-                    node_id: r.try_get("node_id")?,
-                    started_at: r.try_get("started_at")?,
-                    last_seen: r.try_get("last_seen")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT shard, owner, epoch, expires_at <= clock_timestamp() AS expired \
              FROM shard_leases ORDER BY shard",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Lease {
-                    shard: r.try_get("shard")?,
-                    owner: r.try_get("owner")?,
-                    epoch: r.try_get("epoch")?,
-                    expired: r.try_get("expired")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn renew(
@@ -111,7 +92,7 @@ impl Coordination for PgCoordination {
         let shards: Vec<i32> = held.iter().map(|f| f.shard).collect();
         let epochs: Vec<i64> = held.iter().map(|f| f.epoch).collect();
         // One statement, but each row is locked only for the instant of its own update.
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "UPDATE shard_leases l SET expires_at = clock_timestamp() + make_interval(secs => $2) \
              FROM UNNEST($3::int4[], $4::int8[]) AS h(shard, epoch) \
              WHERE l.shard = h.shard AND l.epoch = h.epoch AND l.owner = $1 \
@@ -122,15 +103,7 @@ impl Coordination for PgCoordination {
         .bind(&shards)
         .bind(&epochs)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Fence {
-                    shard: r.try_get("shard")?,
-                    epoch: r.try_get("epoch")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn acquire(

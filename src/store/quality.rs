@@ -5,13 +5,15 @@
 
 use async_trait::async_trait;
 
+use super::column_decode::ByName;
 use super::StoreError;
 use crate::model::ObjectType;
 
 /// One stored finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FindingRecord {
     pub connection_id: String,
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub provider_id: String,
     /// The object's canonical id.
@@ -48,12 +50,14 @@ pub struct FindingQuery {
 }
 
 /// An object that holds a reference (a row of `quality_references`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, sqlx::FromRow)]
 pub struct Referrer {
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub provider_id: String,
     /// The canonical id it references, and the kind that id names.
     pub target_id: String,
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub target_type: ObjectType,
 }
 

@@ -4,20 +4,19 @@
 //! `RETURNING`, row values). Dialect differences live in the migrations and in each backend's
 //! `open`, so a behaviour difference between the stores cannot hide in duplicated code.
 //!
-//! Why this file is still ~660 lines: the main trait's SQL is what remains here (settings,
-//! intake's raw events and inbox, and the apply transaction), with the transaction helpers the
-//! other groups call (`audit`, `announce`, `checkpoint`). The other table groups are parts of
+//! What is here: the main trait's SQL (settings, intake's raw events and inbox, and the apply
+//! transaction), with the transaction helpers the other groups call (`audit`, `announce`,
+//! `checkpoint`). The other table groups are parts of
 //! [`super::Store`] in their own files, each a supertrait with its macro expanded in a child
 //! module of the backend: connections (`sql_connections.rs`), reads (`sql_reads.rs`), pull
 //! jobs, confirmation reads and sweeps (`sql_jobs.rs`), operator actions (`sql_operator.rs`),
 //! data quality (`sql_quality.rs`) and the raw archive (`sql_archive.rs`). Callers still hold
 //! one `dyn Store`: a supertrait's methods are callable on it without importing it.
-
-use serde_json::Value;
-
-use super::StoreError;
-use crate::model::ProviderKind;
-use crate::model::{ObjectType, ReconStatus};
+//!
+//! Rows come back as the store's types, which derive `sqlx::FromRow` (read with `query_as`);
+//! the columns kept in another form than their field (enum names, JSON text, zstd bodies)
+//! decode as `column_decode.rs` says. So a query names each column as its field is named (or
+//! as the field's `#[sqlx(rename)]` says).
 
 /// Connections idle longer than this are pinged before use.
 const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -53,22 +52,6 @@ pub(super) fn sha256_hex(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
-pub(super) fn object_type(name: &str) -> Result<ObjectType, StoreError> {
-    ObjectType::parse(name).ok_or_else(|| StoreError::Corrupt(format!("object_type `{name}`")))
-}
-
-pub(super) fn status(name: &str) -> Result<ReconStatus, StoreError> {
-    ReconStatus::parse(name).ok_or_else(|| StoreError::Corrupt(format!("status `{name}`")))
-}
-
-pub(super) fn provider(name: &str) -> Result<ProviderKind, StoreError> {
-    ProviderKind::parse(name).ok_or_else(|| StoreError::Corrupt(format!("provider `{name}`")))
-}
-
-pub(super) fn json(text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
-}
-
 pub(super) const CONNECTION_COLUMNS: &str = "id, merchant_id, provider, account_id, \
     sealed_webhook_secrets, sealed_api_key, api_base_url, rate_limit_per_sec, \
     reconcile_interval_secs, api_version, state, lease_epoch, created_at, updated_at, \
@@ -94,49 +77,11 @@ pub(super) const CURRENT_COLUMNS: &str =
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         use async_trait::async_trait;
-        use sqlx::{QueryBuilder, Row};
+        use sqlx::{FromRow, QueryBuilder};
 
         use $crate::model::ObjectType;
-        use $crate::store::sql::{
-            self, Announce,
-        };
+        use $crate::store::sql::Announce;
         use $crate::store::*;
-
-        type DbRow = <$db as sqlx::Database>::Row;
-
-        fn decode_connection(row: &DbRow) -> Result<ConnectionRecord, StoreError> {
-            let state: String = row.try_get("state")?;
-            Ok(ConnectionRecord {
-                id: row.try_get("id")?,
-                merchant_id: row.try_get("merchant_id")?,
-                provider: sql::provider(&row.try_get::<String, _>("provider")?)?,
-                account_id: row.try_get("account_id")?,
-                sealed_webhook_secrets: row.try_get("sealed_webhook_secrets")?,
-                sealed_api_key: row.try_get("sealed_api_key")?,
-                api_base_url: row.try_get("api_base_url")?,
-                rate_limit_per_sec: row.try_get("rate_limit_per_sec")?,
-                reconcile_interval_secs: row.try_get("reconcile_interval_secs")?,
-                api_version: row.try_get("api_version")?,
-                state: ConnectionState::parse(&state)
-                    .ok_or_else(|| StoreError::Corrupt(format!("connection state `{state}`")))?,
-                lease_epoch: row.try_get("lease_epoch")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-                last_applied_at: row.try_get("last_applied_at")?,
-                last_provider_error: match row.try_get::<Option<String>, _>("last_provider_error")? {
-                    Some(message) => Some(ProviderFault {
-                        kind: row
-                            .try_get::<Option<String>, _>("last_provider_error_kind")?
-                            .unwrap_or_default(),
-                        message,
-                        at: row
-                            .try_get::<Option<i64>, _>("last_provider_error_at")?
-                            .unwrap_or_default(),
-                    }),
-                    None => None,
-                },
-            })
-        }
 
         #[async_trait]
         impl Store for $store {
@@ -161,15 +106,13 @@ macro_rules! sql_store {
                 .fetch_all(&self.write)
                 .await
                 {
+                    // Decoded here rather than by `query_as`: a failure to read the table means
+                    // a new database and is passed over, one to decode its rows is not.
                     let pairs: Vec<String> = rows
                         .iter()
                         .map(|r| -> Result<String, StoreError> {
-                            Ok(format!(
-                                "{} {} {}",
-                                r.try_get::<String, _>("merchant_id")?,
-                                r.try_get::<String, _>("provider")?,
-                                r.try_get::<String, _>("id")?
-                            ))
+                            let (merchant, provider, id) = <(String, String, String)>::from_row(r)?;
+                            Ok(format!("{merchant} {provider} {id}"))
                         })
                         .collect::<Result<_, _>>()?;
                     if !pairs.is_empty() {
@@ -263,9 +206,9 @@ macro_rules! sql_store {
                 now: i64,
                 limit: i64,
             ) -> Result<Vec<InboxItem>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT i.id, i.raw_event_id, r.provider_event_id, r.event_type, r.source, \
-                     i.received_at, i.attempts, i.replay, r.body_zstd FROM inbox i \
+                Ok(sqlx::query_as(
+                    "SELECT i.id AS inbox_id, i.raw_event_id, r.provider_event_id, r.event_type, \
+                     r.source, i.received_at, i.attempts, i.replay, r.body_zstd FROM inbox i \
                      JOIN raw_events r ON r.id = i.raw_event_id \
                      WHERE i.connection_id = $1 AND i.dead = FALSE AND i.next_attempt_at <= $2 \
                      ORDER BY i.id LIMIT $3",
@@ -274,22 +217,7 @@ macro_rules! sql_store {
                 .bind(now)
                 .bind(limit)
                 .fetch_all(&self.read)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(InboxItem {
-                            inbox_id: row.try_get("id")?,
-                            raw_event_id: row.try_get("raw_event_id")?,
-                            provider_event_id: row.try_get("provider_event_id")?,
-                            event_type: row.try_get("event_type")?,
-                            source: row.try_get("source")?,
-                            received_at: row.try_get("received_at")?,
-                            attempts: row.try_get("attempts")?,
-                            replay: row.try_get("replay")?,
-                            body: super::raw_body::decompress(&row.try_get::<Vec<u8>, _>("body_zstd")?)?,
-                        })
-                    })
-                    .collect()
+                .await?)
             }
 
             async fn retry_inbox(
@@ -319,15 +247,12 @@ macro_rules! sql_store {
             }
 
             async fn inbox_depth(&self) -> Result<InboxDepth, StoreError> {
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS total, \
+                Ok(sqlx::query_as(
+                    "SELECT COALESCE(SUM(CASE WHEN dead THEN 0 ELSE 1 END), 0) AS pending, \
                      COALESCE(SUM(CASE WHEN dead THEN 1 ELSE 0 END), 0) AS dead FROM inbox",
                 )
                 .fetch_one(&self.read)
-                .await?;
-                let total: i64 = row.try_get("total")?;
-                let dead: i64 = row.try_get("dead")?;
-                Ok(InboxDepth { pending: total - dead, dead })
+                .await?)
             }
 
             async fn current_objects(
@@ -339,20 +264,7 @@ macro_rules! sql_store {
                 for kind in ObjectType::ALL {
                     let ids: Vec<&str> = keys.iter().filter(|(t, _)| *t == kind).map(|(_, id)| id.as_str()).collect();
                     for chunk in ids.chunks(500) {
-                        for row in Self::select_current(&self.read, connection_id, kind.as_str(), chunk).await? {
-                            found.push(StoredObject {
-                                object_type: sql::object_type(&row.try_get::<String, _>("object_type")?)?,
-                                provider_id: row.try_get("provider_id")?,
-                                version: row.try_get("version")?,
-                                status: sql::status(&row.try_get::<String, _>("status")?)?,
-                                deleted: row.try_get("deleted")?,
-                                data: sql::json(&row.try_get::<String, _>("data")?)?,
-                                content_hash: row.try_get("content_hash")?,
-                                order_key: row.try_get("order_key")?,
-                                tie_rank: row.try_get("tie_rank")?,
-                                provider_updated_at: row.try_get("provider_updated_at")?,
-                            });
-                        }
+                        found.extend(Self::select_current(&self.read, connection_id, kind.as_str(), chunk).await?);
                     }
                 }
                 Ok(found)
@@ -423,13 +335,12 @@ macro_rules! sql_store {
             /// and the row as changed (`None`, nothing written, when there was no such row).
             async fn finish_connection_change(
                 mut tx: sqlx::Transaction<'_, $db>,
-                row: Option<DbRow>,
+                record: Option<ConnectionRecord>,
                 audit: &AuditEntry,
             ) -> Result<Option<ConnectionRecord>, StoreError> {
-                let Some(row) = row else {
+                let Some(record) = record else {
                     return Ok(None);
                 };
-                let record = decode_connection(&row)?;
                 Self::audit(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(Some(record))

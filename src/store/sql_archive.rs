@@ -10,14 +10,12 @@ macro_rules! sql_archive_store {
     ($store:ty, $db:ty) => {
         mod archive_sql {
             use async_trait::async_trait;
-            use sqlx::{QueryBuilder, Row};
+            use sqlx::QueryBuilder;
 
             use $crate::store::{
                 ArchiveStore, AuditEntry, RawEventCursor, SegmentRecord, StoreError,
                 StoredRawEvent,
             };
-
-            type DbRow = <$db as sqlx::Database>::Row;
 
             /// Ids per marking statement (well under either backend's bind limit).
             const CHUNK: usize = 500;
@@ -27,31 +25,6 @@ macro_rules! sql_archive_store {
 
             const SEGMENT_COLUMNS: &str = "seq, partition_start, partition_end, manifest_key, \
                 manifest_sha256, events, recorded_at";
-
-            fn decode_raw(row: &DbRow) -> Result<StoredRawEvent, StoreError> {
-                Ok(StoredRawEvent {
-                    id: row.try_get("id")?,
-                    connection_id: row.try_get("connection_id")?,
-                    provider_event_id: row.try_get("provider_event_id")?,
-                    event_type: row.try_get("event_type")?,
-                    source: row.try_get("source")?,
-                    received_at: row.try_get("received_at")?,
-                    body_zstd: row.try_get("body_zstd")?,
-                    body_sha256: row.try_get("body_sha256")?,
-                })
-            }
-
-            fn decode_segment(row: &DbRow) -> Result<SegmentRecord, StoreError> {
-                Ok(SegmentRecord {
-                    seq: row.try_get("seq")?,
-                    partition_start: row.try_get("partition_start")?,
-                    partition_end: row.try_get("partition_end")?,
-                    manifest_key: row.try_get("manifest_key")?,
-                    manifest_sha256: row.try_get("manifest_sha256")?,
-                    events: row.try_get("events")?,
-                    recorded_at: row.try_get("recorded_at")?,
-                })
-            }
 
             #[async_trait]
             impl ArchiveStore for $store {
@@ -72,7 +45,7 @@ macro_rules! sql_archive_store {
                     cursor: &RawEventCursor,
                     limit: i64,
                 ) -> Result<Vec<StoredRawEvent>, StoreError> {
-                    let rows = sqlx::query(&format!(
+                    Ok(sqlx::query_as(&format!(
                         "SELECT {RAW_COLUMNS} FROM raw_events \
                          WHERE archive_segment IS NULL AND received_at >= $1 AND received_at < $2 \
                          AND (connection_id > $3 OR (connection_id = $3 AND id > $4)) \
@@ -84,19 +57,15 @@ macro_rules! sql_archive_store {
                     .bind(cursor.id)
                     .bind(limit)
                     .fetch_all(&self.read)
-                    .await?;
-                    rows.iter().map(decode_raw).collect()
+                    .await?)
                 }
 
                 async fn last_segment(&self) -> Result<Option<SegmentRecord>, StoreError> {
-                    sqlx::query(&format!(
+                    Ok(sqlx::query_as(&format!(
                         "SELECT {SEGMENT_COLUMNS} FROM archive_segments ORDER BY seq DESC LIMIT 1"
                     ))
                     .fetch_optional(&self.read)
-                    .await?
-                    .as_ref()
-                    .map(decode_segment)
-                    .transpose()
+                    .await?)
                 }
 
                 async fn segments_overlapping(
@@ -104,15 +73,14 @@ macro_rules! sql_archive_store {
                     from: i64,
                     to: i64,
                 ) -> Result<Vec<SegmentRecord>, StoreError> {
-                    let rows = sqlx::query(&format!(
+                    Ok(sqlx::query_as(&format!(
                         "SELECT {SEGMENT_COLUMNS} FROM archive_segments \
                          WHERE partition_start <= $2 AND partition_end > $1 ORDER BY seq"
                     ))
                     .bind(from)
                     .bind(to)
                     .fetch_all(&self.read)
-                    .await?;
-                    rows.iter().map(decode_segment).collect()
+                    .await?)
                 }
 
                 async fn record_segment(
@@ -210,12 +178,11 @@ macro_rules! sql_archive_store {
                 }
 
                 async fn raw_event_counts(&self) -> Result<(i64, i64), StoreError> {
-                    let row = sqlx::query(
+                    Ok(sqlx::query_as(
                         "SELECT COUNT(*) AS n, COUNT(archive_segment) AS archived FROM raw_events",
                     )
                     .fetch_one(&self.read)
-                    .await?;
-                    Ok((row.try_get("n")?, row.try_get("archived")?))
+                    .await?)
                 }
             }
         }

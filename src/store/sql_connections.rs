@@ -1,8 +1,8 @@
 //! The SQL of [`super::ConnectionStore`] (connections: register, read, list, state,
 //! settings, provider failures), written once and expanded for each backend by
 //! [`sql_connections_store!`], like `sql_operator.rs`: inside a child module of the backend's
-//! module, so the store is named `super::SqliteStore`, and the main SQL's connection decoder
-//! and audited-change helpers are in reach.
+//! module, so the store is named `super::SqliteStore`, and the main SQL's audited-change
+//! helpers are in reach. Rows decode as [`super::ConnectionRecord`] (`sqlx::FromRow`).
 
 macro_rules! sql_connections_store {
     ($store:ty, $db:ty) => {
@@ -58,13 +58,10 @@ macro_rules! sql_connections_store {
 
             async fn get_connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
                 let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1");
-                sqlx::query(&sql)
+                Ok(sqlx::query_as(&sql)
                     .bind(id)
                     .fetch_optional(&self.read)
-                    .await?
-                    .as_ref()
-                    .map(super::decode_connection)
-                    .transpose()
+                    .await?)
             }
 
             async fn list_connections(
@@ -83,12 +80,7 @@ macro_rules! sql_connections_store {
                     q.push(" AND id > ").push_bind(a.to_owned());
                 }
                 q.push(" ORDER BY id LIMIT ").push_bind(limit);
-                q.build()
-                    .fetch_all(&self.read)
-                    .await?
-                    .iter()
-                    .map(super::decode_connection)
-                    .collect()
+                Ok(q.build_query_as().fetch_all(&self.read).await?)
             }
 
             async fn set_connection_state(
@@ -102,13 +94,13 @@ macro_rules! sql_connections_store {
                     "UPDATE connections SET state = $1, updated_at = $2 WHERE id = $3 \
                      AND state <> 'archived' RETURNING {CONNECTION_COLUMNS}"
                 );
-                let row = sqlx::query(&sql)
+                let record = sqlx::query_as(&sql)
                     .bind(state.as_str())
                     .bind(audit.at)
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
-                <$store>::finish_connection_change(tx, row, audit).await
+                <$store>::finish_connection_change(tx, record, audit).await
             }
 
             async fn update_connection(
@@ -123,7 +115,7 @@ macro_rules! sql_connections_store {
                      api_version = $6, updated_at = $7 WHERE id = $8 \
                      AND state <> 'archived' RETURNING {CONNECTION_COLUMNS}"
                 );
-                let row = sqlx::query(&sql)
+                let record = sqlx::query_as(&sql)
                     .bind(&c.sealed_webhook_secrets)
                     .bind(&c.sealed_api_key)
                     .bind(&c.api_base_url)
@@ -134,7 +126,7 @@ macro_rules! sql_connections_store {
                     .bind(&c.id)
                     .fetch_optional(&mut *tx)
                     .await?;
-                <$store>::finish_connection_change(tx, row, audit).await
+                <$store>::finish_connection_change(tx, record, audit).await
             }
 
             async fn record_provider_error(

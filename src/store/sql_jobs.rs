@@ -7,9 +7,8 @@ macro_rules! sql_jobs_store {
     ($store:ty, $db:ty) => {
         mod jobs_sql {
             use async_trait::async_trait;
-            use sqlx::{QueryBuilder, Row};
+            use sqlx::QueryBuilder;
 
-            use $crate::store::sql;
             use $crate::store::{
                 AuditEntry, JobStore, Refetch, StoreError, Sweep, SyncJob, SyncWindow,
                 WindowCheckpoint,
@@ -141,7 +140,7 @@ macro_rules! sql_jobs_store {
             }
 
             async fn due_refetches(&self, connection_id: &str, now: i64, limit: i64) -> Result<Vec<Refetch>, StoreError> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT object_type, provider_id, due_at, attempts, first_seen_at, priority \
                      FROM refetches WHERE connection_id = $1 AND due_at <= $2 \
                      ORDER BY priority, due_at LIMIT $3",
@@ -150,19 +149,7 @@ macro_rules! sql_jobs_store {
                 .bind(now)
                 .bind(limit)
                 .fetch_all(&self.read)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(Refetch {
-                            object_type: sql::object_type(&r.try_get::<String, _>("object_type")?)?,
-                            provider_id: r.try_get("provider_id")?,
-                            due_at: r.try_get("due_at")?,
-                            attempts: r.try_get("attempts")?,
-                            first_seen_at: r.try_get("first_seen_at")?,
-                            priority: r.try_get("priority")?,
-                        })
-                    })
-                    .collect()
+                .await?)
             }
 
             async fn reschedule_refetch(&self, connection_id: &str, r: &Refetch) -> Result<(), StoreError> {

@@ -9,50 +9,21 @@ macro_rules! sql_operator_store {
     ($store:ty, $db:ty) => {
         mod operator_sql {
             use async_trait::async_trait;
-            use sqlx::Row;
 
             use $crate::model::ObjectType;
-            use $crate::store::sql::{self, Announce};
+            use $crate::store::sql::Announce;
             use $crate::store::{
                 AuditEntry, AuditRecord, DeadLetter, InboxItem, OperatorStore, StoreError,
-                TokenRecord, TokenScope,
+                TokenRecord,
             };
-
-            type DbRow = <$db as sqlx::Database>::Row;
 
             const TOKEN_COLUMNS: &str =
                 "id, name, scope, merchant_id, digest, created_at, revoked_at";
 
+            /// A dead letter's columns. Every dead row has a `dead_at` (migration 0015 gave
+            /// the older ones their receive time); one without reads as 0.
             const DEAD_LETTER_COLUMNS: &str = "i.id, i.connection_id, r.provider_event_id, \
-                r.event_type, i.attempts, i.last_error, i.dead_at";
-
-            fn decode_token(row: &DbRow) -> Result<TokenRecord, StoreError> {
-                let scope: String = row.try_get("scope")?;
-                Ok(TokenRecord {
-                    id: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    scope: TokenScope::parse(&scope)
-                        .ok_or_else(|| StoreError::Corrupt(format!("token scope `{scope}`")))?,
-                    merchant_id: row.try_get("merchant_id")?,
-                    digest: row.try_get("digest")?,
-                    created_at: row.try_get("created_at")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                })
-            }
-
-            fn decode_dead_letter(row: &DbRow) -> Result<DeadLetter, StoreError> {
-                Ok(DeadLetter {
-                    id: row.try_get("id")?,
-                    connection_id: row.try_get("connection_id")?,
-                    provider_event_id: row.try_get("provider_event_id")?,
-                    event_type: row.try_get("event_type")?,
-                    attempts: row.try_get("attempts")?,
-                    last_error: row.try_get("last_error")?,
-                    dead_at: row
-                        .try_get::<Option<i64>, _>("dead_at")?
-                        .unwrap_or_default(),
-                })
-            }
+                r.event_type, i.attempts, i.last_error, COALESCE(i.dead_at, 0) AS dead_at";
 
             /// The audit entry of an operator action, in the action's transaction (also the
             /// archive's trim, `sql_archive.rs`). Nothing is announced: no connection changes.
@@ -104,27 +75,21 @@ macro_rules! sql_operator_store {
                     &self,
                     digest: &str,
                 ) -> Result<Option<TokenRecord>, StoreError> {
-                    sqlx::query(&format!(
+                    Ok(sqlx::query_as(&format!(
                         "SELECT {TOKEN_COLUMNS} FROM api_tokens \
                          WHERE digest = $1 AND revoked_at IS NULL"
                     ))
                     .bind(digest)
                     .fetch_optional(&self.read)
-                    .await?
-                    .as_ref()
-                    .map(decode_token)
-                    .transpose()
+                    .await?)
                 }
 
                 async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-                    sqlx::query(&format!(
+                    Ok(sqlx::query_as(&format!(
                         "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"
                     ))
                     .fetch_all(&self.read)
-                    .await?
-                    .iter()
-                    .map(decode_token)
-                    .collect()
+                    .await?)
                 }
 
                 async fn revoke_token(
@@ -155,26 +120,14 @@ macro_rules! sql_operator_store {
                     after: i64,
                     limit: i64,
                 ) -> Result<Vec<AuditRecord>, StoreError> {
-                    let rows = sqlx::query(
-                        "SELECT id, at, actor, action, target, detail FROM audit_log \
+                    Ok(sqlx::query_as(
+                        "SELECT id AS seq, at, actor, action, target, detail FROM audit_log \
                          WHERE id > $1 ORDER BY id LIMIT $2",
                     )
                     .bind(after)
                     .bind(limit)
                     .fetch_all(&self.read)
-                    .await?;
-                    rows.iter()
-                        .map(|r| {
-                            Ok(AuditRecord {
-                                seq: r.try_get("id")?,
-                                at: r.try_get("at")?,
-                                actor: r.try_get("actor")?,
-                                action: r.try_get("action")?,
-                                target: r.try_get("target")?,
-                                detail: sql::json(&r.try_get::<String, _>("detail")?)?,
-                            })
-                        })
-                        .collect()
+                    .await?)
                 }
 
                 async fn dead_letters(
@@ -192,25 +145,17 @@ macro_rules! sql_operator_store {
                     }
                     q.push(" AND i.id > ").push_bind(after);
                     q.push(" ORDER BY i.id LIMIT ").push_bind(limit);
-                    q.build()
-                        .fetch_all(&self.read)
-                        .await?
-                        .iter()
-                        .map(decode_dead_letter)
-                        .collect()
+                    Ok(q.build_query_as().fetch_all(&self.read).await?)
                 }
 
                 async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StoreError> {
-                    sqlx::query(&format!(
+                    Ok(sqlx::query_as(&format!(
                         "SELECT {DEAD_LETTER_COLUMNS} FROM inbox i \
                          JOIN raw_events r ON r.id = i.raw_event_id WHERE i.dead AND i.id = $1"
                     ))
                     .bind(id)
                     .fetch_optional(&self.read)
-                    .await?
-                    .as_ref()
-                    .map(decode_dead_letter)
-                    .transpose()
+                    .await?)
                 }
 
                 async fn retry_dead_letter(
@@ -219,16 +164,14 @@ macro_rules! sql_operator_store {
                     audit_entry: &AuditEntry,
                 ) -> Result<bool, StoreError> {
                     let mut tx = self.write.begin().await?;
-                    let connection: Option<String> = sqlx::query(
+                    let connection: Option<String> = sqlx::query_scalar(
                         "UPDATE inbox SET dead = FALSE, dead_at = NULL, attempts = 0, \
                          next_attempt_at = $1 WHERE id = $2 AND dead RETURNING connection_id",
                     )
                     .bind(audit_entry.at)
                     .bind(id)
                     .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get("connection_id"))
-                    .transpose()?;
+                    .await?;
                     let Some(connection) = connection else {
                         return Ok(false);
                     };
@@ -246,10 +189,13 @@ macro_rules! sql_operator_store {
                     to: i64,
                     limit: i64,
                 ) -> Result<Vec<InboxItem>, StoreError> {
-                    // The selection and order of `enqueue_replay`.
-                    let rows = sqlx::query(
-                        "SELECT id, provider_event_id, event_type, source, received_at, \
-                         body_zstd FROM raw_events WHERE connection_id = $1 \
+                    // The selection and order of `enqueue_replay`; nothing is queued, so the
+                    // items have no inbox id (0) and no attempts, and are marked `replay`.
+                    Ok(sqlx::query_as(
+                        "SELECT CAST(0 AS BIGINT) AS inbox_id, id AS raw_event_id, \
+                         provider_event_id, event_type, source, received_at, \
+                         CAST(0 AS BIGINT) AS attempts, TRUE AS replay, body_zstd \
+                         FROM raw_events WHERE connection_id = $1 \
                          AND received_at >= $2 AND received_at <= $3 ORDER BY id LIMIT $4",
                     )
                     .bind(connection_id)
@@ -257,24 +203,7 @@ macro_rules! sql_operator_store {
                     .bind(to)
                     .bind(limit)
                     .fetch_all(&self.read)
-                    .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(InboxItem {
-                                inbox_id: 0,
-                                raw_event_id: row.try_get("id")?,
-                                provider_event_id: row.try_get("provider_event_id")?,
-                                event_type: row.try_get("event_type")?,
-                                source: row.try_get("source")?,
-                                received_at: row.try_get("received_at")?,
-                                attempts: 0,
-                                replay: true,
-                                body: $crate::store::raw_body::decompress(
-                                    &row.try_get::<Vec<u8>, _>("body_zstd")?,
-                                )?,
-                            })
-                        })
-                        .collect()
+                    .await?)
                 }
 
                 async fn request_refetch(

@@ -7,36 +7,15 @@ macro_rules! sql_quality_store {
     ($store:ty, $db:ty) => {
         mod quality_sql {
             use async_trait::async_trait;
-            use sqlx::{QueryBuilder, Row};
+            use sqlx::QueryBuilder;
 
             use $crate::model::ObjectType;
             use $crate::store::{
                 CrossChecked, FindingQuery, FindingRecord, QualityStore, Referrer, StoreError,
             };
 
-            type DbRow = <$db as sqlx::Database>::Row;
-
             /// Rows per multi-row statement (well under either backend's bind limit).
             const CHUNK: usize = 100;
-
-            fn kind(row: &DbRow, column: &str) -> Result<ObjectType, StoreError> {
-                let name: String = row.try_get(column)?;
-                ObjectType::parse(&name)
-                    .ok_or_else(|| StoreError::Corrupt(format!("object type `{name}`")))
-            }
-
-            fn decode_finding(row: &DbRow) -> Result<FindingRecord, StoreError> {
-                Ok(FindingRecord {
-                    connection_id: row.try_get("connection_id")?,
-                    object_type: kind(row, "object_type")?,
-                    provider_id: row.try_get("provider_id")?,
-                    id: row.try_get("id")?,
-                    version: row.try_get("version")?,
-                    code: row.try_get("code")?,
-                    message: row.try_get("message")?,
-                    recorded_at: row.try_get("recorded_at")?,
-                })
-            }
 
             /// Appends `(object_type = ? AND provider_id = ? [AND code = ?]) OR …`.
             fn push_subjects<'a>(
@@ -99,12 +78,7 @@ macro_rules! sql_quality_store {
                          version, code LIMIT ",
                     );
                     q.push_bind(f.limit);
-                    q.build()
-                        .fetch_all(&self.read)
-                        .await?
-                        .iter()
-                        .map(decode_finding)
-                        .collect()
+                    Ok(q.build_query_as().fetch_all(&self.read).await?)
                 }
 
                 async fn referrers(
@@ -129,14 +103,7 @@ macro_rules! sql_quality_store {
                             ids.push_bind(id.clone());
                         }
                         q.push(")");
-                        for row in q.build().fetch_all(&self.read).await? {
-                            out.push(Referrer {
-                                object_type: kind(&row, "object_type")?,
-                                provider_id: row.try_get("provider_id")?,
-                                target_id: row.try_get("target_id")?,
-                                target_type: kind(&row, "target_type")?,
-                            });
-                        }
+                        out.extend(q.build_query_as::<Referrer>().fetch_all(&self.read).await?);
                     }
                     Ok(out)
                 }

@@ -7,44 +7,14 @@ macro_rules! sql_reads_store {
     ($store:ty, $db:ty) => {
         mod reads_sql {
             use async_trait::async_trait;
-            use sqlx::{QueryBuilder, Row};
+            use sqlx::QueryBuilder;
 
             use $crate::model::ObjectType;
-            use $crate::store::sql::{self, OBJECT_VIEW_COLUMNS, VERSION_COLUMNS};
+            use $crate::store::sql::{OBJECT_VIEW_COLUMNS, VERSION_COLUMNS};
             use $crate::store::{
                 Backlog, ChangeView, ListQuery, ObjectView, ReadStore, StatusCount, StoreError,
                 VersionView,
             };
-
-            type DbRow = <$db as sqlx::Database>::Row;
-
-            fn decode_object_view(row: &DbRow) -> Result<ObjectView, StoreError> {
-                Ok(ObjectView {
-                    id: row.try_get("id")?,
-                    merchant_id: row.try_get("merchant_id")?,
-                    connection_id: row.try_get("connection_id")?,
-                    object_type: sql::object_type(&row.try_get::<String, _>("object_type")?)?,
-                    version: row.try_get("version")?,
-                    status: sql::status(&row.try_get::<String, _>("status")?)?,
-                    deleted: row.try_get("deleted")?,
-                    provider_updated_at: row.try_get("provider_updated_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                    data: sql::json(&row.try_get::<String, _>("data")?)?,
-                })
-            }
-
-            fn decode_version(row: &DbRow) -> Result<VersionView, StoreError> {
-                Ok(VersionView {
-                    version: row.try_get("version")?,
-                    recorded_at: row.try_get("recorded_at")?,
-                    deleted: row.try_get("deleted")?,
-                    status: sql::status(&row.try_get::<String, _>("status")?)?,
-                    provider_updated_at: row.try_get("provider_updated_at")?,
-                    data: sql::json(&row.try_get::<String, _>("data")?)?,
-                    source: sql::json(&row.try_get::<String, _>("source")?)?,
-                    reason: row.try_get("reason")?,
-                })
-            }
 
             #[async_trait]
             impl ReadStore for $store {
@@ -60,17 +30,14 @@ macro_rules! sql_reads_store {
                         "SELECT {OBJECT_VIEW_COLUMNS} FROM objects WHERE merchant_id = $1 \
                          AND object_type = $2 AND id = $3 ORDER BY updated_at DESC LIMIT 1"
                     );
-                    return sqlx::query(&sql)
+                    return Ok(sqlx::query_as(&sql)
                         .bind(merchant_id)
                         .bind(object_type.as_str())
                         .bind(id)
                         .fetch_optional(&self.read)
-                        .await?
-                        .as_ref()
-                        .map(decode_object_view)
-                        .transpose();
+                        .await?);
                 };
-                let row = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT id, merchant_id, connection_id, object_type, version, status, deleted, \
                      provider_updated_at, recorded_at AS updated_at, data FROM object_versions \
                      WHERE merchant_id = $1 AND object_type = $2 AND id = $3 AND recorded_at <= $4 \
@@ -81,8 +48,7 @@ macro_rules! sql_reads_store {
                 .bind(id)
                 .bind(at)
                 .fetch_optional(&self.read)
-                .await?;
-                row.as_ref().map(decode_object_view).transpose()
+                .await?)
             }
 
             async fn list_objects(
@@ -110,12 +76,7 @@ macro_rules! sql_reads_store {
                         .push(")");
                 }
                 q.push(" ORDER BY updated_at, id LIMIT ").push_bind(query.limit);
-                q.build()
-                    .fetch_all(&self.read)
-                    .await?
-                    .iter()
-                    .map(decode_object_view)
-                    .collect()
+                Ok(q.build_query_as().fetch_all(&self.read).await?)
             }
 
             async fn object_versions(
@@ -128,15 +89,12 @@ macro_rules! sql_reads_store {
                     "SELECT {VERSION_COLUMNS} FROM object_versions WHERE merchant_id = $1 \
                      AND object_type = $2 AND id = $3 ORDER BY recorded_at, version"
                 );
-                sqlx::query(&sql)
+                Ok(sqlx::query_as(&sql)
                     .bind(merchant_id)
                     .bind(object_type.as_str())
                     .bind(id)
                     .fetch_all(&self.read)
-                    .await?
-                    .iter()
-                    .map(decode_version)
-                    .collect()
+                    .await?)
             }
 
             async fn changes(
@@ -145,7 +103,7 @@ macro_rules! sql_reads_store {
                 after: i64,
                 limit: i64,
             ) -> Result<Vec<ChangeView>, StoreError> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT seq, id, connection_id, object_type, version, deleted, recorded_at \
                      FROM changes WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 )
@@ -153,62 +111,29 @@ macro_rules! sql_reads_store {
                 .bind(after)
                 .bind(limit)
                 .fetch_all(&self.read)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(ChangeView {
-                            seq: row.try_get("seq")?,
-                            id: row.try_get("id")?,
-                            connection_id: row.try_get("connection_id")?,
-                            object_type: sql::object_type(&row.try_get::<String, _>("object_type")?)?,
-                            version: row.try_get("version")?,
-                            deleted: row.try_get("deleted")?,
-                            recorded_at: row.try_get("recorded_at")?,
-                        })
-                    })
-                    .collect()
+                .await?)
             }
 
             async fn status_counts(&self, merchant_id: &str) -> Result<Vec<StatusCount>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT connection_id, object_type, status, COUNT(*) AS n, \
+                Ok(sqlx::query_as(
+                    "SELECT connection_id, object_type, status, COUNT(*) AS count, \
                      MIN(provider_updated_at) AS oldest FROM objects WHERE merchant_id = $1 \
                      GROUP BY connection_id, object_type, status ORDER BY connection_id, object_type",
                 )
                 .bind(merchant_id)
                 .fetch_all(&self.read)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(StatusCount {
-                            connection_id: r.try_get("connection_id")?,
-                            object_type: sql::object_type(&r.try_get::<String, _>("object_type")?)?,
-                            status: sql::status(&r.try_get::<String, _>("status")?)?,
-                            count: r.try_get("n")?,
-                            oldest: r.try_get("oldest")?,
-                        })
-                    })
-                    .collect()
+                .await?)
             }
 
             async fn backlog(&self, connection_id: &str) -> Result<Backlog, StoreError> {
-                let inbox = sqlx::query(
-                    "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox \
-                     WHERE connection_id = $1 AND dead = FALSE",
+                Ok(sqlx::query_as(
+                    "SELECT COUNT(*) AS inbox, MIN(received_at) AS oldest_inbox, \
+                     (SELECT COUNT(*) FROM refetches WHERE connection_id = $1) AS refetches \
+                     FROM inbox WHERE connection_id = $1 AND dead = FALSE",
                 )
                 .bind(connection_id)
                 .fetch_one(&self.read)
-                .await?;
-                let refetches: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM refetches WHERE connection_id = $1")
-                        .bind(connection_id)
-                        .fetch_one(&self.read)
-                        .await?;
-                Ok(Backlog {
-                    inbox: inbox.try_get("n")?,
-                    oldest_inbox: inbox.try_get("oldest")?,
-                    refetches,
-                })
+                .await?)
             }
 
             }

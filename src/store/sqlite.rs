@@ -115,7 +115,6 @@ impl SqliteStore {
         tx: &mut sqlx::SqliteConnection,
         rows: &[&super::IncomingEvent],
     ) -> Result<Vec<(String, String, i64)>, super::StoreError> {
-        use sqlx::Row;
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO raw_events (connection_id, provider_event_id, event_type, source, \
              received_at, body_zstd, body_sha256) ",
@@ -131,20 +130,9 @@ impl SqliteStore {
         });
         q.push(
             " ON CONFLICT (connection_id, provider_event_id) DO NOTHING \
-             RETURNING id, connection_id, provider_event_id",
+             RETURNING connection_id, provider_event_id, id",
         );
-        q.build()
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("connection_id")?,
-                    row.try_get("provider_event_id")?,
-                    row.try_get("id")?,
-                ))
-            })
-            .collect()
+        Ok(q.build_query_as().fetch_all(&mut *tx).await?)
     }
 
     /// Stores raw events and queues the new ones for applying, in the order given, in one
@@ -198,7 +186,7 @@ impl SqliteStore {
         connection_id: &str,
         kind: &str,
         ids: &[&str],
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, super::StoreError> {
+    ) -> Result<Vec<super::StoredObject>, super::StoreError> {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
             "SELECT {} FROM objects WHERE connection_id = ",
             super::sql::CURRENT_COLUMNS
@@ -207,7 +195,7 @@ impl SqliteStore {
         q.push(" AND object_type = ").push_bind(kind.to_owned());
         q.push(" AND provider_id");
         push_in_list(&mut q, ids.iter().map(|id| id.to_string()));
-        Ok(q.build().fetch_all(pool).await?)
+        Ok(q.build_query_as().fetch_all(pool).await?)
     }
 
     /// Deletes applied inbox rows.
@@ -302,5 +290,49 @@ impl SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+    use crate::store::{OperatorStore, Store, StoreError};
+
+    /// Rows decode through `sqlx::FromRow` (`column_decode.rs`): a stored value its field
+    /// cannot hold is an error naming the column and the value, never a default.
+    #[tokio::test]
+    async fn a_stored_value_its_field_cannot_hold_is_an_error_naming_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.migrate().await.unwrap();
+
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target, detail) \
+             VALUES (1, 'cli:test', 'test', 'nothing', '{')",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let err = store.audit_log(0, 10).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Database(_)), "{text}");
+        assert!(
+            text.contains("detail") && text.contains("stored JSON"),
+            "{text}"
+        );
+
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, scope, digest, created_at) \
+             VALUES ('t1', 'test', 'root', 'digest', 1)",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let text = store.list_tokens().await.unwrap_err().to_string();
+        assert!(
+            text.contains("scope") && text.contains("token scope `root`"),
+            "{text}"
+        );
     }
 }

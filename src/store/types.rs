@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::column_decode::{ByName, JsonText, ZstdFrame};
 use crate::model::ProviderKind;
 use crate::model::{ObjectType, ReconStatus};
 
@@ -38,10 +39,11 @@ impl ConnectionState {
 }
 
 /// A connection as stored: secrets stay sealed (see `crate::secrets`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ConnectionRecord {
     pub id: String,
     pub merchant_id: String,
+    #[sqlx(try_from = "ByName<ProviderKind>")]
     pub provider: ProviderKind,
     pub account_id: String,
     pub sealed_webhook_secrets: Vec<u8>,
@@ -50,12 +52,14 @@ pub struct ConnectionRecord {
     pub rate_limit_per_sec: Option<i64>,
     pub reconcile_interval_secs: Option<i64>,
     pub api_version: Option<String>,
+    #[sqlx(try_from = "ByName<ConnectionState>")]
     pub state: ConnectionState,
     pub lease_epoch: i64,
     pub created_at: i64,
     pub updated_at: i64,
     pub last_applied_at: Option<i64>,
     /// The last failure of its provider API, if any was seen.
+    #[sqlx(flatten, try_from = "ProviderFaultColumns")]
     pub last_provider_error: Option<ProviderFault>,
 }
 
@@ -66,6 +70,26 @@ pub struct ProviderFault {
     pub kind: String,
     pub message: String,
     pub at: i64,
+}
+
+/// The columns of `connections` a [`ProviderFault`] is kept in, as read: there is one when
+/// `last_provider_error` (its message) is set.
+#[derive(sqlx::FromRow)]
+struct ProviderFaultColumns {
+    last_provider_error_kind: Option<String>,
+    last_provider_error: Option<String>,
+    last_provider_error_at: Option<i64>,
+}
+
+impl From<ProviderFaultColumns> for Option<ProviderFault> {
+    fn from(columns: ProviderFaultColumns) -> Self {
+        let message = columns.last_provider_error?;
+        Some(ProviderFault {
+            kind: columns.last_provider_error_kind.unwrap_or_default(),
+            message,
+            at: columns.last_provider_error_at.unwrap_or_default(),
+        })
+    }
 }
 
 /// One admin action for the audit log.
@@ -127,7 +151,7 @@ pub enum IngestOutcome {
 }
 
 /// An inbox row ready to apply.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InboxItem {
     pub inbox_id: i64,
     pub raw_event_id: i64,
@@ -139,23 +163,27 @@ pub struct InboxItem {
     /// Queued by `replay`: the event was applied before and is re-derived now.
     pub replay: bool,
     /// The raw body, decompressed.
+    #[sqlx(rename = "body_zstd", try_from = "ZstdFrame")]
     pub body: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct InboxDepth {
     pub pending: i64,
     pub dead: i64,
 }
 
 /// An object's stored state, as the pair actor needs it to decide.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredObject {
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub provider_id: String,
     pub version: i64,
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub deleted: bool,
+    #[sqlx(try_from = "JsonText")]
     pub data: Value,
     pub content_hash: String,
     pub order_key: i64,
@@ -232,8 +260,9 @@ impl ApplyBatch {
 }
 
 /// A pending confirmation read of one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Refetch {
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub provider_id: String,
     pub due_at: i64,
@@ -295,17 +324,20 @@ pub struct WindowCheckpoint {
 }
 
 /// An object as the read API shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ObjectView {
     pub id: String,
     pub merchant_id: String,
     pub connection_id: String,
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub version: i64,
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub deleted: bool,
     pub provider_updated_at: i64,
     pub updated_at: i64,
+    #[sqlx(try_from = "JsonText")]
     pub data: Value,
 }
 
@@ -319,23 +351,27 @@ pub struct ListQuery {
     pub limit: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct VersionView {
     pub version: i64,
     pub recorded_at: i64,
     pub deleted: bool,
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub provider_updated_at: i64,
+    #[sqlx(try_from = "JsonText")]
     pub data: Value,
+    #[sqlx(try_from = "JsonText")]
     pub source: Value,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChangeView {
     pub seq: i64,
     pub id: String,
     pub connection_id: String,
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
     pub version: i64,
     pub deleted: bool,
@@ -359,10 +395,12 @@ pub struct Sweep {
 }
 
 /// Objects of one connection, kind and status (sync-status report).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StatusCount {
     pub connection_id: String,
+    #[sqlx(try_from = "ByName<ObjectType>")]
     pub object_type: ObjectType,
+    #[sqlx(try_from = "ByName<ReconStatus>")]
     pub status: ReconStatus,
     pub count: i64,
     /// Oldest `provider_updated_at` among them, microseconds.
@@ -370,7 +408,7 @@ pub struct StatusCount {
 }
 
 /// Unfinished work of one connection (sync-status report).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct Backlog {
     pub inbox: i64,
     /// Oldest unapplied inbox row, microseconds.
@@ -381,6 +419,26 @@ pub struct Backlog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_fault_is_read_when_its_message_is_stored() {
+        let columns = |kind: Option<&str>, message: Option<&str>, at: Option<i64>| {
+            Option::<ProviderFault>::from(ProviderFaultColumns {
+                last_provider_error_kind: kind.map(str::to_owned),
+                last_provider_error: message.map(str::to_owned),
+                last_provider_error_at: at,
+            })
+        };
+        assert_eq!(columns(Some("tls"), None, Some(5)), None);
+        assert_eq!(
+            columns(None, Some("refused"), None),
+            Some(ProviderFault {
+                kind: String::new(),
+                message: "refused".into(),
+                at: 0
+            })
+        );
+    }
 
     #[test]
     fn a_sealed_body_keeps_the_bytes_received_and_their_sha256() {
