@@ -1,7 +1,10 @@
 //! The one HMAC-SHA256 every signing provider uses (Stripe, Paddle, Recurly, Maxio), the
-//! one way a webhook's signatures are checked against a connection's secrets, and the one
-//! reading of `key=value` signature headers (Stripe, Paddle): their schemes differ only in
-//! how the header is written and what is signed, which each provider's `webhook` module says.
+//! one way a webhook's signatures are checked against a connection's secrets, the one
+//! reading of `key=value` signature headers (Stripe, Paddle), and the one check of a signed
+//! timestamp against the replay window ([`Scheme`]): the providers' schemes differ only in
+//! how the header is written, what is signed and when the clock is read, which each
+//! provider's `webhook` module states as its `SIGNATURE` and intake applies through
+//! `Provider::verify`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -83,6 +86,102 @@ pub fn timestamped<'a>(
         .parse()
         .map_err(|_| VerifyError::InvalidSignature)?;
     Ok((timestamp, value, signatures))
+}
+
+/// How a provider's webhook signature is checked, given its header's value (as text).
+#[derive(Debug, Clone, Copy)]
+pub enum Scheme {
+    /// Over the raw body alone (Maxio): no timestamp is signed, so there is no replay window
+    /// and the time arguments of [`Scheme::verify`] do not apply.
+    Body(CheckBody),
+    /// Over `"{timestamp}{joint}{raw body}"`, the header carrying the timestamp and the
+    /// signatures (Stripe, Paddle, Recurly).
+    Timestamped(Timestamped),
+}
+
+/// Checks a signature header's value over the raw body against every active secret.
+pub type CheckBody = fn(&str, &[u8], &[String]) -> Result<(), VerifyError>;
+
+/// A signature over a timestamp and the body, as its provider's SDK checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timestamped {
+    /// The header's timestamp (its text, as signed, and its value in `units_per_sec`) and
+    /// its signatures; a header without a usable timestamp is `InvalidSignature`.
+    pub read: ReadTimestamped,
+    /// Timestamp units in a second: 1 (seconds) or 1,000 (milliseconds).
+    pub units_per_sec: i64,
+    /// What the signed text holds between the timestamp and the body.
+    pub joint: &'static str,
+    /// When the timestamp is held against the clock.
+    pub replay: Replay,
+}
+
+/// Reads a timestamped signature header: (timestamp text, its value, the signatures).
+pub type ReadTimestamped = fn(&str) -> Result<(&str, i64, Vec<[u8; 32]>), VerifyError>;
+
+/// When a signed timestamp is held against the replay window (`tolerance_secs` of now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Before the signatures, in both directions: a timestamp too far in the past or the
+    /// future is stale whatever it signs (Paddle, Recurly).
+    BothWaysFirst,
+    /// After a signature matched, and only the past: a future timestamp passes (Stripe).
+    PastOnlyAfter,
+}
+
+impl Scheme {
+    /// [`Scheme::Timestamped`]: the timestamp and signatures that `read` finds in a header, the
+    /// timestamp in `units_per_sec`, `joint` between it and the body, held against the clock
+    /// as `replay` says.
+    pub const fn timestamped(
+        read: ReadTimestamped,
+        units_per_sec: i64,
+        joint: &'static str,
+        replay: Replay,
+    ) -> Scheme {
+        Scheme::Timestamped(Timestamped {
+            read,
+            units_per_sec,
+            joint,
+            replay,
+        })
+    }
+
+    /// Checks a signature header's value `header` over `body` against every active secret
+    /// (`InvalidSignature`), and a signed timestamp against `now_secs` and `tolerance_secs`
+    /// (`StaleTimestamp`), in the order the scheme's [`Replay`] says.
+    pub fn verify(
+        &self,
+        header: &str,
+        body: &[u8],
+        secrets: &[String],
+        now_secs: i64,
+        tolerance_secs: i64,
+    ) -> Result<(), VerifyError> {
+        let t = match self {
+            Scheme::Body(verify) => return verify(header, body, secrets),
+            Scheme::Timestamped(t) => t,
+        };
+        let (text, at, signatures) = (t.read)(header)?;
+        let now = now_secs.saturating_mul(t.units_per_sec);
+        let tolerance = tolerance_secs.saturating_mul(t.units_per_sec);
+        let signed: [&[u8]; 3] = [text.as_bytes(), t.joint.as_bytes(), body];
+        match t.replay {
+            Replay::BothWaysFirst => {
+                if now.saturating_sub(at).saturating_abs() > tolerance {
+                    return Err(VerifyError::StaleTimestamp);
+                }
+                check(secrets, &signed, &signatures)
+            }
+            Replay::PastOnlyAfter => {
+                check(secrets, &signed, &signatures)?;
+                if at < now.saturating_sub(tolerance) {
+                    return Err(VerifyError::StaleTimestamp);
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub(super) const SIGNATURE_HEADER: &str = "x-chargify-webhook-signature-hmac-sha
 
 /// Verifies `X-Chargify-Webhook-Signature-Hmac-Sha-256: <hex>` = HMAC-SHA256(key = the site's
 /// shared key, message = the raw form-encoded body). There is no timestamp (see the module
-/// doc of `super` on replay), so the time arguments do not apply. Rotation: every active secret is tried,
+/// doc of `super` on replay), so there is no replay window. Rotation: every active secret is tried,
 /// in constant time.
 pub fn verify_signature(header: &str, body: &[u8], secrets: &[String]) -> Result<(), VerifyError> {
     let sig = hex_signature(header.trim()).ok_or(VerifyError::InvalidSignature)?;
@@ -240,6 +240,7 @@ mod tests {
     use super::super::Maxio;
     use super::*;
     use crate::model::time::parse_rfc3339;
+    use crate::providers::field_checks::assert_observed;
     use crate::providers::{webhook_vectors, Provider};
     use axum::http::HeaderMap;
 
@@ -283,13 +284,13 @@ mod tests {
             parse_rfc3339("2024-06-20T16:00:00Z").unwrap()
         );
         let obs = Maxio.observe(&body).unwrap().unwrap();
-        assert_eq!(obs.object_type, ObjectType::Transaction);
-        assert_eq!(obs.provider_id, "7709473");
-        assert_eq!(obs.data["kind"], "charge");
-        assert_eq!(obs.data["amount"], 1099);
-        assert_eq!(obs.data["currency"], "USD");
-        assert_eq!(obs.data["status"], "succeeded");
-        assert_eq!(obs.data["occurred_at"], "2024-06-20T16:00:00Z");
+        assert_observed(
+            &obs,
+            ObjectType::Transaction,
+            "7709473",
+            json!({"kind": "charge", "amount": 1099, "currency": "USD", "status": "succeeded",
+                "occurred_at": "2024-06-20T16:00:00Z"}),
+        );
     }
 
     #[test]

@@ -7,26 +7,18 @@ use serde_json::Value;
 
 use crate::model::time::parse_rfc3339;
 use crate::providers::json_answer;
-use crate::providers::signing::{check, hex_mac, timestamped};
+use crate::providers::signing::{hex_mac, timestamped, Replay, Scheme};
 use crate::providers::{CarriedEvent, Envelope, ParseError, VerifyError};
 
-/// Verifies a `Paddle-Signature` header as paddle-python-sdk's `Verifier` does, except that
-/// unknown keys are ignored rather than refused (a future `h2` must not break intake): the
-/// timestamp must be within `tolerance_secs` either way, then any `h1` may match any secret.
-pub fn verify_header(
-    header: &str,
-    body: &[u8],
-    secrets: &[String],
-    now_secs: i64,
-    tolerance_secs: i64,
-) -> Result<(), VerifyError> {
-    let (timestamp, ts, signatures) = timestamped(header.split(';').map(str::trim), "ts", "h1")?;
-    // The SDK checks the clock before the HMAC, in both directions.
-    if now_secs.saturating_sub(ts) > tolerance_secs || ts.saturating_sub(now_secs) > tolerance_secs
-    {
-        return Err(VerifyError::StaleTimestamp);
-    }
-    check(secrets, &[timestamp.as_bytes(), b":", body], &signatures)
+/// The `Paddle-Signature` header, checked as paddle-python-sdk's `Verifier` does, except
+/// that unknown keys are ignored rather than refused (a future `h2` must not break intake):
+/// the timestamp must be within the tolerance either way (the SDK checks the clock before
+/// the HMAC), then any `h1` may match any secret.
+pub const SIGNATURE: Scheme = Scheme::timestamped(read_header, 1, ":", Replay::BothWaysFirst);
+
+/// `ts=<unix s>;h1=<hex>[;h1=...]`, items trimmed.
+fn read_header(header: &str) -> Result<(&str, i64, Vec<[u8; 32]>), VerifyError> {
+    timestamped(header.split(';').map(str::trim), "ts", "h1")
 }
 
 /// A `Paddle-Signature` header for `body` at `ts` (for tests; the simulator signs with its own code).
@@ -84,7 +76,7 @@ mod tests {
                 .iter()
                 .map(|s| s.as_str().unwrap().to_owned())
                 .collect();
-            let got = verify_header(
+            let got = SIGNATURE.verify(
                 v["headers"]["Paddle-Signature"].as_str().unwrap(),
                 v["body"].as_str().unwrap().as_bytes(),
                 &secrets,
@@ -101,14 +93,14 @@ mod tests {
         let h = sign("s", 100, b"{}");
         let secrets = ["s".to_owned()];
         assert_eq!(
-            verify_header(&h, b"{}", &secrets, 400, 5),
+            SIGNATURE.verify(&h, b"{}", &secrets, 400, 5),
             Err(VerifyError::StaleTimestamp)
         );
         assert_eq!(
-            verify_header(&h, b"{}", &secrets, 90, 5),
+            SIGNATURE.verify(&h, b"{}", &secrets, 90, 5),
             Err(VerifyError::StaleTimestamp)
         );
-        assert_eq!(verify_header(&h, b"{}", &secrets, 102, 5), Ok(()));
+        assert_eq!(SIGNATURE.verify(&h, b"{}", &secrets, 102, 5), Ok(()));
     }
 
     #[test]
@@ -116,11 +108,11 @@ mod tests {
         let secrets = ["s".to_owned()];
         let good = sign("s", 100, b"{}");
         assert_eq!(
-            verify_header(&format!("{good};h2=abc"), b"{}", &secrets, 100, 5),
+            SIGNATURE.verify(&format!("{good};h2=abc"), b"{}", &secrets, 100, 5),
             Ok(())
         );
         for h in ["", "ts=;h1=", "ts=abc;h1=00", "h1=00", ";;;", "ts=100"] {
-            assert!(verify_header(h, b"{}", &secrets, 100, 5).is_err(), "{h}");
+            assert!(SIGNATURE.verify(h, b"{}", &secrets, 100, 5).is_err(), "{h}");
         }
     }
 }

@@ -335,6 +335,7 @@ fn transaction(o: &Fields) -> Result<(CanonicalData, i64, bool), ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::field_checks::{assert_fields, assert_observed};
     use serde_json::json;
 
     fn account_json() -> Value {
@@ -351,16 +352,15 @@ mod tests {
     #[test]
     fn account_maps_to_customer_keyed_by_api_id() {
         let obs = observe(&account_json(), 0).unwrap().unwrap();
-        assert_eq!(obs.object_type, ObjectType::Customer);
-        assert_eq!(obs.provider_id, "o1xyzabc", "the API `id`, not the code");
-        assert_eq!(obs.data["name"], "Verena Example");
-        assert_eq!(obs.data["address"]["state"], "BE");
-        assert_eq!(obs.data["address"]["line1"], "1 Main St");
-        assert_eq!(
-            obs.data["tax_ids"],
-            json!([{"type": "vat", "value": "DE123456789"}])
+        // The API `id`, not the code.
+        assert_observed(
+            &obs,
+            ObjectType::Customer,
+            "o1xyzabc",
+            json!({"name": "Verena Example", "/address/state": "BE",
+                "/address/line1": "1 Main St", "tax_exempt": "none",
+                "tax_ids": [{"type": "vat", "value": "DE123456789"}]}),
         );
-        assert_eq!(obs.data["tax_exempt"], "none");
         assert_eq!(obs.order_key, 1_793_527_200_123_456);
         assert_eq!(obs.provider_updated_at, obs.order_key);
         assert!(!obs.deleted);
@@ -395,23 +395,18 @@ mod tests {
     #[test]
     fn charge_invoice_maps_decimal_major_units_to_minor() {
         let obs = observe(&charge_invoice(), 0).unwrap().unwrap();
-        assert_eq!(obs.object_type, ObjectType::Invoice);
-        assert_eq!(obs.provider_id, "rxinv1", "the API `id`, not the number");
-        let d = &obs.data;
-        assert_eq!(d["currency"], "USD");
-        assert_eq!(d["customer_id"], "recurly:o1xyzabc");
-        assert_eq!(d["subscription_id"], "recurly:sub1");
-        assert_eq!(d["status"], "paid");
-        assert_eq!(d["subtotal"], 1099);
-        assert_eq!(d["discount"], 100);
-        assert_eq!(d["tax"], 80);
-        assert_eq!(d["total"], 1079);
-        assert_eq!(d["amount_paid"], 1079);
-        assert_eq!(d["issued_at"], "2026-11-01T10:00:00Z");
-        assert_eq!(d["period_start"], "2026-11-01T00:00:00Z");
-        assert_eq!(d["period_end"], "2026-12-01T00:00:00Z");
-        assert_eq!(d["lines"][0]["amount"], 1099);
-        assert_eq!(d["lines"][0]["quantity"], 1);
+        // The API `id`, not the number.
+        assert_observed(
+            &obs,
+            ObjectType::Invoice,
+            "rxinv1",
+            json!({"currency": "USD", "customer_id": "recurly:o1xyzabc",
+                "subscription_id": "recurly:sub1", "status": "paid", "subtotal": 1099,
+                "discount": 100, "tax": 80, "total": 1079, "amount_paid": 1079,
+                "issued_at": "2026-11-01T10:00:00Z", "period_start": "2026-11-01T00:00:00Z",
+                "period_end": "2026-12-01T00:00:00Z", "/lines/0/amount": 1099,
+                "/lines/0/quantity": 1}),
+        );
         assert_eq!(obs.tie_rank, 3);
     }
 
@@ -455,18 +450,14 @@ mod tests {
         inv["tax"] = json!(-0.5);
         inv["line_items"] = json!([{"id": "li2", "subtotal": -5.5, "tax": -0.5}]);
         let obs = observe(&inv, 0).unwrap().unwrap();
-        assert_eq!(obs.object_type, ObjectType::CreditNote);
-        assert_eq!(obs.provider_id, "rxinv1");
-        assert_eq!(
-            obs.data["invoice_id"],
-            Value::Null,
-            "no previous invoice named"
+        // No previous invoice named: no invoice.
+        assert_observed(
+            &obs,
+            ObjectType::CreditNote,
+            "rxinv1",
+            json!({"invoice_id": null, "total": 550, "tax": 50, "status": "issued",
+                "reason": "refund", "/lines/0/amount": 550}),
         );
-        assert_eq!(obs.data["total"], 550);
-        assert_eq!(obs.data["tax"], 50);
-        assert_eq!(obs.data["status"], "issued");
-        assert_eq!(obs.data["reason"], "refund");
-        assert_eq!(obs.data["lines"][0]["amount"], 550);
     }
 
     #[test]
@@ -482,13 +473,14 @@ mod tests {
             "updated_at": "2026-11-10T00:00:00Z"
         });
         let obs = observe(&sub, 0).unwrap().unwrap();
-        assert_eq!(obs.provider_id, "sub1");
-        assert_eq!(obs.data["status"], "canceled");
-        assert_eq!(obs.data["cancel_at"], "2026-12-01T00:00:00Z");
-        assert_eq!(obs.data["customer_id"], "recurly:o1xyzabc");
-        assert_eq!(obs.data["items"][0]["price_id"], "gold");
-        assert_eq!(obs.data["items"][0]["quantity"], 2);
-        assert_eq!(obs.data["items"][1]["price_id"], "seats");
+        assert_observed(
+            &obs,
+            ObjectType::Subscription,
+            "sub1",
+            json!({"status": "canceled", "cancel_at": "2026-12-01T00:00:00Z",
+                "customer_id": "recurly:o1xyzabc", "/items/0/price_id": "gold",
+                "/items/0/quantity": 2, "/items/1/price_id": "seats"}),
+        );
         assert_eq!(obs.tie_rank, 3);
     }
 
@@ -501,12 +493,13 @@ mod tests {
             "collected_at": "2026-11-02T00:00:00Z", "updated_at": "2026-11-02T00:00:01Z"
         });
         let obs = observe(&t, 0).unwrap().unwrap();
-        assert_eq!(obs.provider_id, "tx1");
-        assert_eq!(obs.data["kind"], "refund");
-        assert_eq!(obs.data["amount"], 550);
-        assert_eq!(obs.data["invoice_id"], "recurly:rxinv2");
-        assert_eq!(obs.data["customer_id"], "recurly:o1xyzabc");
-        assert_eq!(obs.data["occurred_at"], "2026-11-02T00:00:00Z");
+        assert_observed(
+            &obs,
+            ObjectType::Transaction,
+            "tx1",
+            json!({"kind": "refund", "amount": 550, "invoice_id": "recurly:rxinv2",
+                "customer_id": "recurly:o1xyzabc", "occurred_at": "2026-11-02T00:00:00Z"}),
+        );
         let mut v = t.clone();
         v["type"] = json!("verify");
         assert_eq!(observe(&v, 0).unwrap(), None);
@@ -543,9 +536,12 @@ mod tests {
         inv["previous_invoice_id"] = json!("rxinv1");
         inv["subscription_ids"] = json!([]);
         let obs = observe(&inv, 0).unwrap().unwrap();
-        assert_eq!(obs.provider_id, "rxcred1");
-        assert_eq!(obs.data["invoice_id"], "recurly:rxinv1");
-        assert_eq!(obs.data["customer_id"], "recurly:o1xyzabc");
+        assert_observed(
+            &obs,
+            ObjectType::CreditNote,
+            "rxcred1",
+            json!({"invoice_id": "recurly:rxinv1", "customer_id": "recurly:o1xyzabc"}),
+        );
     }
 
     #[test]
@@ -570,12 +566,11 @@ mod tests {
                         "country": "FR", "region": null}
         });
         let obs = observe(&a, 0).unwrap().unwrap();
-        assert_eq!(
-            obs.data["tax_ids"],
-            json!([{"type": "vat", "value": "FR40303265045"}])
+        assert_fields(
+            &obs.data,
+            json!({"tax_ids": [{"type": "vat", "value": "FR40303265045"}],
+                "/address/line1": "2 Rue X", "/address/country": "FR"}),
         );
-        assert_eq!(obs.data["address"]["line1"], "2 Rue X");
-        assert_eq!(obs.data["address"]["country"], "FR");
         // Both present: billing info first, then the account's own, each once.
         a["vat_number"] = json!("DE123456789");
         a["address"] = account_json()["address"].clone();
