@@ -63,10 +63,13 @@ pub(crate) fn assert_observed(
     assert_fields(&obs.data, fields);
 }
 
-/// `request` has every `(key, value)` of `pairs` in its query, among others.
+/// `request` has every pair of `query` in its query, among others. `query` is written as a
+/// query string, unencoded (`limit=100&filter[]=updateddate.GE:…`); a pair's value runs from
+/// its first `=` to the next `&`.
 #[track_caller]
-pub(crate) fn assert_query(request: &ApiRequest, pairs: &[(&str, &str)]) {
-    for (key, value) in pairs {
+pub(crate) fn assert_query(request: &ApiRequest, query: &str) {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         assert!(
             request.query.iter().any(|(k, v)| k == key && v == value),
             "no `{key}={value}` in {:?}",
@@ -119,9 +122,11 @@ mod tests {
             path: "/v1/x".into(),
             query: vec![("limit".into(), "10".into()), ("a".into(), "b".into())],
         };
-        assert_query(&request, &[("a", "b"), ("limit", "10")]);
-        assert_query(&request, &[]);
-        let caught = std::panic::catch_unwind(|| assert_query(&request, &[("limit", "11")]));
-        assert!(caught.is_err());
+        assert_query(&request, "a=b&limit=10");
+        assert_query(&request, "");
+        for wrong in ["limit=11", "a", "a=b=", "limit=10&x=y"] {
+            let caught = std::panic::catch_unwind(|| assert_query(&request, wrong));
+            assert!(caught.is_err(), "{wrong}");
+        }
     }
 }

@@ -234,6 +234,80 @@ mod tests {
         }
     }
 
+    fn read_leading(header: &str) -> Result<(&str, i64, Vec<[u8; 32]>), VerifyError> {
+        let (timestamp, signature) = header.split_once(',').unwrap_or((header, ""));
+        let at = timestamp
+            .parse()
+            .map_err(|_| VerifyError::InvalidSignature)?;
+        Ok((
+            timestamp,
+            at,
+            hex_signature(signature).into_iter().collect(),
+        ))
+    }
+
+    /// `"{timestamp},{signature of timestamp.body}"` under `k`.
+    fn header(timestamp: i64, body: &[u8]) -> String {
+        let t = timestamp.to_string();
+        format!("{t},{}", hex_mac("k", &[t.as_bytes(), b".", body]))
+    }
+
+    #[test]
+    fn a_timestamped_scheme_holds_the_timestamp_against_the_window_as_its_replay_says() {
+        let secrets = ["k".to_owned()];
+        let first = Scheme::timestamped(read_leading, 1, ".", Replay::BothWaysFirst);
+        let after = Scheme::timestamped(read_leading, 1, ".", Replay::PastOnlyAfter);
+        let millis = Scheme::timestamped(read_leading, 1000, ".", Replay::BothWaysFirst);
+        let stale = Err(VerifyError::StaleTimestamp);
+        let invalid = Err(VerifyError::InvalidSignature);
+        let good = header(100, b"{}");
+        let forged = format!("100,{}", "00".repeat(32));
+        for (scheme, header, now, verdict) in [
+            (first, &good, 105, Ok(())),
+            (first, &good, 95, Ok(())),
+            (first, &good, 106, stale),
+            // Before the signature, and into the future too.
+            (first, &forged, 106, stale),
+            (first, &good, 94, stale),
+            (first, &forged, 100, invalid),
+            (after, &good, 106, stale),
+            // After the signature, and only the past.
+            (after, &forged, 106, invalid),
+            (after, &good, 0, Ok(())),
+            // Milliseconds: 100 ms is 0.1 s.
+            (millis, &good, 0, Ok(())),
+            (millis, &header(6_000, b"{}"), 0, stale),
+            (first, &"x,00".to_owned(), 100, invalid),
+        ] {
+            assert_eq!(
+                scheme.verify(header, b"{}", &secrets, now, 5),
+                verdict,
+                "{scheme:?} {header} at {now}"
+            );
+        }
+        assert_eq!(first.verify(&good, b"{ }", &secrets, 100, 5), invalid);
+    }
+
+    #[test]
+    fn a_body_scheme_ignores_the_time() {
+        let scheme = Scheme::Body(|header, body, secrets| {
+            check(
+                secrets,
+                &[body],
+                &[hex_signature(header).unwrap_or_default()],
+            )
+        });
+        let sig = hex_mac("k", &[b"{}"]);
+        assert_eq!(
+            scheme.verify(&sig, b"{}", &["k".into()], i64::MAX, 0),
+            Ok(())
+        );
+        assert_eq!(
+            scheme.verify(&sig, b"{ }", &["k".into()], 0, 0),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
     #[test]
     fn only_64_hex_digits_are_a_signature() {
         let sig = hmac_sha256(b"k", &[b"body"]);

@@ -98,17 +98,6 @@ mod tests {
     use super::mapping::DELETED_RANK;
     use super::*;
     use crate::providers::field_checks::{assert_fields, assert_observed, assert_query};
-    use crate::providers::{webhook_vectors, VerifyError};
-
-    /// Made by `scripts/gen-chargebee-vectors.mjs` (chargebee-node's own `basicAuthValidator`):
-    /// `npm install --prefix /tmp/cbvec chargebee && NODE_PATH=/tmp/cbvec/node_modules node
-    /// scripts/gen-chargebee-vectors.mjs > tests/data/chargebee_webhook_vectors.json`
-    const VECTORS: &str = include_str!("../../../tests/data/chargebee_webhook_vectors.json");
-
-    #[test]
-    fn verdicts_equal_chargebee_sdk_on_every_vector() {
-        webhook_vectors::assert_verdicts(&Chargebee, VECTORS, 6, VerifyError::InvalidCredentials);
-    }
 
     fn invoice_event(resource_version: i64, status: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({
@@ -276,12 +265,7 @@ mod tests {
         assert_eq!(r.path, "/api/v2/invoices");
         assert_query(
             &r,
-            &[
-                ("limit", "100"),
-                ("updated_at[after]", "99"),
-                ("include_deleted", "true"),
-                ("offset", "tok"),
-            ],
+            "limit=100&updated_at[after]=99&include_deleted=true&offset=tok",
         );
         let sub = Chargebee
             .parse_object(br#"{"subscription":{"id":"sub_1"},"customer":{"id":"cus_1"}}"#)

@@ -135,7 +135,7 @@ mod tests {
             json!([{"customer": {"id": 1}}, {"customer": {"id": 2, "payment_profiles": []}}]);
         let reads = sub_reads(&list);
         let path = "/payment_profiles.json";
-        assert_one_read(&reads, "/0/customer", PART, path, &[("customer_id", "1")]);
+        assert_one_read(&reads, "/0/customer", PART, path, "customer_id=1");
         assert_eq!(
             sub_reads(&json!({"customer": {"id": 3}}))[0].pointer,
             "/customer"

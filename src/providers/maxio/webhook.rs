@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::mapping::RESOURCES;
 use crate::model::ObjectType;
+use crate::providers::json_answer::event_text;
 use crate::providers::minor_units::id_text;
 use crate::providers::signing::{check, hex_mac, hex_signature};
 use crate::providers::{ParseError, VerifyError};
@@ -124,10 +125,7 @@ pub(super) fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
             // `create_credit_note` the credit note (`event_data`).
             let id = id_text(v.get("id"))
                 .ok_or_else(|| ParseError("invoice event has no `id`".into()))?;
-            let kind = v
-                .get("event_type")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty() && s.len() <= 255)
+            let kind = event_text(v.get("event_type"))
                 .ok_or_else(|| ParseError("invoice event has no `event_type`".into()))?;
             let mut payload = Map::new();
             payload.insert(
@@ -151,11 +149,8 @@ pub(super) fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
         // An Events API event `{"event": {...}}` or `{...}`: no object snapshot, only ids.
         let e = v.get("event").unwrap_or(&v);
         let id = id_text(e.get("id")).ok_or_else(|| ParseError("event has no `id`".into()))?;
-        let key = e
-            .get("key")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 255)
-            .ok_or_else(|| ParseError("event has no `key`".into()))?;
+        let key =
+            event_text(e.get("key")).ok_or_else(|| ParseError("event has no `key`".into()))?;
         return Ok(Event {
             // Events API ids and webhook ids are different series: keep them apart.
             id: format!("event:{id}"),
@@ -170,16 +165,9 @@ pub(super) fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
     let mut form = decode_form(body)?;
     // Rails form-encodes nil as an empty value (`payload[subscription][product]=`).
     drop_empty(&mut form);
-    let id = form
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| ParseError("webhook has no `id`".into()))?;
-    let event = form
-        .get("event")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| ParseError("webhook has no `event`".into()))?;
+    let id = event_text(form.get("id")).ok_or_else(|| ParseError("webhook has no `id`".into()))?;
+    let event =
+        event_text(form.get("event")).ok_or_else(|| ParseError("webhook has no `event`".into()))?;
     Ok(Event {
         id: id.to_owned(),
         event_type: event.to_owned(),
@@ -241,11 +229,10 @@ mod tests {
     use super::*;
     use crate::model::time::parse_rfc3339;
     use crate::providers::field_checks::assert_observed;
-    use crate::providers::{webhook_vectors, Provider};
+    use crate::providers::Provider;
     use axum::http::HeaderMap;
 
-    /// Made by `python3 scripts/gen-maxio-vectors.py > tests/data/maxio_webhook_vectors.json`
-    /// from Maxio's documented algorithm (no official verifier exists).
+    /// The first vector's body is a real-looking webhook (see `webhook_vectors`).
     const VECTORS: &str = include_str!("../../../tests/data/maxio_webhook_vectors.json");
 
     fn vector_body() -> Vec<u8> {
@@ -258,9 +245,9 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_equal_documented_algorithm_on_every_vector() {
-        // Maxio's only refusal is an invalid signature (it signs no timestamp).
-        webhook_vectors::assert_verdicts(&Maxio, VECTORS, 4, VerifyError::InvalidSignature);
+    fn a_missing_header_is_an_invalid_signature_and_own_signatures_verify() {
+        // Maxio's only refusal is an invalid signature (it signs no timestamp); its vectors
+        // are checked with every provider's (`webhook_vectors`).
         assert_eq!(
             Maxio.verify(&HeaderMap::new(), b"id=1", &["k".into()], 0, 300),
             Err(VerifyError::InvalidSignature)

@@ -3,8 +3,6 @@
 //! HMAC-SHA256 over `"{ts}:{raw body}"` (a colon, not Stripe's dot) keyed with the whole
 //! `pdl_ntfset_...` secret; any `h1` against any active secret.
 
-use serde_json::Value;
-
 use crate::model::time::parse_rfc3339;
 use crate::providers::json_answer;
 use crate::providers::signing::{hex_mac, timestamped, Replay, Scheme};
@@ -34,9 +32,7 @@ pub fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
 pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
     let v = json_answer::parse(body, "body")?;
     let text = |key: &str| {
-        v.get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 255)
+        json_answer::event_text(v.get(key))
             .ok_or_else(|| ParseError(format!("event has no string `{key}`")))
     };
     // `event_id` is the dedupe key; `notification_id` differs per destination and delivery.
@@ -59,48 +55,19 @@ pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
-
-    /// Made by `scripts/gen-paddle-vectors.py` with paddle-python-sdk 1.16.1: every
-    /// `expected` is the verdict of the SDK's own `Verifier.verify` at the vector's `now`.
-    const VECTORS: &str = include_str!("../../../tests/data/paddle_webhook_vectors.json");
-
-    #[test]
-    fn sdk_vectors_get_the_sdk_verdict() {
-        let vectors: Vec<Value> = serde_json::from_str(VECTORS).unwrap();
-        assert!(vectors.len() >= 10);
-        for v in &vectors {
-            let secrets: Vec<String> = v["secrets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_owned())
-                .collect();
-            let got = SIGNATURE.verify(
-                v["headers"]["Paddle-Signature"].as_str().unwrap(),
-                v["body"].as_str().unwrap().as_bytes(),
-                &secrets,
-                v["now"].as_i64().unwrap(),
-                v["tolerance_s"].as_i64().unwrap(),
-            );
-            let want = v["expected"] == "valid";
-            assert_eq!(got.is_ok(), want, "{}: {got:?}", v["id"]);
-        }
-    }
 
     #[test]
     fn stale_and_future_timestamps_are_stale_not_invalid() {
         let h = sign("s", 100, b"{}");
         let secrets = ["s".to_owned()];
-        assert_eq!(
-            SIGNATURE.verify(&h, b"{}", &secrets, 400, 5),
-            Err(VerifyError::StaleTimestamp)
-        );
-        assert_eq!(
-            SIGNATURE.verify(&h, b"{}", &secrets, 90, 5),
-            Err(VerifyError::StaleTimestamp)
-        );
-        assert_eq!(SIGNATURE.verify(&h, b"{}", &secrets, 102, 5), Ok(()));
+        let stale = Err(VerifyError::StaleTimestamp);
+        for (now, verdict) in [(400, stale), (90, stale), (102, Ok(()))] {
+            assert_eq!(
+                SIGNATURE.verify(&h, b"{}", &secrets, now, 5),
+                verdict,
+                "{now}"
+            );
+        }
     }
 
     #[test]

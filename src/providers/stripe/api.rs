@@ -223,13 +223,7 @@ mod tests {
         assert_eq!(r.path, "/v1/subscriptions");
         assert_query(
             &r,
-            &[
-                ("limit", "100"),
-                ("created[gte]", "10"),
-                ("created[lt]", "20"),
-                ("starting_after", "sub_9"),
-                ("status", "all"),
-            ],
+            "limit=100&created[gte]=10&created[lt]=20&starting_after=sub_9&status=all",
         );
     }
 

@@ -50,16 +50,12 @@ fn check_head<'a>(
     event_type: Option<&'a Value>,
     created: Option<&'a Value>,
 ) -> Result<(&'a str, &'a str, i64), ParseError> {
-    let id = id
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| ParseError("event has no string `id`".into()))?;
+    let id =
+        json_answer::event_text(id).ok_or_else(|| ParseError("event has no string `id`".into()))?;
     if object.and_then(Value::as_str) != Some("event") {
         return Err(ParseError("`object` is not \"event\"".into()));
     }
-    let event_type = event_type
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
+    let event_type = json_answer::event_text(event_type)
         .ok_or_else(|| ParseError("event has no string `type`".into()))?;
     let created = created
         .and_then(Value::as_i64)

@@ -107,7 +107,7 @@ mod tests {
             "/data/1",
             "invoiceItems",
             "/object-query/invoice-items",
-            &[("filter[]", "invoiceid.EQ:i2")],
+            "filter[]=invoiceid.EQ:i2",
         );
         // One retrieved object: the answer itself.
         let one = sub_reads(&invoice("i3", 50));
@@ -124,7 +124,7 @@ mod tests {
         let read = &sub_reads(&invoice("i2", 50))[0];
         let page = parse_sub_page(read, br#"{"data":[{"id":"x"}],"nextPage":"c2"}"#).unwrap();
         let next = page.next.unwrap();
-        assert_query(&next, &[("cursor", "c2"), ("filter[]", "invoiceid.EQ:i2")]);
+        assert_query(&next, "cursor=c2&filter[]=invoiceid.EQ:i2");
         let last = parse_sub_page(
             &SubRead {
                 request: next,
