@@ -1,7 +1,7 @@
 //! What is fixed about a provider, one constant each (`INFO` in `providers/<name>/`): the
 //! API's default base and version, the request rate a connection may use when it names none,
-//! how far the API may lag behind its webhooks, how webhooks authenticate, how to back off
-//! after a 429, the list endpoints a pull walks with the kind of object each returns, and the
+//! how webhooks authenticate, how far the API may lag behind its webhooks and how to back off
+//! after a 429 ([`Timing`], usually [`Timing::USUAL`]), the list endpoints a pull walks with the kind of object each returns, and the
 //! provider's API functions ([`Api`]: requests to make and how to read their answers).
 //! `Provider::info` hands it out, and the trait answers every fixed question from it and
 //! forwards every API question to its functions, so a provider writes facts and the functions
@@ -13,8 +13,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::api_auth::ApiAuth;
-use super::rate_limit::Backoff;
-use super::{ApiRequest, ListPage, ParseError, ProviderKind, SubPage, SubRead, VerifyError};
+use super::json_answer;
+use super::rate_limit::{Backoff, MIN_PAUSE};
+use super::signing::Scheme;
+use super::{ApiRequest, ListPage, ParseError, ProviderKind, SubPage, SubRead};
 use crate::model::ObjectType;
 
 /// A provider's fixed facts.
@@ -28,17 +30,46 @@ pub struct ProviderInfo {
     pub api_version: &'static str,
     /// Requests per second a connection may make when it names no limit.
     pub default_rate_limit: u32,
-    /// How far the API may lag behind the provider's own webhooks: an API read is taken to
-    /// show every change older than this, and to be ordered after them.
-    pub lag_allowance: Duration,
     /// How webhooks prove they come from the provider.
     pub webhook_auth: WebhookAuth,
-    /// The pause after a 429.
-    pub backoff: Backoff,
+    /// How far the API lags its webhooks and how long it asks to be left alone after a 429.
+    pub timing: Timing,
     /// The list endpoints a full pull walks, in order.
     pub streams: &'static [Stream],
     /// The provider's API: how requests are authorized, built and answered.
     pub api: Api,
+}
+
+/// The API's timing: [`Timing::USUAL`] unless a provider says otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How far the API may lag behind the provider's own webhooks: an API read is taken to
+    /// show every change older than this, and to be ordered after them.
+    pub lag_allowance: Duration,
+    /// The pause after a 429.
+    pub backoff: Backoff,
+}
+
+impl Timing {
+    /// What most providers' documentation leads to: reads may lag webhooks by up to a
+    /// minute, and a 429 is waited out as `Retry-After` says, else for the shortest pause.
+    pub const USUAL: Timing = Timing {
+        lag_allowance: Duration::from_secs(60),
+        backoff: Backoff::retry_after(MIN_PAUSE),
+    };
+
+    /// The same timing with another lag allowance.
+    pub const fn lag_allowance(self, lag_allowance: Duration) -> Timing {
+        Timing {
+            lag_allowance,
+            ..self
+        }
+    }
+
+    /// The same timing with another 429 policy.
+    pub const fn backoff(self, backoff: Backoff) -> Timing {
+        Timing { backoff, ..self }
+    }
 }
 
 /// What a list page request asks for: the arguments of `Provider::list_request`.
@@ -54,20 +85,23 @@ pub struct ListQuery<'a> {
     pub page_size: u32,
 }
 
-/// A webhook signature check: the header's value, the raw body, the active secrets, the time
-/// now and the replay tolerance (unix seconds).
-pub type VerifyHeader = fn(&str, &[u8], &[String], i64, i64) -> Result<(), VerifyError>;
-
 /// How a provider's webhooks authenticate.
 #[derive(Debug, Clone, Copy)]
 pub enum WebhookAuth {
     /// HTTP Basic: webhook secrets are `username:password` entries (`providers::basic_auth`).
     Basic,
-    /// A signature in the request header `header` (lower case), checked by `verify`.
+    /// A signature in the request header `header` (lower case), checked as `scheme` says.
     Signed {
         header: &'static str,
-        verify: VerifyHeader,
+        scheme: Scheme,
     },
+}
+
+impl WebhookAuth {
+    /// [`WebhookAuth::Signed`]: a signature in `header`, checked as `scheme` says.
+    pub const fn signed(header: &'static str, scheme: Scheme) -> WebhookAuth {
+        WebhookAuth::Signed { header, scheme }
+    }
 }
 
 /// The events of a sweep page, each as a raw event body, and where the next page starts.
@@ -256,9 +290,9 @@ impl ProviderInfo {
     }
 
     /// The order an API read made at `read_at` (microseconds) gets when its object carries no
-    /// time of its own: as old as the API may lag ([`ProviderInfo::lag_allowance`]).
+    /// time of its own: as old as the API may lag ([`Timing::lag_allowance`]).
     pub fn lagged(&self, read_at: i64) -> i64 {
-        read_at.saturating_sub(self.lag_allowance.as_micros() as i64)
+        read_at.saturating_sub(self.timing.lag_allowance.as_micros() as i64)
     }
 
     /// For sweeps that walk every list in turn: the position of the list a sweep page's
@@ -269,6 +303,28 @@ impl ProviderInfo {
             .strip_prefix(prefix)
             .and_then(|s| self.stream_position(s))
             .ok_or_else(|| ParseError(format!("`{}` is not a swept list", request.path)))
+    }
+
+    /// A page of a sweep that walks every list in turn (providers without an events API):
+    /// the position of the list `request` read ([`ProviderInfo::swept_stream`]), the events
+    /// `wrap` makes of the objects of its answer `body` (read as a list page), as raw bodies
+    /// (an object it makes none of is not swept), and where that list continues (`None`
+    /// after its last page: the sweep goes on with the next list).
+    pub fn swept_page(
+        &self,
+        request: &ApiRequest,
+        prefix: &str,
+        body: &[u8],
+        mut wrap: impl FnMut(Value) -> Result<Option<Value>, ParseError>,
+    ) -> Result<(usize, SweepPage), ParseError> {
+        let stream = self.swept_stream(request, prefix)?;
+        let page = (self.api.lists.parse)(body)?;
+        let mut events = Vec::with_capacity(page.objects.len());
+        for object in page.objects {
+            events.extend(wrap(object)?);
+        }
+        let events = json_answer::event_bodies(&events)?;
+        Ok((stream, (events, page.next_cursor)))
     }
 
     /// The position of the stream named `name`.

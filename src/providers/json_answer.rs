@@ -1,7 +1,7 @@
 //! Reading a provider's JSON bodies (API answers, and webhook events in the `webhook`
 //! modules) the way every provider does: the body as JSON (an error naming what the body was
 //! meant to be), the array a list holds under a key, a non-empty text cursor, the cursor after
-//! a page's last object, and the events of a sweep page as raw event bodies (what
+//! a page's last object, an event's id or type as intake stores it, and the events of a sweep page as raw event bodies (what
 //! `Provider::parse_sweep` hands to intake). Pull, sweep and intake reach them through each
 //! provider's `api` and `webhook` modules.
 
@@ -52,6 +52,14 @@ pub fn after_last_id(
     }
 }
 
+/// An event's identifying text (its id, its type) as intake stores it: a string of 1 to 255
+/// bytes; `None` for anything else.
+pub fn event_text(field: Option<&Value>) -> Option<&str> {
+    field
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+}
+
 /// Each event of a sweep page as its own raw body (its JSON text).
 pub fn event_bodies(events: &[Value]) -> Result<Vec<Vec<u8>>, ParseError> {
     events
@@ -65,6 +73,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn event_texts_are_strings_of_1_to_255_bytes() {
+        let event = json!({"id": "evt_1", "empty": "", "long": "x".repeat(256), "n": 5,
+            "max": "y".repeat(255)});
+        assert_eq!(event_text(event.get("id")), Some("evt_1"));
+        assert_eq!(event_text(event.get("max")).map(str::len), Some(255));
+        for key in ["empty", "long", "n", "absent"] {
+            assert_eq!(event_text(event.get(key)), None, "{key}");
+        }
+    }
 
     #[test]
     fn parse_names_what_the_body_should_have_been() {

@@ -4,6 +4,8 @@
 pub mod api_auth;
 pub mod basic_auth;
 pub mod chargebee;
+#[cfg(test)]
+mod field_checks;
 pub mod info;
 mod json_answer;
 mod major_units;
@@ -27,7 +29,7 @@ use thiserror::Error;
 
 pub use crate::model::ProviderKind;
 use crate::model::{ObjectType, Observation};
-pub use info::{ProviderInfo, Stream, WebhookAuth};
+pub use info::{ProviderInfo, Stream, Timing, WebhookAuth};
 pub use subreads::{SubPage, SubRead};
 
 /// Why a webhook's authenticity was refused. Never carries the secret or the signature.
@@ -107,10 +109,11 @@ pub trait Provider: Send + Sync + 'static {
         self.info().kind
     }
 
-    /// Checks the webhook's authenticity over the exact raw body against every active secret:
-    /// HTTP Basic credentials for providers that authenticate webhooks so
-    /// ([`ProviderInfo::basic_auth_webhooks`], one check for all: `basic_auth`), else the
-    /// provider's signature ([`Provider::verify_signature`]).
+    /// Checks the webhook's authenticity over the exact raw body against every active secret,
+    /// as [`ProviderInfo::webhook_auth`] says: HTTP Basic credentials (one check for all:
+    /// `basic_auth`), or the provider's signature ([`WebhookAuth::Signed`]: its header, read
+    /// as text, and its check) with its replay window. A request without the header is
+    /// refused.
     fn verify(
         &self,
         headers: &HeaderMap,
@@ -119,32 +122,16 @@ pub trait Provider: Send + Sync + 'static {
         now_secs: i64,
         tolerance_secs: i64,
     ) -> Result<(), VerifyError> {
-        if self.basic_auth_webhooks() {
-            basic_auth::verify(headers, secrets)
-        } else {
-            self.verify_signature(headers, body, secrets, now_secs, tolerance_secs)
+        match self.info().webhook_auth {
+            WebhookAuth::Basic => basic_auth::verify(headers, secrets),
+            WebhookAuth::Signed { header, scheme } => {
+                let value = headers
+                    .get(header)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or(VerifyError::InvalidSignature)?;
+                scheme.verify(value, body, secrets, now_secs, tolerance_secs)
+            }
         }
-    }
-
-    /// The provider's webhook signature ([`WebhookAuth::Signed`]: its header, read as text,
-    /// and its check), checked against every active secret with its replay window. A request
-    /// without the header, or to a provider that does not sign, is refused.
-    fn verify_signature(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        secrets: &[String],
-        now_secs: i64,
-        tolerance_secs: i64,
-    ) -> Result<(), VerifyError> {
-        let WebhookAuth::Signed { header, verify } = self.info().webhook_auth else {
-            return Err(VerifyError::InvalidSignature);
-        };
-        let value = headers
-            .get(header)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(VerifyError::InvalidSignature)?;
-        verify(value, body, secrets, now_secs, tolerance_secs)
     }
 
     /// Parses the event envelope (id, type, time). Fails for bodies that are not an event.
@@ -210,7 +197,7 @@ pub trait Provider: Send + Sync + 'static {
     /// How far a provider's API may lag behind its own webhooks: an API read is taken to show
     /// every change older than this, and to be ordered after them.
     fn api_lag_allowance(&self) -> Duration {
-        self.info().lag_allowance
+        self.info().timing.lag_allowance
     }
 
     /// For providers whose API reads are ordered by when they were made (Stripe: objects
@@ -370,7 +357,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// How long to hold the connection after this answer, when it says so (429, `Retry-After`).
     fn retry_after(&self, status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        self.info().backoff.pause(status, headers)
+        self.info().timing.backoff.pause(status, headers)
     }
 }
 

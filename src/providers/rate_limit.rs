@@ -39,6 +39,14 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// `Retry-After` when the provider sends it, else `default`: what most providers document.
+    pub const fn retry_after(default: Duration) -> Backoff {
+        Backoff {
+            hints: &[Hint::Wait("retry-after")],
+            default,
+        }
+    }
+
     /// The pause after an answer with `status` and `headers`; `None` when it asks for none.
     pub fn pause(&self, status: u16, headers: &HeaderMap) -> Option<Duration> {
         self.pause_at(status, headers, now_micros())
@@ -107,6 +115,14 @@ mod tests {
         POLICY.pause_at(429, &headers(pairs), NOW)
     }
 
+    /// Each 429's headers give the pause next to them.
+    #[track_caller]
+    fn pauses(cases: &[(&[(&'static str, &str)], Duration)]) {
+        for (pairs, want) in cases {
+            assert_eq!(pause(pairs), Some(*want), "{pairs:?}");
+        }
+    }
+
     #[test]
     fn only_a_429_pauses_and_silence_means_the_default() {
         assert_eq!(POLICY.pause_at(200, &headers(&[]), NOW), None);
@@ -120,54 +136,61 @@ mod tests {
     #[test]
     fn the_first_usable_hint_wins_in_the_providers_order() {
         let reset = (NOW / 1_000_000 + 30).to_string();
-        assert_eq!(
-            pause(&[("retry-after", "3"), ("x-ratelimit-reset", &reset)]),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            pause(&[("x-ratelimit-reset", &reset)]),
-            Some(Duration::from_secs(30))
-        );
-        // Unreadable or negative: skipped for the next hint, then the default.
-        assert_eq!(
-            pause(&[("retry-after", "soon"), ("x-ratelimit-reset", &reset)]),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            pause(&[("retry-after", "-4")]),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(
-            pause(&[("retry-after", "NaN")]),
-            Some(Duration::from_secs(5))
-        );
+        let reset = reset.as_str();
+        pauses(&[
+            (
+                &[("retry-after", "3"), ("x-ratelimit-reset", reset)],
+                Duration::from_secs(3),
+            ),
+            (&[("x-ratelimit-reset", reset)], Duration::from_secs(30)),
+            // Unreadable or negative: skipped for the next hint, then the default.
+            (
+                &[("retry-after", "soon"), ("x-ratelimit-reset", reset)],
+                Duration::from_secs(30),
+            ),
+            (&[("retry-after", "-4")], Duration::from_secs(5)),
+            (&[("retry-after", "NaN")], Duration::from_secs(5)),
+        ]);
     }
 
     #[test]
     fn seconds_fractions_and_http_dates_are_read() {
-        assert_eq!(
-            pause(&[("retry-after", "2.5")]),
-            Some(Duration::from_millis(2_500))
-        );
-        // 1_800_000_000 is Fri, 15 Jan 2027 08:00:00 GMT.
-        assert_eq!(
-            pause(&[("retry-after", "Fri, 15 Jan 2027 08:00:12 GMT")]),
-            Some(Duration::from_secs(12))
-        );
+        pauses(&[
+            (&[("retry-after", "2.5")], Duration::from_millis(2_500)),
+            // 1_800_000_000 is Fri, 15 Jan 2027 08:00:00 GMT.
+            (
+                &[("retry-after", "Fri, 15 Jan 2027 08:00:12 GMT")],
+                Duration::from_secs(12),
+            ),
+        ]);
     }
 
     #[test]
     fn pauses_stay_between_a_second_and_a_minute() {
-        assert_eq!(pause(&[("retry-after", "0")]), Some(MIN_PAUSE));
-        assert_eq!(pause(&[("retry-after", "0.2")]), Some(MIN_PAUSE));
-        assert_eq!(pause(&[("retry-after", "86400")]), Some(MAX_PAUSE));
         let past = (NOW / 1_000_000 - 10).to_string();
-        assert_eq!(pause(&[("x-ratelimit-reset", &past)]), Some(MIN_PAUSE));
         let far = (NOW / 1_000_000 + 3_600).to_string();
-        assert_eq!(pause(&[("x-ratelimit-reset", &far)]), Some(MAX_PAUSE));
+        pauses(&[
+            (&[("retry-after", "0")], MIN_PAUSE),
+            (&[("retry-after", "0.2")], MIN_PAUSE),
+            (&[("retry-after", "86400")], MAX_PAUSE),
+            (&[("x-ratelimit-reset", &past)], MIN_PAUSE),
+            (&[("x-ratelimit-reset", &far)], MAX_PAUSE),
+            (
+                &[("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT")],
+                MIN_PAUSE,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn most_providers_wait_as_retry_after_says() {
+        let policy = Backoff::retry_after(Duration::from_secs(15));
+        let at = |pairs: &[(&'static str, &str)]| policy.pause_at(429, &headers(pairs), NOW);
+        assert_eq!(at(&[]), Some(Duration::from_secs(15)));
+        assert_eq!(at(&[("retry-after", "4")]), Some(Duration::from_secs(4)));
         assert_eq!(
-            pause(&[("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT")]),
-            Some(MIN_PAUSE)
+            at(&[("x-ratelimit-reset", "1")]),
+            Some(Duration::from_secs(15))
         );
     }
 }

@@ -1,7 +1,10 @@
 //! The one HMAC-SHA256 every signing provider uses (Stripe, Paddle, Recurly, Maxio), the
-//! one way a webhook's signatures are checked against a connection's secrets, and the one
-//! reading of `key=value` signature headers (Stripe, Paddle): their schemes differ only in
-//! how the header is written and what is signed, which each provider's `webhook` module says.
+//! one way a webhook's signatures are checked against a connection's secrets, the one
+//! reading of `key=value` signature headers (Stripe, Paddle), and the one check of a signed
+//! timestamp against the replay window ([`Scheme`]): the providers' schemes differ only in
+//! how the header is written, what is signed and when the clock is read, which each
+//! provider's `webhook` module states as its `SIGNATURE` and intake applies through
+//! `Provider::verify`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -85,6 +88,102 @@ pub fn timestamped<'a>(
     Ok((timestamp, value, signatures))
 }
 
+/// How a provider's webhook signature is checked, given its header's value (as text).
+#[derive(Debug, Clone, Copy)]
+pub enum Scheme {
+    /// Over the raw body alone (Maxio): no timestamp is signed, so there is no replay window
+    /// and the time arguments of [`Scheme::verify`] do not apply.
+    Body(CheckBody),
+    /// Over `"{timestamp}{joint}{raw body}"`, the header carrying the timestamp and the
+    /// signatures (Stripe, Paddle, Recurly).
+    Timestamped(Timestamped),
+}
+
+/// Checks a signature header's value over the raw body against every active secret.
+pub type CheckBody = fn(&str, &[u8], &[String]) -> Result<(), VerifyError>;
+
+/// A signature over a timestamp and the body, as its provider's SDK checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timestamped {
+    /// The header's timestamp (its text, as signed, and its value in `units_per_sec`) and
+    /// its signatures; a header without a usable timestamp is `InvalidSignature`.
+    pub read: ReadTimestamped,
+    /// Timestamp units in a second: 1 (seconds) or 1,000 (milliseconds).
+    pub units_per_sec: i64,
+    /// What the signed text holds between the timestamp and the body.
+    pub joint: &'static str,
+    /// When the timestamp is held against the clock.
+    pub replay: Replay,
+}
+
+/// Reads a timestamped signature header: (timestamp text, its value, the signatures).
+pub type ReadTimestamped = fn(&str) -> Result<(&str, i64, Vec<[u8; 32]>), VerifyError>;
+
+/// When a signed timestamp is held against the replay window (`tolerance_secs` of now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Before the signatures, in both directions: a timestamp too far in the past or the
+    /// future is stale whatever it signs (Paddle, Recurly).
+    BothWaysFirst,
+    /// After a signature matched, and only the past: a future timestamp passes (Stripe).
+    PastOnlyAfter,
+}
+
+impl Scheme {
+    /// [`Scheme::Timestamped`]: the timestamp and signatures that `read` finds in a header, the
+    /// timestamp in `units_per_sec`, `joint` between it and the body, held against the clock
+    /// as `replay` says.
+    pub const fn timestamped(
+        read: ReadTimestamped,
+        units_per_sec: i64,
+        joint: &'static str,
+        replay: Replay,
+    ) -> Scheme {
+        Scheme::Timestamped(Timestamped {
+            read,
+            units_per_sec,
+            joint,
+            replay,
+        })
+    }
+
+    /// Checks a signature header's value `header` over `body` against every active secret
+    /// (`InvalidSignature`), and a signed timestamp against `now_secs` and `tolerance_secs`
+    /// (`StaleTimestamp`), in the order the scheme's [`Replay`] says.
+    pub fn verify(
+        &self,
+        header: &str,
+        body: &[u8],
+        secrets: &[String],
+        now_secs: i64,
+        tolerance_secs: i64,
+    ) -> Result<(), VerifyError> {
+        let t = match self {
+            Scheme::Body(verify) => return verify(header, body, secrets),
+            Scheme::Timestamped(t) => t,
+        };
+        let (text, at, signatures) = (t.read)(header)?;
+        let now = now_secs.saturating_mul(t.units_per_sec);
+        let tolerance = tolerance_secs.saturating_mul(t.units_per_sec);
+        let signed: [&[u8]; 3] = [text.as_bytes(), t.joint.as_bytes(), body];
+        match t.replay {
+            Replay::BothWaysFirst => {
+                if now.saturating_sub(at).saturating_abs() > tolerance {
+                    return Err(VerifyError::StaleTimestamp);
+                }
+                check(secrets, &signed, &signatures)
+            }
+            Replay::PastOnlyAfter => {
+                check(secrets, &signed, &signatures)?;
+                if at < now.saturating_sub(tolerance) {
+                    return Err(VerifyError::StaleTimestamp);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +232,80 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn read_leading(header: &str) -> Result<(&str, i64, Vec<[u8; 32]>), VerifyError> {
+        let (timestamp, signature) = header.split_once(',').unwrap_or((header, ""));
+        let at = timestamp
+            .parse()
+            .map_err(|_| VerifyError::InvalidSignature)?;
+        Ok((
+            timestamp,
+            at,
+            hex_signature(signature).into_iter().collect(),
+        ))
+    }
+
+    /// `"{timestamp},{signature of timestamp.body}"` under `k`.
+    fn header(timestamp: i64, body: &[u8]) -> String {
+        let t = timestamp.to_string();
+        format!("{t},{}", hex_mac("k", &[t.as_bytes(), b".", body]))
+    }
+
+    #[test]
+    fn a_timestamped_scheme_holds_the_timestamp_against_the_window_as_its_replay_says() {
+        let secrets = ["k".to_owned()];
+        let first = Scheme::timestamped(read_leading, 1, ".", Replay::BothWaysFirst);
+        let after = Scheme::timestamped(read_leading, 1, ".", Replay::PastOnlyAfter);
+        let millis = Scheme::timestamped(read_leading, 1000, ".", Replay::BothWaysFirst);
+        let stale = Err(VerifyError::StaleTimestamp);
+        let invalid = Err(VerifyError::InvalidSignature);
+        let good = header(100, b"{}");
+        let forged = format!("100,{}", "00".repeat(32));
+        for (scheme, header, now, verdict) in [
+            (first, &good, 105, Ok(())),
+            (first, &good, 95, Ok(())),
+            (first, &good, 106, stale),
+            // Before the signature, and into the future too.
+            (first, &forged, 106, stale),
+            (first, &good, 94, stale),
+            (first, &forged, 100, invalid),
+            (after, &good, 106, stale),
+            // After the signature, and only the past.
+            (after, &forged, 106, invalid),
+            (after, &good, 0, Ok(())),
+            // Milliseconds: 100 ms is 0.1 s.
+            (millis, &good, 0, Ok(())),
+            (millis, &header(6_000, b"{}"), 0, stale),
+            (first, &"x,00".to_owned(), 100, invalid),
+        ] {
+            assert_eq!(
+                scheme.verify(header, b"{}", &secrets, now, 5),
+                verdict,
+                "{scheme:?} {header} at {now}"
+            );
+        }
+        assert_eq!(first.verify(&good, b"{ }", &secrets, 100, 5), invalid);
+    }
+
+    #[test]
+    fn a_body_scheme_ignores_the_time() {
+        let scheme = Scheme::Body(|header, body, secrets| {
+            check(
+                secrets,
+                &[body],
+                &[hex_signature(header).unwrap_or_default()],
+            )
+        });
+        let sig = hex_mac("k", &[b"{}"]);
+        assert_eq!(
+            scheme.verify(&sig, b"{}", &["k".into()], i64::MAX, 0),
+            Ok(())
+        );
+        assert_eq!(
+            scheme.verify(&sig, b"{ }", &["k".into()], 0, 0),
+            Err(VerifyError::InvalidSignature)
+        );
     }
 
     #[test]

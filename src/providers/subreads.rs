@@ -39,3 +39,63 @@ pub const MAX_SUB_PAGES: usize = 1_000;
 pub fn item_pointer(list_field: &str, index: usize) -> String {
     format!("/{list_field}/{index}")
 }
+
+/// Test support: `reads` is one read, of `part` of the object at `pointer`, whose first page
+/// asks for `path` with every pair of `query` (a query string: `field_checks::assert_query`)
+/// among its parameters.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_one_read(
+    reads: &[SubRead],
+    pointer: &str,
+    part: &str,
+    path: &str,
+    query: &str,
+) {
+    let [read] = reads else {
+        panic!("not one read: {reads:?}");
+    };
+    assert_eq!(
+        (read.pointer.as_str(), read.part, read.request.path.as_str()),
+        (pointer, part, path)
+    );
+    super::field_checks::assert_query(&read.request, query);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_read_is_checked_whole() {
+        let read = SubRead {
+            pointer: item_pointer("data", 2),
+            part: "lines",
+            request: ApiRequest {
+                path: "/v1/invoices/in_1/lines".into(),
+                query: vec![("limit".into(), "100".into())],
+            },
+        };
+        let reads = vec![read.clone()];
+        assert_one_read(
+            &reads,
+            "/data/2",
+            "lines",
+            "/v1/invoices/in_1/lines",
+            "limit=100",
+        );
+        for wrong in [
+            vec![],
+            vec![read.clone(), read.clone()],
+            vec![SubRead {
+                part: "tax_ids",
+                ..read.clone()
+            }],
+        ] {
+            let caught = std::panic::catch_unwind(|| {
+                assert_one_read(&wrong, "/data/2", "lines", "/v1/invoices/in_1/lines", "")
+            });
+            assert!(caught.is_err(), "{wrong:?}");
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Stripe signature vectors made by Stripe's own code (the official `stripe` Python package;
 //! see `scripts/gen-stripe-vectors.py`), checked against billsync's verifier and signer.
 
-use billsync::providers::stripe::{sign, verify_header};
+use billsync::providers::stripe::{sign, SIGNATURE};
 use billsync::providers::VerifyError;
 use serde_json::Value;
 
@@ -20,7 +20,7 @@ fn stripe_sdk_vectors_get_the_sdk_verdict() {
     assert!(vectors.len() >= 10, "the vector file is incomplete");
     for v in &vectors {
         let id = v["id"].as_str().unwrap();
-        let result = verify_header(
+        let result = SIGNATURE.verify(
             v["header"].as_str().unwrap(),
             v["body"].as_str().unwrap().as_bytes(),
             &[v["secret"].as_str().unwrap().to_owned()],

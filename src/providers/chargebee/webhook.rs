@@ -13,10 +13,7 @@ use crate::providers::{CarriedEvent, Envelope, ParseError};
 pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
     let v = json_answer::parse(body, "body")?;
     let id = id_text(v.get("id")).ok_or_else(|| ParseError("event has no string `id`".into()))?;
-    let event_type = v
-        .get("event_type")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
+    let event_type = json_answer::event_text(v.get("event_type"))
         .ok_or_else(|| ParseError("event has no string `event_type`".into()))?;
     let occurred_at = v
         .get("occurred_at")

@@ -292,6 +292,7 @@ mod tests {
     use super::super::Maxio;
     use crate::model::time::parse_rfc3339;
     use crate::model::ObjectType;
+    use crate::providers::field_checks::{assert_fields, assert_query};
     use crate::providers::Provider;
     use serde_json::{json, Value};
 
@@ -310,10 +311,11 @@ mod tests {
         let page = Maxio.parse_list(list.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("t:1718974800"));
         let obs = Maxio.observe_object(&page.objects[0], 0).unwrap().unwrap();
-        assert_eq!(obs.data["currency"], "USD");
-        assert_eq!(obs.data["customer_id"], "maxio:14714298");
-        assert_eq!(obs.data["items"][0]["price_id"], "maxio:1990");
-        assert_eq!(obs.data["current_period_end"], "2024-07-20T16:00:00Z");
+        assert_fields(
+            &obs.data,
+            json!({"currency": "USD", "customer_id": "maxio:14714298",
+                "/items/0/price_id": "maxio:1990", "current_period_end": "2024-07-20T16:00:00Z"}),
+        );
         let canceled = Maxio.observe_object(&page.objects[1], 0).unwrap().unwrap();
         assert_eq!(canceled.data["canceled_at"], "2024-06-21T13:00:00Z");
         // A page all in one second continues after it; an empty page ends the walk.
@@ -325,18 +327,13 @@ mod tests {
         assert_eq!(Maxio.parse_list(b"[]").unwrap().next_cursor, None);
         let r = Maxio.list_request("customers", (100, 200), Some("t:150"), 500);
         assert_eq!(r.path, "/customers.json");
-        assert!(r.query.contains(&("per_page".into(), "200".into())));
-        assert!(r
-            .query
-            .contains(&("start_datetime".into(), "1970-01-01T00:02:30Z".into())));
-        assert!(r
-            .query
-            .contains(&("date_field".into(), "created_at".into())));
-        let r = Maxio.list_request("subscriptions", (100, 200), None, 50);
-        assert!(
-            r.query.contains(&("sort".into(), "updated_at".into())),
-            "without `sort` Maxio orders by id"
+        assert_query(
+            &r,
+            "per_page=200&start_datetime=1970-01-01T00:02:30Z&date_field=created_at",
         );
+        // Without `sort` Maxio orders by id.
+        let r = Maxio.list_request("subscriptions", (100, 200), None, 50);
+        assert_query(&r, "sort=updated_at");
         let txns = json!([{"transaction": {"id": 41, "transaction_type": "payment", "amount_in_cents": 500}}]);
         let page = Maxio.parse_list(txns.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("id:42"));
@@ -346,7 +343,7 @@ mod tests {
     fn sweeps_read_events_then_invoice_events() {
         let first = Maxio.sweep_request(1_718_899_200, None);
         assert_eq!(first.path, "/events.json");
-        assert!(first.query.contains(&("direction".into(), "asc".into())));
+        assert_query(&first, "direction=asc");
         let events: Vec<Value> = (1..=200)
             .map(|i| json!({"event": {"id": i, "key": "customer_update", "customer_id": 5}}))
             .collect();
@@ -359,9 +356,7 @@ mod tests {
         assert_eq!(next.as_deref(), Some("inv"));
         let inv = Maxio.sweep_request(1_718_899_200, Some("inv"));
         assert_eq!(inv.path, "/invoices/events.json");
-        assert!(inv
-            .query
-            .contains(&("since_date".into(), "2024-06-20T16:00:00Z".into())));
+        assert_query(&inv, "since_date=2024-06-20T16:00:00Z");
         let (_, next) = Maxio
             .parse_sweep(
                 br#"{"events": [{"id": 7}], "page": 1, "per_page": 200, "total_pages": 1}"#,
@@ -369,7 +364,7 @@ mod tests {
             .unwrap();
         assert_eq!(next, None);
         let later = Maxio.sweep_request(0, Some("inv:7"));
-        assert!(later.query.contains(&("since_id".into(), "7".into())));
+        assert_query(&later, "since_id=7");
         // Events name what to refetch: payments by transaction, customers by customer.
         let pay = br#"{"event":{"id":3,"key":"payment_success","subscription_id":1,"customer_id":2,"event_specific_data":{"product_id":null,"account_transaction_id":77}}}"#;
         assert_eq!(
@@ -398,7 +393,7 @@ mod tests {
         let page = Maxio.parse_list_page(&first, &full).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("p:2"));
         let second = Maxio.list_request("credit_notes", (0, 10), Some("p:2"), 2);
-        assert!(second.query.contains(&("page".into(), "2".into())));
+        assert_query(&second, "page=2");
         let short = serde_json::to_vec(&json!([note("cn_3")])).unwrap();
         assert_eq!(
             Maxio.parse_list_page(&second, &short).unwrap().next_cursor,

@@ -107,6 +107,7 @@ pub fn address(customer: &Obj) -> Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::subreads::assert_one_read;
     use serde_json::json;
 
     #[test]
@@ -133,12 +134,8 @@ mod tests {
         let list =
             json!([{"customer": {"id": 1}}, {"customer": {"id": 2, "payment_profiles": []}}]);
         let reads = sub_reads(&list);
-        assert_eq!(reads.len(), 1);
-        assert_eq!(reads[0].pointer, "/0/customer");
-        assert!(reads[0]
-            .request
-            .query
-            .contains(&("customer_id".into(), "1".into())));
+        let path = "/payment_profiles.json";
+        assert_one_read(&reads, "/0/customer", PART, path, "customer_id=1");
         assert_eq!(
             sub_reads(&json!({"customer": {"id": 3}}))[0].pointer,
             "/customer"

@@ -29,9 +29,12 @@ use webhook::{customer_to_read, parse_event, primary_resource, SIGNATURE_HEADER}
 pub use webhook::{decode_form, sign, verify_signature};
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
+use super::info::{
+    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
+};
 use super::minor_units::{id_text, Obj};
-use super::rate_limit::{Backoff, Hint};
+use super::rate_limit::Backoff;
+use super::signing::Scheme;
 use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
@@ -46,17 +49,10 @@ pub const INFO: ProviderInfo = ProviderInfo {
     api_version: "v1",
     // No documented number; a third-party figure of 10,000 requests per hour is ~2.8/s.
     default_rate_limit: 2,
-    lag_allowance: Duration::from_secs(60),
-    // No timestamp is signed: the time arguments do not apply (see the module doc on replay).
-    webhook_auth: WebhookAuth::Signed {
-        header: SIGNATURE_HEADER,
-        verify: |header, body, secrets, _, _| verify_signature(header, body, secrets),
-    },
+    // No timestamp is signed: no replay window (see the module doc on replay).
+    webhook_auth: WebhookAuth::signed(SIGNATURE_HEADER, Scheme::Body(verify_signature)),
     // No rate-limit headers beyond an occasional `Retry-After`: back off for a while.
-    backoff: Backoff {
-        hints: &[Hint::Wait("retry-after")],
-        default: Duration::from_secs(10),
-    },
+    timing: Timing::USUAL.backoff(Backoff::retry_after(Duration::from_secs(10))),
     streams: &[
         Stream::windowed("customers", ObjectType::Customer),
         Stream::windowed("subscriptions", ObjectType::Subscription),

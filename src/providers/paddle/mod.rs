@@ -20,13 +20,15 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
-use super::rate_limit::{Backoff, Hint};
+use super::info::{
+    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
+};
+use super::rate_limit::Backoff;
 use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
 use webhook::parse_event;
-pub use webhook::{sign, verify_header};
+pub use webhook::{sign, SIGNATURE};
 
 /// Paddle's facts (docs/providers/paddle.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -35,17 +37,13 @@ pub const INFO: ProviderInfo = ProviderInfo {
     api_version: "1",
     // 240 requests a minute per IP for most operations.
     default_rate_limit: 4,
-    // Entities carry their own update time, so a read is ordered by it, not by this.
-    lag_allowance: Duration::from_secs(30),
-    webhook_auth: WebhookAuth::Signed {
-        header: "paddle-signature",
-        verify: verify_header,
-    },
-    // `Retry-After` in seconds; without it, wait out the minute the limit counts over.
-    backoff: Backoff {
-        hints: &[Hint::Wait("retry-after")],
-        default: Duration::from_secs(60),
-    },
+    webhook_auth: WebhookAuth::signed("paddle-signature", SIGNATURE),
+    // Entities carry their own update time, so a read is ordered by it, not by the lag
+    // allowance. `Retry-After` in seconds; without it, wait out the minute the limit counts
+    // over.
+    timing: Timing::USUAL
+        .lag_allowance(Duration::from_secs(30))
+        .backoff(Backoff::retry_after(Duration::from_secs(60))),
     // Only `/transactions` takes a time filter (`created_at[GTE|LT]`); the other lists are
     // read whole, once per pull.
     streams: &[
@@ -114,26 +112,24 @@ impl Provider for Paddle {
 mod tests {
     use super::*;
     use crate::model::time::parse_rfc3339;
+    use crate::providers::field_checks::assert_envelopes;
 
     const EVENT: &str = r#"{"event_id":"evt_01","event_type":"customer.updated","occurred_at":"2025-11-24T16:00:00.123456Z","notification_id":"ntf_01","data":{"id":"ctm_01","email":"a@example.com","name":"A","status":"active","updated_at":"2025-11-24T16:00:00.100000Z"}}"#;
 
     #[test]
     fn envelope_dedupes_on_event_id_not_notification_id() {
-        let e = Paddle.envelope(EVENT.as_bytes()).unwrap();
-        assert_eq!(e.event_id, "evt_01");
-        assert_eq!(e.event_type, "customer.updated");
-        assert_eq!(
-            e.occurred_at,
-            parse_rfc3339("2025-11-24T16:00:00.123456Z").unwrap()
+        let at = parse_rfc3339("2025-11-24T16:00:00.123456Z").unwrap();
+        assert_envelopes(
+            &Paddle,
+            EVENT.as_bytes(),
+            ("evt_01", "customer.updated", at),
+            &[
+                br#"{"event_type":"x","occurred_at":"2025-01-01T00:00:00Z"}"#,
+                br#"{"event_id":"e","event_type":"x","occurred_at":"yesterday"}"#,
+                b"[]",
+                b"not json",
+            ],
         );
-        for bad in [
-            r#"{"event_type":"x","occurred_at":"2025-01-01T00:00:00Z"}"#,
-            r#"{"event_id":"e","event_type":"x","occurred_at":"yesterday"}"#,
-            "[]",
-            "not json",
-        ] {
-            assert!(Paddle.envelope(bad.as_bytes()).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{mapping, INFO};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::ObjectType;
-use crate::providers::info::ListQuery;
+use crate::providers::info::{ListQuery, SweepPage};
 use crate::providers::json_answer;
 use crate::providers::major_units::Fields;
 use crate::providers::subreads::item_pointer;
@@ -69,44 +69,41 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
 }
 
 /// A sweep page read without its request: taken as a page of invoices.
-pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+pub(super) fn parse_sweep(body: &[u8]) -> Result<SweepPage, ParseError> {
     let invoices = sweep_request(0, Some(&format!("{SWEEP_START}invoices")));
     parse_sweep_page(&invoices, body)
 }
 
-pub(super) fn parse_sweep_page(
-    request: &ApiRequest,
-    body: &[u8],
-) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let stream = INFO.swept_stream(request, "/")?;
-    let page = parse_list(body)?;
-    let mut events = Vec::with_capacity(page.objects.len());
-    for object in page.objects {
-        let Some((_, id)) = mapping::identify(&object)? else {
-            continue;
-        };
-        let o = Fields(&object);
-        let updated = o
-            .s("updated_at")
-            .ok_or_else(|| ParseError("swept object has no `updated_at`".into()))?;
-        let kind = o.s("object").unwrap_or("object").to_owned();
-        let updated = updated.to_owned();
-        // `updated_at` has whole seconds: two states of one object can share it (and a
-        // lagging API shows the older one first), so the id names the content too, or the
-        // newer state would be dropped as a duplicate of the older one.
-        events.push(json!({
-            "id": format!("sweep:{kind}:{id}:{updated}:{}", content_tag(&object)),
-            "object_type": SWEEP_OBJECT_TYPE,
-            "event_type": kind,
-            "event_time": updated,
-            "object": object,
-        }));
-    }
-    let next = page.next_cursor.or_else(|| {
+pub(super) fn parse_sweep_page(request: &ApiRequest, body: &[u8]) -> Result<SweepPage, ParseError> {
+    let (stream, (events, cursor)) = INFO.swept_page(request, "/", body, sweep_event)?;
+    let next = cursor.or_else(|| {
         INFO.stream_name(stream + 1)
             .map(|s| format!("{SWEEP_START}{s}"))
     });
-    Ok((json_answer::event_bodies(&events)?, next))
+    Ok((events, next))
+}
+
+/// A swept object in its synthetic envelope; `None` for an object billsync does not map.
+fn sweep_event(object: Value) -> Result<Option<Value>, ParseError> {
+    let Some((_, id)) = mapping::identify(&object)? else {
+        return Ok(None);
+    };
+    let o = Fields(&object);
+    let updated = o
+        .s("updated_at")
+        .ok_or_else(|| ParseError("swept object has no `updated_at`".into()))?;
+    let kind = o.s("object").unwrap_or("object").to_owned();
+    let updated = updated.to_owned();
+    // `updated_at` has whole seconds: two states of one object can share it (and a
+    // lagging API shows the older one first), so the id names the content too, or the
+    // newer state would be dropped as a duplicate of the older one.
+    Ok(Some(json!({
+        "id": format!("sweep:{kind}:{id}:{updated}:{}", content_tag(&object)),
+        "object_type": SWEEP_OBJECT_TYPE,
+        "event_type": kind,
+        "event_time": updated,
+        "object": object,
+    })))
 }
 
 pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {
@@ -237,6 +234,8 @@ fn urlencoding_path(id: &str) -> String {
 mod tests {
     use super::super::Recurly;
     use super::*;
+    use crate::providers::field_checks::assert_query;
+    use crate::providers::subreads::assert_one_read;
     use crate::providers::Provider;
 
     #[test]
@@ -272,14 +271,8 @@ mod tests {
             {"object": "account", "id": "a1", "has_more_line_items": true},
         ]});
         let reads = Recurly.sub_reads(&page);
-        assert_eq!(reads.len(), 1, "{reads:?}");
-        assert_eq!(reads[0].pointer, "/data/1");
-        assert_eq!(reads[0].part, "line_items");
-        assert_eq!(reads[0].request.path, "/invoices/inv2/line_items");
-        assert!(reads[0]
-            .request
-            .query
-            .contains(&("order".into(), "asc".into())));
+        let path = "/invoices/inv2/line_items";
+        assert_one_read(&reads, "/data/1", "line_items", path, "order=asc");
         // One retrieved invoice.
         let one = Recurly.sub_reads(&page["data"][1]);
         assert_eq!(one[0].pointer, "");
@@ -293,7 +286,7 @@ mod tests {
         assert_eq!(first.items.len(), 2);
         let next = first.next.unwrap();
         assert_eq!(next.path, "/invoices/inv2/line_items");
-        assert!(next.query.contains(&("cursor".into(), "c2".into())));
+        assert_query(&next, "cursor=c2");
         let last = Recurly
             .parse_sub_page(
                 &reads[0],
@@ -313,15 +306,10 @@ mod tests {
     fn list_request_sorts_by_updated_at_ascending_in_the_window() {
         let r = Recurly.list_request("invoices", (1_793_527_200, 1_793_530_800), None, 500);
         assert_eq!(r.path, "/invoices");
-        assert!(r.query.contains(&("limit".into(), "200".into())));
-        assert!(r.query.contains(&("sort".into(), "updated_at".into())));
-        assert!(r.query.contains(&("order".into(), "asc".into())));
-        assert!(r
-            .query
-            .contains(&("begin_time".into(), "2026-11-01T10:00:00Z".into())));
-        assert!(r
-            .query
-            .contains(&("end_time".into(), "2026-11-01T10:59:59.999999Z".into())));
+        assert_query(
+            &r,
+            "limit=200&sort=updated_at&order=asc&begin_time=2026-11-01T10:00:00Z&end_time=2026-11-01T10:59:59.999999Z",
+        );
         let next = Recurly.list_request(
             "invoices",
             (0, 1),
@@ -329,7 +317,7 @@ mod tests {
             10,
         );
         assert_eq!(next.path, "/invoices");
-        assert!(next.query.contains(&("cursor".into(), "abc=".into())));
+        assert_query(&next, "cursor=abc=");
         let abs = next_request("https://v3.recurly.com/accounts?cursor=x");
         assert_eq!(abs.path, "/accounts");
     }
@@ -388,8 +376,6 @@ mod tests {
         let last = Recurly.sweep_request(0, Some("start:transactions"));
         let done = br#"{"object":"list","has_more":false,"next":null,"data":[]}"#;
         assert_eq!(Recurly.parse_sweep_page(&last, done).unwrap().1, None);
-        assert!(req
-            .query
-            .contains(&("begin_time".into(), "2026-11-01T10:00:00Z".into())));
+        assert_query(&req, "begin_time=2026-11-01T10:00:00Z");
     }
 }

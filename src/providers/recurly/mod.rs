@@ -30,14 +30,16 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
+use super::info::{
+    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
+};
 use super::major_units::Fields;
 use super::rate_limit::{Backoff, Hint};
 use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 use webhook::parse_event;
 
-pub use webhook::{sign, verify_header};
+pub use webhook::{sign, SIGNATURE};
 
 /// The Recurly provider.
 pub struct Recurly;
@@ -49,19 +51,15 @@ pub const INFO: ProviderInfo = ProviderInfo {
     api_version: "v2021-02-25",
     // Production: 1,000 GET/min over a sliding 5-minute window (sandbox 400/min).
     default_rate_limit: 16,
-    lag_allowance: Duration::from_secs(60),
-    webhook_auth: WebhookAuth::Signed {
-        header: "recurly-signature",
-        verify: verify_header,
-    },
+    webhook_auth: WebhookAuth::signed("recurly-signature", SIGNATURE),
     // `Retry-After` when sent, else `X-RateLimit-Reset`, the Unix time the window resets.
-    backoff: Backoff {
+    timing: Timing::USUAL.backoff(Backoff {
         hints: &[
             Hint::Wait("retry-after"),
             Hint::ResetsAt("x-ratelimit-reset"),
         ],
         default: Duration::from_secs(1),
-    },
+    }),
     streams: &[
         Stream::windowed("accounts", ObjectType::Customer),
         Stream::windowed("invoices", ObjectType::Invoice),

@@ -214,17 +214,17 @@ pub fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
 mod tests {
     use super::super::Stripe;
     use super::*;
+    use crate::providers::field_checks::assert_query;
     use crate::providers::Provider;
 
     #[test]
     fn list_request_windows_and_continues() {
         let r = Stripe.list_request("subscriptions", (10, 20), Some("sub_9"), 500);
         assert_eq!(r.path, "/v1/subscriptions");
-        assert!(r.query.contains(&("limit".into(), "100".into())));
-        assert!(r.query.contains(&("created[gte]".into(), "10".into())));
-        assert!(r.query.contains(&("created[lt]".into(), "20".into())));
-        assert!(r.query.contains(&("starting_after".into(), "sub_9".into())));
-        assert!(r.query.contains(&("status".into(), "all".into())));
+        assert_query(
+            &r,
+            "limit=100&created[gte]=10&created[lt]=20&starting_after=sub_9&status=all",
+        );
     }
 
     #[test]

@@ -5,18 +5,17 @@ mod api;
 mod mapping;
 mod webhook;
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, WebhookAuth};
-use super::rate_limit::{Backoff, Hint};
+use super::info::{
+    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
+};
 use super::{Envelope, ParseError, Provider, ProviderKind};
 use crate::model::{ObjectType, Observation};
 
 use webhook::{parse_envelope, parse_event};
-pub use webhook::{sign, verify_header};
+pub use webhook::{sign, SIGNATURE};
 
 /// Stripe's facts (docs/providers/stripe.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -25,17 +24,10 @@ pub const INFO: ProviderInfo = ProviderInfo {
     api_version: "2024-06-20",
     // 25 requests/s per account in a sandbox, 100 live ("Rate limits").
     default_rate_limit: 25,
-    // Objects carry no update time: a read counts as of its time minus this.
-    lag_allowance: Duration::from_secs(60),
-    webhook_auth: WebhookAuth::Signed {
-        header: "stripe-signature",
-        verify: verify_header,
-    },
+    webhook_auth: WebhookAuth::signed("stripe-signature", SIGNATURE),
+    // Objects carry no update time: a read counts as of its time minus the lag allowance.
     // Stripe sends no `Retry-After` as a rule: a short pause, or the header's.
-    backoff: Backoff {
-        hints: &[Hint::Wait("retry-after")],
-        default: Duration::from_secs(1),
-    },
+    timing: Timing::USUAL,
     streams: &[
         Stream::windowed("customers", ObjectType::Customer),
         Stream::windowed("invoices", ObjectType::Invoice),
@@ -160,6 +152,8 @@ fn incomplete_in_event(object: &Value) -> Option<(ObjectType, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::field_checks::assert_query;
+    use crate::providers::subreads::assert_one_read;
 
     fn event(event_type: &str, object: Value) -> Vec<u8> {
         serde_json::json!({"id": "evt_1", "object": "event", "type": event_type, "created": 5,
@@ -229,24 +223,17 @@ mod tests {
             {"id": "cus_3", "object": "customer", "deleted": true},
         ]});
         let reads = Stripe.sub_reads(&page);
-        assert_eq!(reads.len(), 1, "{reads:?}");
-        assert_eq!(reads[0].pointer, "/data/0");
-        assert_eq!(reads[0].request.path, "/v1/customers/cus_1/tax_ids");
+        let tax_ids = "/v1/customers/cus_1/tax_ids";
+        assert_one_read(&reads, "/data/0", "tax_ids", tax_ids, "");
         let mut invoice = serde_json::json!({"id": "in_1", "object": "invoice",
             "lines": {"object": "list", "has_more": true, "data": [{"id": "il_1"}, {"id": "il_2"}]}});
         let reads = Stripe.sub_reads(&invoice);
-        assert_eq!(reads[0].pointer, "");
-        assert_eq!(reads[0].request.path, "/v1/invoices/in_1/lines");
-        assert!(reads[0]
-            .request
-            .query
-            .contains(&("starting_after".into(), "il_2".into())));
+        let lines = "/v1/invoices/in_1/lines";
+        assert_one_read(&reads, "", "lines", lines, "starting_after=il_2");
         let answer = br#"{"object":"list","has_more":true,"data":[{"id":"il_3"}]}"#;
         let sub = Stripe.parse_sub_page(&reads[0], answer).unwrap();
         let next = sub.next.expect("another page");
-        assert!(next
-            .query
-            .contains(&("starting_after".into(), "il_3".into())));
+        assert_query(&next, "starting_after=il_3");
         Stripe.merge_sub(
             &mut invoice,
             "lines",
@@ -269,9 +256,7 @@ mod tests {
     #[test]
     fn customers_are_read_with_their_tax_ids_expanded() {
         let list = Stripe.list_request("customers", (0, 10), None, 100);
-        assert!(list
-            .query
-            .contains(&("expand[]".into(), "data.tax_ids".into())));
+        assert_query(&list, "expand[]=data.tax_ids");
         let one = Stripe.fetch_request(ObjectType::Customer, "cus_1");
         assert_eq!(
             one.query,

@@ -6,26 +6,18 @@ use serde_json::Value;
 
 use crate::model::time::secs_to_micros;
 use crate::providers::json_answer;
-use crate::providers::signing::{check, hex_mac, timestamped};
+use crate::providers::signing::{hex_mac, timestamped, Replay, Scheme};
 use crate::providers::{Envelope, ParseError, VerifyError};
 
-/// Verifies a `Stripe-Signature` header the way Stripe's own SDK does: parse, require a `t=`
-/// and at least one `v1=`, accept if any `v1` matches any secret (constant time), then refuse
-/// timestamps older than `tolerance_secs` (future timestamps pass, as in the SDK).
-pub fn verify_header(
-    header: &str,
-    body: &[u8],
-    secrets: &[String],
-    now_secs: i64,
-    tolerance_secs: i64,
-) -> Result<(), VerifyError> {
-    // Exactly as Stripe's SDK: no trimming, so `, v1=` names no `v1` scheme.
-    let (timestamp, t, signatures) = timestamped(header.split(','), "t", "v1")?;
-    check(secrets, &[timestamp.as_bytes(), b".", body], &signatures)?;
-    if t < now_secs.saturating_sub(tolerance_secs) {
-        return Err(VerifyError::StaleTimestamp);
-    }
-    Ok(())
+/// The `Stripe-Signature` header, checked the way Stripe's own SDK does: parse, require a
+/// `t=` and at least one `v1=`, accept if any `v1` matches any secret (constant time), then
+/// refuse timestamps older than the tolerance (future timestamps pass, as in the SDK).
+pub const SIGNATURE: Scheme = Scheme::timestamped(read_header, 1, ".", Replay::PastOnlyAfter);
+
+/// `t=<unix s>,v1=<hex>[,v1=...]`, exactly as Stripe's SDK reads it: no trimming, so `, v1=`
+/// names no `v1` scheme.
+fn read_header(header: &str) -> Result<(&str, i64, Vec<[u8; 32]>), VerifyError> {
+    timestamped(header.split(','), "t", "v1")
 }
 
 /// Makes a `Stripe-Signature` header value (for tests and benchmarks; the simulator signs with its own code).
@@ -58,16 +50,12 @@ fn check_head<'a>(
     event_type: Option<&'a Value>,
     created: Option<&'a Value>,
 ) -> Result<(&'a str, &'a str, i64), ParseError> {
-    let id = id
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
-        .ok_or_else(|| ParseError("event has no string `id`".into()))?;
+    let id =
+        json_answer::event_text(id).ok_or_else(|| ParseError("event has no string `id`".into()))?;
     if object.and_then(Value::as_str) != Some("event") {
         return Err(ParseError("`object` is not \"event\"".into()));
     }
-    let event_type = event_type
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 255)
+    let event_type = json_answer::event_text(event_type)
         .ok_or_else(|| ParseError("event has no string `type`".into()))?;
     let created = created
         .and_then(Value::as_i64)
@@ -130,7 +118,7 @@ pub(super) fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
 mod tests {
     use super::super::Stripe;
     use super::*;
-    use crate::providers::Provider;
+    use crate::providers::field_checks::assert_envelopes;
     use proptest::prelude::*;
 
     const SECRET: &str = "whsec_test";
@@ -139,13 +127,16 @@ mod tests {
     fn own_signature_verifies_and_any_secret_may_match() {
         let header = sign(SECRET, 1000, b"{}");
         let secrets = vec!["whsec_old".to_string(), SECRET.to_string()];
-        assert_eq!(verify_header(&header, b"{}", &secrets, 1000, 300), Ok(()));
         assert_eq!(
-            verify_header(&header, b"{ }", &secrets, 1000, 300),
+            SIGNATURE.verify(&header, b"{}", &secrets, 1000, 300),
+            Ok(())
+        );
+        assert_eq!(
+            SIGNATURE.verify(&header, b"{ }", &secrets, 1000, 300),
             Err(VerifyError::InvalidSignature)
         );
         assert_eq!(
-            verify_header(&header, b"{}", &secrets, 1301, 300),
+            SIGNATURE.verify(&header, b"{}", &secrets, 1301, 300),
             Err(VerifyError::StaleTimestamp)
         );
     }
@@ -154,7 +145,7 @@ mod tests {
     fn stale_is_only_reported_for_a_valid_signature() {
         let header = sign("whsec_other", 1000, b"{}");
         assert_eq!(
-            verify_header(&header, b"{}", &[SECRET.into()], 99_999, 300),
+            SIGNATURE.verify(&header, b"{}", &[SECRET.into()], 99_999, 300),
             Err(VerifyError::InvalidSignature)
         );
     }
@@ -162,7 +153,7 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_headers_never_panic(header in ".{0,200}", body in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = verify_header(&header, &body, &[SECRET.into()], 1000, 300);
+            let _ = SIGNATURE.verify(&header, &body, &[SECRET.into()], 1000, 300);
         }
     }
 
@@ -170,18 +161,18 @@ mod tests {
     fn envelope_needs_id_type_created_and_event_object() {
         let ok =
             br#"{"id":"evt_1","object":"event","type":"x.y","created":5,"data":{"object":{}}}"#;
-        let env = Stripe.envelope(ok).unwrap();
-        assert_eq!(env.event_id, "evt_1");
-        assert_eq!(env.occurred_at, 5_000_000);
-        for bad in [
-            &br#"{"object":"event","type":"x","created":5}"#[..],
-            br#"{"id":"evt_1","object":"charge","type":"x","created":5}"#,
-            br#"{"id":"evt_1","object":"event","created":5}"#,
-            br#"{"id":"evt_1","object":"event","type":"x","created":"5"}"#,
-            b"not json",
-            b"[]",
-        ] {
-            assert!(Stripe.envelope(bad).is_err());
-        }
+        assert_envelopes(
+            &Stripe,
+            ok,
+            ("evt_1", "x.y", 5_000_000),
+            &[
+                br#"{"object":"event","type":"x","created":5}"#,
+                br#"{"id":"evt_1","object":"charge","type":"x","created":5}"#,
+                br#"{"id":"evt_1","object":"event","created":5}"#,
+                br#"{"id":"evt_1","object":"event","type":"x","created":"5"}"#,
+                b"not json",
+                b"[]",
+            ],
+        );
     }
 }

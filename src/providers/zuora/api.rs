@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::{mapping, INFO};
 use crate::model::time::micros_to_rfc3339;
 use crate::model::ObjectType;
-use crate::providers::info::ListQuery;
+use crate::providers::info::{ListQuery, SweepPage};
 use crate::providers::json_answer;
 use crate::providers::major_units::Fields;
 use crate::providers::{content_tag, AccessToken, ApiRequest, ListPage, ParseError, TokenRequest};
@@ -95,47 +95,45 @@ pub(super) fn sweep_request(since: i64, cursor: Option<&str>) -> ApiRequest {
 }
 
 /// A sweep page read without its request: taken as a page of invoices.
-pub(super) fn parse_sweep(body: &[u8]) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
+pub(super) fn parse_sweep(body: &[u8]) -> Result<SweepPage, ParseError> {
     parse_sweep_page(&sweep_request(0, Some("invoices|")), body)
 }
 
-pub(super) fn parse_sweep_page(
-    request: &ApiRequest,
-    body: &[u8],
-) -> Result<(Vec<Vec<u8>>, Option<String>), ParseError> {
-    let stream = INFO.swept_stream(request, "/object-query/")?;
-    let page = parse_list(body)?;
-    let mut events = Vec::with_capacity(page.objects.len());
-    for object in page.objects {
-        let Some(kind) = mapping::identify(&object) else {
-            continue;
-        };
-        let o = Fields(&object);
-        let id = o
-            .id("id")
-            .ok_or_else(|| ParseError("swept object has no `id`".into()))?;
-        let updated = o
-            .any(&["updatedDate", "UpdatedDate"])
-            .and_then(Value::as_str)
-            .ok_or_else(|| ParseError("swept object has no `updatedDate`".into()))?
-            .to_owned();
-        let lower = kind.name().to_ascii_lowercase();
-        events.push(json!({
-            // `updatedDate` has whole seconds: the content tag keeps two states of one
-            // second apart (else the newer one would be dropped as a duplicate).
-            "notificationId": format!("sweep:{lower}:{id}:{updated}:{}", content_tag(&object)),
-            "eventType": format!("billsync_sweep.{lower}"),
-            "eventTime": updated,
-            "objectType": kind.name(),
-            "objectId": id,
-            "object": object,
-        }));
-    }
-    let next = match page.next_cursor {
+pub(super) fn parse_sweep_page(request: &ApiRequest, body: &[u8]) -> Result<SweepPage, ParseError> {
+    let (stream, (events, cursor)) =
+        INFO.swept_page(request, "/object-query/", body, sweep_event)?;
+    let next = match cursor {
         Some(c) => Some(format!("{}|{c}", INFO.streams[stream].name)),
         None => INFO.stream_name(stream + 1).map(|s| format!("{s}|")),
     };
-    Ok((json_answer::event_bodies(&events)?, next))
+    Ok((events, next))
+}
+
+/// A swept object in its synthetic envelope; `None` for an object billsync does not map.
+fn sweep_event(object: Value) -> Result<Option<Value>, ParseError> {
+    let Some(kind) = mapping::identify(&object) else {
+        return Ok(None);
+    };
+    let o = Fields(&object);
+    let id = o
+        .id("id")
+        .ok_or_else(|| ParseError("swept object has no `id`".into()))?;
+    let updated = o
+        .any(&["updatedDate", "UpdatedDate"])
+        .and_then(Value::as_str)
+        .ok_or_else(|| ParseError("swept object has no `updatedDate`".into()))?
+        .to_owned();
+    let lower = kind.name().to_ascii_lowercase();
+    Ok(Some(json!({
+        // `updatedDate` has whole seconds: the content tag keeps two states of one
+        // second apart (else the newer one would be dropped as a duplicate).
+        "notificationId": format!("sweep:{lower}:{id}:{updated}:{}", content_tag(&object)),
+        "eventType": format!("billsync_sweep.{lower}"),
+        "eventTime": updated,
+        "objectType": kind.name(),
+        "objectId": id,
+        "object": object,
+    })))
 }
 
 pub(super) fn fetch_request(object_type: ObjectType, provider_id: &str) -> ApiRequest {
@@ -187,24 +185,18 @@ pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
 mod tests {
     use super::super::Zuora;
     use super::*;
+    use crate::providers::field_checks::assert_query;
     use crate::providers::Provider;
 
     #[test]
     fn fetch_uses_object_query_by_key_and_refunds_have_their_own_path() {
         let r = Zuora.fetch_request(ObjectType::Invoice, "8a8a");
         assert_eq!(r.path, "/object-query/invoices/8a8a");
-        assert!(r
-            .query
-            .contains(&("expand[]".into(), "invoiceitems".into())));
-        assert!(
-            r.query.contains(&("pageSize".into(), "50".into())),
-            "expanded items are cut at pageSize (default 10)"
-        );
+        // Expanded items are cut at pageSize (default 10).
+        assert_query(&r, "expand[]=invoiceitems&pageSize=50");
         // Payments name their invoice only in their applications, expanded on request.
         let p = Zuora.fetch_request(ObjectType::Transaction, "9f");
-        assert!(p
-            .query
-            .contains(&("expand[]".into(), "paymentapplications".into())));
+        assert_query(&p, "expand[]=paymentapplications");
         assert_eq!(
             Zuora
                 .fetch_request(ObjectType::Transaction, "refund-9f")
@@ -230,19 +222,10 @@ mod tests {
             500,
         );
         assert_eq!(r.path, "/object-query/credit-memos");
-        assert!(r.query.contains(&("pageSize".into(), "50".into())));
-        assert!(r
-            .query
-            .contains(&("sort[]".into(), "updateddate.ASC".into())));
-        assert!(r.query.contains(&(
-            "filter[]".into(),
-            "updateddate.GE:2026-11-01T10:00:00Z".into()
-        )));
-        assert!(r.query.contains(&(
-            "filter[]".into(),
-            "updateddate.LT:2026-11-01T11:00:00Z".into()
-        )));
-        assert!(r.query.contains(&("cursor".into(), "tok".into())));
+        assert_query(
+            &r,
+            "pageSize=50&sort[]=updateddate.ASC&filter[]=updateddate.GE:2026-11-01T10:00:00Z&filter[]=updateddate.LT:2026-11-01T11:00:00Z&cursor=tok",
+        );
     }
 
     #[test]
@@ -289,7 +272,7 @@ mod tests {
         );
         assert_eq!(next.as_deref(), Some("accounts|c2"));
         let second = Zuora.sweep_request(1_793_527_200, next.as_deref());
-        assert!(second.query.contains(&("cursor".into(), "c2".into())));
+        assert_query(&second, "cursor=c2");
         let last = Zuora.sweep_request(1_793_527_200, Some("refunds|"));
         assert_eq!(last.path, "/object-query/refunds");
         let (_, end) = Zuora.parse_sweep_page(&last, br#"{"data":[]}"#).unwrap();

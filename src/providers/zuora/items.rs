@@ -87,6 +87,8 @@ pub fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::field_checks::assert_query;
+    use crate::providers::subreads::assert_one_read;
     use serde_json::json;
 
     fn invoice(id: &str, items: usize) -> Value {
@@ -99,15 +101,14 @@ mod tests {
     #[test]
     fn invoices_showing_the_cap_read_their_items_by_invoice_id() {
         let page = json!({"data": [invoice("i1", 3), invoice("i2", 50), {"id": "a1", "accountNumber": "A1"}]});
-        let reads = sub_reads(&page);
-        assert_eq!(reads.len(), 1, "only the invoice at the cap: {reads:?}");
-        assert_eq!(reads[0].pointer, "/data/1");
-        assert_eq!(reads[0].part, "invoiceItems");
-        assert_eq!(reads[0].request.path, "/object-query/invoice-items");
-        assert!(reads[0]
-            .request
-            .query
-            .contains(&("filter[]".into(), "invoiceid.EQ:i2".into())));
+        // Only the invoice at the cap.
+        assert_one_read(
+            &sub_reads(&page),
+            "/data/1",
+            "invoiceItems",
+            "/object-query/invoice-items",
+            "filter[]=invoiceid.EQ:i2",
+        );
         // One retrieved object: the answer itself.
         let one = sub_reads(&invoice("i3", 50));
         assert_eq!(one[0].pointer, "");
@@ -123,10 +124,7 @@ mod tests {
         let read = &sub_reads(&invoice("i2", 50))[0];
         let page = parse_sub_page(read, br#"{"data":[{"id":"x"}],"nextPage":"c2"}"#).unwrap();
         let next = page.next.unwrap();
-        assert!(next.query.contains(&("cursor".into(), "c2".into())));
-        assert!(next
-            .query
-            .contains(&("filter[]".into(), "invoiceid.EQ:i2".into())));
+        assert_query(&next, "cursor=c2&filter[]=invoiceid.EQ:i2");
         let last = parse_sub_page(
             &SubRead {
                 request: next,
