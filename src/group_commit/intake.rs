@@ -88,8 +88,9 @@ struct Waiting {
     counted: Counted,
 }
 
-/// The batch size a lingering intake batch waits for. Measured with `scripts/bench` scenario 6
-/// (docs/cluster.md): a Postgres intake commit costs about the same for 4 events and for 32.
+/// The batch size a lingering intake batch stops waiting at. A Postgres intake commit took
+/// 4-10 ms whether it held 4 events or 17 (`scripts/bench` scenario 6, docs/cluster.md), so a
+/// batch this size costs about what a small one does.
 const LINGER_FILL: usize = 32;
 
 /// How intake is grouped: as many events as are waiting, up to `batch_max`, a small batch
