@@ -256,6 +256,7 @@ mod tests {
                 n if n.ends_with("_SECS")
                     || n.ends_with("_MAX")
                     || n.ends_with("_WRITERS")
+                    || n.ends_with("_MS")
                     || n.ends_with("_ATTEMPTS")
                     || n.ends_with("_CONNECTIONS") =>
                 {
@@ -268,6 +269,7 @@ mod tests {
         assert_eq!(c.confirm_after_secs, 7);
         assert_eq!(c.provider_connect_timeout_secs, 7);
         assert_eq!(c.inbox_max_attempts, 7);
+        assert_eq!(c.intake_linger_ms, 7);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.sqs_queue_url.as_deref(), Some("x"));
         let err = Config::default()
