@@ -24,6 +24,15 @@ pub struct Timeouts {
     pub idle: Duration,
 }
 
+/// How long a connection that starts waiting for a request is spared by eviction while
+/// connections that waited longer, or trickle a body, can go instead
+/// ([`ConnState::eviction_rank`]). A client's request follows its connect by a millisecond or
+/// two, so this covers the moment between the accept and the request's arrival in which a
+/// health check's fresh connection looks idle (one was evicted there in CI, with no idle
+/// socket older than it left to evict); it is short so that a flood of idle sockets opened in
+/// one burst still goes before the bodies being trickled (tests/it/slow_clients.rs).
+pub const EVICTION_GRACE: Duration = Duration::from_millis(50);
+
 /// Milliseconds on the server's clock, from 1: 0 stands for "not set" in [`ConnState`].
 fn now_ms() -> u64 {
     clock_start().elapsed().as_millis() as u64 + 1
@@ -157,15 +166,24 @@ impl ConnState {
     }
 
     /// Its place in the eviction order, lowest first, while it has not sent a complete
-    /// request: waiting for one (idle, or its head still arriving), by how long, then a
-    /// request whose body is still arriving, by how long. `None` for a request being
-    /// handled and once it is evicted.
+    /// request: waiting for one (idle, or its head still arriving) for [`EVICTION_GRACE`] or
+    /// longer, by how long; then a request whose body is still arriving, by how long; last a
+    /// connection that started waiting less than the grace ago (a client that connected or was
+    /// answered a moment ago and is sending its request: a health check must not lose its
+    /// fresh connection to a body trickled for seconds). `None` for a request being handled
+    /// and once it is evicted.
     pub fn eviction_rank(&self) -> Option<(u8, u64)> {
+        self.eviction_rank_at(now_ms())
+    }
+
+    fn eviction_rank_at(&self, now: u64) -> Option<(u8, u64)> {
         if self.evicted.load(Relaxed) {
             return None;
         }
         if !self.busy.load(Relaxed) {
-            return Some((0, self.waiting_since.load(Relaxed)));
+            let since = self.waiting_since.load(Relaxed);
+            let young = now.saturating_sub(since) < EVICTION_GRACE.as_millis() as u64;
+            return Some((if young { 2 } else { 0 }, since));
         }
         let arriving = self.body_pending.load(Relaxed) && !self.body_too_slow.load(Relaxed);
         arriving.then(|| (1, self.busy_since.load(Relaxed)))
@@ -217,13 +235,20 @@ mod tests {
         let (at, why) = state.deadline(&t).unwrap();
         assert_eq!(why, Expiry::Header);
         assert!(at <= Instant::now() + t.header);
-        let waiting = state.eviction_rank().unwrap();
+        let now = now_ms();
+        let fresh = state.eviction_rank_at(now).unwrap();
+        let grace = EVICTION_GRACE.as_millis() as u64;
+        let waited = state.eviction_rank_at(now + grace).unwrap();
         state.request_started(true);
         assert!(state.deadline(&t).is_none());
         let arriving = state.eviction_rank().unwrap();
         assert!(
-            waiting < arriving,
-            "a waiting connection goes before a body arriving"
+            waited < arriving,
+            "a connection waiting past the grace goes before a body arriving"
+        );
+        assert!(
+            arriving < fresh,
+            "a body arriving goes before a connection that just started waiting"
         );
         let due = state.pending_body_due(t.body).unwrap();
         assert!(due > Instant::now() + Duration::from_secs(29));

@@ -153,8 +153,9 @@ impl Registry {
     }
 
     /// Closes the connection that has waited longest without sending a complete request: an
-    /// idle kept-alive one or one still trickling its head, else one still trickling a body
-    /// ([`ConnState::eviction_rank`]); false when every request is being handled.
+    /// idle kept-alive one or one still trickling its head, else one still trickling a body,
+    /// else one that started waiting less than 50 ms ago ([`ConnState::eviction_rank`]);
+    /// false when every request is being handled.
     fn evict_longest_waiting(&self) -> bool {
         let conns = self.conns();
         let longest = conns
