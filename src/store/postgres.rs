@@ -160,24 +160,37 @@ impl PostgresStore {
         Some(Arc::new(PgCoordination { pool }))
     }
 
-    /// Whether `fence` is still the current, unexpired lease of its shard. The row is held
-    /// `FOR KEY SHARE` until the transaction ends: a takeover locks it `FOR UPDATE` first
-    /// (`PgCoordination::acquire`), so it waits for this write to commit and the new owner
-    /// reads everything it wrote; renewals and releases (plain updates) neither wait on nor
-    /// deadlock with applies holding several shards' rows, and applies share the lock.
-    async fn check_fence(
+    /// Opens an apply transaction in one statement: checks the batch's fence, stamps the
+    /// connection's `last_applied_at` and deletes the inbox rows the batch applies. `false`
+    /// when the batch may not write: its fence is no longer the current, unexpired lease of
+    /// its shard, or the connection is gone (the caller rolls back, so nothing is deleted).
+    ///
+    /// The lease row is held `FOR KEY SHARE` until the transaction ends: a takeover locks it
+    /// `FOR UPDATE` first (`PgCoordination::acquire`), so it waits for this write to commit
+    /// and the new owner reads everything it wrote; renewals and releases (plain updates)
+    /// neither wait on nor deadlock with applies holding several shards' rows, and applies
+    /// share the lock. (`clock_timestamp()` is volatile, so the `WITH` is never folded into
+    /// the update: the lock is taken once, by the subquery.)
+    async fn open_apply(
         tx: &mut sqlx::PgConnection,
-        fence: super::Fence,
+        b: &super::ApplyBatch,
     ) -> Result<bool, super::StoreError> {
-        Ok(sqlx::query_scalar::<_, i32>(
-            "SELECT shard FROM shard_leases WHERE shard = $1 AND epoch = $2 \
-             AND expires_at > clock_timestamp() FOR KEY SHARE",
+        let touched = sqlx::query(
+            "WITH fence AS (SELECT shard FROM shard_leases WHERE shard = $3 AND epoch = $4 \
+             AND expires_at > clock_timestamp() FOR KEY SHARE), \
+             applied AS (DELETE FROM inbox WHERE id = ANY($5)) \
+             UPDATE connections SET last_applied_at = $1 WHERE id = $2 \
+             AND ($3::int4 IS NULL OR EXISTS (SELECT 1 FROM fence))",
         )
-        .bind(fence.shard)
-        .bind(fence.epoch)
-        .fetch_optional(&mut *tx)
+        .bind(b.now)
+        .bind(&b.connection_id)
+        .bind(b.fence.map(|f| f.shard))
+        .bind(b.fence.map(|f| f.epoch))
+        .bind(&b.applied_inbox_ids)
+        .execute(&mut *tx)
         .await?
-        .is_some())
+        .rows_affected();
+        Ok(touched == 1)
     }
 
     /// `NOTIFY`, delivered to every node when the transaction commits.
@@ -307,18 +320,6 @@ impl PostgresStore {
             .await?)
     }
 
-    /// Deletes applied inbox rows.
-    async fn delete_inbox(
-        tx: &mut sqlx::PgConnection,
-        ids: &[i64],
-    ) -> Result<(), super::StoreError> {
-        sqlx::query("DELETE FROM inbox WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
-    }
-
     /// Inserts new objects (an existing key inserts nothing); returns how many were written.
     async fn insert_objects(
         tx: &mut sqlx::PgConnection,
@@ -360,58 +361,106 @@ impl PostgresStore {
         .rows_affected())
     }
 
-    /// Inserts new versions and their change-feed entries (`seq` each).
+    /// Updates objects from the version each replaces (`.1`) to the state its write says,
+    /// in one statement. `Some(id)`: the first write whose object was not at the version it
+    /// expected (another writer moved it), nothing of the batch to be kept.
+    async fn update_objects(
+        tx: &mut sqlx::PgConnection,
+        b: &super::ApplyBatch,
+        updates: &[(&super::ObjectWrite, i64)],
+    ) -> Result<Option<String>, super::StoreError> {
+        let text = |f: for<'a> fn(&'a super::ObjectWrite) -> &'a str| {
+            updates.iter().map(|(w, _)| f(w)).collect::<Vec<&str>>()
+        };
+        let int = |f: fn(&super::ObjectWrite) -> i64| {
+            updates.iter().map(|(w, _)| f(w)).collect::<Vec<i64>>()
+        };
+        let updated: Vec<String> = sqlx::query_scalar(
+            "UPDATE objects o SET version = w.v, status = w.s, deleted = w.d, data = w.x, \
+             content_hash = w.h, order_key = w.o, tie_rank = w.r, provider_updated_at = w.u, \
+             updated_at = $2, lease_epoch = $3 \
+             FROM UNNEST($4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[], $9::bool[], \
+             $10::text[], $11::text[], $12::int8[], $13::int8[], $14::int8[]) \
+             AS w(t, p, e, v, s, d, x, h, o, r, u) \
+             WHERE o.connection_id = $1 AND o.object_type = w.t AND o.provider_id = w.p \
+             AND o.version = w.e RETURNING o.id",
+        )
+        .bind(&b.connection_id)
+        .bind(b.now)
+        .bind(b.writer_epoch())
+        .bind(text(|w| w.object_type.as_str()))
+        .bind(text(|w| w.provider_id.as_str()))
+        .bind(updates.iter().map(|(_, e)| *e).collect::<Vec<i64>>())
+        .bind(int(|w| w.version))
+        .bind(text(|w| w.status.as_str()))
+        .bind(
+            updates
+                .iter()
+                .map(|(w, _)| w.deleted)
+                .collect::<Vec<bool>>(),
+        )
+        .bind(text(|w| w.data_text.as_str()))
+        .bind(text(|w| w.content_hash.as_str()))
+        .bind(int(|w| w.order_key))
+        .bind(int(|w| w.tie_rank))
+        .bind(int(|w| w.provider_updated_at))
+        .fetch_all(&mut *tx)
+        .await?;
+        if updated.len() == updates.len() {
+            return Ok(None);
+        }
+        let updated: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
+        Ok(updates
+            .iter()
+            .find(|(w, _)| !updated.contains(w.id.as_str()))
+            .map(|(w, _)| w.id.clone()))
+    }
+
+    /// Inserts new versions and their change-feed entries in one statement, numbering the
+    /// entries from the merchant's sequence: its row lock orders concurrent writers' change
+    /// seqs by commit.
     async fn insert_versions(
         tx: &mut sqlx::PgConnection,
         b: &super::ApplyBatch,
-        versions: &[(&super::ObjectWrite, i64)],
+        versions: &[&super::ObjectWrite],
     ) -> Result<(), super::StoreError> {
         let text = |f: for<'a> fn(&'a super::ObjectWrite) -> &'a str| {
-            versions.iter().map(|(w, _)| f(w)).collect::<Vec<&str>>()
+            versions.iter().map(|w| f(w)).collect::<Vec<&str>>()
         };
-        let int = |f: fn(&super::ObjectWrite) -> i64| {
-            versions.iter().map(|(w, _)| f(w)).collect::<Vec<i64>>()
-        };
-        let deleted: Vec<bool> = versions.iter().map(|(w, _)| w.deleted).collect();
-        let sources: Vec<String> = versions.iter().map(|(w, _)| w.source.to_string()).collect();
+        let int =
+            |f: fn(&super::ObjectWrite) -> i64| versions.iter().map(|w| f(w)).collect::<Vec<i64>>();
+        let sources: Vec<String> = versions.iter().map(|w| w.source.to_string()).collect();
         sqlx::query(
-            "INSERT INTO object_versions (connection_id, object_type, provider_id, version, id, \
-             merchant_id, status, deleted, data, provider_updated_at, recorded_at, source, reason) \
-             SELECT $1::text, t, p, v, i, $2::text, s, d, x, u, $3::int8, src, why \
-             FROM UNNEST($4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::bool[], \
-             $10::text[], $11::int8[], $12::text[], $13::text[]) \
-             WITH ORDINALITY AS w(t, p, v, i, s, d, x, u, src, why, n) ORDER BY n",
+            "WITH seqs AS (INSERT INTO merchant_seqs (merchant_id, last_seq) VALUES ($1, $4) \
+             ON CONFLICT (merchant_id) DO UPDATE \
+             SET last_seq = merchant_seqs.last_seq + excluded.last_seq RETURNING last_seq), \
+             w AS (SELECT * FROM UNNEST($5::text[], $6::text[], $7::int8[], $8::text[], \
+             $9::text[], $10::bool[], $11::text[], $12::int8[], $13::text[], $14::text[]) \
+             WITH ORDINALITY AS w(t, p, v, i, s, d, x, u, src, why, n)), \
+             kept AS (INSERT INTO object_versions (connection_id, object_type, provider_id, \
+             version, id, merchant_id, status, deleted, data, provider_updated_at, recorded_at, \
+             source, reason) \
+             SELECT $2::text, t, p, v, i, $1::text, s, d, x, u, $3::int8, src, why \
+             FROM w ORDER BY n) \
+             INSERT INTO changes (merchant_id, seq, connection_id, object_type, id, version, \
+             deleted, recorded_at) \
+             SELECT $1::text, seqs.last_seq - $4::int8 + w.n, $2::text, t, i, v, d, $3::int8 \
+             FROM w CROSS JOIN seqs ORDER BY n",
         )
-        .bind(&b.connection_id)
         .bind(&b.merchant_id)
+        .bind(&b.connection_id)
         .bind(b.now)
+        .bind(versions.len() as i64)
         .bind(text(|w| w.object_type.as_str()))
         .bind(text(|w| w.provider_id.as_str()))
         .bind(int(|w| w.version))
         .bind(text(|w| w.id.as_str()))
         .bind(text(|w| w.status.as_str()))
-        .bind(&deleted)
+        .bind(versions.iter().map(|w| w.deleted).collect::<Vec<bool>>())
         .bind(text(|w| w.data_text.as_str()))
         .bind(int(|w| w.provider_updated_at))
         .bind(&sources)
         .bind(text(|w| w.reason.as_str()))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO changes (merchant_id, seq, connection_id, object_type, id, version, \
-             deleted, recorded_at) \
-             SELECT $1::text, q, $2::text, t, i, v, d, $3::int8 \
-             FROM UNNEST($4::int8[], $5::text[], $6::text[], $7::int8[], $8::bool[]) \
-             WITH ORDINALITY AS w(q, t, i, v, d, n) ORDER BY n",
-        )
-        .bind(&b.merchant_id)
-        .bind(&b.connection_id)
-        .bind(b.now)
-        .bind(versions.iter().map(|(_, seq)| *seq).collect::<Vec<i64>>())
-        .bind(text(|w| w.object_type.as_str()))
-        .bind(text(|w| w.id.as_str()))
-        .bind(int(|w| w.version))
-        .bind(&deleted)
         .execute(&mut *tx)
         .await?;
         Ok(())

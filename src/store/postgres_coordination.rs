@@ -1,6 +1,6 @@
 //! [`Coordination`] on Postgres: `nodes` and `shard_leases` (migration 0014) judged by the
 //! database's clock, and `LISTEN/NOTIFY` for announcements. Applies hold their shards' rows
-//! `FOR KEY SHARE` (`PostgresStore::check_fence`), which renewals and releases (plain
+//! `FOR KEY SHARE` (`PostgresStore::open_apply`), which renewals and releases (plain
 //! updates) do not conflict with; only a takeover locks a row `FOR UPDATE`, one row at a time
 //! and for at most half a second, so it waits for a write past its fence check but never
 //! stalls a keeper's round behind a frozen holder.

@@ -68,12 +68,54 @@ pub(super) const CURRENT_COLUMNS: &str =
     "object_type, provider_id, version, status, deleted, data, \
     content_hash, order_key, tie_rank, provider_updated_at";
 
+/// Each object's net change in a batch's `writes` (in the order of their first writes): the
+/// state after its last write, and the version its first write expected. `.0` are new objects
+/// (the first write expected none), `.1` updates with the version they replace. The `objects`
+/// table needs nothing else, so an object written several times in one batch costs one row
+/// write. A write that does not follow on from the one before it (its expected version is not
+/// what that one wrote) is a conflict, as it would be row by row: its canonical id is the error.
+#[allow(clippy::type_complexity)]
+pub(super) fn net_object_writes(
+    writes: &[super::ObjectWrite],
+) -> Result<(Vec<&super::ObjectWrite>, Vec<(&super::ObjectWrite, i64)>), String> {
+    use std::collections::HashMap;
+    // Per object: (expected by its first write, its last write).
+    let mut net: Vec<(Option<i64>, &super::ObjectWrite)> = Vec::with_capacity(writes.len());
+    let mut at: HashMap<(super::ObjectType, &str), usize> = HashMap::with_capacity(writes.len());
+    for w in writes {
+        match at.entry((w.object_type, w.provider_id.as_str())) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let slot = &mut net[*e.get()];
+                if w.expected_version != Some(slot.1.version) {
+                    return Err(w.id.clone());
+                }
+                slot.1 = w;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(net.len());
+                net.push((w.expected_version, w));
+            }
+        }
+    }
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
+    for (expected, last) in net {
+        match expected {
+            None => inserts.push(last),
+            Some(v) => updates.push((last, v)),
+        }
+    }
+    Ok((inserts, updates))
+}
+
 /// Implements [`super::Store`] for a struct with `read` and `write` pools of one sqlx backend.
 ///
-/// The backend provides the few multi-row statements whose best form differs by engine
-/// (`store_and_queue`, `insert_raw_events`, `delete_inbox`, `insert_objects`, `insert_versions`,
-/// `select_current`):
-/// one array-bound statement of fixed text on Postgres, multi-row `VALUES` on SQLite.
+/// The backend provides the few statements whose best form differs by engine
+/// (`store_and_queue`, `insert_raw_events`, `open_apply`, `insert_objects`, `update_objects`,
+/// `insert_versions`, `select_current`): on Postgres, one array-bound statement of fixed text
+/// each, with the apply's steps folded into as few statements as its data allows (each one a
+/// round trip to the server, with the transaction held open meanwhile); multi-row `VALUES`
+/// or a statement per row on SQLite, where a statement is a call in process.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         use async_trait::async_trait;
@@ -352,41 +394,16 @@ macro_rules! sql_store {
                 b: &ApplyBatch,
             ) -> Result<(), StoreError> {
                 // Fencing: only the holder of the shard's current lease may write (a node
-                // frozen past its lease, or one that lost it, is refused here).
-                if let Some(fence) = b.fence {
-                    if !Self::check_fence(tx, fence).await? {
-                        return Err(StoreError::Fenced(b.connection_id.clone()));
-                    }
-                }
-                let gone = sqlx::query("UPDATE connections SET last_applied_at = $1 WHERE id = $2")
-                    .bind(b.now)
-                    .bind(&b.connection_id)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-                    == 0;
-                if gone {
+                // frozen past its lease, or one that lost it, is refused here), and only to a
+                // connection that still exists.
+                if !Self::open_apply(tx, b).await? {
                     return Err(StoreError::Fenced(b.connection_id.clone()));
                 }
-                let new_versions = b.writes.iter().filter(|w| w.is_new_version()).count() as i64;
-                let mut seq = 0;
-                if new_versions > 0 {
-                    // The merchant's row lock orders concurrent writers' change seqs by commit.
-                    let last: i64 = sqlx::query_scalar(
-                        "INSERT INTO merchant_seqs (merchant_id, last_seq) VALUES ($1, $2) \
-                         ON CONFLICT (merchant_id) DO UPDATE \
-                         SET last_seq = merchant_seqs.last_seq + excluded.last_seq RETURNING last_seq",
-                    )
-                    .bind(&b.merchant_id)
-                    .bind(new_versions)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    seq = last - new_versions;
-                }
-                // New objects in one statement (an object's insert is always its first write in
-                // a batch, so doing them first keeps every object's own order), then updates.
-                let inserts: Vec<&ObjectWrite> =
-                    b.writes.iter().filter(|w| w.expected_version.is_none()).collect();
+                // The `objects` table takes each object's net change: its state after the
+                // batch's last write, from the version its first write expected (an insert
+                // when that was none). Its versions all go to `object_versions`.
+                let (inserts, updates) =
+                    super::sql::net_object_writes(&b.writes).map_err(StoreError::Conflict)?;
                 if !inserts.is_empty() {
                     let written = Self::insert_objects(tx, b, &inserts).await?;
                     if written != inserts.len() as u64 {
@@ -397,43 +414,13 @@ macro_rules! sql_store {
                         )));
                     }
                 }
-                for w in b.writes.iter() {
-                    let Some(expected) = w.expected_version else {
-                        continue;
-                    };
-                    let written = sqlx::query(
-                        "UPDATE objects SET version = $1, status = $2, deleted = $3, data = $4, \
-                         content_hash = $5, order_key = $6, tie_rank = $7, \
-                         provider_updated_at = $8, updated_at = $9, lease_epoch = $10 \
-                         WHERE connection_id = $11 AND object_type = $12 AND provider_id = $13 \
-                         AND version = $14",
-                    )
-                    .bind(w.version)
-                    .bind(w.status.as_str())
-                    .bind(w.deleted)
-                    .bind(&w.data_text)
-                    .bind(&w.content_hash)
-                    .bind(w.order_key)
-                    .bind(w.tie_rank)
-                    .bind(w.provider_updated_at)
-                    .bind(b.now)
-                    .bind(b.writer_epoch())
-                    .bind(&b.connection_id)
-                    .bind(w.object_type.as_str())
-                    .bind(&w.provider_id)
-                    .bind(expected)
-                    .execute(&mut **tx)
-                    .await?;
-                    if written.rows_affected() == 0 {
-                        return Err(StoreError::Conflict(w.id.clone()));
+                if !updates.is_empty() {
+                    if let Some(id) = Self::update_objects(tx, b, &updates).await? {
+                        return Err(StoreError::Conflict(id));
                     }
                 }
-                let versions: Vec<(&ObjectWrite, i64)> = b
-                    .writes
-                    .iter()
-                    .filter(|w| w.is_new_version())
-                    .zip(seq + 1..)
-                    .collect();
+                let versions: Vec<&ObjectWrite> =
+                    b.writes.iter().filter(|w| w.is_new_version()).collect();
                 if !versions.is_empty() {
                     Self::insert_versions(tx, b, &versions).await?;
                 }
@@ -461,9 +448,6 @@ macro_rules! sql_store {
                     });
                     q.push(" ON CONFLICT DO NOTHING");
                     q.build().execute(&mut **tx).await?;
-                }
-                for chunk in b.applied_inbox_ids.chunks(500) {
-                    Self::delete_inbox(tx, chunk).await?;
                 }
                 for chunk in b.observations.chunks(200) {
                     let rows: Vec<&IncomingEvent> = chunk.iter().collect();
@@ -576,3 +560,61 @@ macro_rules! sql_store {
 }
 
 pub(super) use sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::net_object_writes;
+    use crate::model::{ObjectType, ReconStatus};
+    use crate::store::ObjectWrite;
+
+    fn write(id: &str, expected: Option<i64>, version: i64) -> ObjectWrite {
+        ObjectWrite {
+            object_type: ObjectType::Invoice,
+            provider_id: id.to_owned(),
+            id: format!("stripe:{id}"),
+            expected_version: expected,
+            version,
+            status: ReconStatus::Pending,
+            deleted: false,
+            data_text: format!("{{\"v\":{version}}}"),
+            content_hash: String::new(),
+            order_key: version,
+            tie_rank: 0,
+            provider_updated_at: version,
+            source: serde_json::Value::Null,
+            reason: String::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_object_written_several_times_takes_its_last_state_from_its_first_expectation() {
+        let writes = [
+            write("in_new", None, 1),
+            write("in_old", Some(4), 5),
+            write("in_new", Some(1), 2),
+            write("in_old", Some(5), 5), // a status-only change
+            write("in_new", Some(2), 3),
+        ];
+        let (inserts, updates) = net_object_writes(&writes).unwrap();
+        assert_eq!(inserts.len(), 1);
+        assert_eq!(
+            (inserts[0].provider_id.as_str(), inserts[0].version),
+            ("in_new", 3)
+        );
+        assert_eq!(updates.len(), 1);
+        let (last, expected) = updates[0];
+        assert_eq!(
+            (last.provider_id.as_str(), last.version, expected),
+            ("in_old", 5, 4)
+        );
+    }
+
+    #[test]
+    fn a_write_that_does_not_follow_on_from_the_one_before_is_a_conflict() {
+        let writes = [write("in_1", Some(1), 2), write("in_1", Some(1), 2)];
+        assert_eq!(net_object_writes(&writes).unwrap_err(), "stripe:in_1");
+        let twice_new = [write("in_2", None, 1), write("in_2", None, 1)];
+        assert_eq!(net_object_writes(&twice_new).unwrap_err(), "stripe:in_2");
+    }
+}

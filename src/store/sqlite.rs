@@ -91,13 +91,66 @@ impl SqliteStore {
         None
     }
 
-    /// Never called with a fence: this store's only node writes unfenced (its file lock
-    /// keeps a second node out).
-    async fn check_fence(
-        _tx: &mut sqlx::SqliteConnection,
-        _fence: super::Fence,
+    /// Opens an apply transaction: stamps the connection's `last_applied_at` and deletes the
+    /// inbox rows the batch applies. `false` when the connection is gone. Batches here carry
+    /// no fence: this store's only node writes unfenced (its file lock keeps a second node
+    /// out).
+    async fn open_apply(
+        tx: &mut sqlx::SqliteConnection,
+        b: &super::ApplyBatch,
     ) -> Result<bool, super::StoreError> {
+        let touched = sqlx::query("UPDATE connections SET last_applied_at = $1 WHERE id = $2")
+            .bind(b.now)
+            .bind(&b.connection_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if touched == 0 {
+            return Ok(false);
+        }
+        for chunk in b.applied_inbox_ids.chunks(500) {
+            Self::delete_inbox(tx, chunk).await?;
+        }
         Ok(true)
+    }
+
+    /// Updates objects from the version each replaces (`.1`) to the state its write says, one
+    /// statement each (in process, a statement costs no round trip). `Some(id)`: the first
+    /// write whose object was not at the version it expected.
+    async fn update_objects(
+        tx: &mut sqlx::SqliteConnection,
+        b: &super::ApplyBatch,
+        updates: &[(&super::ObjectWrite, i64)],
+    ) -> Result<Option<String>, super::StoreError> {
+        for (w, expected) in updates {
+            let written = sqlx::query(
+                "UPDATE objects SET version = $1, status = $2, deleted = $3, data = $4, \
+                 content_hash = $5, order_key = $6, tie_rank = $7, \
+                 provider_updated_at = $8, updated_at = $9, lease_epoch = $10 \
+                 WHERE connection_id = $11 AND object_type = $12 AND provider_id = $13 \
+                 AND version = $14",
+            )
+            .bind(w.version)
+            .bind(w.status.as_str())
+            .bind(w.deleted)
+            .bind(&w.data_text)
+            .bind(&w.content_hash)
+            .bind(w.order_key)
+            .bind(w.tie_rank)
+            .bind(w.provider_updated_at)
+            .bind(b.now)
+            .bind(b.writer_epoch())
+            .bind(&b.connection_id)
+            .bind(w.object_type.as_str())
+            .bind(&w.provider_id)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?;
+            if written.rows_affected() == 0 {
+                return Ok(Some(w.id.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// One node: the writer tells its own supervisor in process.
@@ -245,12 +298,25 @@ impl SqliteStore {
         Ok(written)
     }
 
-    /// Inserts new versions and their change-feed entries (`seq` each).
+    /// Inserts new versions and their change-feed entries, numbered from the merchant's
+    /// sequence.
     async fn insert_versions(
         tx: &mut sqlx::SqliteConnection,
         b: &super::ApplyBatch,
-        versions: &[(&super::ObjectWrite, i64)],
+        versions: &[&super::ObjectWrite],
     ) -> Result<(), super::StoreError> {
+        let last: i64 = sqlx::query_scalar(
+            "INSERT INTO merchant_seqs (merchant_id, last_seq) VALUES ($1, $2) \
+             ON CONFLICT (merchant_id) DO UPDATE \
+             SET last_seq = merchant_seqs.last_seq + excluded.last_seq RETURNING last_seq",
+        )
+        .bind(&b.merchant_id)
+        .bind(versions.len() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        let first = last - versions.len() as i64 + 1;
+        let versions: Vec<(&super::ObjectWrite, i64)> =
+            versions.iter().copied().zip(first..).collect();
         for chunk in versions.chunks(500) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO object_versions (connection_id, object_type, provider_id, version, \
