@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::Ref;
 use utoipa::ToSchema;
 
 use crate::model::{ObjectType, ReconStatus};
@@ -37,9 +39,44 @@ pub struct ObjectOut {
     #[schema(required)]
     pub updated_at: Option<String>,
     /// The canonical fields of its `object_type` (money in integer minor units): a `Customer`,
-    /// `Invoice`, `CreditNote`, `Subscription` or `Transaction`.
-    #[schema(value_type = Object)]
+    /// `Invoice`, `CreditNote`, `Subscription` or `Transaction` ([`data_schema`]).
+    #[schema(schema_with = data_schema)]
     pub data: Value,
+}
+
+/// The schema of `data` in [`ObjectOut`] and [`VersionOut`]: exactly one of the canonical kinds
+/// of `crate::model::canonical` (component schemas of the document), the one its `object_type`
+/// names, or `{}` for an object whose deletion billsync saw before any of its content
+/// (`actors::apply` stores no fields then). The stored JSON is answered as it is; this only
+/// says what it is.
+pub fn data_schema() -> Schema {
+    let mut kinds = OneOfBuilder::new().description(Some(
+        "The canonical fields of the object's `object_type` (money in integer minor units): a \
+         `customer` is a `Customer`, an `invoice` an `Invoice`, a `credit_note` a `CreditNote`, a \
+         `subscription` a `Subscription`, a `transaction` a `Transaction`; `{}` for an object \
+         deleted before any of its content was seen.",
+    ));
+    for kind in [
+        "Customer",
+        "Invoice",
+        "CreditNote",
+        "Subscription",
+        "Transaction",
+    ] {
+        kinds = kinds.item(Ref::from_schema_name(kind));
+    }
+    kinds
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .title(Some("DeletedUnseen"))
+                .description(Some(
+                    "No fields: the object was deleted before any of its content was seen.",
+                ))
+                .max_properties(Some(0)),
+        )
+        .build()
+        .into()
 }
 
 /// A page of objects, ordered by `updated_at` then `id`.
@@ -63,7 +100,8 @@ pub struct VersionOut {
     /// RFC 3339.
     #[schema(required)]
     pub provider_updated_at: Option<String>,
-    #[schema(value_type = Object)]
+    /// The object's canonical fields as of this version ([`data_schema`]).
+    #[schema(schema_with = data_schema)]
     pub data: Value,
     /// What produced it: the raw event or the API read.
     #[schema(value_type = Object)]

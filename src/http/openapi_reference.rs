@@ -131,7 +131,8 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("")
 }
 
-/// A short name for a schema: a `$ref`'s type name, `array of X`, or its `type`.
+/// A short name for a schema: a `$ref`'s type name, the names of a `oneOf`'s alternatives (`or
+/// null` when one of them is `null`), `array of X`, or its `title` or `type`.
 fn schema_name(s: &Value) -> String {
     if let Some(r) = s["$ref"].as_str() {
         return format!("`{}`", r.rsplit('/').next().unwrap_or(r));
@@ -146,7 +147,15 @@ fn schema_name(s: &Value) -> String {
             .filter(|x| x["type"] != "null")
             .map(schema_name)
             .collect();
-        return format!("{} or null", names.join(" | "));
+        let nullable = all.iter().any(|x| x["type"] == "null");
+        return format!(
+            "{}{}",
+            names.join(" or "),
+            if nullable { " or null" } else { "" }
+        );
+    }
+    if let Some(title) = s["title"].as_str() {
+        return format!("`{title}`");
     }
     let kind = match &s["type"] {
         Value::String(t) => t.clone(),

@@ -12,7 +12,34 @@ both_backends!(
     list_pages_never_skip_or_repeat_while_writes_happen,
     as_of_returns_the_version_current_then,
     change_feed_resumes_without_gaps_or_repeats,
+    an_object_deleted_before_any_content_has_empty_data,
 );
+
+/// A deletion of an object billsync never saw (a Stripe deletion stub: no fields) stores `{}`
+/// as its `data`: the one `data` that is no canonical kind, which the OpenAPI document declares
+/// as the `oneOf` alternative `DeletedUnseen` (never `null`).
+async fn an_object_deleted_before_any_content_has_empty_data(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let conn = app.stripe_connection().await;
+    let stub = serde_json::json!({"id": "cus_unseen", "object": "customer", "deleted": true});
+    let body = stripe_event("evt_unseen", "customer.deleted", now_secs(), stub);
+    app.send(&conn, &body, 200).await;
+    app.settle().await;
+    let path = format!(
+        "/v1/merchants/{}/customers/stripe:cus_unseen",
+        conn.merchant_id
+    );
+    let object = app.get_json(&path, 200).await;
+    assert_eq!(object["deleted"], true, "{object}");
+    assert_eq!(object["data"], serde_json::json!({}), "{object}");
+    let versions = app.get_json(&format!("{path}/versions"), 200).await;
+    assert_eq!(
+        versions["data"][0]["data"],
+        serde_json::json!({}),
+        "{versions}"
+    );
+    app.stop().await;
+}
 
 async fn read_and_admin_apis_need_the_bearer_token(backend: Backend) {
     let app = spawn_app(backend).await;
