@@ -69,14 +69,7 @@ fn insert(map: &mut Map<String, Value>, path: &[String], value: Value) -> Result
     if rest[0].is_empty() {
         // `a[]...`: an array. `a[]=v` appends a value; `a[][k]=v` fills the last element
         // unless it already has `k`, then starts a new one (Rack's rule).
-        let entry = map
-            .entry(first.clone())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        let Value::Array(items) = entry else {
-            return Err(ParseError(format!(
-                "form key `{first}` is both array and not"
-            )));
-        };
+        let items = nested(map, first, Value::as_array_mut, "is both array and not")?;
         let tail = &rest[1..];
         if tail.is_empty() {
             items.push(value);
@@ -96,15 +89,23 @@ fn insert(map: &mut Map<String, Value>, path: &[String], value: Value) -> Result
         };
         return insert(m, tail, value);
     }
-    let entry = map
-        .entry(first.clone())
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(m) = entry else {
-        return Err(ParseError(format!(
-            "form key `{first}` is both value and object"
-        )));
-    };
+    let m = nested(map, first, Value::as_object_mut, "is both value and object")?;
     insert(m, rest, value)
+}
+
+/// The array or object (as `kind` reads it) at `key`, an empty one put there when the key is
+/// new; `Err` when the key holds another kind already (a form that uses it both ways), saying
+/// `clash`.
+fn nested<'m, T: Default + Into<Value>>(
+    map: &'m mut Map<String, Value>,
+    key: &str,
+    kind: fn(&mut Value) -> Option<&mut T>,
+    clash: &str,
+) -> Result<&'m mut T, ParseError> {
+    let entry = map
+        .entry(key.to_owned())
+        .or_insert_with(|| T::default().into());
+    kind(entry).ok_or_else(|| ParseError(format!("form key `{key}` {clash}")))
 }
 
 /// A webhook (form-encoded, `id`, `event`, `payload[...]`) or an Events API event (JSON, from
@@ -293,7 +294,12 @@ mod tests {
         assert_eq!(v["l"][1]["t"], "two");
         assert_eq!(v["tags"], json!(["a", "b"]));
         assert!(decode_form(b"p[s=1").is_err());
-        assert!(decode_form(b"p=1&p[x]=2").is_err());
+        // A key used both ways is refused, whichever container the second use wants.
+        let clash = |body: &[u8]| decode_form(body).map_err(|e| e.0);
+        let object = "form key `p` is both value and object";
+        assert_eq!(clash(b"p=1&p[x]=2"), Err(object.into()));
+        let array = "form key `p` is both array and not";
+        assert_eq!(clash(b"p[x]=1&p[]=2"), Err(array.into()));
     }
 
     #[test]
