@@ -229,7 +229,7 @@ mod tests {
     use super::super::Maxio;
     use super::*;
     use crate::model::time::parse_rfc3339;
-    use crate::providers::field_checks::assert_observed;
+    use crate::providers::field_checks::{assert_observed, assert_thin};
     use crate::providers::Provider;
     use axum::http::HeaderMap;
 
@@ -315,11 +315,7 @@ mod tests {
             .unwrap();
         assert_eq!(sweep.event_id, "event:3950127");
         let thin = br#"{"event":{"id":3950127,"key":"payment_success","subscription_id":15236915,"customer_id":14714298}}"#;
-        assert_eq!(Maxio.observe(thin).unwrap(), None);
-        assert_eq!(
-            Maxio.thin_reference(thin),
-            Some((ObjectType::Subscription, "15236915".to_owned()))
-        );
+        assert_thin(&Maxio, thin, ObjectType::Subscription, "15236915");
         assert_eq!(Maxio.thin_reference(b"id=1&event=x"), None);
         assert_eq!(
             sweep.occurred_at,
@@ -359,11 +355,7 @@ mod tests {
     #[test]
     fn a_customer_webhook_reads_the_customer_whole_for_its_billing_address() {
         let body = b"id=1&event=customer_update&payload[customer][id]=9&payload[customer][updated_at]=2024-06-20+12%3A00%3A00+-0400";
-        assert_eq!(Maxio.observe(body).unwrap(), None);
-        assert_eq!(
-            Maxio.thin_reference(body),
-            Some((ObjectType::Customer, "9".into()))
-        );
+        assert_thin(&Maxio, body, ObjectType::Customer, "9");
         let read = Maxio.fetch_request(ObjectType::Customer, "9");
         let answer = json!({"customer": {"id": 9}});
         assert_eq!(read.path, "/customers/9.json");

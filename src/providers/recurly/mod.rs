@@ -134,6 +134,7 @@ impl Provider for Recurly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::field_checks::assert_thin;
     use crate::providers::VerifyError;
     use axum::http::HeaderMap;
 
@@ -141,10 +142,11 @@ mod tests {
 
     #[test]
     fn thin_webhooks_observe_nothing_and_name_the_object_by_its_handle() {
-        assert_eq!(Recurly.observe(OFFICIAL_BODY).unwrap(), None);
-        assert_eq!(
-            Recurly.thin_reference(OFFICIAL_BODY),
-            Some((ObjectType::Customer, "code-adfas23zzz14123".into()))
+        assert_thin(
+            &Recurly,
+            OFFICIAL_BODY,
+            ObjectType::Customer,
+            "code-adfas23zzz14123",
         );
         let cases = [
             (

@@ -152,7 +152,7 @@ fn incomplete_in_event(object: &Value) -> Option<(ObjectType, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::field_checks::assert_query;
+    use crate::providers::field_checks::{assert_query, assert_thin};
     use crate::providers::subreads::assert_one_read;
 
     fn event(event_type: &str, object: Value) -> Vec<u8> {
@@ -169,11 +169,7 @@ mod tests {
             serde_json::json!({"id": "txi_1", "object": "tax_id", "customer": "cus_1",
                 "type": "eu_vat", "value": "DE123"}),
         );
-        assert_eq!(Stripe.observe(&body).unwrap(), None);
-        assert_eq!(
-            Stripe.thin_reference(&body),
-            Some((ObjectType::Customer, "cus_1".into()))
-        );
+        assert_thin(&Stripe, &body, ObjectType::Customer, "cus_1");
     }
 
     #[test]
@@ -202,11 +198,7 @@ mod tests {
         let cut = serde_json::json!({"id": "in_1", "object": "invoice",
             "lines": {"object": "list", "has_more": true, "data": [{"id": "il_1"}]}});
         let body = event("invoice.finalized", cut.clone());
-        assert_eq!(Stripe.observe(&body).unwrap(), None);
-        assert_eq!(
-            Stripe.thin_reference(&body),
-            Some((ObjectType::Invoice, "in_1".into()))
-        );
+        assert_thin(&Stripe, &body, ObjectType::Invoice, "in_1");
         let mut whole = cut;
         whole["lines"]["has_more"] = serde_json::json!(false);
         assert!(Stripe

@@ -157,6 +157,7 @@ impl Provider for Zuora {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::field_checks::assert_thin;
 
     const CALLOUT: &[u8] = br#"{"notificationId":"2c92c0f8-0001","eventType":"InvoicePosted","eventTime":"2026-11-01T10:00:00Z","objectType":"Invoice","objectId":"8a8aa0b27f3c1d2e"}"#;
 
@@ -201,11 +202,7 @@ mod tests {
 
     #[test]
     fn callouts_are_thin_and_name_the_object_to_fetch() {
-        assert_eq!(Zuora.observe(CALLOUT).unwrap(), None);
-        assert_eq!(
-            Zuora.thin_reference(CALLOUT),
-            Some((ObjectType::Invoice, "8a8aa0b27f3c1d2e".into()))
-        );
+        assert_thin(&Zuora, CALLOUT, ObjectType::Invoice, "8a8aa0b27f3c1d2e");
         for (t, kind, id) in [
             ("Account", ObjectType::Customer, "A1"),
             ("CreditMemo", ObjectType::CreditNote, "A1"),
