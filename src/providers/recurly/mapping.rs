@@ -9,7 +9,7 @@
 //! Provider ids (the part after `recurly:`) are each object's API `id`, for every kind, as
 //! the API promises (docs/api.md) and as Recurly's own references name objects (`account.id`,
 //! `subscription_ids`, `previous_invoice_id`, `invoice.id`). Thin webhooks carry handles
-//! instead; `super::Recurly::thin_reference` reads the object by its handle and the answer
+//! instead; `super::thin_reference` reads the object by its handle and the answer
 //! is mapped here by its `id` (docs page, "Ids and handles"):
 //!
 //! | canonical | Recurly object | provider id | webhook handle, read as |
