@@ -20,8 +20,8 @@ use webhook::{parse_event, primary_resource};
 use super::api_auth::ApiAuth;
 use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::rate_limit::Backoff;
-use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Stream, Timing, WebhookAuth};
-use crate::model::{ObjectType, Observation};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
+use crate::model::Observation;
 
 /// Chargebee's facts (docs/providers/chargebee.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -35,13 +35,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
     events: Events::new(envelope, observe, observe_object),
     // The limit resets each minute; without `Retry-After`, wait a good share of it.
     timing: Timing::USUAL.backoff(Backoff::retry_after(Duration::from_secs(15))),
-    streams: &[
-        Stream::windowed("customers", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("credit_notes", ObjectType::CreditNote),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("transactions", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     // HTTP Basic with the API key as user name and an empty password; the version is in the
     // path.
     api: Api {

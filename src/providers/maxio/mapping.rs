@@ -15,7 +15,18 @@ use crate::model::money::major_to_minor;
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
 use crate::providers::minor_units::{id_text, Obj};
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Stream};
+
+/// The lists a pull walks, in order, and the kind of canonical object each holds
+/// (`ProviderInfo::streams`).
+pub(super) const STREAMS: &[Stream] = &[
+    Stream::windowed("customers", ObjectType::Customer),
+    Stream::windowed("subscriptions", ObjectType::Subscription),
+    Stream::windowed("invoices", ObjectType::Invoice),
+    // Paged by number with no time filter: read whole.
+    Stream::whole("credit_notes", ObjectType::CreditNote),
+    Stream::windowed("transactions", ObjectType::Transaction),
+];
 
 const P: &str = "maxio";
 

@@ -33,7 +33,7 @@ use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::minor_units::{id_text, Obj};
 use super::rate_limit::Backoff;
 use super::signing::Scheme;
-use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Stream, Timing, WebhookAuth};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
 
 /// Maxio's facts (docs/providers/maxio.md).
@@ -49,14 +49,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
     events: Events::new(envelope, observe, observe_object).thin(thin_reference),
     // No rate-limit headers beyond an occasional `Retry-After`: back off for a while.
     timing: Timing::USUAL.backoff(Backoff::retry_after(Duration::from_secs(10))),
-    streams: &[
-        Stream::windowed("customers", ObjectType::Customer),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        // Paged by number with no time filter: read whole.
-        Stream::whole("credit_notes", ObjectType::CreditNote),
-        Stream::windowed("transactions", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     // HTTP Basic with the API key as user name and `x` as password; unversioned.
     api: Api {
         auth: ApiAuth::basic("x", Some(Header::fixed("Accept", "application/json"))),

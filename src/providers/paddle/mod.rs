@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::api_auth::{ApiAuth, Header};
 use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::rate_limit::Backoff;
-use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Stream, Timing, WebhookAuth};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
 
 use webhook::parse_event;
@@ -42,14 +42,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
     timing: Timing::USUAL
         .lag_allowance(Duration::from_secs(30))
         .backoff(Backoff::retry_after(Duration::from_secs(60))),
-    // Only `/transactions` takes a time filter (`created_at[GTE|LT]`); the other lists are
-    // read whole, once per pull.
-    streams: &[
-        Stream::whole("customers", ObjectType::Customer),
-        Stream::whole("subscriptions", ObjectType::Subscription),
-        Stream::windowed("transactions", ObjectType::Invoice),
-        Stream::whole("adjustments", ObjectType::CreditNote),
-    ],
+    streams: mapping::STREAMS,
     api: Api {
         auth: ApiAuth::bearer(Some(Header::version("Paddle-Version"))),
         lists: Lists::new(api::list_request, api::parse_list),

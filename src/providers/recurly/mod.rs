@@ -33,7 +33,7 @@ use super::api_auth::{ApiAuth, Header};
 use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::major_units::Fields;
 use super::rate_limit::{Backoff, Hint};
-use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Stream, Timing, WebhookAuth};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
 use webhook::parse_event;
 
@@ -56,12 +56,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
         ],
         default: Duration::from_secs(1),
     }),
-    streams: &[
-        Stream::windowed("accounts", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("transactions", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     api: Api {
         auth: ApiAuth::basic("", Some(RECURLY_ACCEPT)),
         lists: Lists::new(api::list_request, api::parse_list),

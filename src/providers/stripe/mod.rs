@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::api_auth::{ApiAuth, Header};
 use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
-use super::{ParseError, ProviderInfo, ProviderKind, Stream, Timing, WebhookAuth};
+use super::{ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
 
 use webhook::{parse_envelope, parse_event};
@@ -29,14 +29,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // Objects carry no update time: a read counts as of its time minus the lag allowance.
     // Stripe sends no `Retry-After` as a rule: a short pause, or the header's.
     timing: Timing::USUAL,
-    streams: &[
-        Stream::windowed("customers", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("credit_notes", ObjectType::CreditNote),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("charges", ObjectType::Transaction),
-        Stream::windowed("refunds", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     api: Api {
         auth: ApiAuth::bearer(Some(Header::version("Stripe-Version"))),
         lists: Lists::new(api::list_request, api::parse_list),

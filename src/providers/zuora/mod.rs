@@ -63,8 +63,8 @@ use serde_json::Value;
 use super::api_auth::{ApiAuth, Header, Tokens};
 use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::rate_limit::{Backoff, Hint};
-use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Stream, Timing, WebhookAuth};
-use crate::model::{ObjectType, Observation};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
+use crate::model::Observation;
 
 /// Zuora's facts (docs/providers/zuora.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -84,14 +84,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
         hints: &[Hint::Wait("ratelimit-reset"), Hint::Wait("retry-after")],
         default: Duration::from_secs(1),
     }),
-    streams: &[
-        Stream::windowed("accounts", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("credit-memos", ObjectType::CreditNote),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("payments", ObjectType::Transaction),
-        Stream::windowed("refunds", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     // The bearer is the access token (see `token_request`); no `Zuora-Version` header for
     // the default version.
     api: Api {
