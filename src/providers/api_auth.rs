@@ -1,11 +1,13 @@
-//! How a request to a provider's API is authorized: the credentials scheme (bearer token or
-//! HTTP Basic with the key as user name) and the one header that carries the API version or a
-//! fixed media type. Each provider states its [`ApiAuth`] in its `INFO`
-//! ([`super::info::Api::auth`]); `Provider::authorize` applies it to every API request the
-//! fetcher makes, written once here.
+//! How a request to a provider's API is authorized: the credentials scheme (bearer token, a
+//! bearer access token obtained with the key, or HTTP Basic with the key as user name) and the
+//! one header that carries the API version or a fixed media type. Each provider states its
+//! [`ApiAuth`] in its `INFO` ([`super::info::Api::auth`]); `Provider::authorize` applies it to
+//! every API request the fetcher makes, written once here.
+
+use super::{AccessToken, ParseError, TokenRequest};
 
 /// A provider's API authorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ApiAuth {
     pub credentials: Credentials,
     /// The header sent with every request, if any.
@@ -13,12 +15,23 @@ pub struct ApiAuth {
 }
 
 /// How the connection's key (or the access token obtained with it) is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Credentials {
     /// `Authorization: Bearer <key>`.
     Bearer,
+    /// `Authorization: Bearer <token>` with a short-lived token the key obtains
+    /// (`Provider::token_request`).
+    AccessToken(Tokens),
     /// HTTP Basic with the key as user name and this password.
     Basic { password: &'static str },
+}
+
+/// How a connection's key obtains an access token: `Provider::token_request` and
+/// `Provider::parse_token`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens {
+    pub request: fn(&str) -> Option<TokenRequest>,
+    pub parse: fn(&[u8]) -> Result<AccessToken, ParseError>,
 }
 
 /// A header sent with every API request.
@@ -79,6 +92,16 @@ impl ApiAuth {
         }
     }
 
+    /// A bearer access token obtained with the key as `tokens` says, and `header` when there
+    /// is one.
+    pub const fn access_token(tokens: Tokens, header: Option<Header>) -> ApiAuth {
+        let credentials = Credentials::AccessToken(tokens);
+        ApiAuth {
+            credentials,
+            header,
+        }
+    }
+
     /// HTTP Basic with the key as user name and `password`, and `header` when there is one.
     pub const fn basic(password: &'static str, header: Option<Header>) -> ApiAuth {
         let credentials = Credentials::Basic { password };
@@ -99,7 +122,7 @@ impl ApiAuth {
         api_version: &str,
     ) -> reqwest::RequestBuilder {
         let request = match self.credentials {
-            Credentials::Bearer => request.bearer_auth(api_key),
+            Credentials::Bearer | Credentials::AccessToken(_) => request.bearer_auth(api_key),
             Credentials::Basic { password } => request.basic_auth(api_key, Some(password)),
         };
         let Some(Header { name, value }) = self.header else {

@@ -1,8 +1,9 @@
 //! Test support (compiled for tests only): checks what a provider made against what a test
 //! expects, naming what differs: the envelope it reads from webhooks ([`assert_envelopes`]),
-//! the canonical fields of a mapped object ([`assert_fields`], [`assert_observed`]) and the
-//! query of an API request ([`assert_query`]). Provider tests state an expectation as one table rather than an
-//! assertion a field.
+//! the object a thin event names instead of carrying it ([`assert_thin`]), the canonical
+//! fields of a mapped object ([`assert_fields`], [`assert_observed`]) and the path and query
+//! of an API request ([`assert_request`], [`assert_query`]). Provider tests state an
+//! expectation as one table rather than an assertion a field.
 
 use serde_json::Value;
 
@@ -28,6 +29,22 @@ pub(crate) fn assert_envelopes(
         let read = provider.envelope(body);
         assert!(read.is_err(), "{}: {read:?}", String::from_utf8_lossy(body));
     }
+}
+
+/// `provider` maps nothing from the event `body` and names the object `object_type` keyed
+/// `provider_id` to fetch instead (a thin event, or one that shows its object only in part).
+#[track_caller]
+pub(crate) fn assert_thin(
+    provider: &dyn Provider,
+    body: &[u8],
+    object_type: ObjectType,
+    provider_id: &str,
+) {
+    assert_eq!(provider.observe(body), Ok(None));
+    assert_eq!(
+        provider.thin_reference(body),
+        Some((object_type, provider_id.to_owned()))
+    );
 }
 
 /// Every field of `expected` (a JSON object) has its value in `data`; a key starting with
@@ -61,6 +78,13 @@ pub(crate) fn assert_observed(
         (object_type, provider_id)
     );
     assert_fields(&obs.data, fields);
+}
+
+/// `request` reads `path`, with every pair of `query` in its query ([`assert_query`]).
+#[track_caller]
+pub(crate) fn assert_request(request: &ApiRequest, path: &str, query: &str) {
+    assert_eq!(request.path, path);
+    assert_query(request, query);
 }
 
 /// `request` has every pair of `query` in its query, among others. `query` is written as a

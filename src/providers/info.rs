@@ -1,23 +1,25 @@
 //! What is fixed about a provider, one constant each (`INFO` in `providers/<name>/`): the
 //! API's default base and version, the request rate a connection may use when it names none,
 //! how webhooks authenticate, how far the API may lag behind its webhooks and how to back off
-//! after a 429 ([`Timing`], usually [`Timing::USUAL`]), the list endpoints a pull walks with the kind of object each returns, and the
-//! provider's API functions ([`Api`]: requests to make and how to read their answers).
+//! after a 429 ([`Timing`], usually [`Timing::USUAL`]), the list endpoints a pull walks with the kind of object each returns, the
+//! provider's API functions ([`Api`]: requests to make and how to read their answers) and its
+//! event functions ([`Events`]: how its event bodies and read objects are mapped).
 //! `Provider::info` hands it out, and the trait answers every fixed question from it and
-//! forwards every API question to its functions, so a provider writes facts and the functions
-//! that are its own, not forwarding methods. `docs/providers/<name>.md` cites the
+//! forwards every API and event question to its functions, so a provider writes facts and the
+//! functions that are its own, not forwarding methods. `docs/providers/<name>.md` cites the
 //! documentation behind each value.
 
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::api_auth::ApiAuth;
 use super::json_answer;
 use super::rate_limit::{Backoff, MIN_PAUSE};
 use super::signing::Scheme;
-use super::{ApiRequest, ListPage, ParseError, ProviderKind, SubPage, SubRead};
-use crate::model::ObjectType;
+use super::{ApiRequest, Envelope, ListPage, ParseError, ProviderKind, SubPage, SubRead};
+use crate::model::{ObjectType, Observation};
 
 /// A provider's fixed facts.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub struct ProviderInfo {
     pub default_rate_limit: u32,
     /// How webhooks prove they come from the provider.
     pub webhook_auth: WebhookAuth,
+    /// How its events (webhooks and swept bodies) and the objects its API returns are read.
+    pub events: Events,
     /// How far the API lags its webhooks and how long it asks to be left alone after a 429.
     pub timing: Timing,
     /// The list endpoints a full pull walks, in order.
@@ -244,6 +248,87 @@ impl SubReads {
         parse_sub_page: |read, _| Err(ParseError(format!("no sub-read `{}` here", read.part))),
         merge_sub: |_, _, _| {},
     };
+}
+
+/// How a provider's event bodies and API objects are read and mapped, as the functions
+/// `Provider`'s event methods call (each documented on the trait method of the same name):
+/// `Provider::envelope`, `envelope_with_headers`, `observe`, `observe_object`,
+/// `thin_reference`, `is_handle`, `earliest_confirming_read` and `api_version_known`.
+#[derive(Debug, Clone, Copy)]
+pub struct Events {
+    pub envelope: fn(&[u8]) -> Result<Envelope, ParseError>,
+    /// For providers that put a delivery's identity in its headers rather than in its body.
+    pub envelope_with_headers: Option<EnvelopeWithHeaders>,
+    pub observe: fn(&[u8]) -> Result<Option<Observation>, ParseError>,
+    pub observe_object: fn(&Value, i64) -> Result<Option<Observation>, ParseError>,
+    pub thin_reference: fn(&[u8]) -> Option<(ObjectType, String)>,
+    pub is_handle: fn(&str) -> bool,
+    pub earliest_confirming_read: fn(i64) -> Option<i64>,
+    /// For providers whose mapping reads more API versions than the default one.
+    pub api_version_known: Option<fn(&str) -> bool>,
+}
+
+/// Reads the envelope of a webhook knowing its request headers.
+pub type EnvelopeWithHeaders = fn(&HeaderMap, &[u8]) -> Result<Envelope, ParseError>;
+
+impl Events {
+    /// Events that carry their objects (or name none), keyed by their body, of a provider
+    /// whose objects carry their own update time and whose mapping reads the default API
+    /// version only.
+    pub const fn new(
+        envelope: fn(&[u8]) -> Result<Envelope, ParseError>,
+        observe: fn(&[u8]) -> Result<Option<Observation>, ParseError>,
+        observe_object: fn(&Value, i64) -> Result<Option<Observation>, ParseError>,
+    ) -> Events {
+        Events {
+            envelope,
+            envelope_with_headers: None,
+            observe,
+            observe_object,
+            thin_reference: |_| None,
+            is_handle: |_| false,
+            earliest_confirming_read: |_| None,
+            api_version_known: None,
+        }
+    }
+
+    /// Webhooks as received are read with their headers.
+    pub const fn with_headers(self, envelope_with_headers: EnvelopeWithHeaders) -> Events {
+        Events {
+            envelope_with_headers: Some(envelope_with_headers),
+            ..self
+        }
+    }
+
+    /// Some events name an object to fetch rather than carry it.
+    pub const fn thin(self, thin_reference: fn(&[u8]) -> Option<(ObjectType, String)>) -> Events {
+        Events {
+            thin_reference,
+            ..self
+        }
+    }
+
+    /// Some of the ids events name are handles rather than the ids objects are stored under.
+    pub const fn handles(self, is_handle: fn(&str) -> bool) -> Events {
+        Events { is_handle, ..self }
+    }
+
+    /// API reads are ordered by when they were made: only reads from
+    /// `earliest_confirming_read` on can confirm a change.
+    pub const fn read_ordered(self, earliest_confirming_read: fn(i64) -> Option<i64>) -> Events {
+        Events {
+            earliest_confirming_read,
+            ..self
+        }
+    }
+
+    /// The mapping reads the API versions `api_version_known` accepts.
+    pub const fn versions(self, api_version_known: fn(&str) -> bool) -> Events {
+        Events {
+            api_version_known: Some(api_version_known),
+            ..self
+        }
+    }
 }
 
 /// A list endpoint a pull walks.

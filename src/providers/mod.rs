@@ -29,6 +29,7 @@ use thiserror::Error;
 
 pub use crate::model::ProviderKind;
 use crate::model::{ObjectType, Observation};
+use api_auth::Credentials;
 pub use info::{ProviderInfo, Stream, Timing, WebhookAuth};
 pub use subreads::{SubPage, SubRead};
 
@@ -100,10 +101,11 @@ pub struct ListPage {
     pub reached: Option<i64>,
 }
 
-/// One billing system. Implementations are stateless and shared by all connections.
+/// One billing system. Implementations are stateless and shared by all connections; each
+/// provider is its [`ProviderInfo`] (`INFO` in `providers/<name>/`), which implements this.
 pub trait Provider: Send + Sync + 'static {
-    /// The provider's fixed facts; the questions below about them are answered from it.
-    fn info(&self) -> &'static ProviderInfo;
+    /// The provider's fixed facts and functions; the questions below are answered from it.
+    fn info(&self) -> &ProviderInfo;
 
     fn kind(&self) -> ProviderKind {
         self.info().kind
@@ -135,7 +137,9 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Parses the event envelope (id, type, time). Fails for bodies that are not an event.
-    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError>;
+    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
+        (self.info().events.envelope)(body)
+    }
 
     /// [`Provider::envelope`] of a webhook as received, its request headers included: for
     /// providers that put a delivery's identity in headers rather than in the body (Zuora's
@@ -143,28 +147,33 @@ pub trait Provider: Send + Sync + 'static {
     /// calls this; everything that re-reads a stored body calls [`Provider::envelope`].
     fn envelope_with_headers(
         &self,
-        _headers: &HeaderMap,
+        headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Envelope, ParseError> {
-        self.envelope(body)
+        match self.info().events.envelope_with_headers {
+            Some(envelope) => envelope(headers, body),
+            None => self.envelope(body),
+        }
     }
 
     /// Maps the object an event carries to its canonical form. `Ok(None)` for event types
     /// billsync stores but does not map.
-    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError>;
+    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
+        (self.info().events.observe)(body)
+    }
 
     /// For providers whose events name an object without carrying it (Recurly, Zuora): the
     /// object to fetch. The pair actor schedules a refetch of it when `observe` maps nothing.
-    fn thin_reference(&self, _body: &[u8]) -> Option<(ObjectType, String)> {
-        None
+    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
+        (self.info().events.thin_reference)(body)
     }
 
     /// Whether a provider id from [`Provider::thin_reference`] is a handle the webhook named
     /// the object by (Recurly `code-…`) rather than the id the object is stored under: its
     /// read is mapped by the id in the answer, and a 404 to it says nothing about any
     /// stored object (no tombstone is written; the read is tried again).
-    fn is_handle(&self, _provider_id: &str) -> bool {
-        false
+    fn is_handle(&self, provider_id: &str) -> bool {
+        (self.info().events.is_handle)(provider_id)
     }
 
     /// The API base URL when a connection names none.
@@ -184,9 +193,13 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Whether billsync requests and parses `version` of this provider's API (`doctor`). Most
-    /// providers have one version billsync is written for; Stripe overrides this.
+    /// providers have one version billsync is written for; Stripe's mapping reads more
+    /// ([`info::Events::versions`]).
     fn api_version_known(&self, version: &str) -> bool {
-        version == self.default_api_version()
+        match self.info().events.api_version_known {
+            Some(known) => known(version),
+            None => version == self.default_api_version(),
+        }
     }
 
     /// Requests per second a connection may make when it names no limit.
@@ -205,20 +218,27 @@ pub trait Provider: Send + Sync + 'static {
     /// earliest read time (microseconds) that can be ordered after a change whose order key
     /// is `change_order_key`. Reads before it can never confirm the change and are not made.
     /// `None` for providers whose objects carry their own update time.
-    fn earliest_confirming_read(&self, _change_order_key: i64) -> Option<i64> {
-        None
+    fn earliest_confirming_read(&self, change_order_key: i64) -> Option<i64> {
+        (self.info().events.earliest_confirming_read)(change_order_key)
     }
 
     /// For providers whose API takes a short-lived bearer token obtained with the connection's
     /// credentials (Zuora: OAuth 2.0 client credentials, `POST /oauth/token`): the token
-    /// request for `api_key`. `None`: `api_key` itself authorizes requests.
-    fn token_request(&self, _api_key: &str) -> Option<TokenRequest> {
-        None
+    /// request for `api_key` ([`api_auth::Credentials::AccessToken`]). `None`: `api_key`
+    /// itself authorizes requests.
+    fn token_request(&self, api_key: &str) -> Option<TokenRequest> {
+        match self.info().api.auth.credentials {
+            Credentials::AccessToken(tokens) => (tokens.request)(api_key),
+            _ => None,
+        }
     }
 
     /// The token in a token answer (only for providers with a [`Provider::token_request`]).
-    fn parse_token(&self, _body: &[u8]) -> Result<AccessToken, ParseError> {
-        Err(ParseError("this provider issues no access tokens".into()))
+    fn parse_token(&self, body: &[u8]) -> Result<AccessToken, ParseError> {
+        match self.info().api.auth.credentials {
+            Credentials::AccessToken(tokens) => (tokens.parse)(body),
+            _ => Err(ParseError("this provider issues no access tokens".into())),
+        }
     }
 
     /// Adds the provider's authentication and version headers to a request
@@ -335,7 +355,9 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         object: &Value,
         read_at: i64,
-    ) -> Result<Option<Observation>, ParseError>;
+    ) -> Result<Option<Observation>, ParseError> {
+        (self.info().events.observe_object)(object, read_at)
+    }
 
     /// What an API answer (a list page or one retrieved object) leaves out of its objects
     /// and must be read before they are mapped ([`subreads`]): nothing for providers with
@@ -361,6 +383,12 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
+impl Provider for ProviderInfo {
+    fn info(&self) -> &ProviderInfo {
+        self
+    }
+}
+
 /// A short tag of an object's content (hex of SHA-256 over its JSON text), for synthetic
 /// event ids of swept objects whose update times cannot tell two states apart.
 pub(crate) fn content_tag(object: &Value) -> String {
@@ -373,12 +401,12 @@ pub(crate) fn content_tag(object: &Value) -> String {
 /// The implementation of a provider kind (every kind has one).
 pub fn for_kind(kind: ProviderKind) -> &'static dyn Provider {
     match kind {
-        ProviderKind::Stripe => &stripe::Stripe,
-        ProviderKind::Paddle => &paddle::Paddle,
-        ProviderKind::Recurly => &recurly::Recurly,
-        ProviderKind::Zuora => &zuora::Zuora,
-        ProviderKind::Chargebee => &chargebee::Chargebee,
-        ProviderKind::Maxio => &maxio::Maxio,
+        ProviderKind::Stripe => &stripe::INFO,
+        ProviderKind::Paddle => &paddle::INFO,
+        ProviderKind::Recurly => &recurly::INFO,
+        ProviderKind::Zuora => &zuora::INFO,
+        ProviderKind::Chargebee => &chargebee::INFO,
+        ProviderKind::Maxio => &maxio::INFO,
     }
 }
 

@@ -48,7 +48,7 @@ fn paddle_every_entity_maps_to_its_own_ledger_id_through_billsyncs_paddle_mappin
         assert!(all.iter().any(|(c, _)| c.stream == stream), "no {stream}");
     }
     for (c, _) in &all {
-        let o = paddle::Paddle
+        let o = paddle::INFO
             .observe_object(&c.object, 0)
             .unwrap_or_else(|e| panic!("{}: {e}", c.id))
             .unwrap_or_else(|| panic!("{} maps to nothing", c.id));
@@ -62,7 +62,7 @@ fn paddle_webhook_is_paddles_envelope_signed_the_way_billsync_verifies() {
     let face = for_provider(SimProvider::Paddle);
     let (c, _) = changes(SimProvider::Paddle).remove(0);
     let body = face.event_body("evt_01abc", &c, 1_750_000_000_000_001);
-    let env = paddle::Paddle.envelope(body.as_bytes()).unwrap();
+    let env = paddle::INFO.envelope(body.as_bytes()).unwrap();
     assert_eq!(env.event_id, "evt_01abc");
     assert_eq!(env.event_type, "customer.created");
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -164,7 +164,7 @@ fn recurly_billing_info_updated_names_the_account_billsync_reads_again() {
         let code = event["account_code"].as_str().expect("an account code");
         // billsync reads the account again for it.
         assert_eq!(
-            recurly::Recurly.thin_reference(body.as_bytes()),
+            recurly::INFO.thin_reference(body.as_bytes()),
             Some((ObjectType::Customer, format!("code-{code}")))
         );
     }
@@ -183,7 +183,7 @@ fn chargebee_every_resource_and_event_maps_to_its_own_ledger_id_through_billsync
     ] {
         assert!(all.iter().any(|(c, _)| c.stream == stream), "no {stream}");
     }
-    let provider = chargebee::Chargebee;
+    let provider = chargebee::INFO;
     for (c, at) in &all {
         let body = face.event_body("evt_1", c, *at);
         let o = provider

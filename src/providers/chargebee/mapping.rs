@@ -11,7 +11,17 @@ use crate::model::canonical::{
 use crate::model::time::secs_to_micros;
 use crate::model::{ObjectType, Observation};
 use crate::providers::minor_units::Obj;
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Stream};
+
+/// The lists a pull walks, in order, and the kind of canonical object each holds
+/// (`ProviderInfo::streams`).
+pub(super) const STREAMS: &[Stream] = &[
+    Stream::windowed("customers", ObjectType::Customer),
+    Stream::windowed("invoices", ObjectType::Invoice),
+    Stream::windowed("credit_notes", ObjectType::CreditNote),
+    Stream::windowed("subscriptions", ObjectType::Subscription),
+    Stream::windowed("transactions", ObjectType::Transaction),
+];
 
 pub(super) const P: &str = "chargebee";
 

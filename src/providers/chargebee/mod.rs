@@ -18,15 +18,10 @@ use mapping::observe_resource;
 use webhook::{parse_event, primary_resource};
 
 use super::api_auth::ApiAuth;
-use super::info::{
-    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
-};
+use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::rate_limit::Backoff;
-use super::{CarriedEvent, Envelope, ParseError, Provider, ProviderKind};
-use crate::model::{ObjectType, Observation};
-
-/// The Chargebee provider.
-pub struct Chargebee;
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
+use crate::model::Observation;
 
 /// Chargebee's facts (docs/providers/chargebee.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -37,15 +32,10 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // 150 requests per minute on Starter and test sites, the lowest plan ("Rate limits").
     default_rate_limit: 2,
     webhook_auth: WebhookAuth::Basic,
+    events: Events::new(envelope, observe, observe_object),
     // The limit resets each minute; without `Retry-After`, wait a good share of it.
     timing: Timing::USUAL.backoff(Backoff::retry_after(Duration::from_secs(15))),
-    streams: &[
-        Stream::windowed("customers", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("credit_notes", ObjectType::CreditNote),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("transactions", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     // HTTP Basic with the API key as user name and an empty password; the version is in the
     // path.
     api: Api {
@@ -57,38 +47,26 @@ pub const INFO: ProviderInfo = ProviderInfo {
     },
 };
 
-impl Provider for Chargebee {
-    fn info(&self) -> &'static ProviderInfo {
-        &INFO
-    }
+fn envelope(body: &[u8]) -> Result<Envelope, ParseError> {
+    Ok(parse_event(body)?.envelope)
+}
 
-    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        Ok(parse_event(body)?.envelope)
-    }
+fn observe(body: &[u8]) -> Result<Option<Observation>, ParseError> {
+    let event = parse_event(body)?;
+    let e = event.envelope;
+    let (Some(content), Some(resource)) = (event.object, primary_resource(&e.event_type)) else {
+        return Ok(None);
+    };
+    let Some(object) = content.get(resource).filter(|o| o.is_object()) else {
+        return Ok(None);
+    };
+    let deleted = e.event_type.ends_with("_deleted");
+    observe_resource(resource, object, deleted, e.occurred_at)
+}
 
-    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        let CarriedEvent {
-            envelope: e,
-            object,
-        } = parse_event(body)?;
-        let (Some(content), Some(resource)) = (object, primary_resource(&e.event_type)) else {
-            return Ok(None);
-        };
-        let Some(object) = content.get(resource).filter(|o| o.is_object()) else {
-            return Ok(None);
-        };
-        let deleted = e.event_type.ends_with("_deleted");
-        observe_resource(resource, object, deleted, e.occurred_at)
-    }
-
-    fn observe_object(
-        &self,
-        object: &Value,
-        read_at: i64,
-    ) -> Result<Option<Observation>, ParseError> {
-        let resource = object.get("object").and_then(Value::as_str).unwrap_or("");
-        observe_resource(resource, object, false, INFO.lagged(read_at))
-    }
+fn observe_object(object: &Value, read_at: i64) -> Result<Option<Observation>, ParseError> {
+    let resource = object.get("object").and_then(Value::as_str).unwrap_or("");
+    observe_resource(resource, object, false, INFO.lagged(read_at))
 }
 
 #[cfg(test)]
@@ -97,7 +75,9 @@ mod tests {
 
     use super::mapping::DELETED_RANK;
     use super::*;
-    use crate::providers::field_checks::{assert_fields, assert_observed, assert_query};
+    use crate::model::ObjectType;
+    use crate::providers::field_checks::{assert_fields, assert_observed, assert_request};
+    use crate::providers::Provider;
 
     fn invoice_event(resource_version: i64, status: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({
@@ -122,16 +102,16 @@ mod tests {
     fn observe_invoice_as(event_type: &str, status: &str) -> Option<Observation> {
         let mut v: Value = serde_json::from_slice(&invoice_event(5, status)).unwrap();
         v["event_type"] = json!(event_type);
-        Chargebee.observe(&serde_json::to_vec(&v).unwrap()).unwrap()
+        INFO.observe(&serde_json::to_vec(&v).unwrap()).unwrap()
     }
 
     #[test]
     fn invoice_event_maps_exactly_and_orders_by_resource_version() {
         let body = invoice_event(1_718_899_150_123, "paid");
-        let env = Chargebee.envelope(&body).unwrap();
+        let env = INFO.envelope(&body).unwrap();
         assert_eq!(env.event_id, "ev_16BPgETyVrQbiGhA");
         assert_eq!(env.occurred_at, 1_718_899_200_000_000);
-        let obs = Chargebee.observe(&body).unwrap().unwrap();
+        let obs = INFO.observe(&body).unwrap().unwrap();
         assert_observed(
             &obs,
             ObjectType::Invoice,
@@ -144,7 +124,7 @@ mod tests {
         assert_eq!(obs.order_key, 1_718_899_150_123_000);
         assert_eq!(obs.provider_updated_at, 1_718_899_150_000_000);
         // A later resource_version orders after, whatever the arrival order.
-        let newer = Chargebee
+        let newer = INFO
             .observe(&invoice_event(1_718_899_150_124, "posted"))
             .unwrap()
             .unwrap();
@@ -171,7 +151,7 @@ mod tests {
                 "invoice": {"id": "inv_0001"}}
         }))
         .unwrap();
-        let obs = Chargebee.observe(&body).unwrap().unwrap();
+        let obs = INFO.observe(&body).unwrap().unwrap();
         assert_observed(
             &obs,
             ObjectType::Transaction,
@@ -187,7 +167,7 @@ mod tests {
             "status": "non_renewing", "currency_code": "GBP", "current_term_start": 1718899200,
             "current_term_end": 1721491200, "cancelled_at": 1721491200, "resource_version": 7,
             "subscription_items": [{"item_price_id": "basic-GBP-monthly", "quantity": 3, "item_type": "plan"}]});
-        let obs = Chargebee.observe_object(&sub, 0).unwrap().unwrap();
+        let obs = INFO.observe_object(&sub, 0).unwrap().unwrap();
         assert_fields(
             &obs.data,
             json!({"status": "active", "cancel_at": "2024-07-20T16:00:00Z", "canceled_at": null,
@@ -197,7 +177,7 @@ mod tests {
         let cus = json!({"id": "cus_1", "object": "customer", "first_name": "Ada", "last_name": "Lovelace",
             "email": "ada@example.com", "taxability": "exempt", "vat_number": "DE123456789",
             "billing_address": {"line1": "1 Main St", "city": "Berlin", "zip": "10115", "country": "DE"}});
-        let obs = Chargebee.observe_object(&cus, 0).unwrap().unwrap();
+        let obs = INFO.observe_object(&cus, 0).unwrap().unwrap();
         assert_fields(
             &obs.data,
             json!({"name": "Ada Lovelace", "tax_exempt": "exempt",
@@ -207,7 +187,7 @@ mod tests {
             "reference_invoice_id": "inv_0001", "status": "refunded", "currency_code": "USD",
             "total": 1100, "sub_total": 1000, "taxes": [{"name": "VAT", "amount": 100}],
             "reason_code": "product_unsatisfactory", "date": 1718899200, "line_items": []});
-        let obs = Chargebee.observe_object(&cn, 0).unwrap().unwrap();
+        let obs = INFO.observe_object(&cn, 0).unwrap().unwrap();
         assert_fields(
             &obs.data,
             json!({"invoice_id": "chargebee:inv_0001", "tax": 100, "status": "issued"}),
@@ -230,13 +210,13 @@ mod tests {
         // A change made now, and the tombstone of a 404 read now (ordered at the read time
         // less the lag allowance, in microseconds, by the confirmer).
         let now = 1_750_000_000_000_000_i64;
-        let obs = Chargebee
+        let obs = INFO
             .observe(&invoice_event(now / 1000, "posted"))
             .unwrap()
             .unwrap();
-        let tombstone = now - Chargebee.api_lag_allowance().as_micros() as i64;
+        let tombstone = now - INFO.api_lag_allowance().as_micros() as i64;
         assert!(obs.order_key > tombstone);
-        let stale = Chargebee
+        let stale = INFO
             .observe(&invoice_event(now / 1000 - 61_000, "posted"))
             .unwrap()
             .unwrap();
@@ -246,28 +226,28 @@ mod tests {
     #[test]
     fn non_integer_amount_is_a_parse_error() {
         let inv = json!({"id": "inv_1", "object": "invoice", "status": "paid", "total": 53.9});
-        assert!(Chargebee.observe_object(&inv, 0).is_err());
+        assert!(INFO.observe_object(&inv, 0).is_err());
     }
 
     #[test]
     fn lists_unwrap_resources_and_follow_next_offset() {
-        let page = Chargebee
+        let page = INFO
             .parse_list(br#"{"list":[{"invoice":{"id":"inv_1","updated_at":99}}],"next_offset":"[\"1\",\"2\"]"}"#)
             .unwrap();
         assert_eq!(page.objects[0]["object"], "invoice");
         assert_eq!(page.next_cursor.as_deref(), Some("[\"1\",\"2\"]"));
         assert_eq!(page.reached, Some(99));
         assert_eq!(
-            Chargebee.parse_list(br#"{"list":[]}"#).unwrap().next_cursor,
+            INFO.parse_list(br#"{"list":[]}"#).unwrap().next_cursor,
             None
         );
-        let r = Chargebee.list_request("invoices", (100, 200), Some("tok"), 500);
-        assert_eq!(r.path, "/api/v2/invoices");
-        assert_query(
+        let r = INFO.list_request("invoices", (100, 200), Some("tok"), 500);
+        assert_request(
             &r,
+            "/api/v2/invoices",
             "limit=100&updated_at[after]=99&include_deleted=true&offset=tok",
         );
-        let sub = Chargebee
+        let sub = INFO
             .parse_object(br#"{"subscription":{"id":"sub_1"},"customer":{"id":"cus_1"}}"#)
             .unwrap();
         assert_eq!(sub["object"], "subscription");

@@ -289,10 +289,10 @@ pub(super) fn next_cursor(objects: &[Value], times: &[i64]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Maxio;
+    use super::super::INFO;
     use crate::model::time::parse_rfc3339;
     use crate::model::ObjectType;
-    use crate::providers::field_checks::{assert_fields, assert_query};
+    use crate::providers::field_checks::{assert_fields, assert_query, assert_request};
     use crate::providers::Provider;
     use serde_json::{json, Value};
 
@@ -308,72 +308,74 @@ mod tests {
             {"subscription": {"id": 2, "state": "canceled", "canceled_at": "2024-06-21T09:00:00-04:00",
                 "customer": {"id": 5}, "updated_at": "2024-06-21T09:00:00-04:00"}}
         ]);
-        let page = Maxio.parse_list(list.to_string().as_bytes()).unwrap();
+        let page = INFO.parse_list(list.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("t:1718974800"));
-        let obs = Maxio.observe_object(&page.objects[0], 0).unwrap().unwrap();
+        let obs = INFO.observe_object(&page.objects[0], 0).unwrap().unwrap();
         assert_fields(
             &obs.data,
             json!({"currency": "USD", "customer_id": "maxio:14714298",
                 "/items/0/price_id": "maxio:1990", "current_period_end": "2024-07-20T16:00:00Z"}),
         );
-        let canceled = Maxio.observe_object(&page.objects[1], 0).unwrap().unwrap();
+        let canceled = INFO.observe_object(&page.objects[1], 0).unwrap().unwrap();
         assert_eq!(canceled.data["canceled_at"], "2024-06-21T13:00:00Z");
         // A page all in one second continues after it; an empty page ends the walk.
         // Customers list in creation order: their cursor is the creation time.
         let one = json!([{"customer": {"id": 9, "email": "a@b.c", "created_at": "2024-06-20T12:00:00-04:00",
             "updated_at": "2024-06-22T12:00:00-04:00"}}]);
-        let page = Maxio.parse_list(one.to_string().as_bytes()).unwrap();
+        let page = INFO.parse_list(one.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("t:1718899201"));
-        assert_eq!(Maxio.parse_list(b"[]").unwrap().next_cursor, None);
-        let r = Maxio.list_request("customers", (100, 200), Some("t:150"), 500);
-        assert_eq!(r.path, "/customers.json");
-        assert_query(
+        assert_eq!(INFO.parse_list(b"[]").unwrap().next_cursor, None);
+        let r = INFO.list_request("customers", (100, 200), Some("t:150"), 500);
+        assert_request(
             &r,
+            "/customers.json",
             "per_page=200&start_datetime=1970-01-01T00:02:30Z&date_field=created_at",
         );
         // Without `sort` Maxio orders by id.
-        let r = Maxio.list_request("subscriptions", (100, 200), None, 50);
+        let r = INFO.list_request("subscriptions", (100, 200), None, 50);
         assert_query(&r, "sort=updated_at");
         let txns = json!([{"transaction": {"id": 41, "transaction_type": "payment", "amount_in_cents": 500}}]);
-        let page = Maxio.parse_list(txns.to_string().as_bytes()).unwrap();
+        let page = INFO.parse_list(txns.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("id:42"));
     }
 
     #[test]
     fn sweeps_read_events_then_invoice_events() {
-        let first = Maxio.sweep_request(1_718_899_200, None);
-        assert_eq!(first.path, "/events.json");
-        assert_query(&first, "direction=asc");
+        let first = INFO.sweep_request(1_718_899_200, None);
+        assert_request(&first, "/events.json", "direction=asc");
         let events: Vec<Value> = (1..=200)
             .map(|i| json!({"event": {"id": i, "key": "customer_update", "customer_id": 5}}))
             .collect();
-        let (bodies, next) = Maxio
+        let (bodies, next) = INFO
             .parse_sweep(Value::Array(events).to_string().as_bytes())
             .unwrap();
         assert_eq!(bodies.len(), 200);
         assert_eq!(next.as_deref(), Some("ev:201"));
-        let (_, next) = Maxio.parse_sweep(b"[]").unwrap();
+        let (_, next) = INFO.parse_sweep(b"[]").unwrap();
         assert_eq!(next.as_deref(), Some("inv"));
-        let inv = Maxio.sweep_request(1_718_899_200, Some("inv"));
-        assert_eq!(inv.path, "/invoices/events.json");
-        assert_query(&inv, "since_date=2024-06-20T16:00:00Z");
-        let (_, next) = Maxio
+        let inv = INFO.sweep_request(1_718_899_200, Some("inv"));
+        assert_request(
+            &inv,
+            "/invoices/events.json",
+            "since_date=2024-06-20T16:00:00Z",
+        );
+        let (_, next) = INFO
             .parse_sweep(
                 br#"{"events": [{"id": 7}], "page": 1, "per_page": 200, "total_pages": 1}"#,
             )
             .unwrap();
         assert_eq!(next, None);
-        let later = Maxio.sweep_request(0, Some("inv:7"));
+        let later = INFO.sweep_request(0, Some("inv:7"));
         assert_query(&later, "since_id=7");
         // Events name what to refetch: payments by transaction, customers by customer.
         let pay = br#"{"event":{"id":3,"key":"payment_success","subscription_id":1,"customer_id":2,"event_specific_data":{"product_id":null,"account_transaction_id":77}}}"#;
         assert_eq!(
-            Maxio.thin_reference(pay),
+            INFO.thin_reference(pay),
             Some((ObjectType::Transaction, "77".into()))
         );
         // A deletion (the Events API only) is the deletion itself, at the event's time.
         let gone = br#"{"event":{"id":4,"key":"customer_delete","subscription_id":null,"customer_id":2,"created_at":"2024-06-20T12:00:00-04:00"}}"#;
-        let obs = Maxio.observe(gone).unwrap().unwrap();
+        let obs = INFO.observe(gone).unwrap().unwrap();
         assert_eq!(
             (obs.object_type, obs.provider_id.as_str(), obs.deleted),
             (ObjectType::Customer, "2", true)
@@ -386,17 +388,17 @@ mod tests {
 
     #[test]
     fn credit_notes_page_by_number_in_one_window_until_a_short_page() {
-        assert!(!Maxio.stream_windowed("credit_notes") && Maxio.stream_windowed("invoices"));
-        let first = Maxio.list_request("credit_notes", (0, 10), None, 2);
+        assert!(!INFO.stream_windowed("credit_notes") && INFO.stream_windowed("invoices"));
+        let first = INFO.list_request("credit_notes", (0, 10), None, 2);
         let note = |uid: &str| json!({"credit_note": {"uid": uid, "currency": "USD"}});
         let full = serde_json::to_vec(&json!([note("cn_1"), note("cn_2")])).unwrap();
-        let page = Maxio.parse_list_page(&first, &full).unwrap();
+        let page = INFO.parse_list_page(&first, &full).unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("p:2"));
-        let second = Maxio.list_request("credit_notes", (0, 10), Some("p:2"), 2);
+        let second = INFO.list_request("credit_notes", (0, 10), Some("p:2"), 2);
         assert_query(&second, "page=2");
         let short = serde_json::to_vec(&json!([note("cn_3")])).unwrap();
         assert_eq!(
-            Maxio.parse_list_page(&second, &short).unwrap().next_cursor,
+            INFO.parse_list_page(&second, &short).unwrap().next_cursor,
             None
         );
     }

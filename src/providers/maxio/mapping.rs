@@ -15,7 +15,18 @@ use crate::model::money::major_to_minor;
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
 use crate::providers::minor_units::{id_text, Obj};
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Stream};
+
+/// The lists a pull walks, in order, and the kind of canonical object each holds
+/// (`ProviderInfo::streams`).
+pub(super) const STREAMS: &[Stream] = &[
+    Stream::windowed("customers", ObjectType::Customer),
+    Stream::windowed("subscriptions", ObjectType::Subscription),
+    Stream::windowed("invoices", ObjectType::Invoice),
+    // Paged by number with no time filter: read whole.
+    Stream::whole("credit_notes", ObjectType::CreditNote),
+    Stream::windowed("transactions", ObjectType::Transaction),
+];
 
 const P: &str = "maxio";
 
@@ -316,7 +327,7 @@ pub(super) fn api_rank(mut o: Observation, read_at: i64, lag: i64) -> Observatio
 
 #[cfg(test)]
 mod tests {
-    use super::super::Maxio;
+    use super::super::INFO;
     use super::*;
     use crate::providers::field_checks::assert_observed;
     use crate::providers::Provider;
@@ -336,9 +347,9 @@ mod tests {
         let mut inv = inv;
         // Relationship invoices embed their customer (`InvoiceCustomer`): not a wrapper.
         inv["invoices"][0]["customer"] = json!({"chargify_id": 14714298, "first_name": "Ada"});
-        let page = Maxio.parse_list(inv.to_string().as_bytes()).unwrap();
+        let page = INFO.parse_list(inv.to_string().as_bytes()).unwrap();
         assert_eq!(page.objects.len(), 1);
-        let one = Maxio
+        let one = INFO
             .parse_object(inv["invoices"][0].to_string().as_bytes())
             .unwrap();
         assert!(
@@ -346,7 +357,7 @@ mod tests {
             "a read answers the invoice unwrapped"
         );
         assert_eq!(page.next_cursor.as_deref(), Some("t:1718899206"));
-        let obs = Maxio.observe_object(&page.objects[0], 0).unwrap().unwrap();
+        let obs = INFO.observe_object(&page.objects[0], 0).unwrap().unwrap();
         assert_observed(
             &obs,
             ObjectType::Invoice,
@@ -362,7 +373,7 @@ mod tests {
         );
         let mut bad = inv["invoices"][0].clone();
         bad["total_amount"] = json!("10.999");
-        assert!(Maxio.observe_object(&json!({"invoice": bad}), 0).is_err());
+        assert!(INFO.observe_object(&json!({"invoice": bad}), 0).is_err());
     }
 
     #[test]
@@ -376,9 +387,9 @@ mod tests {
             "line_items": [{"uid": "cnli_1", "title": "Goodwill", "quantity": "1.0",
                 "subtotal_amount": "10.00", "tax_amount": "1.90"}],
             "origin_invoices": [{"uid": "inv_b8j7zk5bsb9qc", "number": "112"}]}]});
-        let page = Maxio.parse_list(cn.to_string().as_bytes()).unwrap();
+        let page = INFO.parse_list(cn.to_string().as_bytes()).unwrap();
         assert_eq!(page.next_cursor, None, "credit notes: one page per pull");
-        let obs = Maxio.observe_object(&page.objects[0], 0).unwrap().unwrap();
+        let obs = INFO.observe_object(&page.objects[0], 0).unwrap().unwrap();
         assert_observed(
             &obs,
             ObjectType::CreditNote,
@@ -390,7 +401,7 @@ mod tests {
                 "/lines/0/quantity": 1}),
         );
         // A retrieve answers the credit note unwrapped; its `cn_` uid says what it is.
-        let one = Maxio
+        let one = INFO
             .parse_object(cn["credit_notes"][0].to_string().as_bytes())
             .unwrap();
         assert!(one.get("credit_note").is_some());
@@ -401,14 +412,14 @@ mod tests {
         yen["tax_amount"] = json!("190");
         yen["total_amount"] = json!("1190");
         yen["line_items"] = json!([]);
-        let obs = Maxio
+        let obs = INFO
             .observe_object(&json!({"credit_note": yen}), 0)
             .unwrap()
             .unwrap();
         assert_eq!(obs.data["subtotal"], 1000);
         assert_eq!(obs.data["total"], 1190);
         yen["tax_amount"] = json!("0.5");
-        assert!(Maxio
+        assert!(INFO
             .observe_object(&json!({"credit_note": yen}), 0)
             .is_err());
     }
@@ -417,12 +428,12 @@ mod tests {
     fn api_read_within_the_lag_of_its_second_ranks_below_an_equal_time_change() {
         let customer = json!({"customer": {"id": 9, "email": "a@b.c", "updated_at": "2024-06-20T12:00:00-04:00"}});
         let t = parse_rfc3339("2024-06-20T16:00:00Z").unwrap();
-        let lag = Maxio.api_lag_allowance().as_micros() as i64;
-        let fresh = Maxio
+        let lag = INFO.api_lag_allowance().as_micros() as i64;
+        let fresh = INFO
             .observe_object(&customer, t + 2_000_000)
             .unwrap()
             .unwrap();
-        let later = Maxio
+        let later = INFO
             .observe_object(&customer, t + lag + 2_000_000)
             .unwrap()
             .unwrap();

@@ -29,17 +29,12 @@ use webhook::{customer_to_read, parse_event, primary_resource, SIGNATURE_HEADER}
 pub use webhook::{decode_form, sign, verify_signature};
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{
-    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
-};
+use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::minor_units::{id_text, Obj};
 use super::rate_limit::Backoff;
 use super::signing::Scheme;
-use super::{Envelope, ParseError, Provider, ProviderKind};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
-
-/// The Maxio provider.
-pub struct Maxio;
 
 /// Maxio's facts (docs/providers/maxio.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -51,16 +46,10 @@ pub const INFO: ProviderInfo = ProviderInfo {
     default_rate_limit: 2,
     // No timestamp is signed: no replay window (see the module doc on replay).
     webhook_auth: WebhookAuth::signed(SIGNATURE_HEADER, Scheme::Body(verify_signature)),
+    events: Events::new(envelope, observe, observe_object).thin(thin_reference),
     // No rate-limit headers beyond an occasional `Retry-After`: back off for a while.
     timing: Timing::USUAL.backoff(Backoff::retry_after(Duration::from_secs(10))),
-    streams: &[
-        Stream::windowed("customers", ObjectType::Customer),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        // Paged by number with no time filter: read whole.
-        Stream::whole("credit_notes", ObjectType::CreditNote),
-        Stream::windowed("transactions", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     // HTTP Basic with the API key as user name and `x` as password; unversioned.
     api: Api {
         auth: ApiAuth::basic("x", Some(Header::fixed("Accept", "application/json"))),
@@ -76,129 +65,119 @@ pub const INFO: ProviderInfo = ProviderInfo {
     },
 };
 
-impl Provider for Maxio {
-    fn info(&self) -> &'static ProviderInfo {
-        &INFO
-    }
+/// `occurred_at` is the primary payload object's `updated_at` (else `created_at`); with
+/// neither (the receipt time is not known here) it is 0, the epoch.
+fn envelope(body: &[u8]) -> Result<Envelope, ParseError> {
+    let e = parse_event(body)?;
+    let occurred_at = primary_resource(&e.event_type, &e.payload)
+        .and_then(|r| e.payload.get(r))
+        .and_then(|o| change_time(&Obj(o)))
+        .or_else(|| change_time(&Obj(&e.payload)))
+        .unwrap_or(0);
+    Ok(Envelope {
+        event_id: e.id,
+        event_type: e.event_type,
+        occurred_at,
+    })
+}
 
-    /// `occurred_at` is the primary payload object's `updated_at` (else `created_at`); with
-    /// neither (the receipt time is not known here) it is 0, the epoch.
-    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        let e = parse_event(body)?;
-        let occurred_at = primary_resource(&e.event_type, &e.payload)
-            .and_then(|r| e.payload.get(r))
-            .and_then(|o| change_time(&Obj(o)))
-            .or_else(|| change_time(&Obj(&e.payload)))
-            .unwrap_or(0);
-        Ok(Envelope {
-            event_id: e.id,
-            event_type: e.event_type,
-            occurred_at,
-        })
-    }
-
-    /// Webhooks and invoice events map their object. Events API deletions (no webhook
-    /// announces them) are the deletion itself, at the event's time; other Events API events
-    /// map nothing and name an object to refetch ([`Provider::thin_reference`]).
-    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        let e = parse_event(body)?;
-        if e.id.starts_with("event:") {
-            let gone = match e.event_type.as_str() {
-                "customer_delete" => Some((ObjectType::Customer, "customer_id")),
-                "subscription_deletion" => Some((ObjectType::Subscription, "subscription_id")),
-                _ => None,
-            };
-            let Some((object_type, key)) = gone else {
-                return Ok(None);
-            };
-            let Some(provider_id) = id_text(e.payload.get(key)) else {
-                return Ok(None);
-            };
-            let at = change_time(&Obj(&e.payload)).unwrap_or(0);
-            return Ok(Some(Observation {
-                object_type,
-                provider_id,
-                // No fields: the last known data stays (docs/api.md).
-                data: Value::Null,
-                deleted: true,
-                order_key: at,
-                tie_rank: i64::MAX,
-                provider_updated_at: at,
-                carried: &[],
-            }));
-        }
-        let Some(resource) = primary_resource(&e.event_type, &e.payload) else {
-            return Ok(None);
-        };
-        let deleted = matches!(
-            e.event_type.as_str(),
-            "customer_delete" | "subscription_deletion"
-        );
-        // A customer's billing address is not in its payload: the customer is read whole
-        // (`thin_reference`; docs/providers/maxio.md, "Addresses").
-        if resource == "customer" && !deleted {
-            return Ok(None);
-        }
-        // Credit notes carry no time of their own: the invoice event's time orders them.
-        let fallback = change_time(&Obj(&e.payload)).unwrap_or(0);
-        observe_resource(
-            resource,
-            &e.payload[resource],
-            deleted,
-            fallback,
-            Some(&e.payload),
-        )
-    }
-
-    /// An Events API event (from a sweep) names the object it is about without carrying it:
-    /// that object is refetched. Its `event_specific_data` names payments and refunds
-    /// (`account_transaction_id`, `refund_id`) and issued invoices (`uid`); customer events
-    /// name the customer; the rest their subscription. Webhooks and invoice events carry
-    /// their objects and name nothing.
-    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
-        if let Some(customer) = customer_to_read(body) {
-            return Some(customer);
-        }
-        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return None;
-        }
-        let v: Value = serde_json::from_slice(body).ok()?;
-        if v.get("event_type").is_some() {
-            return None;
-        }
-        let e = v.get("event").unwrap_or(&v);
-        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let specific = |k: &str| id_text(e.get("event_specific_data")?.get(k));
-        let named = match key {
-            "payment_success" | "payment_failure" | "renewal_success" | "renewal_failure" => {
-                specific("account_transaction_id").map(|id| (ObjectType::Transaction, id))
-            }
-            "refund_success" => specific("refund_id").map(|id| (ObjectType::Transaction, id)),
-            "invoice_issued" => specific("uid").map(|id| (ObjectType::Invoice, id)),
-            k if k.starts_with("customer_") => {
-                id_text(e.get("customer_id")).map(|id| (ObjectType::Customer, id))
-            }
+/// Webhooks and invoice events map their object. Events API deletions (no webhook
+/// announces them) are the deletion itself, at the event's time; other Events API events
+/// map nothing and name an object to refetch ([`super::Provider::thin_reference`]).
+fn observe(body: &[u8]) -> Result<Option<Observation>, ParseError> {
+    let e = parse_event(body)?;
+    if e.id.starts_with("event:") {
+        let gone = match e.event_type.as_str() {
+            "customer_delete" => Some((ObjectType::Customer, "customer_id")),
+            "subscription_deletion" => Some((ObjectType::Subscription, "subscription_id")),
             _ => None,
         };
-        named.or_else(|| {
-            id_text(e.get("subscription_id"))
-                .map(|id| (ObjectType::Subscription, id))
-                .or_else(|| id_text(e.get("customer_id")).map(|id| (ObjectType::Customer, id)))
-        })
-    }
-
-    /// `object` is a wrapped resource (`{"subscription": {...}}`), as lists and
-    /// [`Provider::parse_object`] return them.
-    fn observe_object(
-        &self,
-        object: &Value,
-        read_at: i64,
-    ) -> Result<Option<Observation>, ParseError> {
-        let Some((resource, inner)) = object.as_object().and_then(|m| m.iter().next()) else {
+        let Some((object_type, key)) = gone else {
             return Ok(None);
         };
-        let lag = self.api_lag_allowance().as_micros() as i64;
-        let observed = observe_resource(resource, inner, false, read_at.saturating_sub(lag), None)?;
-        Ok(observed.map(|o| api_rank(o, read_at, lag)))
+        let Some(provider_id) = id_text(e.payload.get(key)) else {
+            return Ok(None);
+        };
+        let at = change_time(&Obj(&e.payload)).unwrap_or(0);
+        return Ok(Some(Observation {
+            object_type,
+            provider_id,
+            // No fields: the last known data stays (docs/api.md).
+            data: Value::Null,
+            deleted: true,
+            order_key: at,
+            tie_rank: i64::MAX,
+            provider_updated_at: at,
+            carried: &[],
+        }));
     }
+    let Some(resource) = primary_resource(&e.event_type, &e.payload) else {
+        return Ok(None);
+    };
+    let deleted = matches!(
+        e.event_type.as_str(),
+        "customer_delete" | "subscription_deletion"
+    );
+    // A customer's billing address is not in its payload: the customer is read whole
+    // (`thin_reference`; docs/providers/maxio.md, "Addresses").
+    if resource == "customer" && !deleted {
+        return Ok(None);
+    }
+    // Credit notes carry no time of their own: the invoice event's time orders them.
+    let fallback = change_time(&Obj(&e.payload)).unwrap_or(0);
+    observe_resource(
+        resource,
+        &e.payload[resource],
+        deleted,
+        fallback,
+        Some(&e.payload),
+    )
+}
+
+/// An Events API event (from a sweep) names the object it is about without carrying it:
+/// that object is refetched. Its `event_specific_data` names payments and refunds
+/// (`account_transaction_id`, `refund_id`) and issued invoices (`uid`); customer events
+/// name the customer; the rest their subscription. Webhooks and invoice events carry
+/// their objects and name nothing.
+fn thin_reference(body: &[u8]) -> Option<(ObjectType, String)> {
+    if let Some(customer) = customer_to_read(body) {
+        return Some(customer);
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    if v.get("event_type").is_some() {
+        return None;
+    }
+    let e = v.get("event").unwrap_or(&v);
+    let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+    let specific = |k: &str| id_text(e.get("event_specific_data")?.get(k));
+    let named = match key {
+        "payment_success" | "payment_failure" | "renewal_success" | "renewal_failure" => {
+            specific("account_transaction_id").map(|id| (ObjectType::Transaction, id))
+        }
+        "refund_success" => specific("refund_id").map(|id| (ObjectType::Transaction, id)),
+        "invoice_issued" => specific("uid").map(|id| (ObjectType::Invoice, id)),
+        k if k.starts_with("customer_") => {
+            id_text(e.get("customer_id")).map(|id| (ObjectType::Customer, id))
+        }
+        _ => None,
+    };
+    named.or_else(|| {
+        id_text(e.get("subscription_id"))
+            .map(|id| (ObjectType::Subscription, id))
+            .or_else(|| id_text(e.get("customer_id")).map(|id| (ObjectType::Customer, id)))
+    })
+}
+
+/// `object` is a wrapped resource (`{"subscription": {...}}`), as lists and
+/// [`super::Provider::parse_object`] return them.
+fn observe_object(object: &Value, read_at: i64) -> Result<Option<Observation>, ParseError> {
+    let Some((resource, inner)) = object.as_object().and_then(|m| m.iter().next()) else {
+        return Ok(None);
+    };
+    let lag = INFO.timing.lag_allowance.as_micros() as i64;
+    let observed = observe_resource(resource, inner, false, read_at.saturating_sub(lag), None)?;
+    Ok(observed.map(|o| api_rank(o, read_at, lag)))
 }

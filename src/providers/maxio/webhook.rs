@@ -69,14 +69,7 @@ fn insert(map: &mut Map<String, Value>, path: &[String], value: Value) -> Result
     if rest[0].is_empty() {
         // `a[]...`: an array. `a[]=v` appends a value; `a[][k]=v` fills the last element
         // unless it already has `k`, then starts a new one (Rack's rule).
-        let entry = map
-            .entry(first.clone())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        let Value::Array(items) = entry else {
-            return Err(ParseError(format!(
-                "form key `{first}` is both array and not"
-            )));
-        };
+        let items = nested(map, first, Value::as_array_mut, "is both array and not")?;
         let tail = &rest[1..];
         if tail.is_empty() {
             items.push(value);
@@ -96,15 +89,23 @@ fn insert(map: &mut Map<String, Value>, path: &[String], value: Value) -> Result
         };
         return insert(m, tail, value);
     }
-    let entry = map
-        .entry(first.clone())
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(m) = entry else {
-        return Err(ParseError(format!(
-            "form key `{first}` is both value and object"
-        )));
-    };
+    let m = nested(map, first, Value::as_object_mut, "is both value and object")?;
     insert(m, rest, value)
+}
+
+/// The array or object (as `kind` reads it) at `key`, an empty one put there when the key is
+/// new; `Err` when the key holds another kind already (a form that uses it both ways), saying
+/// `clash`.
+fn nested<'m, T: Default + Into<Value>>(
+    map: &'m mut Map<String, Value>,
+    key: &str,
+    kind: fn(&mut Value) -> Option<&mut T>,
+    clash: &str,
+) -> Result<&'m mut T, ParseError> {
+    let entry = map
+        .entry(key.to_owned())
+        .or_insert_with(|| T::default().into());
+    kind(entry).ok_or_else(|| ParseError(format!("form key `{key}` {clash}")))
 }
 
 /// A webhook (form-encoded, `id`, `event`, `payload[...]`) or an Events API event (JSON, from
@@ -225,10 +226,10 @@ pub(super) fn customer_to_read(body: &[u8]) -> Option<(ObjectType, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Maxio;
+    use super::super::INFO;
     use super::*;
     use crate::model::time::parse_rfc3339;
-    use crate::providers::field_checks::assert_observed;
+    use crate::providers::field_checks::{assert_observed, assert_thin};
     use crate::providers::Provider;
     use axum::http::HeaderMap;
 
@@ -249,7 +250,7 @@ mod tests {
         // Maxio's only refusal is an invalid signature (it signs no timestamp); its vectors
         // are checked with every provider's (`webhook_vectors`).
         assert_eq!(
-            Maxio.verify(&HeaderMap::new(), b"id=1", &["k".into()], 0, 300),
+            INFO.verify(&HeaderMap::new(), b"id=1", &["k".into()], 0, 300),
             Err(VerifyError::InvalidSignature)
         );
         let own = sign("k", b"id=1&event=x");
@@ -262,7 +263,7 @@ mod tests {
     #[test]
     fn form_webhook_decodes_after_verification_and_maps_its_transaction() {
         let body = vector_body();
-        let env = Maxio.envelope(&body).unwrap();
+        let env = INFO.envelope(&body).unwrap();
         assert_eq!(env.event_id, "1029384756");
         assert_eq!(env.event_type, "payment_success");
         // 12:00 US Eastern (-04:00 in June) is 16:00 UTC.
@@ -270,7 +271,7 @@ mod tests {
             env.occurred_at,
             parse_rfc3339("2024-06-20T16:00:00Z").unwrap()
         );
-        let obs = Maxio.observe(&body).unwrap().unwrap();
+        let obs = INFO.observe(&body).unwrap().unwrap();
         assert_observed(
             &obs,
             ObjectType::Transaction,
@@ -293,28 +294,29 @@ mod tests {
         assert_eq!(v["l"][1]["t"], "two");
         assert_eq!(v["tags"], json!(["a", "b"]));
         assert!(decode_form(b"p[s=1").is_err());
-        assert!(decode_form(b"p=1&p[x]=2").is_err());
+        // A key used both ways is refused, whichever container the second use wants.
+        let clash = |body: &[u8]| decode_form(body).map_err(|e| e.0);
+        let object = "form key `p` is both value and object";
+        assert_eq!(clash(b"p=1&p[x]=2"), Err(object.into()));
+        let array = "form key `p` is both array and not";
+        assert_eq!(clash(b"p[x]=1&p[]=2"), Err(array.into()));
     }
 
     #[test]
     fn envelope_needs_id_and_event() {
-        assert!(Maxio.envelope(b"event=x").is_err());
-        assert!(Maxio.envelope(b"id=1").is_err());
-        let env = Maxio
+        assert!(INFO.envelope(b"event=x").is_err());
+        assert!(INFO.envelope(b"id=1").is_err());
+        let env = INFO
             .envelope(b"id=1&event=upgrade_downgrade_success")
             .unwrap();
         assert_eq!(env.occurred_at, 0);
-        let sweep = Maxio
+        let sweep = INFO
             .envelope(br#"{"event":{"id":3950127,"key":"payment_success","created_at":"2024-06-20T12:00:00-04:00"}}"#)
             .unwrap();
         assert_eq!(sweep.event_id, "event:3950127");
         let thin = br#"{"event":{"id":3950127,"key":"payment_success","subscription_id":15236915,"customer_id":14714298}}"#;
-        assert_eq!(Maxio.observe(thin).unwrap(), None);
-        assert_eq!(
-            Maxio.thin_reference(thin),
-            Some((ObjectType::Subscription, "15236915".to_owned()))
-        );
-        assert_eq!(Maxio.thin_reference(b"id=1&event=x"), None);
+        assert_thin(&INFO, thin, ObjectType::Subscription, "15236915");
+        assert_eq!(INFO.thin_reference(b"id=1&event=x"), None);
         assert_eq!(
             sweep.occurred_at,
             parse_rfc3339("2024-06-20T16:00:00Z").unwrap()
@@ -328,10 +330,10 @@ mod tests {
             "event_data": {"uid": "cn_8c8b5b8k4ccq", "status": "open", "currency": "USD",
                 "total_amount": "5.00", "origin_invoices": [{"uid": "inv_b8j7zk5bsb9qc"}]}});
         let body = created.to_string();
-        let env = Maxio.envelope(body.as_bytes()).unwrap();
+        let env = INFO.envelope(body.as_bytes()).unwrap();
         assert_eq!(env.event_id, "invoice_event:91");
         assert_eq!(env.event_type, "create_credit_note");
-        let obs = Maxio.observe(body.as_bytes()).unwrap().unwrap();
+        let obs = INFO.observe(body.as_bytes()).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::CreditNote);
         assert_eq!(obs.data["total"], 500);
         assert_eq!(
@@ -339,12 +341,12 @@ mod tests {
             parse_rfc3339("2024-06-21T13:00:00Z").unwrap(),
             "the event's time orders it"
         );
-        assert_eq!(Maxio.thin_reference(body.as_bytes()), None);
+        assert_eq!(INFO.thin_reference(body.as_bytes()), None);
         let paid = json!({"id": 92, "timestamp": "2024-06-21T09:00:01-04:00", "event_type": "apply_payment",
             "invoice": {"uid": "inv_b8j7zk5bsb9qc", "status": "paid", "currency": "USD",
                 "total_amount": "10.99", "paid_amount": "10.99", "due_amount": "0.0",
                 "updated_at": "2024-06-21T09:00:01-04:00"}, "event_data": {"applied_amount": "10.99"}});
-        let obs = Maxio.observe(paid.to_string().as_bytes()).unwrap().unwrap();
+        let obs = INFO.observe(paid.to_string().as_bytes()).unwrap().unwrap();
         assert_eq!(obs.object_type, ObjectType::Invoice);
         assert_eq!(obs.data["status"], "paid");
         assert_eq!(obs.data["amount_paid"], 1099);
@@ -353,16 +355,12 @@ mod tests {
     #[test]
     fn a_customer_webhook_reads_the_customer_whole_for_its_billing_address() {
         let body = b"id=1&event=customer_update&payload[customer][id]=9&payload[customer][updated_at]=2024-06-20+12%3A00%3A00+-0400";
-        assert_eq!(Maxio.observe(body).unwrap(), None);
-        assert_eq!(
-            Maxio.thin_reference(body),
-            Some((ObjectType::Customer, "9".into()))
-        );
-        let read = Maxio.fetch_request(ObjectType::Customer, "9");
+        assert_thin(&INFO, body, ObjectType::Customer, "9");
+        let read = INFO.fetch_request(ObjectType::Customer, "9");
         let answer = json!({"customer": {"id": 9}});
         assert_eq!(read.path, "/customers/9.json");
         assert_eq!(
-            Maxio.sub_reads(&answer)[0].request.path,
+            INFO.sub_reads(&answer)[0].request.path,
             "/payment_profiles.json"
         );
     }
@@ -370,7 +368,7 @@ mod tests {
     #[test]
     fn form_nils_read_as_absent() {
         let body = b"id=5&event=payment_success&payload[transaction][id]=41&payload[transaction][transaction_type]=payment&payload[transaction][amount_in_cents]=500&payload[transaction][success]=true&payload[transaction][kind]=&payload[transaction][currency]=USD&payload[transaction][invoice_uid]=&payload[transaction][created_at]=2024-06-20+12%3A00%3A00+-0400";
-        let obs = Maxio.observe(body).unwrap().unwrap();
+        let obs = INFO.observe(body).unwrap().unwrap();
         assert_eq!(obs.data["invoice_id"], Value::Null);
         assert_eq!(obs.data["amount"], 500);
     }

@@ -14,7 +14,19 @@ use crate::model::canonical::{
 use crate::model::money::{currency_code, json_minor};
 use crate::model::time::{micros_to_rfc3339, parse_rfc3339};
 use crate::model::{ObjectType, Observation};
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Stream};
+
+/// The lists a pull walks, in order, and the kind of canonical object each holds
+/// (`ProviderInfo::streams`).
+///
+/// Only `/transactions` takes a time filter (`created_at[GTE|LT]`); the other lists are
+/// read whole, once per pull.
+pub(super) const STREAMS: &[Stream] = &[
+    Stream::whole("customers", ObjectType::Customer),
+    Stream::whole("subscriptions", ObjectType::Subscription),
+    Stream::windowed("transactions", ObjectType::Invoice),
+    Stream::whole("adjustments", ObjectType::CreditNote),
+];
 
 /// Lifecycle rank of a deletion or archival: nothing at the same time comes after it.
 const FINAL_RANK: i64 = i64::MAX;

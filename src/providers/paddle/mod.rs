@@ -20,15 +20,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{
-    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
-};
+use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::rate_limit::Backoff;
-use super::{Envelope, ParseError, Provider, ProviderKind};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
 
 use webhook::parse_event;
-pub use webhook::{sign, SIGNATURE};
 
 /// Paddle's facts (docs/providers/paddle.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -38,20 +35,14 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // 240 requests a minute per IP for most operations.
     default_rate_limit: 4,
     webhook_auth: WebhookAuth::signed("paddle-signature", SIGNATURE),
+    events: Events::new(envelope, observe, observe_object).thin(thin_reference),
     // Entities carry their own update time, so a read is ordered by it, not by the lag
     // allowance. `Retry-After` in seconds; without it, wait out the minute the limit counts
     // over.
     timing: Timing::USUAL
         .lag_allowance(Duration::from_secs(30))
         .backoff(Backoff::retry_after(Duration::from_secs(60))),
-    // Only `/transactions` takes a time filter (`created_at[GTE|LT]`); the other lists are
-    // read whole, once per pull.
-    streams: &[
-        Stream::whole("customers", ObjectType::Customer),
-        Stream::whole("subscriptions", ObjectType::Subscription),
-        Stream::windowed("transactions", ObjectType::Invoice),
-        Stream::whole("adjustments", ObjectType::CreditNote),
-    ],
+    streams: mapping::STREAMS,
     api: Api {
         auth: ApiAuth::bearer(Some(Header::version("Paddle-Version"))),
         lists: Lists::new(api::list_request, api::parse_list),
@@ -66,46 +57,35 @@ pub const INFO: ProviderInfo = ProviderInfo {
     },
 };
 
-/// The Paddle Billing provider.
-pub struct Paddle;
+pub use webhook::{sign, SIGNATURE};
 
-impl Provider for Paddle {
-    fn info(&self) -> &'static ProviderInfo {
-        &INFO
-    }
+fn envelope(body: &[u8]) -> Result<Envelope, ParseError> {
+    Ok(parse_event(body)?.envelope)
+}
 
-    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        Ok(parse_event(body)?.envelope)
-    }
+fn observe(body: &[u8]) -> Result<Option<Observation>, ParseError> {
+    let e = parse_event(body)?;
+    let at = e.envelope.occurred_at;
+    e.object
+        .map_or(Ok(None), |data| mapping::observe(&data, at))
+}
 
-    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        let e = parse_event(body)?;
-        let at = e.envelope.occurred_at;
-        e.object
-            .map_or(Ok(None), |data| mapping::observe(&data, at))
+/// `address.*` and `business.*` events carry the address or business, not its customer:
+/// the customer is read whole (with every address and business).
+fn thin_reference(body: &[u8]) -> Option<(ObjectType, String)> {
+    let e = parse_event(body).ok()?;
+    let (entity, _) = e.envelope.event_type.split_once('.')?;
+    if !matches!(entity, "address" | "business") {
+        return None;
     }
+    let customer = e.object?.get("customer_id")?.as_str()?.to_owned();
+    mapping::object_type(&customer)
+        .filter(|t| *t == ObjectType::Customer)
+        .map(|t| (t, customer))
+}
 
-    /// `address.*` and `business.*` events carry the address or business, not its customer:
-    /// the customer is read whole (with every address and business).
-    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
-        let e = parse_event(body).ok()?;
-        let (entity, _) = e.envelope.event_type.split_once('.')?;
-        if !matches!(entity, "address" | "business") {
-            return None;
-        }
-        let customer = e.object?.get("customer_id")?.as_str()?.to_owned();
-        mapping::object_type(&customer)
-            .filter(|t| *t == ObjectType::Customer)
-            .map(|t| (t, customer))
-    }
-
-    fn observe_object(
-        &self,
-        object: &Value,
-        read_at: i64,
-    ) -> Result<Option<Observation>, ParseError> {
-        mapping::observe(object, INFO.lagged(read_at))
-    }
+fn observe_object(object: &Value, read_at: i64) -> Result<Option<Observation>, ParseError> {
+    mapping::observe(object, INFO.lagged(read_at))
 }
 
 #[cfg(test)]
@@ -113,6 +93,7 @@ mod tests {
     use super::*;
     use crate::model::time::parse_rfc3339;
     use crate::providers::field_checks::assert_envelopes;
+    use crate::providers::Provider;
 
     const EVENT: &str = r#"{"event_id":"evt_01","event_type":"customer.updated","occurred_at":"2025-11-24T16:00:00.123456Z","notification_id":"ntf_01","data":{"id":"ctm_01","email":"a@example.com","name":"A","status":"active","updated_at":"2025-11-24T16:00:00.100000Z"}}"#;
 
@@ -120,7 +101,7 @@ mod tests {
     fn envelope_dedupes_on_event_id_not_notification_id() {
         let at = parse_rfc3339("2025-11-24T16:00:00.123456Z").unwrap();
         assert_envelopes(
-            &Paddle,
+            &INFO,
             EVENT.as_bytes(),
             ("evt_01", "customer.updated", at),
             &[
@@ -134,7 +115,7 @@ mod tests {
 
     #[test]
     fn event_snapshot_is_ordered_by_the_entity_update_time() {
-        let o = Paddle.observe(EVENT.as_bytes()).unwrap().unwrap();
+        let o = INFO.observe(EVENT.as_bytes()).unwrap().unwrap();
         assert_eq!(o.object_type, ObjectType::Customer);
         assert_eq!(
             o.order_key,
@@ -159,36 +140,36 @@ mod tests {
                 t,
                 r#"{"id":"add_1","customer_id":"ctm_7","status":"active"}"#,
             );
-            assert_eq!(Paddle.observe(body.as_bytes()).unwrap(), None, "{t}");
+            assert_eq!(INFO.observe(body.as_bytes()).unwrap(), None, "{t}");
             assert_eq!(
-                Paddle.thin_reference(body.as_bytes()),
+                INFO.thin_reference(body.as_bytes()),
                 Some((ObjectType::Customer, "ctm_7".into())),
                 "{t}"
             );
         }
         let customer = event("customer.updated", r#"{"id":"ctm_7","status":"active"}"#);
-        assert_eq!(Paddle.thin_reference(customer.as_bytes()), None);
+        assert_eq!(INFO.thin_reference(customer.as_bytes()), None);
     }
 
     #[test]
     fn lists_page_by_last_id_and_fetches_unwrap_data() {
         let page = br#"{"data":[{"id":"txn_1","created_at":"2025-01-01T00:00:00Z"},{"id":"txn_2","created_at":"2025-01-02T00:00:00Z"}],"meta":{"pagination":{"per_page":2,"has_more":true}}}"#;
-        let p = Paddle.parse_list(page).unwrap();
+        let p = INFO.parse_list(page).unwrap();
         assert_eq!(p.next_cursor.as_deref(), Some("txn_2"));
         assert_eq!(p.reached, Some(1_735_776_000));
-        let adj = Paddle.fetch_request(ObjectType::CreditNote, "adj_1");
+        let adj = INFO.fetch_request(ObjectType::CreditNote, "adj_1");
         assert_eq!(adj.path, "/adjustments");
         assert_eq!(adj.query, vec![("id".to_owned(), "adj_1".to_owned())]);
-        let listed = Paddle
+        let listed = INFO
             .parse_object(br#"{"data":[{"id":"adj_1"}],"meta":{}}"#)
             .unwrap();
         assert_eq!(listed["id"], "adj_1");
-        assert!(Paddle.parse_object(br#"{"data":[],"meta":{}}"#).is_err());
-        let one = Paddle
+        assert!(INFO.parse_object(br#"{"data":[],"meta":{}}"#).is_err());
+        let one = INFO
             .parse_object(br#"{"data":{"id":"ctm_1"},"meta":{}}"#)
             .unwrap();
         assert_eq!(one["id"], "ctm_1");
-        assert!(Paddle
+        assert!(INFO
             .parse_object(br#"{"error":{"code":"not_found"}}"#)
             .is_err());
     }

@@ -232,15 +232,15 @@ fn urlencoding_path(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Recurly;
+    use super::super::INFO;
     use super::*;
-    use crate::providers::field_checks::assert_query;
+    use crate::providers::field_checks::{assert_query, assert_request};
     use crate::providers::subreads::assert_one_read;
     use crate::providers::Provider;
 
     #[test]
     fn fetch_paths_take_ids_and_handles() {
-        let path = |t, id| Recurly.fetch_request(t, id).path;
+        let path = |t, id| INFO.fetch_request(t, id).path;
         assert_eq!(path(ObjectType::Customer, "o1xyzabc"), "/accounts/o1xyzabc");
         assert_eq!(
             path(ObjectType::Customer, "code-acct-42"),
@@ -270,14 +270,14 @@ mod tests {
              "line_items": [{"id": "l1"}]},
             {"object": "account", "id": "a1", "has_more_line_items": true},
         ]});
-        let reads = Recurly.sub_reads(&page);
+        let reads = INFO.sub_reads(&page);
         let path = "/invoices/inv2/line_items";
         assert_one_read(&reads, "/data/1", "line_items", path, "order=asc");
         // One retrieved invoice.
-        let one = Recurly.sub_reads(&page["data"][1]);
+        let one = INFO.sub_reads(&page["data"][1]);
         assert_eq!(one[0].pointer, "");
         // Pages follow `next`; the last has none.
-        let first = Recurly
+        let first = INFO
             .parse_sub_page(
                 &reads[0],
                 br#"{"object":"list","has_more":true,"next":"/invoices/inv2/line_items?cursor=c2&limit=200","data":[{"id":"l1"},{"id":"l2"}]}"#,
@@ -285,9 +285,8 @@ mod tests {
             .unwrap();
         assert_eq!(first.items.len(), 2);
         let next = first.next.unwrap();
-        assert_eq!(next.path, "/invoices/inv2/line_items");
-        assert_query(&next, "cursor=c2");
-        let last = Recurly
+        assert_request(&next, "/invoices/inv2/line_items", "cursor=c2");
+        let last = INFO
             .parse_sub_page(
                 &reads[0],
                 br#"{"object":"list","has_more":false,"next":null,"data":[{"id":"l3"}]}"#,
@@ -296,47 +295,44 @@ mod tests {
         assert_eq!(last.next, None);
         let mut invoice = page["data"][1].clone();
         let all = [first.items, last.items].concat();
-        Recurly.merge_sub(&mut invoice, "line_items", all);
+        INFO.merge_sub(&mut invoice, "line_items", all);
         assert_eq!(invoice["line_items"].as_array().unwrap().len(), 3);
         assert_eq!(invoice["has_more_line_items"], false);
-        assert!(Recurly.sub_reads(&invoice).is_empty(), "whole now");
+        assert!(INFO.sub_reads(&invoice).is_empty(), "whole now");
     }
 
     #[test]
     fn list_request_sorts_by_updated_at_ascending_in_the_window() {
-        let r = Recurly.list_request("invoices", (1_793_527_200, 1_793_530_800), None, 500);
-        assert_eq!(r.path, "/invoices");
-        assert_query(
+        let r = INFO.list_request("invoices", (1_793_527_200, 1_793_530_800), None, 500);
+        assert_request(
             &r,
+            "/invoices",
             "limit=200&sort=updated_at&order=asc&begin_time=2026-11-01T10:00:00Z&end_time=2026-11-01T10:59:59.999999Z",
         );
-        let next = Recurly.list_request(
+        let next = INFO.list_request(
             "invoices",
             (0, 1),
             Some("/invoices?cursor=abc%3D&limit=200&sort=updated_at"),
             10,
         );
-        assert_eq!(next.path, "/invoices");
-        assert_query(&next, "cursor=abc=");
+        assert_request(&next, "/invoices", "cursor=abc=");
         let abs = next_request("https://v3.recurly.com/accounts?cursor=x");
         assert_eq!(abs.path, "/accounts");
     }
 
     #[test]
     fn parse_list_follows_next_links() {
-        let page = Recurly
+        let page = INFO
             .parse_list(br#"{"object":"list","has_more":true,"next":"/invoices?cursor=c2","data":[{"object":"invoice","updated_at":"1970-01-01T00:00:09Z"}]}"#)
             .unwrap();
         assert_eq!(page.next_cursor.as_deref(), Some("/invoices?cursor=c2"));
         assert_eq!(page.reached, Some(9));
-        let last = Recurly
+        let last = INFO
             .parse_list(br#"{"object":"list","has_more":false,"next":null,"data":[]}"#)
             .unwrap();
         assert_eq!(last.next_cursor, None);
-        assert!(Recurly
-            .parse_list(br#"{"has_more":true,"data":[]}"#)
-            .is_err());
-        assert!(Recurly
+        assert!(INFO.parse_list(br#"{"has_more":true,"data":[]}"#).is_err());
+        assert!(INFO
             .parse_list(br#"{"error":{"type":"not_found"}}"#)
             .is_err());
     }
@@ -344,14 +340,14 @@ mod tests {
     #[test]
     fn swept_invoices_become_envelopes_that_observe_maps() {
         let list = br#"{"object":"list","has_more":false,"next":null,"data":[{"object":"invoice","id":"inv7","type":"charge","number":"7","state":"paid","currency":"USD","total":1.5,"account":{"id":"a1","code":"c1"},"updated_at":"2026-11-01T10:00:00Z"}]}"#;
-        let (events, next) = Recurly.parse_sweep(list).unwrap();
+        let (events, next) = INFO.parse_sweep(list).unwrap();
         assert_eq!(
             next.as_deref(),
             Some("start:subscriptions"),
             "then the next list"
         );
         assert_eq!(events.len(), 1);
-        let env = Recurly.envelope(&events[0]).unwrap();
+        let env = INFO.envelope(&events[0]).unwrap();
         assert!(env
             .event_id
             .starts_with("sweep:invoice:inv7:2026-11-01T10:00:00Z:"));
@@ -359,23 +355,23 @@ mod tests {
         let paid = String::from_utf8(list.to_vec())
             .unwrap()
             .replace("paid", "failed");
-        let (other, _) = Recurly.parse_sweep(paid.as_bytes()).unwrap();
-        assert_ne!(Recurly.envelope(&other[0]).unwrap().event_id, env.event_id);
+        let (other, _) = INFO.parse_sweep(paid.as_bytes()).unwrap();
+        assert_ne!(INFO.envelope(&other[0]).unwrap().event_id, env.event_id);
         assert_eq!(env.event_type, "billsync_sweep.invoice");
-        let obs = Recurly.observe(&events[0]).unwrap().unwrap();
+        let obs = INFO.observe(&events[0]).unwrap().unwrap();
         assert_eq!(obs.provider_id, "inv7");
         assert_eq!(obs.data["total"], 150);
-        assert_eq!(Recurly.thin_reference(&events[0]), None);
-        let req = Recurly.sweep_request(1_793_527_200, None);
+        assert_eq!(INFO.thin_reference(&events[0]), None);
+        let req = INFO.sweep_request(1_793_527_200, None);
         assert_eq!(req.path, "/accounts");
-        let req = Recurly.sweep_request(1_793_527_200, Some("start:invoices"));
+        let req = INFO.sweep_request(1_793_527_200, Some("start:invoices"));
         assert_eq!(req.path, "/invoices");
         let more = br#"{"object":"list","has_more":true,"next":"/invoices?cursor=c2&begin_time=x","data":[]}"#;
-        let (_, next) = Recurly.parse_sweep_page(&req, more).unwrap();
+        let (_, next) = INFO.parse_sweep_page(&req, more).unwrap();
         assert_eq!(next.as_deref(), Some("/invoices?cursor=c2&begin_time=x"));
-        let last = Recurly.sweep_request(0, Some("start:transactions"));
+        let last = INFO.sweep_request(0, Some("start:transactions"));
         let done = br#"{"object":"list","has_more":false,"next":null,"data":[]}"#;
-        assert_eq!(Recurly.parse_sweep_page(&last, done).unwrap().1, None);
+        assert_eq!(INFO.parse_sweep_page(&last, done).unwrap().1, None);
         assert_query(&req, "begin_time=2026-11-01T10:00:00Z");
     }
 }

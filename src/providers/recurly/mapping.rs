@@ -9,7 +9,7 @@
 //! Provider ids (the part after `recurly:`) are each object's API `id`, for every kind, as
 //! the API promises (docs/api.md) and as Recurly's own references name objects (`account.id`,
 //! `subscription_ids`, `previous_invoice_id`, `invoice.id`). Thin webhooks carry handles
-//! instead; `super::Recurly::thin_reference` reads the object by its handle and the answer
+//! instead; `super::thin_reference` reads the object by its handle and the answer
 //! is mapped here by its `id` (docs page, "Ids and handles"):
 //!
 //! | canonical | Recurly object | provider id | webhook handle, read as |
@@ -43,7 +43,16 @@ use crate::model::canonical::{
 };
 use crate::model::{ObjectType, Observation};
 use crate::providers::major_units::{id_text, reference, span, Fields};
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Stream};
+
+/// The lists a pull walks, in order, and the kind of canonical object each holds
+/// (`ProviderInfo::streams`).
+pub(super) const STREAMS: &[Stream] = &[
+    Stream::windowed("accounts", ObjectType::Customer),
+    Stream::windowed("invoices", ObjectType::Invoice),
+    Stream::windowed("subscriptions", ObjectType::Subscription),
+    Stream::windowed("transactions", ObjectType::Transaction),
+];
 
 /// Lifecycle rank of a deletion: nothing at the same provider time comes after it.
 pub const DELETED_RANK: i64 = i64::MAX;

@@ -1,6 +1,6 @@
 //! Recurly (API v3, `v2021-02-25`): intake verifies `recurly-signature` webhooks and stores
 //! their thin JSON envelopes; the pair actor refetches the object each names
-//! ([`Provider::thin_reference`]) and pulls `updated_at`-ordered lists for backfills and sweeps.
+//! ([`super::Provider::thin_reference`]) and pulls `updated_at`-ordered lists for backfills and sweeps.
 //!
 //! Webhook body: `{"id", "object_type", "site_id", "event_type", "event_time", <handle>}` —
 //! `account_code` (accounts, and `billing_info` changes, which `account.updated` does not
@@ -18,7 +18,7 @@
 //! charge and credit —, `/subscriptions`, `/transactions`) in turn, sorted by `updated_at`
 //! ascending from `since`, and wraps each object in a synthetic envelope
 //! (`{"id": "sweep:{object}:{id}:{updated_at}", "object_type": "billsync_sweep",
-//! "event_type": "{object}", "event_time": updated_at, "object": {...}}`) that [`Recurly`]'s own
+//! "event_type": "{object}", "event_time": updated_at, "object": {...}}`) that the provider's own
 //! `observe` maps. The sweep cursor is a list's `next` link, or `start:{list}` between lists.
 
 mod api;
@@ -30,19 +30,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{
-    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
-};
+use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::major_units::Fields;
 use super::rate_limit::{Backoff, Hint};
-use super::{Envelope, ParseError, Provider, ProviderKind};
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
 use webhook::parse_event;
-
-pub use webhook::{sign, SIGNATURE};
-
-/// The Recurly provider.
-pub struct Recurly;
 
 /// Recurly's facts (docs/providers/recurly.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -52,6 +45,9 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // Production: 1,000 GET/min over a sliding 5-minute window (sandbox 400/min).
     default_rate_limit: 16,
     webhook_auth: WebhookAuth::signed("recurly-signature", SIGNATURE),
+    events: Events::new(envelope, observe, observe_object)
+        .thin(thin_reference)
+        .handles(is_handle),
     // `Retry-After` when sent, else `X-RateLimit-Reset`, the Unix time the window resets.
     timing: Timing::USUAL.backoff(Backoff {
         hints: &[
@@ -60,12 +56,7 @@ pub const INFO: ProviderInfo = ProviderInfo {
         ],
         default: Duration::from_secs(1),
     }),
-    streams: &[
-        Stream::windowed("accounts", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("transactions", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     api: Api {
         auth: ApiAuth::basic("", Some(RECURLY_ACCEPT)),
         lists: Lists::new(api::list_request, api::parse_list),
@@ -75,65 +66,59 @@ pub const INFO: ProviderInfo = ProviderInfo {
     },
 };
 
+pub use webhook::{sign, SIGNATURE};
+
 /// Recurly's API version is a media type: `Accept: application/vnd.recurly.<version>`.
 const RECURLY_ACCEPT: Header = Header::prefixed_version("Accept", "application/vnd.recurly.");
 
 /// The handle prefixes Recurly's API accepts in place of an `id` (`/accounts/code-{code}`).
 const HANDLES: &[&str] = &["code-", "number-", "uuid-"];
 
-impl Provider for Recurly {
-    fn info(&self) -> &'static ProviderInfo {
-        &INFO
-    }
+fn envelope(body: &[u8]) -> Result<Envelope, ParseError> {
+    Ok(parse_event(body)?.envelope)
+}
 
-    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        Ok(parse_event(body)?.envelope)
+fn observe(body: &[u8]) -> Result<Option<Observation>, ParseError> {
+    let event = parse_event(body)?;
+    match event.object {
+        // A swept object: mapped like any API read of it.
+        Some(object) => mapping::observe(&object, event.envelope.occurred_at),
+        // Webhooks are thin: the object is fetched (see `thin_reference`).
+        None => Ok(None),
     }
+}
 
-    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        let event = parse_event(body)?;
-        match event.object {
-            // A swept object: mapped like any API read of it.
-            Some(object) => mapping::observe(&object, event.envelope.occurred_at),
-            // Webhooks are thin: the object is fetched (see `thin_reference`).
-            None => Ok(None),
-        }
-    }
+fn thin_reference(body: &[u8]) -> Option<(ObjectType, String)> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let e = Fields(&value);
+    // The handle, read as Recurly's API takes it in place of an id; the answer is
+    // mapped by its `id` (docs page, "Ids and handles").
+    let (object_type, key, prefix) = match e.s("object_type")? {
+        "account" | "billing_info" => (ObjectType::Customer, "account_code", "code-"),
+        "charge_invoice" | "invoice" => (ObjectType::Invoice, "invoice_number", "number-"),
+        "credit_invoice" => (ObjectType::CreditNote, "invoice_number", "number-"),
+        "subscription" => (ObjectType::Subscription, "uuid", "uuid-"),
+        "payment" => (ObjectType::Transaction, "uuid", "uuid-"),
+        _ => return None,
+    };
+    Some((object_type, format!("{prefix}{}", e.id(key)?)))
+}
 
-    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let e = Fields(&value);
-        // The handle, read as Recurly's API takes it in place of an id; the answer is
-        // mapped by its `id` (docs page, "Ids and handles").
-        let (object_type, key, prefix) = match e.s("object_type")? {
-            "account" | "billing_info" => (ObjectType::Customer, "account_code", "code-"),
-            "charge_invoice" | "invoice" => (ObjectType::Invoice, "invoice_number", "number-"),
-            "credit_invoice" => (ObjectType::CreditNote, "invoice_number", "number-"),
-            "subscription" => (ObjectType::Subscription, "uuid", "uuid-"),
-            "payment" => (ObjectType::Transaction, "uuid", "uuid-"),
-            _ => return None,
-        };
-        Some((object_type, format!("{prefix}{}", e.id(key)?)))
-    }
+fn is_handle(provider_id: &str) -> bool {
+    // Recurly ids are lower-case letters and digits: a prefixed handle is never one.
+    HANDLES.iter().any(|h| provider_id.starts_with(h))
+}
 
-    fn is_handle(&self, provider_id: &str) -> bool {
-        // Recurly ids are lower-case letters and digits: a prefixed handle is never one.
-        HANDLES.iter().any(|h| provider_id.starts_with(h))
-    }
-
-    fn observe_object(
-        &self,
-        object: &Value,
-        read_at: i64,
-    ) -> Result<Option<Observation>, ParseError> {
-        // Objects carry `updated_at`; an object without one is as old as the API may lag.
-        mapping::observe(object, INFO.lagged(read_at))
-    }
+fn observe_object(object: &Value, read_at: i64) -> Result<Option<Observation>, ParseError> {
+    // Objects carry `updated_at`; an object without one is as old as the API may lag.
+    mapping::observe(object, INFO.lagged(read_at))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::field_checks::assert_thin;
+    use crate::providers::Provider;
     use crate::providers::VerifyError;
     use axum::http::HeaderMap;
 
@@ -141,10 +126,11 @@ mod tests {
 
     #[test]
     fn thin_webhooks_observe_nothing_and_name_the_object_by_its_handle() {
-        assert_eq!(Recurly.observe(OFFICIAL_BODY).unwrap(), None);
-        assert_eq!(
-            Recurly.thin_reference(OFFICIAL_BODY),
-            Some((ObjectType::Customer, "code-adfas23zzz14123".into()))
+        assert_thin(
+            &INFO,
+            OFFICIAL_BODY,
+            ObjectType::Customer,
+            "code-adfas23zzz14123",
         );
         let cases = [
             (
@@ -174,30 +160,30 @@ mod tests {
             let body = format!(
                 r#"{{"id":"e1","event_type":"paid","event_time":"2026-11-01T10:00:00Z",{fields}}}"#
             );
-            let reference = Recurly.thin_reference(body.as_bytes());
+            let reference = INFO.thin_reference(body.as_bytes());
             assert_eq!(
                 reference,
                 expected.map(|(t, id)| (t, id.to_owned())),
                 "{fields}"
             );
             if let Some((_, handle)) = reference {
-                assert!(Recurly.is_handle(&handle), "{handle}");
+                assert!(INFO.is_handle(&handle), "{handle}");
             }
         }
-        assert!(!Recurly.is_handle("o1xyzabc"), "an API id is no handle");
+        assert!(!INFO.is_handle("o1xyzabc"), "an API id is no handle");
     }
 
     #[test]
     fn rate_limit_answers_pause_until_reset() {
         let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(Recurly.retry_after(200, &h), None);
-        assert_eq!(Recurly.retry_after(429, &h), Some(Duration::from_secs(1)));
+        assert_eq!(INFO.retry_after(200, &h), None);
+        assert_eq!(INFO.retry_after(429, &h), Some(Duration::from_secs(1)));
         let reset = crate::model::time::now_micros() / 1_000_000 + 30;
         h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
-        let pause = Recurly.retry_after(429, &h).unwrap();
+        let pause = INFO.retry_after(429, &h).unwrap();
         assert!((Duration::from_secs(29)..=Duration::from_secs(30)).contains(&pause));
         h.insert("retry-after", "3".parse().unwrap());
-        assert_eq!(Recurly.retry_after(429, &h), Some(Duration::from_secs(3)));
+        assert_eq!(INFO.retry_after(429, &h), Some(Duration::from_secs(3)));
     }
 
     #[test]
@@ -205,7 +191,7 @@ mod tests {
         let secret = "354fab5bd35f5a0d50845ee7e30165244468b13c2c343f104e4e730a59326d9d".to_owned();
         let mut h = HeaderMap::new();
         assert_eq!(
-            Recurly.verify(
+            INFO.verify(
                 &h,
                 OFFICIAL_BODY,
                 std::slice::from_ref(&secret),
@@ -221,7 +207,7 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(
-            Recurly.verify(&h, OFFICIAL_BODY, &[secret], 1663103925, 300),
+            INFO.verify(&h, OFFICIAL_BODY, &[secret], 1663103925, 300),
             Ok(())
         );
     }

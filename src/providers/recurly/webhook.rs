@@ -77,7 +77,7 @@ pub(super) fn parse_event(body: &[u8]) -> Result<CarriedEvent, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::OFFICIAL_BODY;
-    use super::super::Recurly;
+    use super::super::INFO;
     use super::*;
     use crate::providers::field_checks::assert_envelopes;
     use proptest::prelude::*;
@@ -146,7 +146,7 @@ mod tests {
     fn envelope_reads_id_type_and_event_time() {
         let at = parse_rfc3339("2022-09-13T21:18:40Z").unwrap();
         assert_envelopes(
-            &Recurly,
+            &INFO,
             OFFICIAL_BODY,
             ("rjxwmwedwqug", "account.created", at),
             &[

@@ -212,17 +212,17 @@ pub fn merge_sub(object: &mut Value, part: &str, items: Vec<Value>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Stripe;
+    use super::super::INFO;
     use super::*;
-    use crate::providers::field_checks::assert_query;
+    use crate::providers::field_checks::assert_request;
     use crate::providers::Provider;
 
     #[test]
     fn list_request_windows_and_continues() {
-        let r = Stripe.list_request("subscriptions", (10, 20), Some("sub_9"), 500);
-        assert_eq!(r.path, "/v1/subscriptions");
-        assert_query(
+        let r = INFO.list_request("subscriptions", (10, 20), Some("sub_9"), 500);
+        assert_request(
             &r,
+            "/v1/subscriptions",
             "limit=100&created[gte]=10&created[lt]=20&starting_after=sub_9&status=all",
         );
     }

@@ -9,7 +9,18 @@ use crate::model::canonical::{
 };
 use crate::model::time::{secs_to_micros, secs_to_rfc3339};
 use crate::model::{ObjectType, Observation};
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Stream};
+
+/// The lists a pull walks, in order, and the kind of canonical object each holds
+/// (`ProviderInfo::streams`).
+pub(super) const STREAMS: &[Stream] = &[
+    Stream::windowed("customers", ObjectType::Customer),
+    Stream::windowed("invoices", ObjectType::Invoice),
+    Stream::windowed("credit_notes", ObjectType::CreditNote),
+    Stream::windowed("subscriptions", ObjectType::Subscription),
+    Stream::windowed("charges", ObjectType::Transaction),
+    Stream::windowed("refunds", ObjectType::Transaction),
+];
 
 /// Lifecycle rank of a deletion: nothing at the same provider time comes after it.
 const DELETED_RANK: i64 = i64::MAX;

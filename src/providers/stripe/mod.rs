@@ -8,14 +8,11 @@ mod webhook;
 use serde_json::Value;
 
 use super::api_auth::{ApiAuth, Header};
-use super::info::{
-    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
-};
-use super::{Envelope, ParseError, Provider, ProviderKind};
+use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
+use super::{ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
 use crate::model::{ObjectType, Observation};
 
 use webhook::{parse_envelope, parse_event};
-pub use webhook::{sign, SIGNATURE};
 
 /// Stripe's facts (docs/providers/stripe.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -25,17 +22,14 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // 25 requests/s per account in a sandbox, 100 live ("Rate limits").
     default_rate_limit: 25,
     webhook_auth: WebhookAuth::signed("stripe-signature", SIGNATURE),
+    events: Events::new(parse_envelope, observe, observe_object)
+        .thin(thin_reference)
+        .read_ordered(earliest_confirming_read)
+        .versions(api_version_known),
     // Objects carry no update time: a read counts as of its time minus the lag allowance.
     // Stripe sends no `Retry-After` as a rule: a short pause, or the header's.
     timing: Timing::USUAL,
-    streams: &[
-        Stream::windowed("customers", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("credit_notes", ObjectType::CreditNote),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("charges", ObjectType::Transaction),
-        Stream::windowed("refunds", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     api: Api {
         auth: ApiAuth::bearer(Some(Header::version("Stripe-Version"))),
         lists: Lists::new(api::list_request, api::parse_list),
@@ -45,78 +39,62 @@ pub const INFO: ProviderInfo = ProviderInfo {
     },
 };
 
-/// The Stripe provider.
-pub struct Stripe;
+pub use webhook::{sign, SIGNATURE};
 
-impl Provider for Stripe {
-    fn info(&self) -> &'static ProviderInfo {
-        &INFO
+fn observe(body: &[u8]) -> Result<Option<Observation>, ParseError> {
+    let event = parse_event(body)?;
+    let Some(object) = event.object else {
+        return Ok(None);
+    };
+    // An object the event shows only in part is read whole instead (`thin_reference`).
+    if incomplete_in_event(&object).is_some() {
+        return Ok(None);
     }
-
-    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        parse_envelope(body)
-    }
-
-    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        let event = parse_event(body)?;
-        let Some(object) = event.object else {
-            return Ok(None);
-        };
-        // An object the event shows only in part is read whole instead (`thin_reference`).
-        if incomplete_in_event(&object).is_some() {
-            return Ok(None);
+    let mut observation = mapping::observe(&event.event_type, event.created, &object)?;
+    if let Some(o) = observation.as_mut() {
+        // Events never expand a customer's tax IDs: they keep their stored value, and
+        // `customer.tax_id.*` events announce their changes (docs/providers/stripe.md).
+        if o.object_type == ObjectType::Customer && object.get("tax_ids").is_none() {
+            o.carried = &["tax_ids"];
         }
-        let mut observation = mapping::observe(&event.event_type, event.created, &object)?;
-        if let Some(o) = observation.as_mut() {
-            // Events never expand a customer's tax IDs: they keep their stored value, and
-            // `customer.tax_id.*` events announce their changes (docs/providers/stripe.md).
-            if o.object_type == ObjectType::Customer && object.get("tax_ids").is_none() {
-                o.carried = &["tax_ids"];
-            }
-        }
-        Ok(observation)
     }
+    Ok(observation)
+}
 
-    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
-        let event = parse_event(body).ok()?;
-        incomplete_in_event(&event.object?)
-    }
+fn thin_reference(body: &[u8]) -> Option<(ObjectType, String)> {
+    let event = parse_event(body).ok()?;
+    incomplete_in_event(&event.object?)
+}
 
-    /// Any dated version (`2024-06-20`, `2025-03-31.basil`): the mapping reads old and new
-    /// snapshot shapes alike (README, "Configuration"); Stripe itself refuses unknown ones.
-    fn api_version_known(&self, version: &str) -> bool {
-        let date = version.split('.').next().unwrap_or_default();
-        date.len() == 10
-            && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
-            && date >= "2011-01-01"
-    }
+/// Any dated version (`2024-06-20`, `2025-03-31.basil`): the mapping reads old and new
+/// snapshot shapes alike (README, "Configuration"); Stripe itself refuses unknown ones.
+fn api_version_known(version: &str) -> bool {
+    let date = version.split('.').next().unwrap_or_default();
+    date.len() == 10
+        && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
+        && date >= "2011-01-01"
+}
 
-    fn earliest_confirming_read(&self, change_order_key: i64) -> Option<i64> {
-        // `observe_object` orders a read at `read_at - lag`; a second's margin for clocks.
-        let lag = self.api_lag_allowance().as_micros() as i64;
-        Some(
-            change_order_key
-                .saturating_add(lag)
-                .saturating_add(1_000_000),
-        )
-    }
+fn earliest_confirming_read(change_order_key: i64) -> Option<i64> {
+    // `observe_object` orders a read at `read_at - lag`; a second's margin for clocks.
+    let lag = INFO.timing.lag_allowance.as_micros() as i64;
+    Some(
+        change_order_key
+            .saturating_add(lag)
+            .saturating_add(1_000_000),
+    )
+}
 
-    fn observe_object(
-        &self,
-        object: &Value,
-        read_at: i64,
-    ) -> Result<Option<Observation>, ParseError> {
-        // The API shows the object as of the read; it may lag its webhooks by the allowance.
-        let lag = self.api_lag_allowance().as_micros() as i64;
-        let created = read_at.saturating_sub(lag) / 1_000_000;
-        Ok(
-            mapping::observe("api.read", created, object)?.map(|mut obs| {
-                obs.order_key = read_at.saturating_sub(lag);
-                obs.provider_updated_at = read_at;
-                obs
-            }),
-        )
-    }
+fn observe_object(object: &Value, read_at: i64) -> Result<Option<Observation>, ParseError> {
+    // The API shows the object as of the read; it may lag its webhooks by the allowance.
+    let at = INFO.lagged(read_at);
+    Ok(
+        mapping::observe("api.read", at / 1_000_000, object)?.map(|mut obs| {
+            obs.order_key = at;
+            obs.provider_updated_at = read_at;
+            obs
+        }),
+    )
 }
 
 /// The object to read whole for an event object that shows it only in part: the customer of
@@ -153,7 +131,9 @@ fn incomplete_in_event(object: &Value) -> Option<(ObjectType, String)> {
 mod tests {
     use super::*;
     use crate::providers::field_checks::assert_query;
+    use crate::providers::field_checks::assert_thin;
     use crate::providers::subreads::assert_one_read;
+    use crate::providers::Provider;
 
     fn event(event_type: &str, object: Value) -> Vec<u8> {
         serde_json::json!({"id": "evt_1", "object": "event", "type": event_type, "created": 5,
@@ -169,11 +149,7 @@ mod tests {
             serde_json::json!({"id": "txi_1", "object": "tax_id", "customer": "cus_1",
                 "type": "eu_vat", "value": "DE123"}),
         );
-        assert_eq!(Stripe.observe(&body).unwrap(), None);
-        assert_eq!(
-            Stripe.thin_reference(&body),
-            Some((ObjectType::Customer, "cus_1".into()))
-        );
+        assert_thin(&INFO, &body, ObjectType::Customer, "cus_1");
     }
 
     #[test]
@@ -182,19 +158,14 @@ mod tests {
             "customer.updated",
             serde_json::json!({"id": "cus_1", "object": "customer", "name": "A"}),
         );
-        let obs = Stripe.observe(&plain).unwrap().unwrap();
+        let obs = INFO.observe(&plain).unwrap().unwrap();
         assert_eq!(obs.carried, &["tax_ids"]);
         let expanded = event(
             "customer.updated",
             serde_json::json!({"id": "cus_1", "object": "customer",
                 "tax_ids": {"object": "list", "has_more": false, "data": []}}),
         );
-        assert!(Stripe
-            .observe(&expanded)
-            .unwrap()
-            .unwrap()
-            .carried
-            .is_empty());
+        assert!(INFO.observe(&expanded).unwrap().unwrap().carried.is_empty());
     }
 
     #[test]
@@ -202,14 +173,10 @@ mod tests {
         let cut = serde_json::json!({"id": "in_1", "object": "invoice",
             "lines": {"object": "list", "has_more": true, "data": [{"id": "il_1"}]}});
         let body = event("invoice.finalized", cut.clone());
-        assert_eq!(Stripe.observe(&body).unwrap(), None);
-        assert_eq!(
-            Stripe.thin_reference(&body),
-            Some((ObjectType::Invoice, "in_1".into()))
-        );
+        assert_thin(&INFO, &body, ObjectType::Invoice, "in_1");
         let mut whole = cut;
         whole["lines"]["has_more"] = serde_json::json!(false);
-        assert!(Stripe
+        assert!(INFO
             .observe(&event("invoice.finalized", whole))
             .unwrap()
             .is_some());
@@ -222,19 +189,19 @@ mod tests {
             {"id": "cus_2", "object": "customer", "tax_ids": {"object": "list", "has_more": false, "data": []}},
             {"id": "cus_3", "object": "customer", "deleted": true},
         ]});
-        let reads = Stripe.sub_reads(&page);
+        let reads = INFO.sub_reads(&page);
         let tax_ids = "/v1/customers/cus_1/tax_ids";
         assert_one_read(&reads, "/data/0", "tax_ids", tax_ids, "");
         let mut invoice = serde_json::json!({"id": "in_1", "object": "invoice",
             "lines": {"object": "list", "has_more": true, "data": [{"id": "il_1"}, {"id": "il_2"}]}});
-        let reads = Stripe.sub_reads(&invoice);
+        let reads = INFO.sub_reads(&invoice);
         let lines = "/v1/invoices/in_1/lines";
         assert_one_read(&reads, "", "lines", lines, "starting_after=il_2");
         let answer = br#"{"object":"list","has_more":true,"data":[{"id":"il_3"}]}"#;
-        let sub = Stripe.parse_sub_page(&reads[0], answer).unwrap();
+        let sub = INFO.parse_sub_page(&reads[0], answer).unwrap();
         let next = sub.next.expect("another page");
         assert_query(&next, "starting_after=il_3");
-        Stripe.merge_sub(
+        INFO.merge_sub(
             &mut invoice,
             "lines",
             vec![
@@ -250,14 +217,14 @@ mod tests {
             .collect();
         assert_eq!(ids, ["il_1", "il_2", "il_3"]);
         assert_eq!(invoice["lines"]["has_more"], false);
-        assert!(Stripe.sub_reads(&invoice).is_empty());
+        assert!(INFO.sub_reads(&invoice).is_empty());
     }
 
     #[test]
     fn customers_are_read_with_their_tax_ids_expanded() {
-        let list = Stripe.list_request("customers", (0, 10), None, 100);
+        let list = INFO.list_request("customers", (0, 10), None, 100);
         assert_query(&list, "expand[]=data.tax_ids");
-        let one = Stripe.fetch_request(ObjectType::Customer, "cus_1");
+        let one = INFO.fetch_request(ObjectType::Customer, "cus_1");
         assert_eq!(
             one.query,
             vec![("expand[]".to_owned(), "tax_ids".to_owned())]
@@ -267,6 +234,6 @@ mod tests {
     #[test]
     fn unmapped_event_type_observes_nothing() {
         let body = br#"{"id":"evt_1","object":"event","type":"plan.created","created":5,"data":{"object":{"id":"plan_1","object":"plan"}}}"#;
-        assert_eq!(Stripe.observe(body).unwrap(), None);
+        assert_eq!(INFO.observe(body).unwrap(), None);
     }
 }

@@ -116,7 +116,7 @@ pub(super) fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Stripe;
+    use super::super::INFO;
     use super::*;
     use crate::providers::field_checks::assert_envelopes;
     use proptest::prelude::*;
@@ -162,7 +162,7 @@ mod tests {
         let ok =
             br#"{"id":"evt_1","object":"event","type":"x.y","created":5,"data":{"object":{}}}"#;
         assert_envelopes(
-            &Stripe,
+            &INFO,
             ok,
             ("evt_1", "x.y", 5_000_000),
             &[

@@ -183,54 +183,53 @@ pub(super) fn parse_list(body: &[u8]) -> Result<ListPage, ParseError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Zuora;
+    use super::super::INFO;
     use super::*;
-    use crate::providers::field_checks::assert_query;
+    use crate::providers::field_checks::{assert_query, assert_request};
     use crate::providers::Provider;
 
     #[test]
     fn fetch_uses_object_query_by_key_and_refunds_have_their_own_path() {
-        let r = Zuora.fetch_request(ObjectType::Invoice, "8a8a");
+        let r = INFO.fetch_request(ObjectType::Invoice, "8a8a");
         assert_eq!(r.path, "/object-query/invoices/8a8a");
         // Expanded items are cut at pageSize (default 10).
         assert_query(&r, "expand[]=invoiceitems&pageSize=50");
         // Payments name their invoice only in their applications, expanded on request.
-        let p = Zuora.fetch_request(ObjectType::Transaction, "9f");
+        let p = INFO.fetch_request(ObjectType::Transaction, "9f");
         assert_query(&p, "expand[]=paymentapplications");
         assert_eq!(
-            Zuora
-                .fetch_request(ObjectType::Transaction, "refund-9f")
+            INFO.fetch_request(ObjectType::Transaction, "refund-9f")
                 .path,
             "/object-query/refunds/9f"
         );
         assert_eq!(
-            Zuora.fetch_request(ObjectType::Transaction, "9f").path,
+            INFO.fetch_request(ObjectType::Transaction, "9f").path,
             "/object-query/payments/9f"
         );
         assert_eq!(
-            Zuora.fetch_request(ObjectType::Customer, "A1").path,
+            INFO.fetch_request(ObjectType::Customer, "A1").path,
             "/object-query/accounts/A1"
         );
     }
 
     #[test]
     fn list_request_filters_and_sorts_by_updateddate() {
-        let r = Zuora.list_request(
+        let r = INFO.list_request(
             "credit-memos",
             (1_793_527_200, 1_793_530_800),
             Some("tok"),
             500,
         );
-        assert_eq!(r.path, "/object-query/credit-memos");
-        assert_query(
+        assert_request(
             &r,
+            "/object-query/credit-memos",
             "pageSize=50&sort[]=updateddate.ASC&filter[]=updateddate.GE:2026-11-01T10:00:00Z&filter[]=updateddate.LT:2026-11-01T11:00:00Z&cursor=tok",
         );
     }
 
     #[test]
     fn parse_list_reads_data_and_next_page() {
-        let page = Zuora
+        let page = INFO
             .parse_list(
                 br#"{"data":[{"id":"i1","updatedDate":"1970-01-01T00:00:09Z"}],"nextPage":"n2"}"#,
             )
@@ -238,22 +237,22 @@ mod tests {
         assert_eq!(page.next_cursor.as_deref(), Some("n2"));
         assert_eq!(page.reached, Some(9));
         assert_eq!(
-            Zuora.parse_list(br#"{"data":[]}"#).unwrap().next_cursor,
+            INFO.parse_list(br#"{"data":[]}"#).unwrap().next_cursor,
             None
         );
-        assert!(Zuora.parse_list(br#"{"reasons":[]}"#).is_err());
+        assert!(INFO.parse_list(br#"{"reasons":[]}"#).is_err());
     }
 
     #[test]
     fn swept_invoices_become_envelopes_that_observe_maps() {
         let list = br#"{"data":[{"id":"i1","invoiceNumber":"INV-1","accountId":"A1","status":"Posted","currency":"USD","amount":10.99,"amountWithoutTax":10.0,"taxAmount":0.99,"balance":0,"updatedDate":"2026-11-01T10:00:00-08:00"}]}"#;
-        let (events, next) = Zuora.parse_sweep(list).unwrap();
+        let (events, next) = INFO.parse_sweep(list).unwrap();
         assert_eq!(next.as_deref(), Some("credit-memos|"), "then the next list");
-        let env = Zuora.envelope(&events[0]).unwrap();
+        let env = INFO.envelope(&events[0]).unwrap();
         assert!(env
             .event_id
             .starts_with("sweep:invoice:i1:2026-11-01T10:00:00-08:00:"));
-        let obs = Zuora.observe(&events[0]).unwrap().unwrap();
+        let obs = INFO.observe(&events[0]).unwrap().unwrap();
         assert_eq!(obs.provider_id, "i1");
         assert_eq!(obs.data["total"], 1099);
         assert_eq!(obs.data["status"], "paid");
@@ -261,27 +260,27 @@ mod tests {
 
     #[test]
     fn sweeps_walk_every_list_in_turn() {
-        let first = Zuora.sweep_request(1_793_527_200, None);
+        let first = INFO.sweep_request(1_793_527_200, None);
         assert_eq!(first.path, "/object-query/accounts");
         let page = br#"{"data":[{"id":"a1","accountNumber":"A1","currency":"USD","updatedDate":"2026-11-01T10:00:00Z"}],"nextPage":"c2"}"#;
-        let (events, next) = Zuora.parse_sweep_page(&first, page).unwrap();
+        let (events, next) = INFO.parse_sweep_page(&first, page).unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(
-            Zuora.envelope(&events[0]).unwrap().event_type,
+            INFO.envelope(&events[0]).unwrap().event_type,
             "billsync_sweep.account"
         );
         assert_eq!(next.as_deref(), Some("accounts|c2"));
-        let second = Zuora.sweep_request(1_793_527_200, next.as_deref());
+        let second = INFO.sweep_request(1_793_527_200, next.as_deref());
         assert_query(&second, "cursor=c2");
-        let last = Zuora.sweep_request(1_793_527_200, Some("refunds|"));
+        let last = INFO.sweep_request(1_793_527_200, Some("refunds|"));
         assert_eq!(last.path, "/object-query/refunds");
-        let (_, end) = Zuora.parse_sweep_page(&last, br#"{"data":[]}"#).unwrap();
+        let (_, end) = INFO.parse_sweep_page(&last, br#"{"data":[]}"#).unwrap();
         assert_eq!(end, None);
     }
 
     #[test]
     fn client_credentials_become_a_token_request_and_the_answer_a_bearer_token() {
-        let r = Zuora.token_request("6a1b2c3d-client:s3cret:x").unwrap();
+        let r = INFO.token_request("6a1b2c3d-client:s3cret:x").unwrap();
         assert_eq!(r.path, "/oauth/token");
         assert_eq!(
             r.form,
@@ -291,12 +290,12 @@ mod tests {
                 ("grant_type".to_owned(), "client_credentials".to_owned()),
             ]
         );
-        assert_eq!(Zuora.token_request("ready-bearer-token"), None);
-        let t = Zuora
+        assert_eq!(INFO.token_request("ready-bearer-token"), None);
+        let t = INFO
             .parse_token(br#"{"access_token":"tok","token_type":"bearer","expires_in":3599,"scope":"x","jti":"j"}"#)
             .unwrap();
         assert_eq!(t.token, "tok");
         assert_eq!(t.expires_in, Duration::from_secs(3599));
-        assert!(Zuora.parse_token(br#"{"error":"invalid_client"}"#).is_err());
+        assert!(INFO.parse_token(br#"{"error":"invalid_client"}"#).is_err());
     }
 }

@@ -28,7 +28,18 @@ use crate::model::canonical::{
 };
 use crate::model::{ObjectType, Observation};
 use crate::providers::major_units::{reference, span, Fields};
-use crate::providers::ParseError;
+use crate::providers::{ParseError, Stream};
+
+/// The lists a pull walks, in order, and the kind of canonical object each holds
+/// (`ProviderInfo::streams`).
+pub(super) const STREAMS: &[Stream] = &[
+    Stream::windowed("accounts", ObjectType::Customer),
+    Stream::windowed("invoices", ObjectType::Invoice),
+    Stream::windowed("credit-memos", ObjectType::CreditNote),
+    Stream::windowed("subscriptions", ObjectType::Subscription),
+    Stream::windowed("payments", ObjectType::Transaction),
+    Stream::windowed("refunds", ObjectType::Transaction),
+];
 
 /// The Zuora objects billsync maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

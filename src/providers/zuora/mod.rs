@@ -1,6 +1,6 @@
 //! Zuora: intake authenticates callouts with HTTP Basic (RFC 7617) and stores them whatever
 //! their template ([`webhook`]); the pair actor refetches the object each names
-//! ([`Provider::thin_reference`]) and pulls the Object Query API (`/object-query/...`,
+//! ([`super::Provider::thin_reference`]) and pulls the Object Query API (`/object-query/...`,
 //! `updateddate` ordered) for backfills and sweeps, reading the items of long invoices
 //! separately ([`items`]). docs/providers/zuora.md says which endpoint and which field each
 //! canonical field comes from, and which Zuora documentation each choice relies on.
@@ -41,13 +41,13 @@
 //! `client_id`, `client_secret` and `grant_type=client_credentials` answers `access_token` and
 //! `expires_in` (about an hour). A connection's `api_key` is therefore `client_id:client_secret`
 //! (the pair actor's fetcher obtains, caches and renews the token; see
-//! [`Provider::token_request`]). An `api_key` without a colon is taken as a ready bearer token.
+//! [`super::Provider::token_request`]). An `api_key` without a colon is taken as a ready bearer token.
 //!
 //! Sweeps: Zuora has no events list. A sweep walks every Object Query list (accounts,
 //! invoices, credit memos, subscriptions, payments, refunds) in turn by `updateddate` ascending
 //! from `since` and wraps each object in a synthetic envelope
 //! (`{"notificationId": "sweep:...", "eventType": "billsync_sweep.<kind>", "object": {...}}`)
-//! that [`Zuora`]'s own `observe` maps. The sweep cursor is `<list>|<Object Query cursor>`.
+//! that the provider's own `observe` maps. The sweep cursor is `<list>|<Object Query cursor>`.
 //! Deleted objects are not listed; a callout naming one is refetched, and its 404 is a tombstone.
 
 mod api;
@@ -60,16 +60,11 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::api_auth::{ApiAuth, Header};
-use super::info::{
-    Api, Fetches, Lists, ProviderInfo, Stream, SubReads, Sweeps, Timing, WebhookAuth,
-};
+use super::api_auth::{ApiAuth, Header, Tokens};
+use super::info::{Api, Events, Fetches, Lists, SubReads, Sweeps};
 use super::rate_limit::{Backoff, Hint};
-use super::{AccessToken, Envelope, ParseError, Provider, ProviderKind, TokenRequest};
-use crate::model::{ObjectType, Observation};
-
-/// The Zuora provider.
-pub struct Zuora;
+use super::{Envelope, ParseError, ProviderInfo, ProviderKind, Timing, WebhookAuth};
+use crate::model::Observation;
 
 /// Zuora's facts (docs/providers/zuora.md).
 pub const INFO: ProviderInfo = ProviderInfo {
@@ -80,23 +75,26 @@ pub const INFO: ProviderInfo = ProviderInfo {
     // The tenant limit is 50,000/min, shared by every integration; stay well under.
     default_rate_limit: 50,
     webhook_auth: WebhookAuth::Basic,
+    // A callout's identity is in its headers (`Zuora-Notification-Id`).
+    events: Events::new(stored_envelope, observe, observe_object)
+        .with_headers(webhook::envelope)
+        .thin(webhook::reference),
     // `RateLimit-Reset` gives the seconds until the window resets, preferred.
     timing: Timing::USUAL.backoff(Backoff {
         hints: &[Hint::Wait("ratelimit-reset"), Hint::Wait("retry-after")],
         default: Duration::from_secs(1),
     }),
-    streams: &[
-        Stream::windowed("accounts", ObjectType::Customer),
-        Stream::windowed("invoices", ObjectType::Invoice),
-        Stream::windowed("credit-memos", ObjectType::CreditNote),
-        Stream::windowed("subscriptions", ObjectType::Subscription),
-        Stream::windowed("payments", ObjectType::Transaction),
-        Stream::windowed("refunds", ObjectType::Transaction),
-    ],
+    streams: mapping::STREAMS,
     // The bearer is the access token (see `token_request`); no `Zuora-Version` header for
     // the default version.
     api: Api {
-        auth: ApiAuth::bearer(Some(Header::version_unless("Zuora-Version", &["", "v1"]))),
+        auth: ApiAuth::access_token(
+            Tokens {
+                request: api::token_request,
+                parse: api::parse_token,
+            },
+            Some(Header::version_unless("Zuora-Version", &["", "v1"])),
+        ),
         sub_reads: SubReads::new(items::sub_reads, items::parse_sub_page, items::merge_sub),
         lists: Lists::new(api::list_request, api::parse_list),
         sweeps: Sweeps::new(api::sweep_request, api::parse_sweep).by_page(api::parse_sweep_page),
@@ -104,59 +102,33 @@ pub const INFO: ProviderInfo = ProviderInfo {
     },
 };
 
-impl Provider for Zuora {
-    fn info(&self) -> &'static ProviderInfo {
-        &INFO
-    }
+/// The envelope of a stored body, read without the headers it came with.
+fn stored_envelope(body: &[u8]) -> Result<Envelope, ParseError> {
+    webhook::envelope(&HeaderMap::new(), body)
+}
 
-    fn envelope(&self, body: &[u8]) -> Result<Envelope, ParseError> {
-        webhook::envelope(&HeaderMap::new(), body)
+/// Only swept envelopes carry an object; a callout is thin (or names nothing).
+fn observe(body: &[u8]) -> Result<Option<Observation>, ParseError> {
+    match webhook::swept(body)? {
+        Some((envelope, kind, object)) => mapping::observe(kind, &object, envelope.occurred_at),
+        None => Ok(None),
     }
+}
 
-    fn envelope_with_headers(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Envelope, ParseError> {
-        webhook::envelope(headers, body)
-    }
-
-    /// Only swept envelopes carry an object; a callout is thin (or names nothing).
-    fn observe(&self, body: &[u8]) -> Result<Option<Observation>, ParseError> {
-        match webhook::swept(body)? {
-            Some((envelope, kind, object)) => mapping::observe(kind, &object, envelope.occurred_at),
-            None => Ok(None),
-        }
-    }
-
-    fn thin_reference(&self, body: &[u8]) -> Option<(ObjectType, String)> {
-        webhook::reference(body)
-    }
-
-    fn token_request(&self, api_key: &str) -> Option<TokenRequest> {
-        api::token_request(api_key)
-    }
-
-    fn parse_token(&self, body: &[u8]) -> Result<AccessToken, ParseError> {
-        api::parse_token(body)
-    }
-
-    fn observe_object(
-        &self,
-        object: &Value,
-        read_at: i64,
-    ) -> Result<Option<Observation>, ParseError> {
-        let fallback = INFO.lagged(read_at);
-        match mapping::identify(object) {
-            Some(object_type) => mapping::observe(object_type, object, fallback),
-            None => Ok(None),
-        }
+fn observe_object(object: &Value, read_at: i64) -> Result<Option<Observation>, ParseError> {
+    let fallback = INFO.lagged(read_at);
+    match mapping::identify(object) {
+        Some(object_type) => mapping::observe(object_type, object, fallback),
+        None => Ok(None),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ObjectType;
+    use crate::providers::field_checks::assert_thin;
+    use crate::providers::Provider;
 
     const CALLOUT: &[u8] = br#"{"notificationId":"2c92c0f8-0001","eventType":"InvoicePosted","eventTime":"2026-11-01T10:00:00Z","objectType":"Invoice","objectId":"8a8aa0b27f3c1d2e"}"#;
 
@@ -173,13 +145,13 @@ mod tests {
             br#"{"accountId":"8a8a0001"}"#,
             br#"<callout><parameter name="InvoiceID">8a8ainv1</parameter></callout>"#,
         ] {
-            let env = Zuora.envelope_with_headers(&headers, body).unwrap();
+            let env = INFO.envelope_with_headers(&headers, body).unwrap();
             assert_eq!(env.event_id, "2c92c0f8-0001");
         }
         // Without the header (a stored body read again): the body's id, or a digest.
-        assert_eq!(Zuora.envelope(CALLOUT).unwrap().event_id, "2c92c0f8-0001");
-        assert_eq!(Zuora.envelope(CALLOUT).unwrap().event_type, "InvoicePosted");
-        assert!(Zuora
+        assert_eq!(INFO.envelope(CALLOUT).unwrap().event_id, "2c92c0f8-0001");
+        assert_eq!(INFO.envelope(CALLOUT).unwrap().event_type, "InvoicePosted");
+        assert!(INFO
             .envelope(br#"{"accountId":"8a8a0001"}"#)
             .unwrap()
             .event_id
@@ -188,11 +160,11 @@ mod tests {
 
     #[test]
     fn unknown_templates_and_xml_map_nothing_and_name_what_they_can() {
-        assert_eq!(Zuora.observe(b"<callout/>").unwrap(), None);
-        assert_eq!(Zuora.observe(br#"{"hello":1}"#).unwrap(), None);
-        assert_eq!(Zuora.thin_reference(br#"{"hello":1}"#), None);
+        assert_eq!(INFO.observe(b"<callout/>").unwrap(), None);
+        assert_eq!(INFO.observe(br#"{"hello":1}"#).unwrap(), None);
+        assert_eq!(INFO.thin_reference(br#"{"hello":1}"#), None);
         assert_eq!(
-            Zuora.thin_reference(
+            INFO.thin_reference(
                 br#"<callout><parameter name="InvoiceID">8a8ainv1</parameter></callout>"#
             ),
             Some((ObjectType::Invoice, "8a8ainv1".into()))
@@ -201,11 +173,7 @@ mod tests {
 
     #[test]
     fn callouts_are_thin_and_name_the_object_to_fetch() {
-        assert_eq!(Zuora.observe(CALLOUT).unwrap(), None);
-        assert_eq!(
-            Zuora.thin_reference(CALLOUT),
-            Some((ObjectType::Invoice, "8a8aa0b27f3c1d2e".into()))
-        );
+        assert_thin(&INFO, CALLOUT, ObjectType::Invoice, "8a8aa0b27f3c1d2e");
         for (t, kind, id) in [
             ("Account", ObjectType::Customer, "A1"),
             ("CreditMemo", ObjectType::CreditNote, "A1"),
@@ -217,21 +185,21 @@ mod tests {
                 r#"{{"notificationId":"n","eventType":"E","eventTime":"2026-11-01T10:00:00Z","objectType":"{t}","objectId":"A1"}}"#
             );
             assert_eq!(
-                Zuora.thin_reference(body.as_bytes()),
+                INFO.thin_reference(body.as_bytes()),
                 Some((kind, id.to_owned())),
                 "{t}"
             );
         }
         let other = br#"{"notificationId":"n","eventType":"E","eventTime":"2026-11-01T10:00:00Z","objectType":"Usage","objectId":"u"}"#;
-        assert_eq!(Zuora.thin_reference(other), None);
+        assert_eq!(INFO.thin_reference(other), None);
     }
 
     #[test]
     fn rate_limit_answers_pause_for_ratelimit_reset() {
         let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(Zuora.retry_after(200, &h), None);
-        assert_eq!(Zuora.retry_after(429, &h), Some(Duration::from_secs(1)));
+        assert_eq!(INFO.retry_after(200, &h), None);
+        assert_eq!(INFO.retry_after(429, &h), Some(Duration::from_secs(1)));
         h.insert("ratelimit-reset", "12".parse().unwrap());
-        assert_eq!(Zuora.retry_after(429, &h), Some(Duration::from_secs(12)));
+        assert_eq!(INFO.retry_after(429, &h), Some(Duration::from_secs(12)));
     }
 }
