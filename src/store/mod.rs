@@ -8,6 +8,7 @@ mod column_decode;
 mod connections;
 mod coordination;
 mod jobs;
+mod net_writes;
 mod operator;
 mod postgres;
 mod postgres_coordination;
