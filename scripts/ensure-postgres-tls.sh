@@ -42,7 +42,6 @@ pg_tls_start_throwaway() {
   local bin port dir psql addrs listen=127.0.0.1 out
   command -v openssl >/dev/null 2>&1 || { pg_say "no openssl to make the test certificates"; return 1; }
   bin=$(pg_bindir) || { pg_say "no PostgreSQL server binaries"; return 1; }
-  port=$(pg_free_port) || { pg_say "no free port in 55432-55532"; return 1; }
   psql=$bin/psql
   [ -x "$psql" ] || psql=psql
   # The certificate names localhost; the URL uses it, so it must resolve to where we listen.
@@ -79,12 +78,9 @@ hostssl   all all ::1/128      trust
 hostnossl all all 0.0.0.0/0    reject
 hostnossl all all ::/0         reject
 EOF
-  pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-h $listen -p $port -k $dir -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key -c max_connections=200 -c fsync=on" \
-    start >/dev/null || {
-    pg_say "pg_ctl start (TLS) failed: $(tail -3 "$dir/server.log")"
+  port=$(pg_start_on_free_port "$bin" "$dir/data" "$dir/server.log" \
+    "-h $listen -k $dir -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key -c max_connections=200 -c fsync=on") ||
     return 1
-  }
 
   BILLSYNC_TEST_DATABASE_URL_TLS="postgres://postgres@localhost:$port/postgres?sslmode=verify-full&sslrootcert=$dir/ca.pem"
   BILLSYNC_TEST_PG_TLS_CA=$dir/ca.pem

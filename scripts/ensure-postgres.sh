@@ -45,15 +45,37 @@ pg_bindir() {
   return 1
 }
 
+# A port in 55432-55532 (from $1 when given) that nothing listens on. These ports are inside
+# Linux's ephemeral range: a client socket may still hold one, so a server's bind can fail on a
+# port this calls free; starters try the next one then.
 pg_free_port() {
   local p
-  for p in $(seq 55432 55532); do
+  for p in $(seq "${1:-55432}" 55532); do
     if ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
     fi
   done
   return 1
+}
+
+# Starts the server of data directory $2 (binaries in $1, log $3) with the options $4 and a
+# free port; prints the port. On a failed bind (the port held by a client socket after all),
+# tries the next free port, a few times.
+pg_start_on_free_port() {
+  local bin=$1 data=$2 log=$3 opts=$4 port tries=0
+  port=$(pg_free_port) || { pg_say "no free port in 55432-55532"; return 1; }
+  until pg_as_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -o "$opts -p $port" start >/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 5 ] || ! grep -q "could not create" "$log"; then
+      pg_say "pg_ctl start failed: $(tail -3 "$log")"
+      return 1
+    fi
+    pg_say "port $port was taken after all ($(grep -m1 "could not create" "$log")); trying the next"
+    : >"$log"
+    port=$(pg_free_port $((port + 1))) || { pg_say "no free port in 55432-55532"; return 1; }
+  done
+  echo "$port"
 }
 
 # Runs a command as the postgres user when we are root (initdb and pg_ctl refuse root).
@@ -73,7 +95,6 @@ pg_as_owner() {
 pg_start_throwaway() {
   local bin port
   bin=$(pg_bindir) || return 1
-  port=$(pg_free_port) || return 1
   PG_THROWAWAY_DIR=$(mktemp -d /tmp/billsync-pg.XXXXXX)
   pg_on_exit "pg_stop_and_remove $(printf %q "$bin") $(printf %q "$PG_THROWAWAY_DIR")"
   chmod 755 "$PG_THROWAWAY_DIR"
@@ -82,11 +103,8 @@ pg_start_throwaway() {
     pg_say "initdb failed: $(tail -3 "$PG_THROWAWAY_DIR/initdb.log")"
     return 1
   }
-  pg_as_owner "$bin/pg_ctl" -D "$PG_THROWAWAY_DIR/data" -l "$PG_THROWAWAY_DIR/server.log" -w \
-    -o "-h 127.0.0.1 -p $port -k $PG_THROWAWAY_DIR -c fsync=on -c max_connections=300" start >/dev/null || {
-    pg_say "pg_ctl start failed: $(tail -3 "$PG_THROWAWAY_DIR/server.log")"
-    return 1
-  }
+  port=$(pg_start_on_free_port "$bin" "$PG_THROWAWAY_DIR/data" "$PG_THROWAWAY_DIR/server.log" \
+    "-h 127.0.0.1 -k $PG_THROWAWAY_DIR -c fsync=on -c max_connections=300") || return 1
   BILLSYNC_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
   pg_say "started a throwaway PostgreSQL ($bin) on 127.0.0.1:$port"
 }
